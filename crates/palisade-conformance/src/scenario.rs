@@ -1,0 +1,204 @@
+//! Replays a case variant: builds upstream's pods and Services, applies each step to a
+//! [`Cluster`], and compares every probe with a judge supplied by the caller.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use ipnet::IpNet;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use palisade_model::{
+    Cluster, ContainerPort, Endpoint, Labels, NAMESPACE_NAME_LABEL, Namespace, Origin, Protocol, Service, ServicePort,
+    TargetPort, WorkloadKind,
+};
+use serde_json::Value;
+
+use crate::case::{Case, Step, Variant};
+
+/// A probe whose observed result differs from the expectation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mismatch {
+    pub step: usize,
+    pub from: String,
+    pub to: String,
+    pub port: u16,
+    pub protocol: Protocol,
+    pub expected: bool,
+}
+
+impl std::fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "step {}: {} -> {} {}/{}: expected {}, got {}",
+            self.step,
+            self.from,
+            self.to,
+            self.port,
+            self.protocol,
+            if self.expected { "allow" } else { "deny" },
+            if self.expected { "deny" } else { "allow" }
+        )
+    }
+}
+
+/// Pod addresses used when the caller has no real ones: `10.244.<ns>.<pod>`.
+pub fn default_pod_ips(pod: &str) -> Vec<IpAddr> {
+    let (ns, name) = pod.split_once('/').expect("pods are named ns/name");
+    let ns = ns.bytes().next().unwrap_or(b'x') - b'x' + 1;
+    let name = name.bytes().next().unwrap_or(b'a') - b'a' + 10;
+    vec![IpAddr::V4(Ipv4Addr::new(10, 244, ns, name))]
+}
+
+pub struct Scenario {
+    pub cluster: Cluster,
+}
+
+impl Scenario {
+    /// The upstream topology of a variant: namespaces x, y, z and the variant's pods.
+    pub fn new(case: &Case, variant: &Variant, pod_ips: impl Fn(&str) -> Vec<IpAddr>) -> Self {
+        let mut cluster = Cluster::default();
+        for ns in ["x", "y", "z"] {
+            cluster.namespaces.insert(
+                ns.to_string(),
+                Namespace {
+                    name: ns.to_string(),
+                    labels: Labels::from([(NAMESPACE_NAME_LABEL.to_string(), ns.to_string())]),
+                    declared: true,
+                    origin: Origin::default(),
+                },
+            );
+        }
+        for pod in &variant.pods {
+            let (ns, name) = pod.split_once('/').expect("pods are named ns/name");
+            let ports: Vec<ContainerPort> = case
+                .servers
+                .iter()
+                .map(|&(number, protocol)| ContainerPort {
+                    name: Some(format!("serve-{number}-{}", protocol.as_str().to_ascii_lowercase())),
+                    number,
+                    protocol,
+                })
+                .collect();
+            cluster.endpoints.push(Endpoint {
+                kind: WorkloadKind::Pod,
+                namespace: ns.to_string(),
+                name: name.to_string(),
+                labels: Labels::from([("pod".to_string(), name.to_string())]),
+                ips: pod_ips(pod),
+                ports: ports.clone(),
+                host_network: false,
+                origin: Origin::default(),
+            });
+            cluster.services.push(Service {
+                namespace: ns.to_string(),
+                name: format!("s-{ns}-{name}"),
+                selector: Some(Labels::from([("pod".to_string(), name.to_string())])),
+                cluster_ips: Vec::new(),
+                ports: ports
+                    .iter()
+                    .map(|p| ServicePort {
+                        name: p.name.clone(),
+                        port: p.number,
+                        protocol: p.protocol,
+                        target: TargetPort::Number(p.number),
+                    })
+                    .collect(),
+                origin: Origin::default(),
+            });
+        }
+        Self { cluster }
+    }
+
+    pub fn pod_index(&self, pod: &str) -> usize {
+        let (ns, name) = pod.split_once('/').expect("pods are named ns/name");
+        self.cluster.endpoint_index(ns, name).unwrap_or_else(|| panic!("no pod {pod}"))
+    }
+
+    /// Applies a non-probe step. Panics on a policy the model rejects: the cases are valid.
+    pub fn apply(&mut self, step: &Step) {
+        match step {
+            Step::ApplyPolicy { namespace, policy } => {
+                let mut policy = policy.clone();
+                self.expand_templates(&mut policy);
+                let np: NetworkPolicy = serde_json::from_value(policy).expect("case policy deserializes");
+                let policy = palisade_model::convert::network_policy(&np, namespace, Origin::default())
+                    .unwrap_or_else(|e| panic!("case policy is invalid: {e:?}"));
+                self.cluster.upsert_policy(policy);
+            }
+            Step::DeleteAllPolicies { namespaces } => self.cluster.policies.retain(|p| !namespaces.contains(&p.namespace)),
+            Step::AddPodLabels { pod, labels } => {
+                let index = self.pod_index(pod);
+                self.cluster.endpoints[index].labels.extend(labels.clone());
+            }
+            Step::AddNamespaceLabels { namespace, labels } => {
+                let ns = self.cluster.namespaces.get_mut(namespace).expect("case namespaces exist");
+                ns.labels.extend(labels.clone());
+            }
+            Step::Probe { .. } => {}
+        }
+    }
+
+    /// Replays every step, asking `judge(cluster, from, to, port, protocol)` for each probe.
+    /// Returns the probes whose answer differs from upstream's expectation.
+    pub fn run(
+        case: &Case,
+        variant: &Variant,
+        pod_ips: impl Fn(&str) -> Vec<IpAddr>,
+        mut judge: impl FnMut(&Cluster, usize, usize, u16, Protocol) -> bool,
+    ) -> Vec<Mismatch> {
+        let mut scenario = Scenario::new(case, variant, pod_ips);
+        let mut mismatches = Vec::new();
+        for (i, step) in variant.steps.iter().enumerate() {
+            scenario.apply(step);
+            if let Step::Probe { port, protocol, expect } = step {
+                for e in expect {
+                    let (from, to) = (scenario.pod_index(&e.from), scenario.pod_index(&e.to));
+                    if judge(&scenario.cluster, from, to, *port, *protocol) != e.allowed {
+                        mismatches.push(Mismatch {
+                            step: i,
+                            from: e.from.clone(),
+                            to: e.to.clone(),
+                            port: *port,
+                            protocol: *protocol,
+                            expected: e.allowed,
+                        });
+                    }
+                }
+            }
+        }
+        mismatches
+    }
+
+    /// Replaces `{{hostCIDR ns/pod}}`, `{{largeCIDR ns/pod}}`, `{{podIP ns/pod}}` and
+    /// `{{subnetCIDR ns/pod 24 64}}` in string values with the pods' addresses.
+    fn expand_templates(&self, value: &mut Value) {
+        match value {
+            Value::String(text) => *text = self.expand(text),
+            Value::Array(items) => items.iter_mut().for_each(|v| self.expand_templates(v)),
+            Value::Object(map) => map.values_mut().for_each(|v| self.expand_templates(v)),
+            _ => {}
+        }
+    }
+
+    fn expand(&self, text: &str) -> String {
+        let mut out = String::new();
+        let mut rest = text;
+        while let Some(start) = rest.find("{{") {
+            let end = rest[start..].find("}}").map(|e| start + e).expect("template is closed");
+            out.push_str(&rest[..start]);
+            let words: Vec<&str> = rest[start + 2..end].split_whitespace().collect();
+            let ip = self.cluster.endpoints[self.pod_index(words[1])].ips[0];
+            let host = if ip.is_ipv4() { 32 } else { 128 };
+            let masked = |v4: u8, v6: u8| IpNet::new(ip, if ip.is_ipv4() { v4 } else { v6 }).expect("prefix fits").trunc();
+            out.push_str(&match words[0] {
+                "hostCIDR" => format!("{ip}/{host}"),
+                "largeCIDR" => masked(4, 64).to_string(),
+                "podIP" => ip.to_string(),
+                "subnetCIDR" => masked(words[2].parse().expect("v4 prefix"), words[3].parse().expect("v6 prefix")).to_string(),
+                other => panic!("unknown template {other}"),
+            });
+            rest = &rest[end + 2..];
+        }
+        out.push_str(rest);
+        out
+    }
+}

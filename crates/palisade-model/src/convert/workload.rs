@@ -1,0 +1,127 @@
+//! Pods and workloads -> [`Endpoint`]. A workload's pod template is one endpoint named
+//! after the workload: every replica has the same labels and ports, so one stands for all.
+
+use std::net::IpAddr;
+
+use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, PodTemplateSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use super::cidr::{IP_RULE, parse_ip_sloppy};
+use super::{metadata, names, selector};
+use crate::field_path::{Errors, FieldError, FieldPath};
+use crate::objects::{ContainerPort, Endpoint, Origin, Protocol, WorkloadKind};
+
+/// A Pod. Pods that have finished (`Succeeded`/`Failed`) give `None`: they no longer own
+/// their IP, so they must not count as subjects or peers (edge case 13).
+pub fn pod(pod: &Pod, default_namespace: &str, origin: Origin) -> Result<Option<Endpoint>, Vec<FieldError>> {
+    let mut errors = Errors::default();
+    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+    let finished = matches!(phase, Some("Succeeded" | "Failed"));
+    let id = metadata::identity(&pod.metadata, default_namespace, &mut errors);
+    let labels = selector::labels(pod.metadata.labels.as_ref(), &FieldPath::root().key("metadata").key("labels"), &mut errors);
+    let spec_path = FieldPath::root().key("spec");
+    let spec = pod.spec.clone().unwrap_or_default();
+    let ports = container_ports(&spec, &spec_path, &mut errors);
+    let ips = pod_ips(pod, &mut errors);
+    let endpoint = Endpoint {
+        kind: WorkloadKind::Pod,
+        namespace: id.namespace,
+        name: id.name,
+        labels,
+        ips,
+        ports,
+        host_network: spec.host_network.unwrap_or(false),
+        origin,
+    };
+    errors.into_result((!finished).then_some(endpoint))
+}
+
+/// A workload with a pod template at `template_path` (e.g. `spec.template`).
+pub fn workload(
+    kind: WorkloadKind,
+    meta: &ObjectMeta,
+    template: Option<&PodTemplateSpec>,
+    template_path: FieldPath,
+    default_namespace: &str,
+    origin: Origin,
+) -> Result<Endpoint, Vec<FieldError>> {
+    let mut errors = Errors::default();
+    let id = metadata::identity(meta, default_namespace, &mut errors);
+    let template = template.cloned().unwrap_or_default();
+    let template_meta = template.metadata.unwrap_or_default();
+    let labels = selector::labels(template_meta.labels.as_ref(), &template_path.key("metadata").key("labels"), &mut errors);
+    let spec = template.spec.unwrap_or_default();
+    let ports = container_ports(&spec, &template_path.key("spec"), &mut errors);
+    errors.into_result(Endpoint {
+        kind,
+        namespace: id.namespace,
+        name: id.name,
+        labels,
+        ips: Vec::new(),
+        ports,
+        host_network: spec.host_network.unwrap_or(false),
+        origin,
+    })
+}
+
+/// Ports of the containers and of restartable init containers (native sidecars), which are
+/// valid named-port targets too (edge case 20).
+fn container_ports(spec: &PodSpec, spec_path: &FieldPath, errors: &mut Errors) -> Vec<ContainerPort> {
+    let mut out = Vec::new();
+    let mut collect = |containers: &[Container], field: &str, only_sidecars: bool| {
+        for (i, container) in containers.iter().enumerate() {
+            if only_sidecars && container.restart_policy.as_deref() != Some("Always") {
+                continue;
+            }
+            let path = spec_path.key(field).index(i).key("ports");
+            for (j, port) in container.ports.iter().flatten().enumerate() {
+                let path = path.index(j);
+                let number = names::port_number(i64::from(port.container_port)).map_err(|m| {
+                    errors.push(path.key("containerPort"), format!("invalid containerPort {}: {m}", port.container_port))
+                });
+                let protocol = match port.protocol.as_deref() {
+                    None => Ok(Protocol::Tcp),
+                    Some(p) => p.parse::<Protocol>().map_err(|m| errors.push(path.key("protocol"), m)),
+                };
+                if let Some(name) = &port.name {
+                    errors.check(&path.key("name"), "port name", name, names::port_name(name));
+                }
+                if let (Ok(number), Ok(protocol)) = (number, protocol) {
+                    out.push(ContainerPort { name: port.name.clone(), number, protocol });
+                }
+            }
+        }
+    };
+    collect(&spec.containers, "containers", false);
+    collect(spec.init_containers.as_deref().unwrap_or_default(), "initContainers", true);
+    out
+}
+
+/// `status.podIPs` (or `status.podIP`), at most one per family.
+fn pod_ips(pod: &Pod, errors: &mut Errors) -> Vec<IpAddr> {
+    let Some(status) = &pod.status else { return Vec::new() };
+    let path = FieldPath::root().key("status");
+    let mut texts: Vec<(FieldPath, &str)> = status
+        .pod_ips
+        .iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, p)| (path.key("podIPs").index(i).key("ip"), p.ip.as_str()))
+        .collect();
+    if texts.is_empty()
+        && let Some(ip) = status.pod_ip.as_deref().filter(|ip| !ip.is_empty())
+    {
+        texts.push((path.key("podIP"), ip));
+    }
+    let mut ips: Vec<IpAddr> = Vec::new();
+    for (path, text) in texts {
+        match parse_ip_sloppy(text) {
+            None => errors.push(path, format!("invalid IP address {text:?}: {IP_RULE}")),
+            Some(ip) if ips.iter().any(|known| known.is_ipv6() == ip.is_ipv6()) => {
+                errors.push(path, format!("invalid IP address {text:?}: at most one IP address per family"));
+            }
+            Some(ip) => ips.push(ip),
+        }
+    }
+    ips
+}

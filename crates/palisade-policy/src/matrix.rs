@@ -1,0 +1,227 @@
+//! Reachability matrices: every ordered pair of distinct endpoints on each port, and the
+//! compact summary over equivalence classes that keeps a large cluster readable.
+
+use std::collections::{BTreeMap, HashMap};
+
+use palisade_model::{Cluster, ContainerPort, Endpoint, Labels, Protocol};
+use serde::Serialize;
+
+use crate::analysis::{Analysis, PortSets};
+
+/// A port given by number or by name (a name resolves on each destination).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PortRef {
+    Number(u16),
+    Name(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PortQuery {
+    pub port: PortRef,
+    pub protocol: Protocol,
+}
+
+/// Which ports each destination is probed on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PortSelection {
+    /// The container ports the destination declares (only these protocols, if any given).
+    Declared { protocols: Vec<Protocol> },
+    /// The same ports for every destination; names resolve per destination and
+    /// destinations without the name are left out.
+    Explicit(Vec<PortQuery>),
+}
+
+impl PortSelection {
+    /// The concrete ports a destination is probed on, sorted and distinct.
+    pub fn ports_for(&self, destination: &Endpoint) -> Vec<(u16, Protocol)> {
+        let mut ports: Vec<(u16, Protocol)> = match self {
+            PortSelection::Declared { protocols } => destination
+                .ports
+                .iter()
+                .filter(|p| protocols.is_empty() || protocols.contains(&p.protocol))
+                .map(|p| (p.number, p.protocol))
+                .collect(),
+            PortSelection::Explicit(queries) => queries
+                .iter()
+                .filter_map(|q| match &q.port {
+                    PortRef::Number(n) => Some((*n, q.protocol)),
+                    PortRef::Name(name) => destination.named_port(name, q.protocol).map(|n| (n, q.protocol)),
+                })
+                .collect(),
+        };
+        ports.sort();
+        ports.dedup();
+        ports
+    }
+}
+
+/// One probe of the matrix.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Entry {
+    /// Indices into `Cluster::endpoints`.
+    pub from: usize,
+    pub to: usize,
+    pub port: u16,
+    pub protocol: Protocol,
+    pub allowed: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Matrix {
+    /// Endpoint indices in display order (namespace, name).
+    pub endpoints: Vec<usize>,
+    /// Ordered by source, destination (in display order), port, protocol.
+    pub entries: Vec<Entry>,
+}
+
+/// Endpoint indices sorted by namespace and name.
+pub fn display_order(cluster: &Cluster) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..cluster.endpoints.len()).collect();
+    order.sort_by(|&a, &b| {
+        let (x, y) = (&cluster.endpoints[a], &cluster.endpoints[b]);
+        (&x.namespace, &x.name, x.kind).cmp(&(&y.namespace, &y.name, y.kind))
+    });
+    order
+}
+
+/// Lazily computed allowed sets per port.
+struct SetCache<'a, 'c> {
+    analysis: &'a Analysis<'c>,
+    sets: HashMap<(u16, Protocol), PortSets>,
+}
+
+impl SetCache<'_, '_> {
+    fn get(&mut self, port: u16, protocol: Protocol) -> &PortSets {
+        let analysis = self.analysis;
+        self.sets.entry((port, protocol)).or_insert_with(|| analysis.port_sets(port, protocol))
+    }
+}
+
+/// Every ordered pair of distinct endpoints, on the ports `selection` gives each destination.
+pub fn matrix(cluster: &Cluster, selection: &PortSelection, v6: bool) -> Matrix {
+    let analysis = Analysis::new(cluster, v6);
+    let endpoints = display_order(cluster);
+    let class_ports: Vec<Vec<(u16, Protocol)>> = analysis
+        .classes
+        .classes
+        .iter()
+        .map(|class| selection.ports_for(&cluster.endpoints[class.representative]))
+        .collect();
+    let mut cache = SetCache { analysis: &analysis, sets: HashMap::new() };
+    let mut entries = Vec::new();
+    for &from in &endpoints {
+        let a = analysis.classes.class_of[from];
+        for &to in &endpoints {
+            if from == to {
+                continue;
+            }
+            let b = analysis.classes.class_of[to];
+            for &(port, protocol) in &class_ports[b] {
+                let allowed = cache.get(port, protocol).allowed(a, b);
+                entries.push(Entry { from, to, port, protocol, allowed });
+            }
+        }
+    }
+    Matrix { endpoints, entries }
+}
+
+/// A class in the summary.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ClassSummary {
+    pub id: usize,
+    pub namespace: String,
+    pub labels: Labels,
+    pub ports: Vec<ContainerPort>,
+    #[serde(rename = "hostNetwork")]
+    pub host_network: bool,
+    /// `ns/name` of every member.
+    pub members: Vec<String>,
+}
+
+/// Allowed class pairs on one port.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PortSummary {
+    pub port: u16,
+    pub protocol: Protocol,
+    /// Source class -> destination classes allowed (a class appears as its own destination
+    /// when it has two or more members that may talk to each other).
+    pub allowed: Vec<ClassEdges>,
+    /// Distinct-endpoint pairs probed on this port, and how many are allowed.
+    pub pairs: u64,
+    pub allowed_pairs: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ClassEdges {
+    pub from: usize,
+    pub to: Vec<usize>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub endpoints: usize,
+    pub classes: Vec<ClassSummary>,
+    pub ports: Vec<PortSummary>,
+}
+
+/// The matrix over equivalence classes.
+pub fn summary(cluster: &Cluster, selection: &PortSelection, v6: bool) -> Summary {
+    let analysis = Analysis::new(cluster, v6);
+    let classes = &analysis.classes.classes;
+    // Destinations per port: classes whose ports (per the selection) include it.
+    let mut destinations: BTreeMap<(u16, Protocol), Vec<usize>> = BTreeMap::new();
+    for (c, class) in classes.iter().enumerate() {
+        for key in selection.ports_for(&cluster.endpoints[class.representative]) {
+            destinations.entry(key).or_default().push(c);
+        }
+    }
+    let sizes: Vec<u64> = classes.iter().map(|c| c.members.len() as u64).collect();
+    let total_endpoints: u64 = sizes.iter().sum();
+    let ports = destinations
+        .into_iter()
+        .map(|((port, protocol), targets)| {
+            let sets = analysis.port_sets(port, protocol);
+            let mut allowed = Vec::new();
+            let (mut pairs, mut allowed_pairs) = (0u64, 0u64);
+            for a in 0..classes.len() {
+                let mut to = Vec::new();
+                for &b in &targets {
+                    let pair_count = if a == b { sizes[a] * (sizes[a] - 1) } else { sizes[a] * sizes[b] };
+                    if pair_count == 0 {
+                        continue;
+                    }
+                    if sets.allowed(a, b) {
+                        to.push(b);
+                        allowed_pairs += pair_count;
+                    }
+                }
+                if !to.is_empty() {
+                    allowed.push(ClassEdges { from: a, to });
+                }
+            }
+            for &b in &targets {
+                pairs += sizes[b] * (total_endpoints - 1);
+            }
+            PortSummary { port, protocol, allowed, pairs, allowed_pairs }
+        })
+        .collect();
+    let classes = classes
+        .iter()
+        .enumerate()
+        .map(|(id, class)| {
+            let e = &cluster.endpoints[class.representative];
+            let mut ports = e.ports.clone();
+            ports.sort();
+            ports.dedup();
+            ClassSummary {
+                id,
+                namespace: e.namespace.clone(),
+                labels: e.labels.clone(),
+                ports,
+                host_network: e.host_network,
+                members: class.members.iter().map(|&m| cluster.endpoints[m].display_name()).collect(),
+            }
+        })
+        .collect();
+    Summary { endpoints: cluster.endpoints.len(), classes, ports }
+}
