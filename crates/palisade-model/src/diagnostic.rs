@@ -16,6 +16,10 @@ pub struct Location {
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let file = self.file.as_ref().map(|f| f.display().to_string()).unwrap_or_else(|| "<input>".into());
+        if self.line == 0 {
+            // The message is about the whole file (it could not be read).
+            return f.write_str(&file);
+        }
         write!(f, "{file}:{}:{}", self.line, self.column)
     }
 }

@@ -140,6 +140,7 @@ pub struct ClassSummary {
 
 /// Allowed class pairs on one port.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct PortSummary {
     pub port: u16,
     pub protocol: Protocol,

@@ -9,6 +9,7 @@ use crate::matching::{PeerMiss, Remote, match_peer, ports_match};
 
 /// A policy by name, with where it was defined.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct PolicyRef {
     pub namespace: String,
     pub name: String,
@@ -43,7 +44,7 @@ impl RuleRef {
 
 /// Why one peer (`from[i]`/`to[i]`) did not match the other end.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(tag = "reason", rename_all = "camelCase")]
+#[serde(tag = "reason", rename_all = "camelCase", rename_all_fields = "camelCase")]
 pub enum PeerMismatch {
     /// A podSelector-only peer only looks in the policy's namespace.
     OtherNamespace { peer: usize, policy_namespace: String, remote_namespace: String },
@@ -92,7 +93,7 @@ pub struct RuleMiss {
 
 /// What one side of the flow decided.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(tag = "decision", rename_all = "camelCase")]
+#[serde(tag = "decision", rename_all = "camelCase", rename_all_fields = "camelCase")]
 pub enum SideVerdict {
     /// This end is outside the cluster: no NetworkPolicy applies to it.
     NotAPod,

@@ -1,0 +1,65 @@
+//! `palisade`: one policy engine behind several faces. This binary is thin: it wires flags
+//! to the library crates and turns outcomes into exit statuses.
+
+mod check;
+mod endpoint_ref;
+mod explain;
+mod input;
+mod matrix_cmd;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(name = "palisade", version, about = "Kubernetes NetworkPolicy: analysis and enforcement")]
+struct Cli {
+    /// More output: skipped objects, debug logs (-vv).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Can SRC reach DST on PORT, and why? Exit status: 0 allowed, 1 denied, 2 bad input.
+    Check(check::CheckArgs),
+    /// Reachability between every pair of endpoints (or, with --summary, of classes).
+    Matrix(matrix_cmd::MatrixArgs),
+}
+
+/// Exit status for input the command cannot work with.
+const BAD_INPUT: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return if error.use_stderr() { ExitCode::from(BAD_INPUT) } else { ExitCode::SUCCESS };
+        }
+    };
+    let level = match cli.verbose {
+        0 | 1 => "warn",
+        2 => "debug",
+        _ => "trace",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| level.into()))
+        .with_writer(std::io::stderr)
+        .init();
+
+    let outcome = match &cli.command {
+        Command::Check(args) => check::run(args, cli.verbose).map(|allowed| if allowed { 0 } else { 1 }),
+        Command::Matrix(args) => matrix_cmd::run(args, cli.verbose).map(|()| 0),
+    };
+    match outcome {
+        Ok(code) => ExitCode::from(code),
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(BAD_INPUT)
+        }
+    }
+}

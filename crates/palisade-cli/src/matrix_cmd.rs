@@ -1,0 +1,237 @@
+//! `palisade matrix`: reachability between every pair of endpoints, or its summary over
+//! equivalence classes.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{self, BufWriter, Write};
+
+use anyhow::{Result, bail};
+use clap::{Args, ValueEnum};
+use palisade_model::{Cluster, Protocol, format_labels};
+use palisade_policy::matrix::Entry;
+use palisade_policy::{Matrix, PortQuery, PortRef, PortSelection, Summary, matrix, summary};
+
+use crate::check::parse_protocol;
+use crate::input::{self, InputArgs};
+
+#[derive(Args, Debug)]
+pub struct MatrixArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+
+    /// Probe every destination on this port (number or name; repeatable). Default: the
+    /// container ports each destination declares.
+    #[arg(long = "port", value_name = "PORT")]
+    pub ports: Vec<String>,
+
+    /// Protocols to probe (repeatable). With --port the default is TCP; without, all.
+    #[arg(long = "protocol", value_name = "PROTOCOL", value_parser = parse_protocol)]
+    pub protocols: Vec<Protocol>,
+
+    #[arg(short = 'o', long = "output", value_enum, default_value = "table")]
+    pub output: MatrixOutput,
+
+    /// Show equivalence classes (endpoints with the same namespace labels, pod labels and
+    /// ports) and the allowed class pairs per port, instead of every pair of endpoints.
+    #[arg(long)]
+    pub summary: bool,
+
+    /// Address family whose addresses ipBlocks are judged against: 4 or 6. Default: 4, or 6
+    /// when no endpoint has an IPv4 address.
+    #[arg(long, value_parser = ["4", "6"])]
+    pub family: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum MatrixOutput {
+    Table,
+    Json,
+    Csv,
+}
+
+pub fn run(args: &MatrixArgs, verbose: u8) -> Result<()> {
+    let loaded = input::load(&args.input, verbose)?;
+    let cluster = &loaded.cluster;
+    let selection = selection(args)?;
+    let v6 = match args.family.as_deref() {
+        Some("6") => true,
+        Some(_) => false,
+        None => !cluster.endpoints.iter().any(|e| e.ips.iter().any(|ip| ip.is_ipv4())) && !cluster.endpoints.is_empty(),
+    };
+    let stdout = io::stdout();
+    let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
+    if args.summary {
+        let summary = summary(cluster, &selection, v6);
+        match args.output {
+            MatrixOutput::Json => serde_json::to_writer(&mut out, &summary)?,
+            MatrixOutput::Csv => write_summary_csv(&mut out, &summary)?,
+            MatrixOutput::Table => write_summary_table(&mut out, &summary)?,
+        }
+    } else {
+        let matrix = matrix(cluster, &selection, v6);
+        let names = endpoint_names(cluster);
+        match args.output {
+            MatrixOutput::Json => write_json(&mut out, &matrix, &names)?,
+            MatrixOutput::Csv => write_csv(&mut out, &matrix, &names)?,
+            MatrixOutput::Table => write_tables(&mut out, &matrix, &names)?,
+        }
+    }
+    if args.output == MatrixOutput::Json {
+        writeln!(out)?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn selection(args: &MatrixArgs) -> Result<PortSelection> {
+    if args.ports.is_empty() {
+        return Ok(PortSelection::Declared { protocols: args.protocols.clone() });
+    }
+    let protocols = if args.protocols.is_empty() { vec![Protocol::Tcp] } else { args.protocols.clone() };
+    let mut queries = Vec::new();
+    for text in &args.ports {
+        let port = match text.parse::<u16>() {
+            Ok(0) => bail!("--port {text}: must be between 1 and 65535"),
+            Ok(n) => PortRef::Number(n),
+            Err(_) if text.chars().any(|c| c.is_ascii_lowercase()) => PortRef::Name(text.clone()),
+            Err(_) => bail!("--port {text}: expected a port number (1-65535) or a port name"),
+        };
+        queries.extend(protocols.iter().map(|&protocol| PortQuery { port: port.clone(), protocol }));
+    }
+    Ok(PortSelection::Explicit(queries))
+}
+
+/// `ns/name` per endpoint; `ns/kind/name` where two kinds share a name.
+pub fn endpoint_names(cluster: &Cluster) -> Vec<String> {
+    let mut count: HashMap<(&str, &str), usize> = HashMap::new();
+    for e in &cluster.endpoints {
+        *count.entry((&e.namespace, &e.name)).or_default() += 1;
+    }
+    cluster
+        .endpoints
+        .iter()
+        .map(|e| {
+            if count[&(e.namespace.as_str(), e.name.as_str())] > 1 {
+                format!("{}/{}/{}", e.namespace, e.kind.short_name(), e.name)
+            } else {
+                e.display_name()
+            }
+        })
+        .collect()
+}
+
+fn write_json(out: &mut impl Write, matrix: &Matrix, names: &[String]) -> Result<()> {
+    // Written by hand: a 500-pod matrix has hundreds of thousands of entries.
+    let quoted: Vec<String> = names.iter().map(|n| serde_json::to_string(n)).collect::<Result<_, _>>()?;
+    out.write_all(b"{\"endpoints\":[")?;
+    for (i, &e) in matrix.endpoints.iter().enumerate() {
+        if i > 0 {
+            out.write_all(b",")?;
+        }
+        out.write_all(quoted[e].as_bytes())?;
+    }
+    out.write_all(b"],\"entries\":[")?;
+    for (i, entry) in matrix.entries.iter().enumerate() {
+        if i > 0 {
+            out.write_all(b",")?;
+        }
+        write!(
+            out,
+            "{{\"from\":{},\"to\":{},\"port\":{},\"protocol\":\"{}\",\"allowed\":{}}}",
+            quoted[entry.from], quoted[entry.to], entry.port, entry.protocol, entry.allowed
+        )?;
+    }
+    out.write_all(b"]}")?;
+    Ok(())
+}
+
+fn write_csv(out: &mut impl Write, matrix: &Matrix, names: &[String]) -> Result<()> {
+    writeln!(out, "from,to,port,protocol,allowed")?;
+    for e in &matrix.entries {
+        writeln!(out, "{},{},{},{},{}", names[e.from], names[e.to], e.port, e.protocol, e.allowed)?;
+    }
+    Ok(())
+}
+
+/// One truth table per port, like the upstream e2e suite prints: rows are clients,
+/// numbered columns are servers.
+fn write_tables(out: &mut impl Write, matrix: &Matrix, names: &[String]) -> Result<()> {
+    let mut by_port: BTreeMap<(u16, Protocol), HashMap<(usize, usize), bool>> = BTreeMap::new();
+    for Entry { from, to, port, protocol, allowed } in &matrix.entries {
+        by_port.entry((*port, *protocol)).or_default().insert((*from, *to), *allowed);
+    }
+    if by_port.is_empty() {
+        writeln!(out, "no probes: no destination declares a container port (use --port)")?;
+        return Ok(());
+    }
+    let order = &matrix.endpoints;
+    let digits = order.len().to_string().len();
+    let label_width = order.iter().map(|&e| names[e].len()).max().unwrap_or(0) + digits + 2;
+    for (n, ((port, protocol), cells)) in by_port.iter().enumerate() {
+        if n > 0 {
+            writeln!(out)?;
+        }
+        let allowed = cells.values().filter(|a| **a).count();
+        writeln!(out, "{port}/{protocol}: {allowed} of {} probes allowed   (. allowed  X denied  - not probed)", cells.len())?;
+        let header: Vec<String> = (1..=order.len()).map(|i| format!("{i:>digits$}")).collect();
+        writeln!(out, "{:label_width$} {}", "", header.join(" "))?;
+        for (row, &from) in order.iter().enumerate() {
+            let row_cells: Vec<String> = order
+                .iter()
+                .map(|&to| {
+                    let cell = match cells.get(&(from, to)) {
+                        Some(true) => ".",
+                        Some(false) => "X",
+                        None => "-",
+                    };
+                    format!("{cell:>digits$}")
+                })
+                .collect();
+            let label = format!("{:>digits$} {}", row + 1, names[from]);
+            writeln!(out, "{label:label_width$} {}", row_cells.join(" "))?;
+        }
+    }
+    Ok(())
+}
+
+fn write_summary_table(out: &mut impl Write, summary: &Summary) -> Result<()> {
+    writeln!(
+        out,
+        "{} endpoints in {} classes (endpoints with the same namespace, labels and ports are judged alike)\n",
+        summary.endpoints,
+        summary.classes.len()
+    )?;
+    for class in &summary.classes {
+        let ports: Vec<String> = class.ports.iter().map(|p| format!("{}/{}", p.number, p.protocol)).collect();
+        let first = class.members.first().cloned().unwrap_or_default();
+        let more = if class.members.len() > 1 { format!(" and {} more", class.members.len() - 1) } else { String::new() };
+        writeln!(
+            out,
+            "C{:<4} ns={} labels={} ports={}{}: {first}{more}",
+            class.id,
+            class.namespace,
+            format_labels(&class.labels),
+            if ports.is_empty() { "-".to_string() } else { ports.join(",") },
+            if class.host_network { " hostNetwork" } else { "" },
+        )?;
+    }
+    for port in &summary.ports {
+        writeln!(out, "\n{}/{}: {} of {} endpoint pairs allowed", port.port, port.protocol, port.allowed_pairs, port.pairs)?;
+        for edges in &port.allowed {
+            let to: Vec<String> = edges.to.iter().map(|c| format!("C{c}")).collect();
+            writeln!(out, "  C{} -> {}", edges.from, to.join(" "))?;
+        }
+    }
+    Ok(())
+}
+
+fn write_summary_csv(out: &mut impl Write, summary: &Summary) -> Result<()> {
+    writeln!(out, "port,protocol,from_class,to_class")?;
+    for port in &summary.ports {
+        for edges in &port.allowed {
+            for to in &edges.to {
+                writeln!(out, "{},{},{},{}", port.port, port.protocol, edges.from, to)?;
+            }
+        }
+    }
+    Ok(())
+}
