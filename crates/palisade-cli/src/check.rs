@@ -1,5 +1,6 @@
 //! `palisade check`: can SRC reach DST on PORT, and why.
 
+use std::io::Write;
 use std::net::IpAddr;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -19,16 +20,21 @@ pub struct CheckArgs {
     pub input: InputArgs,
 
     /// Source: NAMESPACE/NAME (pod or workload), NAMESPACE/KIND/NAME or an IP address.
-    #[arg(long, value_name = "SRC")]
-    pub from: String,
+    #[arg(long, value_name = "SRC", required_unless_present = "flows")]
+    pub from: Option<String>,
 
     /// Destination: NAMESPACE/NAME, NAMESPACE/KIND/NAME (svc for a Service) or an IP address.
-    #[arg(long, value_name = "DST")]
-    pub to: String,
+    #[arg(long, value_name = "DST", required_unless_present = "flows")]
+    pub to: Option<String>,
 
     /// Destination port: a number or a port name. For a Service, its port (number or name).
-    #[arg(long)]
-    pub port: String,
+    #[arg(long, required_unless_present = "flows")]
+    pub port: Option<String>,
+
+    /// Check many flows with one load: a file with one flow per line,
+    /// `SRC DST PORT [PROTOCOL]` (`-` for standard input; `#` starts a comment).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["from", "to", "port", "protocol"])]
+    pub flows: Option<String>,
 
     /// TCP, UDP or SCTP (default TCP, or the protocol of the named port).
     #[arg(long, value_parser = parse_protocol)]
@@ -67,22 +73,42 @@ struct CheckReport {
     flows: Vec<JudgedFlow>,
 }
 
-/// Runs the check; returns whether the flow is allowed (for a Service: by every backend).
+/// One question: SRC to DST on PORT.
+struct Question {
+    from: String,
+    to: String,
+    port: String,
+    protocol: Option<Protocol>,
+}
+
+/// Runs the check; returns whether every flow asked about is allowed (for a Service: by
+/// every backend).
 pub fn run(args: &CheckArgs, verbose: u8) -> Result<bool> {
+    let questions = match &args.flows {
+        Some(file) => read_flows(file)?,
+        None => vec![Question {
+            from: args.from.clone().unwrap_or_default(),
+            to: args.to.clone().unwrap_or_default(),
+            port: args.port.clone().unwrap_or_default(),
+            protocol: args.protocol,
+        }],
+    };
     let loaded = input::load(&args.input, verbose)?;
     let cluster = &loaded.cluster;
-    let src = resolve(cluster, &args.from).with_context(|| format!("--from {}", args.from))?;
-    let dst = resolve(cluster, &args.to).with_context(|| format!("--to {}", args.to))?;
-    let flows = flows(cluster, src, dst, &args.port, args.protocol)?;
-    let judged: Vec<(Flow, Verdict)> = flows.into_iter().map(|flow| (flow, verdict(cluster, &flow))).collect();
-    let allowed = judged.iter().all(|(_, v)| v.allowed);
-
-    match args.output {
-        CheckOutput::Json => {
-            let report = CheckReport {
-                from: args.from.clone(),
-                to: args.to.clone(),
-                port: args.port.clone(),
+    let mut reports = Vec::new();
+    let mut texts = Vec::new();
+    for (i, q) in questions.iter().enumerate() {
+        let context = |what: &str| if args.flows.is_some() { format!("flow {}: {what}", i + 1) } else { what.to_string() };
+        let src = resolve(cluster, &q.from).with_context(|| context(&format!("--from {}", q.from)))?;
+        let dst = resolve(cluster, &q.to).with_context(|| context(&format!("--to {}", q.to)))?;
+        let flows = flows(cluster, src, dst, &q.port, q.protocol).with_context(|| context("flow"))?;
+        let judged: Vec<(Flow, Verdict)> = flows.into_iter().map(|flow| (flow, verdict(cluster, &flow))).collect();
+        let allowed = judged.iter().all(|(_, v)| v.allowed);
+        match args.output {
+            CheckOutput::Json => reports.push(CheckReport {
+                from: q.from.clone(),
+                to: q.to.clone(),
+                port: q.port.clone(),
                 allowed,
                 flows: judged
                     .iter()
@@ -94,19 +120,59 @@ pub fn run(args: &CheckArgs, verbose: u8) -> Result<bool> {
                         verdict: verdict.clone(),
                     })
                     .collect(),
-            };
-            println!("{}", serde_json::to_string_pretty(&report)?);
+            }),
+            CheckOutput::Text => texts.push(text_report(cluster, &q.port, dst, &judged, allowed)),
         }
-        CheckOutput::Text => print!("{}", text_report(cluster, args, dst, &judged, allowed)),
     }
-    Ok(allowed)
+    let all_allowed = match args.output {
+        CheckOutput::Json => {
+            let all = reports.iter().all(|r| r.allowed);
+            let mut text = if args.flows.is_some() {
+                serde_json::to_string_pretty(&reports)?
+            } else {
+                serde_json::to_string_pretty(&reports[0])?
+            };
+            text.push('\n');
+            std::io::stdout().write_all(text.as_bytes())?;
+            all
+        }
+        CheckOutput::Text => {
+            std::io::stdout().write_all(texts.iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>().join("\n").as_bytes())?;
+            texts.iter().all(|(_, allowed)| *allowed)
+        }
+    };
+    Ok(all_allowed)
+}
+
+/// Reads `SRC DST PORT [PROTOCOL]` lines.
+fn read_flows(file: &str) -> Result<Vec<Question>> {
+    let text = if file == "-" {
+        std::io::read_to_string(std::io::stdin())?
+    } else {
+        std::fs::read_to_string(file).with_context(|| format!("--flows {file}"))?
+    };
+    let mut questions = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or_default().trim();
+        if line.is_empty() {
+            continue;
+        }
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let (from, to, port, protocol) = match words.as_slice() {
+            [from, to, port] => (from, to, port, None),
+            [from, to, port, protocol] => (from, to, port, Some(parse_protocol(protocol).map_err(|e| anyhow!("{file}:{}: {e}", n + 1))?)),
+            _ => bail!("{file}:{}: expected `SRC DST PORT [PROTOCOL]`, got {line:?}", n + 1),
+        };
+        questions.push(Question { from: from.to_string(), to: to.to_string(), port: port.to_string(), protocol });
+    }
+    Ok(questions)
 }
 
 fn word(allowed: bool) -> &'static str {
     if allowed { "ALLOWED" } else { "DENIED" }
 }
 
-fn text_report(cluster: &Cluster, args: &CheckArgs, dst: Target, judged: &[(Flow, Verdict)], allowed: bool) -> String {
+fn text_report(cluster: &Cluster, port: &str, dst: Target, judged: &[(Flow, Verdict)], allowed: bool) -> (String, bool) {
     let mut out = String::new();
     let (first, _) = &judged[0];
     let src = first.src.display(cluster);
@@ -118,7 +184,7 @@ fn text_report(cluster: &Cluster, args: &CheckArgs, dst: Target, judged: &[(Flow
                 "{}: {src} -> Service {} port {} ({} of {} backends allow it)\n",
                 word(allowed),
                 service.display_name(),
-                args.port,
+                port,
                 judged.len() - denied,
                 judged.len()
             ));
@@ -142,7 +208,7 @@ fn text_report(cluster: &Cluster, args: &CheckArgs, dst: Target, judged: &[(Flow
             out.push_str(&explain(cluster, first, &judged[0].1, 2));
         }
     }
-    out
+    (out, allowed)
 }
 
 /// The flows to judge: one per Service backend, or the single one.

@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use palisade_model::{Cluster, Direction, NamespaceScope, Peer, PortSpec, Protocol, format_labels};
-use palisade_policy::{Flow, FlowEnd, PeerMismatch, RuleMiss, SideVerdict, Verdict};
+use palisade_policy::{Flow, FlowEnd, PeerMismatch, RuleMiss, RuleRef, SideVerdict, Verdict};
 
 /// Explains one flow, indented by `indent` spaces.
 pub fn explain(cluster: &Cluster, flow: &Flow, verdict: &Verdict, indent: usize) -> String {
@@ -29,7 +29,7 @@ fn side_text(cluster: &Cluster, direction: Direction, subject: &str, side: &Side
             "allowed: no NetworkPolicy selects {subject} for {direction}, so all {direction} traffic is allowed"
         ),
         SideVerdict::Allowed { isolated_by, allowed_by } => {
-            let rules: Vec<String> = allowed_by.iter().map(|r| r.display_name()).collect();
+            let rules: Vec<String> = allowed_by.iter().map(|r| allowed_rule_text(cluster, r)).collect();
             let policies: Vec<String> = isolated_by.iter().map(|p| p.display_name()).collect();
             format!(
                 "allowed by {}\n{pad}({subject} is isolated for {direction} by {})",
@@ -58,6 +58,18 @@ fn side_text(cluster: &Cluster, direction: Direction, subject: &str, side: &Side
             );
             out.trim_end().to_string()
         }
+    }
+}
+
+/// `ns/policy ingress[0].from[1] (namespaceSelector team=a, podSelector {})`.
+fn allowed_rule_text(cluster: &Cluster, rule: &RuleRef) -> String {
+    let peer = rule.peer.and_then(|p| {
+        let policy = cluster.policies.iter().find(|x| x.namespace == rule.policy.namespace && x.name == rule.policy.name)?;
+        policy.rules(rule.direction)?.get(rule.rule)?.peers.get(p).map(describe_peer)
+    });
+    match peer {
+        Some(peer) => format!("{} {peer}", rule.display_name()),
+        None => format!("{} (any {})", rule.display_name(), if rule.direction == Direction::Ingress { "source" } else { "destination" }),
     }
 }
 

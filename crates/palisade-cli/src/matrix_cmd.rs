@@ -3,12 +3,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{self, BufWriter, Write};
+use std::os::fd::AsFd;
 
 use anyhow::{Result, bail};
 use clap::{Args, ValueEnum};
 use palisade_model::{Cluster, Protocol, format_labels};
 use palisade_policy::matrix::Entry;
-use palisade_policy::{Matrix, PortQuery, PortRef, PortSelection, Summary, matrix, summary};
+use palisade_policy::{Matrix, MatrixPlan, PortQuery, PortRef, PortSelection, Summary, matrix, summary};
 
 use crate::check::parse_protocol;
 use crate::input::{self, InputArgs};
@@ -57,8 +58,10 @@ pub fn run(args: &MatrixArgs, verbose: u8) -> Result<()> {
         Some(_) => false,
         None => !cluster.endpoints.iter().any(|e| e.ips.iter().any(|ip| ip.is_ipv4())) && !cluster.endpoints.is_empty(),
     };
-    let stdout = io::stdout();
-    let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
+    // Standard output as a plain file: Rust's stdout is line-buffered, which scans every
+    // write for newlines (tens of megabytes for a large matrix).
+    let stdout = std::fs::File::from(io::stdout().as_fd().try_clone_to_owned()?);
+    let mut out = BufWriter::with_capacity(1 << 16, stdout);
     if args.summary {
         let summary = summary(cluster, &selection, v6);
         match args.output {
@@ -67,12 +70,11 @@ pub fn run(args: &MatrixArgs, verbose: u8) -> Result<()> {
             MatrixOutput::Table => write_summary_table(&mut out, &summary)?,
         }
     } else {
-        let matrix = matrix(cluster, &selection, v6);
         let names = endpoint_names(cluster);
         match args.output {
-            MatrixOutput::Json => write_json(&mut out, &matrix, &names)?,
-            MatrixOutput::Csv => write_csv(&mut out, &matrix, &names)?,
-            MatrixOutput::Table => write_tables(&mut out, &matrix, &names)?,
+            MatrixOutput::Json => write_json(&mut out, &MatrixPlan::new(cluster, &selection, v6), &names)?,
+            MatrixOutput::Csv => write_csv(&mut out, &matrix(cluster, &selection, v6), &names)?,
+            MatrixOutput::Table => write_tables(&mut out, &matrix(cluster, &selection, v6), &names)?,
         }
     }
     if args.output == MatrixOutput::Json {
@@ -119,26 +121,52 @@ pub fn endpoint_names(cluster: &Cluster) -> Vec<String> {
         .collect()
 }
 
-fn write_json(out: &mut impl Write, matrix: &Matrix, names: &[String]) -> Result<()> {
-    // Written by hand: a 500-pod matrix has hundreds of thousands of entries.
-    let quoted: Vec<String> = names.iter().map(|n| serde_json::to_string(n)).collect::<Result<_, _>>()?;
+/// Writes the full matrix as JSON. A 500-pod matrix has hundreds of thousands of entries, so
+/// entries are assembled from pre-rendered pieces and chunks of sources are formatted on all
+/// cores, then written in order.
+fn write_json(out: &mut impl Write, plan: &MatrixPlan<'_>, names: &[String]) -> Result<()> {
+    let quoted: Vec<String> = names.iter().map(serde_json::to_string).collect::<Result<_, _>>()?;
     out.write_all(b"{\"endpoints\":[")?;
-    for (i, &e) in matrix.endpoints.iter().enumerate() {
+    for (i, &e) in plan.endpoints.iter().enumerate() {
         if i > 0 {
             out.write_all(b",")?;
         }
         out.write_all(quoted[e].as_bytes())?;
     }
     out.write_all(b"],\"entries\":[")?;
-    for (i, entry) in matrix.entries.iter().enumerate() {
-        if i > 0 {
-            out.write_all(b",")?;
+    let tails: Vec<String> =
+        plan.ports.iter().map(|(port, protocol)| format!(",\"port\":{port},\"protocol\":\"{protocol}\",\"allowed\":")).collect();
+    let format_chunk = |sources: &[usize]| -> Vec<u8> {
+        let mut buf = Vec::with_capacity(1 << 20);
+        for &from in sources {
+            plan.for_each_from(from, |to, probe, allowed| {
+                let tail = &tails[probe];
+                buf.extend_from_slice(b",{\"from\":");
+                buf.extend_from_slice(quoted[from].as_bytes());
+                buf.extend_from_slice(b",\"to\":");
+                buf.extend_from_slice(quoted[to].as_bytes());
+                buf.extend_from_slice(tail.as_bytes());
+                buf.extend_from_slice(if allowed { b"true}" } else { b"false}" });
+            });
         }
-        write!(
-            out,
-            "{{\"from\":{},\"to\":{},\"port\":{},\"protocol\":\"{}\",\"allowed\":{}}}",
-            quoted[entry.from], quoted[entry.to], entry.port, entry.protocol, entry.allowed
-        )?;
+        buf
+    };
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = plan.endpoints.len().div_ceil(workers * 4).max(1);
+    let chunks: Vec<&[usize]> = plan.endpoints.chunks(chunk).collect();
+    let mut first = true;
+    // Format a few chunks ahead on every core, then write them in order.
+    for batch in chunks.chunks(workers) {
+        let buffers: Vec<Vec<u8>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = batch.iter().map(|sources| scope.spawn(|| format_chunk(sources))).collect();
+            handles.into_iter().map(|h| h.join().expect("formatter thread panicked")).collect()
+        });
+        for buffer in buffers {
+            // Each entry starts with a comma; the very first one must not.
+            let skip = usize::from(first && !buffer.is_empty());
+            first &= buffer.is_empty();
+            out.write_all(&buffer[skip..])?;
+        }
     }
     out.write_all(b"]}")?;
     Ok(())

@@ -18,5 +18,5 @@ pub mod service;
 pub mod verdict;
 
 pub use flow::{Flow, FlowEnd};
-pub use matrix::{Matrix, PortQuery, PortRef, PortSelection, Summary, matrix, summary};
+pub use matrix::{Matrix, MatrixPlan, PortQuery, PortRef, PortSelection, Summary, matrix, summary};
 pub use verdict::{PeerMismatch, PolicyRef, RuleMiss, RuleRef, SideVerdict, Verdict, allowed, verdict};

@@ -84,45 +84,74 @@ pub fn display_order(cluster: &Cluster) -> Vec<usize> {
     order
 }
 
-/// Lazily computed allowed sets per port.
-struct SetCache<'a, 'c> {
-    analysis: &'a Analysis<'c>,
-    sets: HashMap<(u16, Protocol), PortSets>,
+/// A matrix ready to be enumerated: the allowed sets of every probed port are computed
+/// once, and each destination class knows its probes. Enumerating costs one bit test per
+/// entry, and sources can be enumerated in parallel.
+pub struct MatrixPlan<'c> {
+    analysis: Analysis<'c>,
+    /// Endpoint indices in display order (namespace, name).
+    pub endpoints: Vec<usize>,
+    /// Per destination class: indices into `ports`/`sets`.
+    probes: Vec<Vec<usize>>,
+    /// Every probed port, and its allowed sets.
+    pub ports: Vec<(u16, Protocol)>,
+    sets: Vec<PortSets>,
 }
 
-impl SetCache<'_, '_> {
-    fn get(&mut self, port: u16, protocol: Protocol) -> &PortSets {
-        let analysis = self.analysis;
-        self.sets.entry((port, protocol)).or_insert_with(|| analysis.port_sets(port, protocol))
+impl<'c> MatrixPlan<'c> {
+    pub fn new(cluster: &'c Cluster, selection: &PortSelection, v6: bool) -> Self {
+        let analysis = Analysis::new(cluster, v6);
+        let mut index: HashMap<(u16, Protocol), usize> = HashMap::new();
+        let (mut ports, mut sets) = (Vec::new(), Vec::new());
+        let probes = analysis
+            .classes
+            .classes
+            .iter()
+            .map(|class| {
+                selection
+                    .ports_for(&cluster.endpoints[class.representative])
+                    .into_iter()
+                    .map(|(port, protocol)| {
+                        *index.entry((port, protocol)).or_insert_with(|| {
+                            ports.push((port, protocol));
+                            sets.push(analysis.port_sets(port, protocol));
+                            sets.len() - 1
+                        })
+                    })
+                    .collect()
+            })
+            .collect();
+        Self { endpoints: display_order(cluster), analysis, probes, ports, sets }
+    }
+
+    /// Calls `f(to, probe, allowed)` for every probe from `from` (destinations in display
+    /// order); `probe` indexes [`MatrixPlan::ports`].
+    pub fn for_each_from(&self, from: usize, mut f: impl FnMut(usize, usize, bool)) {
+        let class_of = &self.analysis.classes.class_of;
+        let a = class_of[from];
+        for &to in &self.endpoints {
+            if to == from {
+                continue;
+            }
+            let b = class_of[to];
+            for &probe in &self.probes[b] {
+                f(to, probe, self.sets[probe].allowed(a, b));
+            }
+        }
     }
 }
 
 /// Every ordered pair of distinct endpoints, on the ports `selection` gives each destination.
 pub fn matrix(cluster: &Cluster, selection: &PortSelection, v6: bool) -> Matrix {
-    let analysis = Analysis::new(cluster, v6);
-    let endpoints = display_order(cluster);
-    let class_ports: Vec<Vec<(u16, Protocol)>> = analysis
-        .classes
-        .classes
-        .iter()
-        .map(|class| selection.ports_for(&cluster.endpoints[class.representative]))
-        .collect();
-    let mut cache = SetCache { analysis: &analysis, sets: HashMap::new() };
+    let plan = MatrixPlan::new(cluster, selection, v6);
     let mut entries = Vec::new();
-    for &from in &endpoints {
-        let a = analysis.classes.class_of[from];
-        for &to in &endpoints {
-            if from == to {
-                continue;
-            }
-            let b = analysis.classes.class_of[to];
-            for &(port, protocol) in &class_ports[b] {
-                let allowed = cache.get(port, protocol).allowed(a, b);
-                entries.push(Entry { from, to, port, protocol, allowed });
-            }
-        }
+    for &from in &plan.endpoints {
+        plan.for_each_from(from, |to, probe, allowed| {
+            let (port, protocol) = plan.ports[probe];
+            entries.push(Entry { from, to, port, protocol, allowed });
+        });
     }
-    Matrix { endpoints, entries }
+    Matrix { endpoints: plan.endpoints, entries }
 }
 
 /// A class in the summary.

@@ -33,12 +33,25 @@ pub struct RuleRef {
     pub policy: PolicyRef,
     pub direction: Direction,
     pub rule: usize,
+    /// For a rule that allowed the flow: the first peer (`from[i]`/`to[i]`) that matched;
+    /// `None` when the rule has no peers (it admits everyone).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer: Option<usize>,
 }
 
 impl RuleRef {
-    /// `production/allow-web ingress[0]`.
+    /// `production/allow-web ingress[0]`, or `production/allow-web ingress[0].from[1]`.
     pub fn display_name(&self) -> String {
-        format!("{} {}[{}]", self.policy.display_name(), self.direction, self.rule)
+        match self.peer {
+            Some(peer) => format!(
+                "{} {}[{}].{}[{peer}]",
+                self.policy.display_name(),
+                self.direction,
+                self.rule,
+                self.direction.peers_field()
+            ),
+            None => format!("{} {}[{}]", self.policy.display_name(), self.direction, self.rule),
+        }
     }
 }
 
@@ -159,27 +172,25 @@ fn side(
     let mut misses = Vec::new();
     for policy in &isolating {
         for (i, rule) in policy.rules(direction).unwrap_or_default().iter().enumerate() {
-            let rule_ref = || RuleRef { policy: PolicyRef::of(policy), direction, rule: i };
-            let peer_misses: Vec<PeerMismatch> = if rule.peers.is_empty() {
-                Vec::new()
-            } else {
-                let mut misses = Vec::new();
-                for (p, peer) in rule.peers.iter().enumerate() {
-                    match match_peer(peer, &policy.namespace, &remote) {
-                        Ok(()) => {
-                            misses.clear();
-                            break;
-                        }
-                        Err(miss) => misses.push(PeerMismatch::new(p, miss, &remote)),
+            let rule_ref = |peer| RuleRef { policy: PolicyRef::of(policy), direction, rule: i, peer };
+            // The first matching peer, or why each peer failed.
+            let mut matched = None;
+            let mut peer_misses = Vec::new();
+            for (p, peer) in rule.peers.iter().enumerate() {
+                match match_peer(peer, &policy.namespace, &remote) {
+                    Ok(()) => {
+                        matched = Some(p);
+                        peer_misses.clear();
+                        break;
                     }
+                    Err(miss) => peer_misses.push(PeerMismatch::new(p, miss, &remote)),
                 }
-                misses
-            };
+            }
             let ports_ok = ports_match(rule, flow.port, flow.protocol, destination);
             if peer_misses.is_empty() && ports_ok {
-                allowed_by.push(rule_ref());
+                allowed_by.push(rule_ref(matched));
             } else {
-                misses.push(RuleMiss { rule: rule_ref(), peers: peer_misses, ports: (!ports_ok).then(|| rule.ports.clone()) });
+                misses.push(RuleMiss { rule: rule_ref(None), peers: peer_misses, ports: (!ports_ok).then(|| rule.ports.clone()) });
             }
         }
     }

@@ -356,7 +356,8 @@ fn verdicts_carry_provenance() {
     let allowed = judge(&c, "production/curl", "production/nginx", 80, Protocol::Tcp);
     let SideVerdict::Allowed { isolated_by, allowed_by } = &allowed.ingress else { panic!("{allowed:?}") };
     assert_eq!(isolated_by[0].name, "default-deny-ingress");
-    assert_eq!(allowed_by[0].display_name(), "production/default-deny-ingress ingress[0]");
+    assert_eq!(allowed_by[0].display_name(), "production/default-deny-ingress ingress[0].from[0]");
+    assert_eq!(allowed_by[0].peer, Some(0), "the peer that matched");
     assert_eq!(allowed.egress, SideVerdict::NotIsolated);
 
     let denied = judge(&c, "develop/curl", "production/nginx", 80, Protocol::Tcp);

@@ -33,8 +33,12 @@ pub fn supported_api_version(kind: &str) -> Option<&'static str> {
     })
 }
 
-/// Deserializes into the k8s-openapi type, reporting the failing field path.
+/// Deserializes into the k8s-openapi type, reporting the failing field path. The path is
+/// tracked only when deserialization fails (tracking it costs as much as deserializing).
 fn typed<T: DeserializeOwned>(value: &Value) -> Result<T, Vec<FieldError>> {
+    if let Ok(typed) = T::deserialize(value) {
+        return Ok(typed);
+    }
     serde_path_to_error::deserialize(value).map_err(|error| {
         let mut path = FieldPath::root();
         for segment in error.path().iter() {

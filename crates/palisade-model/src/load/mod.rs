@@ -17,14 +17,14 @@ use serde_json::Value;
 
 use crate::build::{ClusterBuilder, DEFAULT_POD_CIDR, Duplicate};
 use crate::diagnostic::{Diagnostic, LoadError, Location};
-use crate::field_path::{FieldError, FieldPath};
+use crate::field_path::FieldPath;
 use crate::objects::{Cluster, Origin};
 use kinds::Object;
 
 /// Parses a YAML (or JSON) stream into plain JSON values, one per non-empty document.
 pub fn parse_yaml(text: &str) -> Result<Vec<Value>, String> {
     let documents = yaml::parse_documents(text).map_err(|e| format!("{}:{}: {}", e.line, e.column, e.message))?;
-    Ok(documents.iter().map(yaml::to_json).filter(|v| !v.is_null()).collect())
+    Ok(documents.into_iter().map(|d| d.value).collect())
 }
 
 /// A path to load, optionally with the namespace its namespace-less objects go to
@@ -91,9 +91,7 @@ pub struct Loaded {
 /// Loads every source, or reports every problem.
 pub fn load(sources: &[Source], options: &LoadOptions) -> Result<Loaded, LoadError> {
     let mut loader = Loader::new(options.clone());
-    for source in sources {
-        loader.add_source(source);
-    }
+    loader.add_sources(sources);
     loader.finish()
 }
 
@@ -105,12 +103,37 @@ pub struct Loader {
     skipped: Vec<Diagnostic>,
 }
 
-/// The document an object came from, to turn field paths into positions.
-struct DocumentContext<'a, 'doc> {
-    file: Option<&'a Path>,
+/// What one file holds: converted objects, or the problems found.
+#[derive(Default)]
+struct FileOutput {
+    objects: Vec<(Object, String, Location)>,
+    errors: Vec<Diagnostic>,
+    skipped: Vec<Diagnostic>,
+}
+
+/// The document an object came from.
+struct DocumentContext<'a> {
+    index: usize,
+    document: &'a yaml::Document,
     origin_file: Option<Arc<Path>>,
-    document: &'a saphyr::MarkedYaml<'doc>,
-    namespace: Option<&'a str>,
+    namespace: &'a str,
+    explicit_namespace: bool,
+}
+
+/// An error whose position is looked up once the whole file has been read.
+struct Pending {
+    document: usize,
+    path: FieldPath,
+    at_key: bool,
+    /// Where the object starts, if the path cannot be found.
+    fallback: yaml::Position,
+    object: Option<String>,
+    field: Option<String>,
+    message: String,
+}
+
+fn file_error(path: &Path, message: String) -> Diagnostic {
+    Diagnostic { location: Location { file: Some(path.to_path_buf()), line: 0, column: 0 }, object: None, field: None, message }
 }
 
 impl Loader {
@@ -120,156 +143,53 @@ impl Loader {
 
     /// Adds a file, or every `.yaml`/`.yml`/`.json` file below a directory (sorted, recursive).
     pub fn add_source(&mut self, source: &Source) {
-        let files = match manifest_files(&source.path) {
-            Ok(files) => files,
-            Err(message) => {
-                self.errors.push(Diagnostic {
-                    location: Location { file: Some(source.path.clone()), line: 0, column: 0 },
-                    object: None,
-                    field: None,
-                    message,
-                });
-                return;
+        self.add_sources(std::slice::from_ref(source));
+    }
+
+    /// Adds several sources. Files are read and converted in parallel; objects are added in
+    /// the order of the sources, so results do not depend on scheduling.
+    pub fn add_sources(&mut self, sources: &[Source]) {
+        let mut files: Vec<(PathBuf, Option<&str>)> = Vec::new();
+        for source in sources {
+            match manifest_files(&source.path) {
+                Ok(found) => files.extend(found.into_iter().map(|f| (f, source.namespace.as_deref()))),
+                Err(message) => self.errors.push(file_error(&source.path, message)),
             }
+        }
+        let read = |(file, namespace): &(PathBuf, Option<&str>)| match std::fs::read_to_string(file) {
+            Ok(text) => read_file(Some(file), &text, *namespace, &self.options.default_namespace),
+            Err(e) => FileOutput { errors: vec![file_error(file, format!("cannot read: {e}"))], ..Default::default() },
         };
-        for file in files {
-            match std::fs::read_to_string(&file) {
-                Ok(text) => self.add_text(Some(&file), &text, source.namespace.as_deref()),
-                Err(e) => self.errors.push(Diagnostic {
-                    location: Location { file: Some(file.clone()), line: 0, column: 0 },
-                    object: None,
-                    field: None,
-                    message: format!("cannot read: {e}"),
-                }),
-            }
+        for output in parallel_map(&files, read) {
+            self.merge(output);
         }
     }
 
     /// Adds a YAML or JSON stream; `file` is only used in messages.
     pub fn add_text(&mut self, file: Option<&Path>, text: &str, namespace: Option<&str>) {
-        let documents = match yaml::parse_documents(text) {
-            Ok(documents) => documents,
-            Err(e) => {
-                self.errors.push(Diagnostic {
-                    location: yaml::location_in(file, (e.line, e.column)),
-                    object: None,
-                    field: None,
-                    message: format!("invalid YAML: {}", e.message),
-                });
-                return;
-            }
-        };
-        let origin_file: Option<Arc<Path>> = file.map(Arc::from);
-        for document in &documents {
-            let value = yaml::to_json(document);
-            if value.is_null() {
-                continue;
-            }
-            let context = DocumentContext { file, origin_file: origin_file.clone(), document, namespace };
-            self.add_value(&context, &value, &FieldPath::root());
-        }
+        let output = read_file(file, text, namespace, &self.options.default_namespace);
+        self.merge(output);
     }
 
-    fn add_value(&mut self, context: &DocumentContext<'_, '_>, value: &Value, at: &FieldPath) {
-        let location = |path: &FieldPath, at_key: bool| {
-            yaml::location_in(context.file, yaml::locate(context.document, &path.under(at), at_key))
-        };
-        let Value::Object(map) = value else {
-            self.errors.push(Diagnostic {
-                location: location(&FieldPath::root(), false),
-                object: None,
-                field: None,
-                message: "expected a Kubernetes object (a mapping with apiVersion and kind)".to_string(),
-            });
-            return;
-        };
-        let kind = map.get("kind").and_then(Value::as_str).unwrap_or_default();
-        let api_version = map.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
-        if kind.is_empty() || api_version.is_empty() {
-            let missing = if kind.is_empty() { "kind" } else { "apiVersion" };
-            self.errors.push(Diagnostic {
-                location: location(&FieldPath::root(), false),
-                object: None,
-                field: Some(missing.to_string()),
-                message: format!("required value: every object needs {missing}"),
-            });
-            return;
-        }
-        if kind.ends_with("List")
-            && let Some(Value::Array(items)) = map.get("items")
-        {
-            for (i, item) in items.iter().enumerate() {
-                self.add_value(context, item, &FieldPath::root().key("items").index(i).under(at));
+    fn merge(&mut self, output: FileOutput) {
+        self.errors.extend(output.errors);
+        self.skipped.extend(output.skipped);
+        for (object, name, location) in output.objects {
+            let added = match object {
+                Object::Namespace(ns) => self.builder.add_namespace(ns),
+                Object::Endpoint(endpoint) => self.builder.add_endpoint(endpoint),
+                Object::Service(service) => self.builder.add_service(service),
+                Object::Policy(policy) => self.builder.add_policy(policy),
+                Object::FinishedPod => Ok(()),
+            };
+            if let Err(Duplicate(first)) = added {
+                self.errors.push(Diagnostic {
+                    location,
+                    object: Some(name),
+                    field: None,
+                    message: format!("defined twice: first defined at {first}"),
+                });
             }
-            return;
-        }
-
-        let meta = map.get("metadata");
-        let text_of = |key: &str| meta.and_then(|m| m.get(key)).and_then(Value::as_str).unwrap_or_default().to_string();
-        let (name, declared_ns) = (text_of("name"), text_of("namespace"));
-        let namespace = if declared_ns.is_empty() {
-            context.namespace.unwrap_or(&self.options.default_namespace).to_string()
-        } else {
-            declared_ns.clone()
-        };
-        let object_name = if kind == "Namespace" { format!("{kind} {name}") } else { format!("{kind} {namespace}/{name}") };
-        let (line, column) = yaml::locate(context.document, at, false);
-        let origin = Origin { file: context.origin_file.clone(), line, column };
-        let diagnostic = |error: &FieldError| Diagnostic {
-            location: location(&error.path, error.at_key),
-            object: Some(object_name.clone()),
-            field: (!error.path.is_root()).then(|| error.path.to_string()),
-            message: error.message.clone(),
-        };
-
-        let Some(expected_version) = kinds::supported_api_version(kind) else {
-            self.skipped.push(Diagnostic {
-                location: location(&FieldPath::root(), false),
-                object: Some(object_name),
-                field: None,
-                message: format!("skipped: kind {kind} ({api_version}) does not affect NetworkPolicy analysis"),
-            });
-            return;
-        };
-        if api_version != expected_version {
-            self.errors.push(diagnostic(&FieldError::new(
-                FieldPath::root().key("apiVersion"),
-                format!("unsupported apiVersion {api_version:?} for {kind}: supported: {expected_version:?}"),
-            )));
-            return;
-        }
-        if let (Some(wanted), false) = (context.namespace, declared_ns.is_empty())
-            && wanted != declared_ns
-            && kind != "Namespace"
-        {
-            self.errors.push(diagnostic(&FieldError::new(
-                FieldPath::root().key("metadata").key("namespace"),
-                format!("the object is in namespace {declared_ns:?} but its file was given with @{wanted}"),
-            )));
-            return;
-        }
-
-        let object = match kinds::convert(kind, value, &namespace, origin) {
-            Ok(object) => object,
-            Err(errors) => {
-                self.errors.extend(errors.iter().map(diagnostic));
-                return;
-            }
-        };
-        let added = match object {
-            Object::Namespace(ns) => self.builder.add_namespace(ns),
-            Object::Endpoint(endpoint) => self.builder.add_endpoint(endpoint),
-            Object::Service(service) => self.builder.add_service(service),
-            Object::Policy(policy) => self.builder.add_policy(policy),
-            Object::FinishedPod => Ok(()),
-        };
-        if let Err(Duplicate(first)) = added {
-            self.errors.push(Diagnostic {
-                location: location(&FieldPath::root(), false),
-                object: Some(object_name),
-                field: None,
-                message: format!("defined twice: first defined at {first}"),
-            });
         }
     }
 
@@ -320,4 +240,152 @@ fn manifest_files(path: &Path) -> Result<Vec<PathBuf>, String> {
     }
     files.sort();
     Ok(files)
+}
+
+/// Applies `f` to every item on all cores, keeping the order of the results.
+fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(items.len());
+    if workers <= 1 {
+        return items.iter().map(f).collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut results: Vec<(usize, R)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(item) = items.get(i) else { break };
+                        done.push((i, f(item)));
+                    }
+                    done
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().expect("loader worker panicked")).collect()
+    });
+    results.sort_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, r)| r).collect()
+}
+
+/// Parses and converts one file. Pure: the same text always gives the same output.
+fn read_file(file: Option<&Path>, text: &str, namespace: Option<&str>, default_namespace: &str) -> FileOutput {
+    let mut output = FileOutput::default();
+    let documents = match yaml::parse_documents(text) {
+        Ok(documents) => documents,
+        Err(e) => {
+            output.errors.push(Diagnostic {
+                location: yaml::location_in(file, (e.line, e.column)),
+                object: None,
+                field: None,
+                message: format!("invalid YAML: {}", e.message),
+            });
+            return output;
+        }
+    };
+    let origin_file: Option<Arc<Path>> = file.map(Arc::from);
+    let mut pending = Vec::new();
+    for (index, document) in documents.iter().enumerate() {
+        let context = DocumentContext {
+            index,
+            document,
+            origin_file: origin_file.clone(),
+            namespace: namespace.unwrap_or(default_namespace),
+            explicit_namespace: namespace.is_some(),
+        };
+        add_value(&context, &document.value, &FieldPath::root(), document.start, &mut pending, &mut output);
+    }
+    if pending.is_empty() {
+        return output;
+    }
+    // Only now are field positions needed: parse once more, keeping every node's span.
+    let positions = yaml::Positions::parse(text);
+    for p in pending {
+        let position = positions.as_ref().and_then(|ps| ps.locate(p.document, &p.path, p.at_key)).unwrap_or(p.fallback);
+        output.errors.push(Diagnostic {
+            location: yaml::location_in(file, position),
+            object: p.object,
+            field: p.field,
+            message: p.message,
+        });
+    }
+    output
+}
+
+/// Converts one object (or each object of a `List`).
+fn add_value(
+    context: &DocumentContext<'_>,
+    value: &Value,
+    at: &FieldPath,
+    start: yaml::Position,
+    pending: &mut Vec<Pending>,
+    output: &mut FileOutput,
+) {
+    let fail = |pending: &mut Vec<Pending>, path: &FieldPath, at_key: bool, object: Option<String>, message: String| {
+        pending.push(Pending {
+            document: context.index,
+            path: path.under(at),
+            at_key,
+            fallback: start,
+            object,
+            field: (!path.is_root()).then(|| path.to_string()),
+            message,
+        });
+    };
+    let Value::Object(map) = value else {
+        let message = "expected a Kubernetes object (a mapping with apiVersion and kind)".to_string();
+        return fail(pending, &FieldPath::root(), false, None, message);
+    };
+    let kind = map.get("kind").and_then(Value::as_str).unwrap_or_default();
+    let api_version = map.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
+    if kind.is_empty() || api_version.is_empty() {
+        let missing = if kind.is_empty() { "kind" } else { "apiVersion" };
+        let message = format!("required value: every object needs {missing}");
+        return fail(pending, &FieldPath::root().key(missing), true, None, message);
+    }
+    if kind.ends_with("List")
+        && let Some(Value::Array(items)) = map.get("items")
+    {
+        for (i, item) in items.iter().enumerate() {
+            let item_start = if at.is_root() { context.document.item_starts.get(i).copied().unwrap_or(start) } else { start };
+            add_value(context, item, &FieldPath::root().key("items").index(i).under(at), item_start, pending, output);
+        }
+        return;
+    }
+
+    let meta = map.get("metadata");
+    let text_of = |key: &str| meta.and_then(|m| m.get(key)).and_then(Value::as_str).unwrap_or_default().to_string();
+    let (name, declared_ns) = (text_of("name"), text_of("namespace"));
+    let namespace = if declared_ns.is_empty() { context.namespace.to_string() } else { declared_ns.clone() };
+    let object_name = if kind == "Namespace" { format!("{kind} {name}") } else { format!("{kind} {namespace}/{name}") };
+    let location = Location { file: context.origin_file.as_ref().map(|f| f.to_path_buf()), line: start.0, column: start.1 };
+    let origin = Origin { file: context.origin_file.clone(), line: start.0, column: start.1 };
+
+    let Some(expected_version) = kinds::supported_api_version(kind) else {
+        output.skipped.push(Diagnostic {
+            location,
+            object: Some(object_name),
+            field: None,
+            message: format!("skipped: kind {kind} ({api_version}) does not affect NetworkPolicy analysis"),
+        });
+        return;
+    };
+    if api_version != expected_version {
+        let message = format!("unsupported apiVersion {api_version:?} for {kind}: supported: {expected_version:?}");
+        return fail(pending, &FieldPath::root().key("apiVersion"), false, Some(object_name), message);
+    }
+    if context.explicit_namespace && !declared_ns.is_empty() && context.namespace != declared_ns && kind != "Namespace" {
+        let message =
+            format!("the object is in namespace {declared_ns:?} but its file was given with @{}", context.namespace);
+        return fail(pending, &FieldPath::root().key("metadata").key("namespace"), false, Some(object_name), message);
+    }
+    match kinds::convert(kind, value, &namespace, origin) {
+        Ok(object) => output.objects.push((object, object_name, location)),
+        Err(errors) => {
+            for error in errors {
+                fail(pending, &error.path, error.at_key, Some(object_name.clone()), error.message);
+            }
+        }
+    }
 }

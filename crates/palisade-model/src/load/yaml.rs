@@ -1,11 +1,23 @@
-//! YAML (and JSON, which YAML 1.2 contains) documents with positions: converted to
-//! `serde_json::Value` for typed deserialization, and kept to locate field paths in errors.
+//! YAML (and JSON, which YAML 1.2 contains) documents.
+//!
+//! The fast path builds `serde_json::Value`s straight from parser events, remembering only
+//! where each document (and each item of a `List`) starts. Positions of individual fields are
+//! only needed for error messages, so a file with errors is parsed a second time into
+//! saphyr's `MarkedYaml`, whose every node carries its span, and the field paths of the
+//! errors are looked up there.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
 
 use saphyr::{LoadableYamlNode, MarkedYaml, Scalar, YamlData};
+use saphyr_parser::{Event, Parser, ScanError, Span, SpannedEventReceiver, Tag};
 use serde_json::{Map, Number, Value};
 
 use crate::diagnostic::Location;
 use crate::field_path::{FieldPath, Segment};
+
+/// A 1-based line and column.
+pub type Position = (usize, usize);
 
 pub struct ParseError {
     pub line: usize,
@@ -13,73 +25,185 @@ pub struct ParseError {
     pub message: String,
 }
 
-/// Parses every document of a stream.
-pub fn parse_documents(text: &str) -> Result<Vec<MarkedYaml<'_>>, ParseError> {
-    MarkedYaml::load_from_str(text).map_err(|e| ParseError {
-        line: e.marker().line(),
-        column: e.marker().col() + 1,
-        message: e.info().to_string(),
-    })
-}
-
-/// Converts a document to JSON. Mapping keys are stringified (YAML allows `80: x`).
-pub fn to_json(node: &MarkedYaml<'_>) -> Value {
-    match &node.data {
-        YamlData::Value(scalar) => scalar_to_json(scalar),
-        YamlData::Representation(text, _, _) => Value::String(text.to_string()),
-        YamlData::Sequence(items) => Value::Array(items.iter().map(to_json).collect()),
-        YamlData::Mapping(entries) => {
-            let mut map = Map::with_capacity(entries.len());
-            for (key, value) in entries {
-                map.insert(key_text(key), to_json(value));
-            }
-            Value::Object(map)
-        }
-        YamlData::Tagged(_, inner) => to_json(inner),
-        YamlData::Alias(_) | YamlData::BadValue => Value::Null,
+impl From<ScanError> for ParseError {
+    fn from(e: ScanError) -> Self {
+        ParseError { line: e.marker().line(), column: e.marker().col() + 1, message: e.info().to_string() }
     }
 }
 
-fn scalar_to_json(scalar: &Scalar<'_>) -> Value {
-    match scalar {
-        Scalar::Null => Value::Null,
-        Scalar::Boolean(b) => Value::Bool(*b),
-        Scalar::Integer(i) => Value::Number((*i).into()),
-        Scalar::FloatingPoint(f) => Number::from_f64(f.into_inner()).map(Value::Number).unwrap_or(Value::Null),
-        Scalar::String(s) => Value::String(s.to_string()),
+/// One document of a stream.
+pub struct Document {
+    pub value: Value,
+    /// Where the document's root node starts.
+    pub start: Position,
+    /// Where each element of a top-level `items` sequence starts (the objects of a `List`).
+    pub item_starts: Vec<Position>,
+}
+
+/// Parses every document of a stream; empty documents are left out.
+pub fn parse_documents(text: &str) -> Result<Vec<Document>, ParseError> {
+    let mut builder = Builder::default();
+    Parser::new_from_str(text).load(&mut builder, true)?;
+    if let Some(error) = builder.error {
+        return Err(error);
+    }
+    Ok(builder.documents)
+}
+
+enum Frame {
+    Sequence { items: Vec<Value>, anchor: usize, start: Position },
+    Mapping { map: Map<String, Value>, key: Option<(String, Span)>, anchor: usize, start: Position },
+}
+
+#[derive(Default)]
+struct Builder {
+    stack: Vec<Frame>,
+    documents: Vec<Document>,
+    item_starts: Vec<Position>,
+    anchors: HashMap<usize, Value>,
+    error: Option<ParseError>,
+}
+
+fn position(span: &Span) -> Position {
+    (span.start.line(), span.start.col() + 1)
+}
+
+fn scalar(text: Cow<'_, str>, style: saphyr::ScalarStyle, tag: Option<&Cow<'_, Tag>>) -> Value {
+    // Only a tagged scalar can fail to resolve; keep its text for that case.
+    let original = tag.map(|_| text.to_string());
+    match Scalar::parse_from_cow_and_metadata(text, style, tag) {
+        Some(Scalar::Null) => Value::Null,
+        Some(Scalar::Boolean(b)) => Value::Bool(b),
+        Some(Scalar::Integer(i)) => Value::Number(i.into()),
+        Some(Scalar::FloatingPoint(f)) => Number::from_f64(f.into_inner()).map(Value::Number).unwrap_or(Value::Null),
+        Some(Scalar::String(s)) => Value::String(s.into_owned()),
+        // A core-schema tag the text does not fit (`!!int abc`): keep the text.
+        None => Value::String(original.unwrap_or_default()),
     }
 }
 
-fn key_text(node: &MarkedYaml<'_>) -> String {
-    match to_json(node) {
+fn key_of(value: Value) -> String {
+    match value {
         Value::String(s) => s,
         other => other.to_string(),
     }
 }
 
-/// The position of the node at `path` in `root`: the value, or the key when `at_key`.
-/// A path that does not exist (a missing required field) points at its deepest parent.
-pub fn locate(root: &MarkedYaml<'_>, path: &FieldPath, at_key: bool) -> (usize, usize) {
-    let mut node = root;
-    let segments = path.segments();
-    for (i, segment) in segments.iter().enumerate() {
-        let last = i + 1 == segments.len();
-        let next = match (segment, &node.data) {
-            (Segment::Key(wanted), YamlData::Mapping(entries)) => {
-                entries.iter().find(|(k, _)| key_text(k) == *wanted).map(|(k, v)| if last && at_key { k } else { v })
+impl Builder {
+    /// Adds a finished node to its parent (or makes it a document).
+    fn insert(&mut self, value: Value, anchor: usize, start: Position, span: Span) {
+        if anchor > 0 {
+            self.anchors.insert(anchor, value.clone());
+        }
+        // Elements of the root mapping's `items` sequence are the objects of a List.
+        let is_list_item = self.stack.len() == 2
+            && matches!(&self.stack[0], Frame::Mapping { key: Some((k, _)), .. } if k == "items");
+        match self.stack.last_mut() {
+            None => {
+                let item_starts = std::mem::take(&mut self.item_starts);
+                if !value.is_null() {
+                    self.documents.push(Document { value, start, item_starts });
+                }
             }
-            (Segment::Index(index), YamlData::Sequence(items)) => items.get(*index),
-            _ => None,
-        };
-        match next {
-            Some(child) => node = child,
-            None => break,
+            Some(Frame::Sequence { items, .. }) => {
+                if is_list_item {
+                    self.item_starts.push(start);
+                }
+                items.push(value);
+            }
+            Some(Frame::Mapping { map, key, .. }) => match key.take() {
+                None => *key = Some((key_of(value), span)),
+                Some((k, key_span)) => {
+                    if map.insert(k, value).is_some() {
+                        self.error = Some(ParseError {
+                            line: key_span.start.line(),
+                            column: key_span.start.col() + 1,
+                            message: "duplicated key in mapping".to_string(),
+                        });
+                    }
+                }
+            },
         }
     }
-    (node.span.start.line(), node.span.start.col() + 1)
 }
 
-pub fn location_in(file: Option<&std::path::Path>, (line, column): (usize, usize)) -> Location {
+impl<'input> SpannedEventReceiver<'input> for Builder {
+    fn on_event(&mut self, event: Event<'input>, span: Span) {
+        if self.error.is_some() {
+            return;
+        }
+        match event {
+            Event::SequenceStart(anchor, _) => {
+                self.stack.push(Frame::Sequence { items: Vec::new(), anchor, start: position(&span) });
+            }
+            Event::MappingStart(anchor, _) => {
+                self.stack.push(Frame::Mapping { map: Map::new(), key: None, anchor, start: position(&span) });
+            }
+            Event::SequenceEnd | Event::MappingEnd => match self.stack.pop() {
+                Some(Frame::Sequence { items, anchor, start }) => self.insert(Value::Array(items), anchor, start, span),
+                Some(Frame::Mapping { map, anchor, start, .. }) => self.insert(Value::Object(map), anchor, start, span),
+                None => {}
+            },
+            Event::Scalar(text, style, anchor, tag) => {
+                let value = scalar(text, style, tag.as_ref());
+                self.insert(value, anchor, position(&span), span);
+            }
+            Event::Alias(id) => {
+                let value = self.anchors.get(&id).cloned().unwrap_or(Value::Null);
+                self.insert(value, 0, position(&span), span);
+            }
+            Event::StreamStart | Event::StreamEnd | Event::DocumentStart(_) | Event::DocumentEnd | Event::Nothing => {}
+        }
+    }
+}
+
+/// The positions of nodes, for error messages: parsed on demand.
+pub struct Positions<'t> {
+    documents: Vec<MarkedYaml<'t>>,
+}
+
+impl<'t> Positions<'t> {
+    pub fn parse(text: &'t str) -> Option<Self> {
+        let documents = MarkedYaml::load_from_str(text).ok()?;
+        // Keep the same numbering as `parse_documents`, which leaves empty documents out.
+        let documents = documents.into_iter().filter(|d| !matches!(d.data, YamlData::Value(Scalar::Null))).collect();
+        Some(Self { documents })
+    }
+
+    /// The position of the node at `path` in document `index`: the value, or the key when
+    /// `at_key`. A path that does not exist (a missing field) points at its deepest parent.
+    pub fn locate(&self, index: usize, path: &FieldPath, at_key: bool) -> Option<Position> {
+        let mut node = self.documents.get(index)?;
+        let segments = path.segments();
+        for (i, segment) in segments.iter().enumerate() {
+            let last = i + 1 == segments.len();
+            let next = match (segment, &node.data) {
+                (Segment::Key(wanted), YamlData::Mapping(entries)) => entries
+                    .iter()
+                    .find(|(k, _)| marked_key(k) == *wanted)
+                    .map(|(k, v)| if last && at_key { k } else { v }),
+                (Segment::Index(index), YamlData::Sequence(items)) => items.get(*index),
+                _ => None,
+            };
+            match next {
+                Some(child) => node = child,
+                None => break,
+            }
+        }
+        Some((node.span.start.line(), node.span.start.col() + 1))
+    }
+}
+
+fn marked_key(node: &MarkedYaml<'_>) -> String {
+    match &node.data {
+        YamlData::Value(Scalar::String(s)) => s.to_string(),
+        YamlData::Value(Scalar::Integer(i)) => i.to_string(),
+        YamlData::Value(Scalar::Boolean(b)) => b.to_string(),
+        _ => String::new(),
+    }
+}
+
+pub fn location_in(file: Option<&std::path::Path>, (line, column): Position) -> Location {
     Location { file: file.map(|f| f.to_path_buf()), line, column }
 }
 
@@ -91,18 +215,46 @@ mod tests {
     fn converts_and_locates() {
         let text = "kind: NetworkPolicy\nspec:\n  ingress:\n  - from:\n    - ipBlock:\n        cidr: 10.0.0/8\n";
         let docs = parse_documents(text).unwrap_or_else(|_| panic!("parses"));
-        let value = to_json(&docs[0]);
-        assert_eq!(value["spec"]["ingress"][0]["from"][0]["ipBlock"]["cidr"], "10.0.0/8");
+        assert_eq!(docs[0].value["spec"]["ingress"][0]["from"][0]["ipBlock"]["cidr"], "10.0.0/8");
+        assert_eq!(docs[0].start, (1, 1));
+        let positions = Positions::parse(text).unwrap();
         let path = FieldPath::root().key("spec").key("ingress").index(0).key("from").index(0).key("ipBlock").key("cidr");
-        assert_eq!(locate(&docs[0], &path, false), (6, 15));
-        assert_eq!(locate(&docs[0], &path, true), (6, 9));
+        assert_eq!(positions.locate(0, &path, false), Some((6, 15)));
+        assert_eq!(positions.locate(0, &path, true), Some((6, 9)));
         // A missing field points at the deepest node that exists.
         let missing = FieldPath::root().key("spec").key("ingress").index(0).key("ports");
-        assert_eq!(locate(&docs[0], &missing, false), (4, 5));
+        assert_eq!(positions.locate(0, &missing, false), Some((4, 5)));
     }
 
     #[test]
-    fn reports_syntax_errors_with_position() {
+    fn scalars_follow_the_core_schema() {
+        let docs = parse_documents("a: [on, yes, '80', 80, 1.5, ~, true, \"x\", null, 0x1f]\n").unwrap_or_else(|_| panic!());
+        assert_eq!(docs[0].value["a"], serde_json::json!(["on", "yes", "80", 80, 1.5, null, true, "x", null, 31]));
+    }
+
+    #[test]
+    fn anchors_and_aliases_are_resolved() {
+        let docs = parse_documents("a: &x {b: 1}\nc: *x\n").unwrap_or_else(|_| panic!());
+        assert_eq!(docs[0].value["c"]["b"], 1);
+    }
+
+    #[test]
+    fn list_items_and_documents_have_positions() {
+        let text = "# comment\n---\nkind: List\nitems:\n- {kind: A}\n-   kind: B\n---\n---\n{\"kind\": \"C\"}\n";
+        let docs = parse_documents(text).unwrap_or_else(|_| panic!());
+        assert_eq!(docs.len(), 2, "empty documents are left out");
+        assert_eq!(docs[0].start, (3, 1));
+        assert_eq!(docs[0].item_starts, vec![(5, 3), (6, 5)]);
+        assert_eq!(docs[1].start, (9, 1));
+        assert!(docs[1].item_starts.is_empty());
+        let positions = Positions::parse(text).unwrap();
+        assert_eq!(positions.locate(1, &FieldPath::root().key("kind"), false), Some((9, 10)));
+    }
+
+    #[test]
+    fn duplicate_keys_and_syntax_errors_have_positions() {
+        let Err(error) = parse_documents("a: 1\nb: 2\na: 3\n") else { panic!("must fail") };
+        assert_eq!((error.line, error.column, error.message.as_str()), (3, 1, "duplicated key in mapping"));
         let Err(error) = parse_documents("a: [1, 2\nb: 3\n") else { panic!("must fail") };
         assert_eq!((error.line, error.column), (2, 2));
     }

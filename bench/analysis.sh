@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Times the analysis commands on generated clusters, end to end (process start, loading,
+# evaluation, output). Prints best-of-N wall time and peak RSS per command.
+#
+# Usage: bench/analysis.sh [RUNS]     (needs python3 with PyYAML for the generator)
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+runs=${1:-5}
+bin="$root/target/release/palisade"
+(cd "$root" && cargo build --release -q -p palisade)
+
+# best_of LABEL CMD...: best wall time over $runs runs, and the peak RSS of the slowest.
+best_of() {
+  local label=$1; shift
+  local best="" rss=0
+  for _ in $(seq "$runs"); do
+    local line
+    line=$( { /usr/bin/time -f "%e %M" "$@" > /dev/null; } 2>&1 | tail -1)
+    local t=${line% *} m=${line#* }
+    if [ -z "$best" ] || awk "BEGIN{exit !($t < $best)}"; then best=$t; fi
+    [ "$m" -gt "$rss" ] && rss=$m
+  done
+  printf '%-58s %8.3f s %8d KiB\n' "$label" "$best" "$rss"
+}
+
+for size in "500 200" "2000 10" "10000 1000"; do
+  set -- $size
+  dir="$root/bench/out/cluster-$1-$2"
+  [ -d "$dir" ] || python3 "$root/bench/gen_cluster.py" --pods "$1" --policies "$2" --out "$dir" > /dev/null
+  echo "== $1 pods, $2 policies ($(du -sh "$dir" | cut -f1) of YAML)"
+  best_of "check one flow" "$bin" check -f "$dir" --from ns-0/app-0-0 --to ns-1/app-1-5 --port 8080 -o json
+  best_of "matrix --summary -o json" "$bin" matrix -f "$dir" --summary -o json
+  if [ "$1" -le 2000 ]; then
+    best_of "matrix -o json (every pair)" "$bin" matrix -f "$dir" -o json
+  fi
+done
