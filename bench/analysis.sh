@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Times the analysis commands on generated clusters, end to end (process start, loading,
-# evaluation, output). Prints best-of-N wall time and peak RSS per command.
+# evaluation, output to /dev/null). Prints best and median wall time of N runs and peak RSS.
 #
 # Usage: bench/analysis.sh [RUNS]     (needs python3 with PyYAML for the generator)
 set -euo pipefail
@@ -9,19 +9,7 @@ runs=${1:-5}
 bin="$root/target/release/palisade"
 (cd "$root" && cargo build --release -q -p palisade)
 
-# best_of LABEL CMD...: best wall time over $runs runs, and the peak RSS of the slowest.
-best_of() {
-  local label=$1; shift
-  local best="" rss=0
-  for _ in $(seq "$runs"); do
-    local line
-    line=$( { /usr/bin/time -f "%e %M" "$@" > /dev/null; } 2>&1 | tail -1)
-    local t=${line% *} m=${line#* }
-    if [ -z "$best" ] || awk "BEGIN{exit !($t < $best)}"; then best=$t; fi
-    [ "$m" -gt "$rss" ] && rss=$m
-  done
-  printf '%-58s %8.3f s %8d KiB\n' "$label" "$best" "$rss"
-}
+best_of() { python3 "$root/bench/timeit.py" "$runs" "$@"; }
 
 for size in "500 200" "2000 10" "10000 1000"; do
   set -- $size

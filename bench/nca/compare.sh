@@ -9,7 +9,8 @@ root="$(cd "$(dirname "$0")/../.." && pwd)"
 pods=${1:-500}
 policies=${2:-200}
 shift $(( $# > 2 ? 2 : $# ))
-out="$root/bench/out/nca-$pods-$policies"
+suffix=$(printf '%s' "$*" | tr -c 'a-z0-9' '-' | sed 's/-\+/-/g; s/^-//; s/-$//')
+out="$root/bench/out/nca-$pods-$policies${suffix:+-$suffix}"
 venv="$root/bench/.venv"
 
 if [ ! -x "$venv/bin/nca" ]; then

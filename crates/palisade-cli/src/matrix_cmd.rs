@@ -136,8 +136,8 @@ fn write_json(out: &mut impl Write, plan: &MatrixPlan<'_>, names: &[String]) -> 
     out.write_all(b"],\"entries\":[")?;
     let tails: Vec<String> =
         plan.ports.iter().map(|(port, protocol)| format!(",\"port\":{port},\"protocol\":\"{protocol}\",\"allowed\":")).collect();
-    let format_chunk = |sources: &[usize]| -> Vec<u8> {
-        let mut buf = Vec::with_capacity(1 << 20);
+    let format_chunk = |sources: &[usize], buf: &mut Vec<u8>| {
+        buf.clear();
         for &from in sources {
             plan.for_each_from(from, |to, probe, allowed| {
                 let tail = &tails[probe];
@@ -149,25 +149,40 @@ fn write_json(out: &mut impl Write, plan: &MatrixPlan<'_>, names: &[String]) -> 
                 buf.extend_from_slice(if allowed { b"true}" } else { b"false}" });
             });
         }
-        buf
     };
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let chunk = plan.endpoints.len().div_ceil(workers * 4).max(1);
+    // About 2 MB of output per chunk. Worker w formats chunks w, w + workers, ... and hands
+    // them over bounded channels, so the writer takes them in order and at most two chunks
+    // per worker are in memory, whatever the size of the matrix.
+    let chunk = (20_000 / plan.endpoints.len().max(1)).clamp(1, plan.endpoints.len().max(1));
     let chunks: Vec<&[usize]> = plan.endpoints.chunks(chunk).collect();
     let mut first = true;
-    // Format a few chunks ahead on every core, then write them in order.
-    for batch in chunks.chunks(workers) {
-        let buffers: Vec<Vec<u8>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = batch.iter().map(|sources| scope.spawn(|| format_chunk(sources))).collect();
-            handles.into_iter().map(|h| h.join().expect("formatter thread panicked")).collect()
-        });
-        for buffer in buffers {
+    std::thread::scope(|scope| -> Result<()> {
+        let receivers: Vec<_> = (0..workers)
+            .map(|w| {
+                let (sender, receiver) = std::sync::mpsc::sync_channel::<Vec<u8>>(2);
+                let (chunks, format_chunk) = (&chunks, &format_chunk);
+                scope.spawn(move || {
+                    for sources in chunks.iter().skip(w).step_by(workers) {
+                        let mut buffer = Vec::with_capacity(4 << 20);
+                        format_chunk(sources, &mut buffer);
+                        if sender.send(buffer).is_err() {
+                            return; // The writer stopped (a write failed).
+                        }
+                    }
+                });
+                receiver
+            })
+            .collect();
+        for i in 0..chunks.len() {
+            let buffer = receivers[i % workers].recv().expect("formatter thread ended early");
             // Each entry starts with a comma; the very first one must not.
             let skip = usize::from(first && !buffer.is_empty());
             first &= buffer.is_empty();
             out.write_all(&buffer[skip..])?;
         }
-    }
+        Ok(())
+    })?;
     out.write_all(b"]}")?;
     Ok(())
 }
