@@ -168,13 +168,8 @@ fn ports(list: Option<&[NetworkPolicyPort]>, path: &FieldPath, errors: &mut Erro
 /// `ValidateNetworkPolicyPort`; a missing protocol defaults to TCP.
 fn port(entry: &NetworkPolicyPort, path: &FieldPath, errors: &mut Errors) -> Option<PortMatch> {
     let before = errors.0.len();
-    let protocol = match entry.protocol.as_deref() {
-        None => Protocol::Tcp,
-        Some(text) => text.parse().unwrap_or_else(|message: String| {
-            errors.push(path.key("protocol"), message);
-            Protocol::Tcp
-        }),
-    };
+    // An invalid protocol is already an error; TCP stands in so the rest is still checked.
+    let protocol = super::protocol_or_tcp(entry.protocol.as_deref(), path, errors).unwrap_or(Protocol::Tcp);
     let end_path = path.key("endPort");
     let spec = match (&entry.port, entry.end_port) {
         (None, None) => PortSpec::Any,

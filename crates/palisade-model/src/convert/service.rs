@@ -6,7 +6,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use super::cidr::{IP_RULE, parse_ip_sloppy};
 use super::{metadata, names, selector};
 use crate::field_path::{Errors, FieldError, FieldPath};
-use crate::objects::{Origin, Protocol, Service, ServicePort, TargetPort};
+use crate::objects::{Origin, Service, ServicePort, TargetPort};
 
 pub fn service(svc: &K8sService, default_namespace: &str, origin: Origin) -> Result<Service, Vec<FieldError>> {
     let mut errors = Errors::default();
@@ -36,10 +36,7 @@ pub fn service(svc: &K8sService, default_namespace: &str, origin: Origin) -> Res
         let path = spec_path.key("ports").index(i);
         let number = names::port_number(i64::from(port.port))
             .map_err(|m| errors.push(path.key("port"), format!("invalid port {}: {m}", port.port)));
-        let protocol = match port.protocol.as_deref() {
-            None => Ok(Protocol::Tcp),
-            Some(p) => p.parse::<Protocol>().map_err(|m| errors.push(path.key("protocol"), m)),
-        };
+        let protocol = super::protocol_or_tcp(port.protocol.as_deref(), &path, &mut errors).ok_or(());
         let target = match &port.target_port {
             None => number.clone().map(TargetPort::Number),
             Some(IntOrString::Int(n)) => names::port_number(i64::from(*n))

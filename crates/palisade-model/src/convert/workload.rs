@@ -9,7 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use super::cidr::{IP_RULE, parse_ip_sloppy};
 use super::{metadata, names, selector};
 use crate::field_path::{Errors, FieldError, FieldPath};
-use crate::objects::{ContainerPort, Endpoint, Origin, Protocol, WorkloadKind};
+use crate::objects::{ContainerPort, Endpoint, Origin, WorkloadKind};
 
 /// A Pod. Pods that have finished (`Succeeded`/`Failed`) give `None`: they no longer own
 /// their IP, so they must not count as subjects or peers (edge case 13).
@@ -79,10 +79,7 @@ fn container_ports(spec: &PodSpec, spec_path: &FieldPath, errors: &mut Errors) -
                 let number = names::port_number(i64::from(port.container_port)).map_err(|m| {
                     errors.push(path.key("containerPort"), format!("invalid containerPort {}: {m}", port.container_port))
                 });
-                let protocol = match port.protocol.as_deref() {
-                    None => Ok(Protocol::Tcp),
-                    Some(p) => p.parse::<Protocol>().map_err(|m| errors.push(path.key("protocol"), m)),
-                };
+                let protocol = super::protocol_or_tcp(port.protocol.as_deref(), &path, errors).ok_or(());
                 if let Some(name) = &port.name {
                     errors.check(&path.key("name"), "port name", name, names::port_name(name));
                 }
