@@ -86,6 +86,7 @@ impl Scenario {
                 ips: pod_ips(pod),
                 ports: ports.clone(),
                 host_network: false,
+                node: None,
                 origin: Origin::default(),
             });
             cluster.services.push(Service {

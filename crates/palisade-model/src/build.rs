@@ -196,6 +196,7 @@ mod tests {
             ips: ips.iter().map(|ip| ip.parse().unwrap()).collect(),
             ports: vec![],
             host_network: false,
+            node: None,
             origin: Origin::default(),
         }
     }

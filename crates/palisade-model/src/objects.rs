@@ -176,6 +176,8 @@ pub struct Endpoint {
     pub ports: Vec<ContainerPort>,
     /// hostNetwork pods share the node's address: selectors never select them (edge case 8).
     pub host_network: bool,
+    /// `spec.nodeName` of a Pod: where it runs. Workload templates run nowhere in particular.
+    pub node: Option<String>,
     pub origin: Origin,
 }
 

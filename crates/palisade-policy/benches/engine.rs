@@ -40,6 +40,7 @@ fn cluster(pods: usize, policies: usize) -> Cluster {
             ips: vec![IpAddr::V4(Ipv4Addr::from(0x0af4_0000 + i as u32 + 10))],
             ports: vec![ContainerPort { name: Some("http".into()), number: 8000 + (app % 3) as u16, protocol: Protocol::Tcp }],
             host_network: false,
+            node: None,
             origin: Origin::default(),
         });
     }

@@ -115,7 +115,7 @@ impl<'c> Analysis<'c> {
 
     /// The classes one peer admits. Candidates are narrowed by namespace or ipBlock index;
     /// the decision itself is always `match_peer`.
-    fn peer_set(&self, policy_namespace: &str, peer: &Peer) -> BitSet {
+    pub fn peer_set(&self, policy_namespace: &str, peer: &Peer) -> BitSet {
         let mut set = BitSet::empty(self.classes.len());
         let candidates: Vec<usize> = match peer {
             Peer::IpBlock(block) => {

@@ -116,6 +116,7 @@ fn cluster() -> impl Strategy<Value = Cluster> {
                 ips: vec![IpAddr::V4(Ipv4Addr::new(10, 0, (i % 4) as u8, 10 + i as u8))],
                 ports,
                 host_network,
+                node: None,
                 origin: Origin::default(),
             });
         }

@@ -31,6 +31,7 @@ pub fn pod(pod: &Pod, default_namespace: &str, origin: Origin) -> Result<Option<
         ips,
         ports,
         host_network: spec.host_network.unwrap_or(false),
+        node: spec.node_name.clone().filter(|n| !n.is_empty()),
         origin,
     };
     errors.into_result((!finished).then_some(endpoint))
@@ -60,6 +61,7 @@ pub fn workload(
         ips: Vec::new(),
         ports,
         host_network: spec.host_network.unwrap_or(false),
+        node: None,
         origin,
     })
 }

@@ -1,0 +1,159 @@
+//! The ruleset as nft's JSON API (libnftables-json(5)), which `nft -j -f -` applies as one
+//! transaction. Written by hand because the `nftables` crate cannot express named verdict
+//! maps (nftables-rs#237); the spellings here are the ones `nft -j list` prints.
+
+use serde_json::{Value as Json, json};
+
+use crate::intervals::{prefix_len, to_int};
+use crate::ruleset::{Chain, Element, Field, Hook, KeyType, Rule, Ruleset, Set, Statement, Value, VerdictMap};
+use crate::text::proto_name;
+
+/// Commands that replace the whole table in one transaction.
+pub fn replace_commands(ruleset: &Ruleset) -> Vec<Json> {
+    let table = json!({"family": "inet", "name": ruleset.table});
+    let mut commands = vec![json!({"add": {"table": table}}), json!({"delete": {"table": table}}), json!({"add": {"table": table}})];
+    commands.extend(create_commands(ruleset));
+    commands
+}
+
+/// Commands that create every object of the table (which must exist and be empty).
+pub fn create_commands(ruleset: &Ruleset) -> Vec<Json> {
+    let t = &ruleset.table;
+    let mut commands = Vec::new();
+    commands.extend(ruleset.sets.iter().map(|s| json!({"add": {"set": set(t, s, true)}})));
+    commands.extend(ruleset.chains.iter().map(|c| json!({"add": {"chain": chain(t, c)}})));
+    // Maps after chains: their elements jump to chains.
+    commands.extend(ruleset.maps.iter().map(|m| json!({"add": {"map": map(t, m, true)}})));
+    for c in &ruleset.chains {
+        commands.extend(c.rules.iter().map(|r| json!({"add": {"rule": rule(t, &c.name, r)}})));
+    }
+    commands
+}
+
+/// Wraps commands into the document `nft -j -f` reads.
+pub fn document(commands: Vec<Json>) -> String {
+    json!({ "nftables": commands }).to_string()
+}
+
+fn key_type(key: &[KeyType]) -> Json {
+    match key {
+        [one] => json!(one.nft_name()),
+        many => json!(many.iter().map(|k| k.nft_name()).collect::<Vec<_>>()),
+    }
+}
+
+pub fn set(table: &str, s: &Set, with_elements: bool) -> Json {
+    let mut object = json!({"family": "inet", "table": table, "name": s.name, "type": key_type(&s.key), "comment": s.comment});
+    if s.interval {
+        object["flags"] = json!(["interval"]);
+    }
+    if with_elements && !s.elements.is_empty() {
+        object["elem"] = elements(&s.elements);
+    }
+    object
+}
+
+pub fn elements(elements: &[Element]) -> Json {
+    Json::Array(elements.iter().map(element).collect())
+}
+
+fn element(e: &Element) -> Json {
+    match e.as_slice() {
+        [one] => value(one),
+        many => json!({"concat": many.iter().map(value).collect::<Vec<_>>()}),
+    }
+}
+
+fn value(v: &Value) -> Json {
+    match v {
+        Value::Addr(lo, hi) => {
+            let v6 = lo.is_ipv6();
+            match prefix_len((to_int(*lo), to_int(*hi)), v6) {
+                Some(len) if len == if v6 { 128 } else { 32 } => json!(lo.to_string()),
+                Some(len) => json!({"prefix": {"addr": lo.to_string(), "len": len}}),
+                None => json!({"range": [lo.to_string(), hi.to_string()]}),
+            }
+        }
+        Value::Proto(lo, hi) if lo == hi => proto_name(*lo).map_or_else(|| json!(lo), |name| json!(name)),
+        Value::Proto(lo, hi) => json!({"range": [lo, hi]}),
+        Value::Port(lo, hi) if lo == hi => json!(lo),
+        Value::Port(lo, hi) => json!({"range": [lo, hi]}),
+    }
+}
+
+pub fn map(table: &str, m: &VerdictMap, with_elements: bool) -> Json {
+    let mut object =
+        json!({"family": "inet", "table": table, "name": m.name, "type": m.key.nft_name(), "map": "verdict", "comment": m.comment});
+    if with_elements && !m.elements.is_empty() {
+        object["elem"] = map_elements(&m.elements);
+    }
+    object
+}
+
+pub fn map_elements(elements: &[(std::net::IpAddr, String)]) -> Json {
+    Json::Array(elements.iter().map(|(ip, chain)| json!([ip.to_string(), {"jump": {"target": chain}}])).collect())
+}
+
+pub fn chain(table: &str, c: &Chain) -> Json {
+    let mut object = json!({"family": "inet", "table": table, "name": c.name});
+    if let Some(base) = &c.base {
+        let hook = match base.hook {
+            Hook::Forward => "forward",
+        };
+        object["type"] = json!("filter");
+        object["hook"] = json!(hook);
+        object["prio"] = json!(base.priority);
+        object["policy"] = json!("accept");
+    }
+    object
+}
+
+pub fn rule(table: &str, chain: &str, r: &Rule) -> Json {
+    let mut expr = Vec::new();
+    for s in &r.statements {
+        match statement(s) {
+            Json::Array(items) => expr.extend(items),
+            one => expr.push(one),
+        }
+    }
+    let mut object = json!({"family": "inet", "table": table, "chain": chain, "expr": expr});
+    if let Some(comment) = &r.comment {
+        object["comment"] = json!(comment);
+    }
+    object
+}
+
+fn field(f: Field) -> Json {
+    match f {
+        Field::Saddr4 => json!({"payload": {"protocol": "ip", "field": "saddr"}}),
+        Field::Daddr4 => json!({"payload": {"protocol": "ip", "field": "daddr"}}),
+        Field::Saddr6 => json!({"payload": {"protocol": "ip6", "field": "saddr"}}),
+        Field::Daddr6 => json!({"payload": {"protocol": "ip6", "field": "daddr"}}),
+        Field::L4Proto => json!({"meta": {"key": "l4proto"}}),
+        Field::Dport => json!({"payload": {"protocol": "th", "field": "dport"}}),
+    }
+}
+
+/// One statement; those that are two expressions in nft's JSON come back as an array.
+fn statement(s: &Statement) -> Json {
+    match s {
+        Statement::AcceptEstablished => {
+            json!([{"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": ["established", "related"]}}, {"accept": null}])
+        }
+        Statement::DropInvalid => json!([{"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": "invalid"}}, {"drop": null}]),
+        Statement::Lookup { fields, set } => {
+            let left = match fields.as_slice() {
+                [one] => field(*one),
+                many => json!({"concat": many.iter().map(|f| field(*f)).collect::<Vec<_>>()}),
+            };
+            json!({"match": {"op": "==", "left": left, "right": format!("@{set}")}})
+        }
+        Statement::Vmap { field: f, map } => json!({"vmap": {"key": field(*f), "data": format!("@{map}")}}),
+        Statement::IsTcp => json!({"match": {"op": "==", "left": {"meta": {"key": "l4proto"}}, "right": "tcp"}}),
+        Statement::Counter => json!({"counter": null}),
+        Statement::Return => json!({"return": null}),
+        Statement::Drop => json!({"drop": null}),
+        Statement::RejectTcpReset => json!({"reject": {"type": "tcp reset"}}),
+        Statement::RejectAdminProhibited => json!({"reject": {"type": "icmpx", "expr": "admin-prohibited"}}),
+    }
+}

@@ -1,0 +1,15 @@
+//! Palisade's nftables dataplane: a node's NetworkPolicy state rendered into one table
+//! (`inet palisade`), and applied to the kernel in single transactions.
+//!
+//! - [`render()`] is pure: desired node state in, the whole table out ([`Ruleset`]).
+//! - [`text`] prints it in nft syntax (what `nft list table` shows, loadable with `nft -f`);
+//!   [`json`] in nft's JSON API, which `apply` feeds to `nft -j -f -`.
+
+pub mod intervals;
+pub mod json;
+pub mod render;
+pub mod ruleset;
+pub mod text;
+
+pub use render::{DenyAction, NodeState, RenderOptions, render};
+pub use ruleset::Ruleset;

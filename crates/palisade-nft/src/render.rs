@@ -1,0 +1,362 @@
+//! Desired node state -> the whole `inet palisade` table. Pure: the same state always gives
+//! the same ruleset, and nothing here reads the kernel.
+//!
+//! Layout (see ARCHITECTURE.md, "Packet flow"):
+//! - `forward` (base chain): established and related connections pass, invalid ones drop;
+//!   new ones are dispatched through verdict maps keyed by local pod address: the source's
+//!   egress chain, then the destination's ingress chain. Pods no policy isolates in a
+//!   direction are not in that direction's map.
+//! - One interval set per policy, direction and family, keyed `peer . protocol . port`,
+//!   holding every (peer range, port range) its rules admit, shared by all pods the policy
+//!   selects. Egress named ports resolve on each destination pod into that set; ingress named
+//!   ports resolve on the local pods into a `destination . protocol . port` set next to the
+//!   rule's peer set.
+//! - One chain per distinct combination of isolating policies: a lookup per policy that
+//!   returns on a match (allowed), then the deny verdict. nft cannot report a match through
+//!   two levels of `jump` without packet marks, so lookups sit in the combination chain
+//!   rather than in per-policy chains.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use palisade_model::{Cluster, Direction, Peer, Policy, PortSpec, Protocol};
+use palisade_policy::analysis::Analysis;
+
+use crate::intervals::{Range, block_ranges, everything, from_int, merge, to_int};
+use crate::ruleset::{BaseChain, Chain, Element, Field, Hook, KeyType, Rule, Ruleset, Set, Statement, Value, VerdictMap};
+
+/// What to do with a new connection no rule allows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DenyAction {
+    /// TCP reset, or ICMP administratively prohibited: clients fail at once.
+    #[default]
+    Reject,
+    Drop,
+}
+
+#[derive(Clone, Debug)]
+pub struct RenderOptions {
+    pub table: String,
+    pub deny_action: DenyAction,
+}
+
+impl Default for RenderOptions {
+    fn default() -> Self {
+        Self { table: "palisade".to_string(), deny_action: DenyAction::Reject }
+    }
+}
+
+/// Everything one node enforces: the cluster as the engine sees it, and which endpoints
+/// run on this node (indices into `Cluster::endpoints`).
+pub struct NodeState<'c> {
+    pub cluster: &'c Cluster,
+    pub local: Vec<usize>,
+    pub options: RenderOptions,
+}
+
+/// Protocol numbers as nft matches them.
+fn proto_number(p: Protocol) -> u8 {
+    match p {
+        Protocol::Tcp => 6,
+        Protocol::Udp => 17,
+        Protocol::Sctp => 132,
+    }
+}
+
+fn family_suffix(v6: bool) -> &'static str {
+    if v6 { "6" } else { "4" }
+}
+
+fn dir_tag(direction: Direction) -> &'static str {
+    match direction {
+        Direction::Ingress => "in",
+        Direction::Egress => "eg",
+    }
+}
+
+/// The packet field holding the peer (the other end) for a direction.
+fn peer_field(direction: Direction, v6: bool) -> Field {
+    match (direction, v6) {
+        (Direction::Ingress, false) => Field::Saddr4,
+        (Direction::Ingress, true) => Field::Saddr6,
+        (Direction::Egress, false) => Field::Daddr4,
+        (Direction::Egress, true) => Field::Daddr6,
+    }
+}
+
+/// The packet field holding the local pod for a direction.
+fn local_field(direction: Direction, v6: bool) -> Field {
+    peer_field(if direction == Direction::Ingress { Direction::Egress } else { Direction::Ingress }, v6)
+}
+
+fn fnv(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// A readable, unique, nft-safe name for a policy's objects.
+fn policy_base(policy: &Policy) -> String {
+    let clean = |s: &str, max: usize| -> String {
+        s.chars().take(max).map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect()
+    };
+    let hash = fnv(&policy.display_name()) & 0xffffff;
+    format!("p_{}_{}_{hash:06x}", clean(&policy.namespace, 20), clean(&policy.name, 30))
+}
+
+fn addr_value(range: Range, v6: bool) -> Value {
+    Value::Addr(from_int(range.0, v6), from_int(range.1, v6))
+}
+
+/// The rendered objects of one policy in one direction and family.
+struct PolicyObjects {
+    /// The `peer . protocol . port` set, if the policy has rules in this direction.
+    main: Option<String>,
+    /// Per rule with ingress named ports: (rule index, peer set, named set).
+    named: Vec<(usize, String, String)>,
+}
+
+struct Renderer<'c> {
+    cluster: &'c Cluster,
+    sets: Vec<Set>,
+}
+
+impl Renderer<'_> {
+    /// Peer address ranges of a rule; `None` admits every address.
+    fn peer_ranges(&self, analysis: &Analysis<'_>, policy: &Policy, peers: &[Peer], v6: bool) -> Vec<Range> {
+        if peers.is_empty() {
+            return vec![everything(v6)];
+        }
+        let mut ranges = Vec::new();
+        for peer in peers {
+            match peer {
+                Peer::IpBlock(block) => ranges.extend(block_ranges(block, v6)),
+                Peer::Pods { .. } => {
+                    for class in analysis.peer_set(&policy.namespace, peer).iter() {
+                        for &member in &analysis.classes.classes[class].members {
+                            if let Some(ip) = self.cluster.endpoints[member].ip_of_family(v6) {
+                                ranges.push((to_int(ip), to_int(ip)));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        merge(ranges)
+    }
+
+    fn policy_objects(&mut self, analysis: &Analysis<'_>, policy: &Policy, direction: Direction, v6: bool, local: &[usize]) -> PolicyObjects {
+        let rules = policy.rules(direction).unwrap_or_default();
+        let mut objects = PolicyObjects { main: None, named: Vec::new() };
+        if rules.is_empty() {
+            return objects;
+        }
+        let base = policy_base(policy);
+        let f = family_suffix(v6);
+        let addr_key = if v6 { KeyType::Ipv6 } else { KeyType::Ipv4 };
+        let mut elements: BTreeSet<Element> = BTreeSet::new();
+        for (k, rule) in rules.iter().enumerate() {
+            let peers = self.peer_ranges(analysis, policy, &rule.peers, v6);
+            if peers.is_empty() {
+                continue;
+            }
+            let mut ports: Vec<(Value, Value)> = Vec::new();
+            if rule.ports.is_empty() {
+                ports.push((Value::Proto(0, 255), Value::Port(0, 65535)));
+            }
+            let mut named: Vec<(&str, Protocol)> = Vec::new();
+            for entry in &rule.ports {
+                let proto = Value::Proto(proto_number(entry.protocol), proto_number(entry.protocol));
+                match &entry.port {
+                    PortSpec::Any => ports.push((proto, Value::Port(0, 65535))),
+                    PortSpec::Number(n) => ports.push((proto, Value::Port(*n, *n))),
+                    PortSpec::Range(lo, hi) => ports.push((proto, Value::Port(*lo, *hi))),
+                    PortSpec::Named(name) => named.push((name, entry.protocol)),
+                }
+            }
+            for &peer in &peers {
+                for (proto, port) in &ports {
+                    elements.insert(vec![addr_value(peer, v6), proto.clone(), port.clone()]);
+                }
+            }
+            if named.is_empty() {
+                continue;
+            }
+            match direction {
+                // Egress: the destination is the peer; resolve the name on every pod in range.
+                Direction::Egress => {
+                    for endpoint in &self.cluster.endpoints {
+                        let Some(ip) = endpoint.ip_of_family(v6) else { continue };
+                        let at = to_int(ip);
+                        if !peers.iter().any(|&(lo, hi)| lo <= at && at <= hi) {
+                            continue;
+                        }
+                        for &(name, protocol) in &named {
+                            if let Some(n) = endpoint.named_port(name, protocol) {
+                                let p = proto_number(protocol);
+                                elements.insert(vec![addr_value((at, at), v6), Value::Proto(p, p), Value::Port(n, n)]);
+                            }
+                        }
+                    }
+                }
+                // Ingress: the destination is the local pod the policy selects.
+                Direction::Ingress => {
+                    let mut destinations: BTreeSet<Element> = BTreeSet::new();
+                    for &i in local {
+                        let endpoint = &self.cluster.endpoints[i];
+                        let Some(ip) = endpoint.ip_of_family(v6) else { continue };
+                        if !policy.selects(endpoint) {
+                            continue;
+                        }
+                        for &(name, protocol) in &named {
+                            if let Some(n) = endpoint.named_port(name, protocol) {
+                                let (p, at) = (proto_number(protocol), to_int(ip));
+                                destinations.insert(vec![addr_value((at, at), v6), Value::Proto(p, p), Value::Port(n, n)]);
+                            }
+                        }
+                    }
+                    let peers_name = format!("{base}_in{f}_r{k}_peers");
+                    let named_name = format!("{base}_in{f}_r{k}_named");
+                    self.sets.push(Set {
+                        name: peers_name.clone(),
+                        key: vec![addr_key],
+                        interval: true,
+                        elements: peers.iter().map(|&r| vec![addr_value(r, v6)]).collect(),
+                        comment: format!("{} ingress[{k}] peers", policy.display_name()),
+                    });
+                    self.sets.push(Set {
+                        name: named_name.clone(),
+                        key: vec![addr_key, KeyType::Proto, KeyType::Service],
+                        interval: false,
+                        elements: destinations.into_iter().collect(),
+                        comment: format!("{} ingress[{k}] named ports on local pods", policy.display_name()),
+                    });
+                    objects.named.push((k, peers_name, named_name));
+                }
+            }
+        }
+        let name = format!("{base}_{}{f}", dir_tag(direction));
+        self.sets.push(Set {
+            name: name.clone(),
+            key: vec![addr_key, KeyType::Proto, KeyType::Service],
+            interval: true,
+            elements: elements.into_iter().collect(),
+            comment: format!("{} {direction}: peer . protocol . port", policy.display_name()),
+        });
+        objects.main = Some(name);
+        objects
+    }
+}
+
+/// Renders the table for one node.
+pub fn render(state: &NodeState<'_>) -> Ruleset {
+    let cluster = state.cluster;
+    let local: Vec<usize> = state.local.iter().copied().filter(|&i| cluster.endpoints[i].selectable()).collect();
+    let families: Vec<bool> =
+        [false, true].into_iter().filter(|&v6| local.iter().any(|&i| cluster.endpoints[i].ip_of_family(v6).is_some())).collect();
+
+    // Policies in name order, so names and order never depend on input order.
+    let mut order: Vec<usize> = (0..cluster.policies.len()).collect();
+    order.sort_by(|&a, &b| (&cluster.policies[a].namespace, &cluster.policies[a].name).cmp(&(&cluster.policies[b].namespace, &cluster.policies[b].name)));
+
+    // Which isolating policies each local pod has, per direction.
+    let mut combos: BTreeMap<(Direction, Vec<usize>), Vec<usize>> = BTreeMap::new();
+    let mut used: BTreeSet<(usize, Direction)> = BTreeSet::new();
+    for &i in &local {
+        for direction in [Direction::Egress, Direction::Ingress] {
+            let isolating: Vec<usize> = order
+                .iter()
+                .copied()
+                .filter(|&p| cluster.policies[p].rules(direction).is_some() && cluster.policies[p].selects(&cluster.endpoints[i]))
+                .collect();
+            if isolating.is_empty() {
+                continue;
+            }
+            used.extend(isolating.iter().map(|&p| (p, direction)));
+            combos.entry((direction, isolating)).or_default().push(i);
+        }
+    }
+
+    let mut renderer = Renderer { cluster, sets: Vec::new() };
+    // (policy, direction, family) -> its objects; only for policies that isolate a local pod.
+    let mut objects: BTreeMap<(usize, Direction, bool), PolicyObjects> = BTreeMap::new();
+    for &v6 in &families {
+        let analysis = Analysis::new(cluster, v6);
+        for &(p, direction) in &used {
+            let rendered = renderer.policy_objects(&analysis, &cluster.policies[p], direction, v6, &local);
+            objects.insert((p, direction, v6), rendered);
+        }
+    }
+
+    let mut chains: Vec<Chain> = Vec::new();
+    let mut maps: BTreeMap<(Direction, bool), Vec<(IpAddr, String)>> = BTreeMap::new();
+    for ((direction, policies), pods) in &combos {
+        let names: Vec<String> = policies.iter().map(|&p| cluster.policies[p].display_name()).collect();
+        let chain_name = format!("{}_{:012x}", dir_tag(*direction), fnv(&names.join(",")) & 0xffff_ffff_ffff);
+        let mut rules = Vec::new();
+        for &p in policies {
+            for &v6 in &families {
+                let Some(o) = objects.get(&(p, *direction, v6)) else { continue };
+                if let Some(set) = &o.main {
+                    rules.push(Rule {
+                        statements: vec![
+                            Statement::Lookup { fields: vec![peer_field(*direction, v6), Field::L4Proto, Field::Dport], set: set.clone() },
+                            Statement::Return,
+                        ],
+                        comment: Some(format!("{} {direction}", cluster.policies[p].display_name())),
+                    });
+                }
+                for (k, peers, named) in &o.named {
+                    rules.push(Rule {
+                        statements: vec![
+                            Statement::Lookup { fields: vec![peer_field(*direction, v6)], set: peers.clone() },
+                            Statement::Lookup { fields: vec![local_field(*direction, v6), Field::L4Proto, Field::Dport], set: named.clone() },
+                            Statement::Return,
+                        ],
+                        comment: Some(format!("{} {direction}[{k}] named ports", cluster.policies[p].display_name())),
+                    });
+                }
+            }
+        }
+        let denied = Some(format!("{direction} denied: isolated by {}", names.join(", ")));
+        match state.options.deny_action {
+            DenyAction::Reject => {
+                rules.push(Rule { statements: vec![Statement::IsTcp, Statement::Counter, Statement::RejectTcpReset], comment: denied.clone() });
+                rules.push(Rule { statements: vec![Statement::Counter, Statement::RejectAdminProhibited], comment: denied });
+            }
+            DenyAction::Drop => rules.push(Rule { statements: vec![Statement::Counter, Statement::Drop], comment: denied }),
+        }
+        chains.push(Chain { name: chain_name.clone(), base: None, rules });
+        for &i in pods {
+            for &v6 in &families {
+                if let Some(ip) = cluster.endpoints[i].ip_of_family(v6) {
+                    maps.entry((*direction, v6)).or_default().push((ip, chain_name.clone()));
+                }
+            }
+        }
+    }
+
+    let mut forward = vec![
+        Rule { statements: vec![Statement::AcceptEstablished], comment: None },
+        Rule { statements: vec![Statement::DropInvalid], comment: None },
+    ];
+    let mut vmaps = Vec::new();
+    for direction in [Direction::Egress, Direction::Ingress] {
+        for &v6 in &families {
+            let name = format!("{}_pods_v{}", direction.as_str(), family_suffix(v6));
+            let field = local_field(direction, v6);
+            forward.push(Rule { statements: vec![Statement::Vmap { field, map: name.clone() }], comment: None });
+            let mut elements = maps.remove(&(direction, v6)).unwrap_or_default();
+            elements.sort();
+            vmaps.push(VerdictMap {
+                name,
+                key: if v6 { KeyType::Ipv6 } else { KeyType::Ipv4 },
+                elements,
+                comment: format!("local pods isolated for {direction} -> the chain that judges them"),
+            });
+        }
+    }
+    chains.sort_by(|a, b| a.name.cmp(&b.name));
+    chains.insert(0, Chain { name: "forward".to_string(), base: Some(BaseChain { hook: Hook::Forward, priority: 0 }), rules: forward });
+    let mut sets = renderer.sets;
+    sets.sort_by(|a, b| a.name.cmp(&b.name));
+    Ruleset { table: state.options.table.clone(), sets, maps: vmaps, chains }
+}

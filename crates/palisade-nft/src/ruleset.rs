@@ -1,0 +1,135 @@
+//! The rendered table as data: sets, verdict maps and chains. One value describes the whole
+//! `inet palisade` table; `text` and `json` serialize it, `diff` compares two of them.
+
+use std::net::IpAddr;
+
+/// A key component of a set element or a lookup.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum KeyType {
+    Ipv4,
+    Ipv6,
+    Proto,
+    Service,
+}
+
+impl KeyType {
+    pub fn nft_name(self) -> &'static str {
+        match self {
+            KeyType::Ipv4 => "ipv4_addr",
+            KeyType::Ipv6 => "ipv6_addr",
+            KeyType::Proto => "inet_proto",
+            KeyType::Service => "inet_service",
+        }
+    }
+}
+
+/// One component of a set element: a single value or an inclusive range.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Value {
+    /// An address range; printed as a prefix when it is one.
+    Addr(IpAddr, IpAddr),
+    /// An L4 protocol number range (6 tcp, 17 udp, 132 sctp; 0-255 any).
+    Proto(u8, u8),
+    /// A port range.
+    Port(u16, u16),
+}
+
+/// A set element: one value per key component.
+pub type Element = Vec<Value>;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Set {
+    pub name: String,
+    pub key: Vec<KeyType>,
+    /// Ranges in any component need an interval set.
+    pub interval: bool,
+    /// Sorted and deduplicated.
+    pub elements: Vec<Element>,
+    pub comment: String,
+}
+
+/// A verdict map from a pod address to the chain that judges it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerdictMap {
+    pub name: String,
+    pub key: KeyType,
+    /// (address, chain to jump to), sorted by address.
+    pub elements: Vec<(IpAddr, String)>,
+    pub comment: String,
+}
+
+/// Packet fields rules look at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Field {
+    Saddr4,
+    Daddr4,
+    Saddr6,
+    Daddr6,
+    L4Proto,
+    Dport,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Statement {
+    /// `ct state established,related accept`
+    AcceptEstablished,
+    /// `ct state invalid drop`
+    DropInvalid,
+    /// `<fields> @set` (a lookup; the rule continues only if it matches).
+    Lookup { fields: Vec<Field>, set: String },
+    /// `<field> vmap @map`
+    Vmap { field: Field, map: String },
+    /// `meta l4proto tcp`
+    IsTcp,
+    Counter,
+    Return,
+    Drop,
+    RejectTcpReset,
+    RejectAdminProhibited,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rule {
+    pub statements: Vec<Statement>,
+    /// Names the policy (and rule) the rule comes from.
+    pub comment: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hook {
+    Forward,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BaseChain {
+    pub hook: Hook,
+    /// Relative to the `filter` priority (0).
+    pub priority: i32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Chain {
+    pub name: String,
+    pub base: Option<BaseChain>,
+    pub rules: Vec<Rule>,
+}
+
+/// The whole table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ruleset {
+    pub table: String,
+    pub sets: Vec<Set>,
+    pub maps: Vec<VerdictMap>,
+    pub chains: Vec<Chain>,
+}
+
+impl Ruleset {
+    /// Number of set and map elements, the bulk of a large ruleset.
+    pub fn element_count(&self) -> usize {
+        self.sets.iter().map(|s| s.elements.len()).sum::<usize>() + self.maps.iter().map(|m| m.elements.len()).sum::<usize>()
+    }
+
+    pub fn rule_count(&self) -> usize {
+        self.chains.iter().map(|c| c.rules.len()).sum()
+    }
+}
