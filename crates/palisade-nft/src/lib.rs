@@ -13,3 +13,8 @@ pub mod text;
 
 pub use render::{DenyAction, NodeState, RenderOptions, render};
 pub use ruleset::Ruleset;
+pub mod apply;
+pub mod diff;
+
+pub use apply::{ApplyError, ApplyKind, ApplyReport, Dataplane, Nft, NftBinary};
+pub mod trace;

@@ -1,0 +1,185 @@
+//! The commands that turn the last applied ruleset into the desired one, in one transaction:
+//! set and map elements added or removed, changed chains flushed and refilled, objects
+//! added or deleted. Computed from what Palisade applied, never from the live kernel state.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{Value as Json, json};
+
+use crate::json;
+use crate::ruleset::{Chain, Ruleset};
+
+/// What a transaction changes, for reports.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Changes {
+    pub sets_added: usize,
+    pub sets_removed: usize,
+    pub elements_added: usize,
+    pub elements_removed: usize,
+    pub chains_added: usize,
+    pub chains_removed: usize,
+    pub chains_changed: usize,
+}
+
+impl Changes {
+    pub fn is_empty(&self) -> bool {
+        *self == Changes::default()
+    }
+}
+
+impl std::fmt::Display for Changes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.is_empty() {
+            return f.write_str("nothing changed");
+        }
+        let parts = [
+            (self.sets_added, "sets/maps added"),
+            (self.sets_removed, "sets/maps removed"),
+            (self.elements_added, "elements added"),
+            (self.elements_removed, "elements removed"),
+            (self.chains_added, "chains added"),
+            (self.chains_removed, "chains removed"),
+            (self.chains_changed, "chains rewritten"),
+        ];
+        let words: Vec<String> = parts.iter().filter(|(n, _)| *n > 0).map(|(n, what)| format!("{n} {what}")).collect();
+        f.write_str(&words.join(", "))
+    }
+}
+
+/// Counts what a full replacement of `old` (if any) by `new` changes.
+pub fn replacement_changes(old: Option<&Ruleset>, new: &Ruleset) -> Changes {
+    match old {
+        Some(old) => incremental(old, new).1,
+        None => Changes {
+            sets_added: new.sets.len() + new.maps.len(),
+            elements_added: new.element_count(),
+            chains_added: new.chains.len(),
+            ..Default::default()
+        },
+    }
+}
+
+/// The commands from `old` to `new` (same table), and what they change.
+pub fn incremental(old: &Ruleset, new: &Ruleset) -> (Vec<Json>, Changes) {
+    let t = &new.table;
+    let mut changes = Changes::default();
+    let old_sets: BTreeMap<&str, _> = old.sets.iter().map(|s| (s.name.as_str(), s)).collect();
+    let new_sets: BTreeMap<&str, _> = new.sets.iter().map(|s| (s.name.as_str(), s)).collect();
+    let old_maps: BTreeMap<&str, _> = old.maps.iter().map(|m| (m.name.as_str(), m)).collect();
+    let new_maps: BTreeMap<&str, _> = new.maps.iter().map(|m| (m.name.as_str(), m)).collect();
+    let old_chains: BTreeMap<&str, &Chain> = old.chains.iter().map(|c| (c.name.as_str(), c)).collect();
+    let new_chains: BTreeMap<&str, &Chain> = new.chains.iter().map(|c| (c.name.as_str(), c)).collect();
+
+    // A set whose definition (key, flags, comment) changed is deleted and created again.
+    let same_shape = |a: &crate::ruleset::Set, b: &crate::ruleset::Set| a.key == b.key && a.interval == b.interval && a.comment == b.comment;
+    let recreated_sets: BTreeSet<&str> =
+        new_sets.iter().filter(|(n, s)| old_sets.get(*n).is_some_and(|o| !same_shape(o, s))).map(|(n, _)| *n).collect();
+    let added_sets: Vec<&str> = new_sets.keys().filter(|n| !old_sets.contains_key(*n) || recreated_sets.contains(*n)).copied().collect();
+    let removed_sets: Vec<&str> = old_sets.keys().filter(|n| !new_sets.contains_key(*n) || recreated_sets.contains(*n)).copied().collect();
+    let added_maps: Vec<&str> = new_maps.keys().filter(|n| !old_maps.contains_key(*n)).copied().collect();
+    let removed_maps: Vec<&str> = old_maps.keys().filter(|n| !new_maps.contains_key(*n)).copied().collect();
+    let added_chains: Vec<&str> = new_chains.keys().filter(|n| !old_chains.contains_key(*n)).copied().collect();
+    let removed_chains: Vec<&str> = old_chains.keys().filter(|n| !new_chains.contains_key(*n)).copied().collect();
+    // A chain whose rules reference a recreated set is rewritten too (the delete needs it).
+    let changed_chains: Vec<&str> = new_chains
+        .iter()
+        .filter(|(n, c)| {
+            old_chains.get(*n).is_some_and(|o| {
+                o.rules != c.rules || o.base != c.base || references(o, &recreated_sets)
+            })
+        })
+        .map(|(n, _)| *n)
+        .collect();
+
+    let mut commands = Vec::new();
+    // 1. New objects, empty (maps' elements jump to chains, so chains come first).
+    for name in &added_sets {
+        commands.push(json!({"add": {"set": json::set(t, new_sets[name], false)}}));
+    }
+    for name in &added_chains {
+        commands.push(json!({"add": {"chain": json::chain(t, new_chains[name])}}));
+    }
+    for name in &added_maps {
+        commands.push(json!({"add": {"map": json::map(t, new_maps[name], false)}}));
+    }
+    // 2. Rules that may reference what goes away.
+    for name in changed_chains.iter().chain(&removed_chains) {
+        commands.push(json!({"flush": {"chain": {"family": "inet", "table": t, "name": name}}}));
+    }
+    // 3. Elements: removals first (a removed map element may jump to a chain being deleted).
+    for (name, old_map) in &old_maps {
+        let Some(new_map) = new_maps.get(name) else { continue };
+        let before: BTreeSet<_> = old_map.elements.iter().collect();
+        let after: BTreeSet<_> = new_map.elements.iter().collect();
+        let gone: Vec<_> = before.difference(&after).map(|e| (**e).clone()).collect();
+        if !gone.is_empty() {
+            changes.elements_removed += gone.len();
+            commands.push(json!({"delete": {"element": {"family": "inet", "table": t, "name": name, "elem": json::map_elements(&gone)}}}));
+        }
+    }
+    for (name, old_set) in &old_sets {
+        if recreated_sets.contains(name) {
+            continue;
+        }
+        let Some(new_set) = new_sets.get(name) else { continue };
+        let before: BTreeSet<_> = old_set.elements.iter().collect();
+        let after: BTreeSet<_> = new_set.elements.iter().collect();
+        let gone: Vec<_> = before.difference(&after).map(|e| (**e).clone()).collect();
+        if !gone.is_empty() {
+            changes.elements_removed += gone.len();
+            commands.push(json!({"delete": {"element": {"family": "inet", "table": t, "name": name, "elem": json::elements(&gone)}}}));
+        }
+    }
+    // 4. Deletions of whole objects, now unreferenced.
+    for name in &removed_chains {
+        commands.push(json!({"delete": {"chain": {"family": "inet", "table": t, "name": name}}}));
+    }
+    for name in &removed_sets {
+        commands.push(json!({"delete": {"set": {"family": "inet", "table": t, "name": name}}}));
+    }
+    for name in &removed_maps {
+        commands.push(json!({"delete": {"map": {"family": "inet", "table": t, "name": name}}}));
+    }
+    // Recreated sets come back after their old version is gone.
+    for name in &recreated_sets {
+        commands.push(json!({"add": {"set": json::set(t, new_sets[name], false)}}));
+    }
+    // 5. New elements.
+    for (name, new_set) in &new_sets {
+        let before: BTreeSet<_> = match old_sets.get(name) {
+            Some(old) if !recreated_sets.contains(name) => old.elements.iter().collect(),
+            _ => BTreeSet::new(),
+        };
+        let fresh: Vec<_> = new_set.elements.iter().filter(|e| !before.contains(e)).cloned().collect();
+        if !fresh.is_empty() {
+            changes.elements_added += fresh.len();
+            commands.push(json!({"add": {"element": {"family": "inet", "table": t, "name": name, "elem": json::elements(&fresh)}}}));
+        }
+    }
+    for (name, new_map) in &new_maps {
+        let before: BTreeSet<_> = old_maps.get(name).map(|m| m.elements.iter().collect()).unwrap_or_default();
+        let fresh: Vec<_> = new_map.elements.iter().filter(|e| !before.contains(e)).cloned().collect();
+        if !fresh.is_empty() {
+            changes.elements_added += fresh.len();
+            commands.push(json!({"add": {"element": {"family": "inet", "table": t, "name": name, "elem": json::map_elements(&fresh)}}}));
+        }
+    }
+    // 6. Rules of new and rewritten chains.
+    for name in added_chains.iter().chain(&changed_chains) {
+        for rule in &new_chains[name].rules {
+            commands.push(json!({"add": {"rule": json::rule(t, name, rule)}}));
+        }
+    }
+    changes.sets_added = added_sets.len() + added_maps.len();
+    changes.sets_removed = removed_sets.len() + removed_maps.len();
+    changes.chains_added = added_chains.len();
+    changes.chains_removed = removed_chains.len();
+    changes.chains_changed = changed_chains.len();
+    (commands, changes)
+}
+
+fn references(chain: &Chain, sets: &BTreeSet<&str>) -> bool {
+    chain.rules.iter().any(|r| {
+        r.statements.iter().any(|s| matches!(s, crate::ruleset::Statement::Lookup { set, .. } if sets.contains(set.as_str())))
+    })
+}
