@@ -70,8 +70,8 @@ pub fn incremental(old: &Ruleset, new: &Ruleset) -> (Vec<Json>, Changes) {
     let old_chains: BTreeMap<&str, &Chain> = old.chains.iter().map(|c| (c.name.as_str(), c)).collect();
     let new_chains: BTreeMap<&str, &Chain> = new.chains.iter().map(|c| (c.name.as_str(), c)).collect();
 
-    // A set whose definition (key, flags, comment) changed is deleted and created again.
-    let same_shape = |a: &crate::ruleset::Set, b: &crate::ruleset::Set| a.key == b.key && a.interval == b.interval && a.comment == b.comment;
+    // A set whose definition (key, flags) changed is deleted and created again.
+    let same_shape = |a: &crate::ruleset::Set, b: &crate::ruleset::Set| a.key == b.key && a.interval == b.interval;
     let recreated_sets: BTreeSet<&str> =
         new_sets.iter().filter(|(n, s)| old_sets.get(*n).is_some_and(|o| !same_shape(o, s))).map(|(n, _)| *n).collect();
     let added_sets: Vec<&str> = new_sets.keys().filter(|n| !old_sets.contains_key(*n) || recreated_sets.contains(*n)).copied().collect();

@@ -43,7 +43,7 @@ fn key_type(key: &[KeyType]) -> Json {
 }
 
 pub fn set(table: &str, s: &Set, with_elements: bool) -> Json {
-    let mut object = json!({"family": "inet", "table": table, "name": s.name, "type": key_type(&s.key), "comment": s.comment});
+    let mut object = json!({"family": "inet", "table": table, "name": s.name, "type": key_type(&s.key)});
     if s.interval {
         object["flags"] = json!(["interval"]);
     }
@@ -83,7 +83,7 @@ fn value(v: &Value) -> Json {
 
 pub fn map(table: &str, m: &VerdictMap, with_elements: bool) -> Json {
     let mut object =
-        json!({"family": "inet", "table": table, "name": m.name, "type": m.key.nft_name(), "map": "verdict", "comment": m.comment});
+        json!({"family": "inet", "table": table, "name": m.name, "type": m.key.nft_name(), "map": "verdict"});
     if with_elements && !m.elements.is_empty() {
         object["elem"] = map_elements(&m.elements);
     }

@@ -220,14 +220,12 @@ impl Renderer<'_> {
                         key: vec![addr_key],
                         interval: true,
                         elements: peers.iter().map(|&r| vec![addr_value(r, v6)]).collect(),
-                        comment: format!("{} ingress[{k}] peers", policy.display_name()),
                     });
                     self.sets.push(Set {
                         name: named_name.clone(),
                         key: vec![addr_key, KeyType::Proto, KeyType::Service],
                         interval: false,
                         elements: destinations.into_iter().collect(),
-                        comment: format!("{} ingress[{k}] named ports on local pods", policy.display_name()),
                     });
                     objects.named.push((k, peers_name, named_name));
                 }
@@ -239,7 +237,6 @@ impl Renderer<'_> {
             key: vec![addr_key, KeyType::Proto, KeyType::Service],
             interval: true,
             elements: elements.into_iter().collect(),
-            comment: format!("{} {direction}: peer . protocol . port", policy.display_name()),
         });
         objects.main = Some(name);
         objects
@@ -350,7 +347,6 @@ pub fn render(state: &NodeState<'_>) -> Ruleset {
                 name,
                 key: if v6 { KeyType::Ipv6 } else { KeyType::Ipv4 },
                 elements,
-                comment: format!("local pods isolated for {direction} -> the chain that judges them"),
             });
         }
     }

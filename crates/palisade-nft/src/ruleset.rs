@@ -45,7 +45,6 @@ pub struct Set {
     pub interval: bool,
     /// Sorted and deduplicated.
     pub elements: Vec<Element>,
-    pub comment: String,
 }
 
 /// A verdict map from a pod address to the chain that judges it.
@@ -55,7 +54,6 @@ pub struct VerdictMap {
     pub key: KeyType,
     /// (address, chain to jump to), sorted by address.
     pub elements: Vec<(IpAddr, String)>,
-    pub comment: String,
 }
 
 /// Packet fields rules look at.

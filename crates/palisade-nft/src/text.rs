@@ -27,7 +27,6 @@ fn set(s: &Set) -> String {
     if s.interval {
         out.push_str("\t\tflags interval\n");
     }
-    let _ = writeln!(out, "\t\tcomment {}", quote(&s.comment));
     if !s.elements.is_empty() {
         let elements: Vec<String> = s.elements.iter().map(element).collect();
         let _ = writeln!(out, "\t\telements = {{ {} }}", elements.join(", "));
@@ -38,7 +37,6 @@ fn set(s: &Set) -> String {
 
 fn map(m: &VerdictMap) -> String {
     let mut out = format!("\tmap {} {{\n\t\ttype {} : verdict\n", m.name, m.key.nft_name());
-    let _ = writeln!(out, "\t\tcomment {}", quote(&m.comment));
     if !m.elements.is_empty() {
         let elements: Vec<String> = m.elements.iter().map(|(ip, chain)| format!("{ip} : jump {chain}")).collect();
         let _ = writeln!(out, "\t\telements = {{ {} }}", elements.join(", "));

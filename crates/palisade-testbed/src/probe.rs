@@ -71,8 +71,10 @@ impl Servers {
                 }
             }));
         }
+        // A server thread that fails drops its sender without signalling; do not wait forever.
+        drop(ready_tx);
         for _ in 0..threads.len() {
-            ready_rx.recv().expect("server started");
+            ready_rx.recv().expect("a server thread failed to start (see its panic)");
         }
         Self { stop, threads }
     }

@@ -25,7 +25,9 @@ impl Testbed {
         let node = NetNs::new("node");
         node.sysctl("net.ipv4.ip_forward", "1");
         node.sysctl("net.ipv6.conf.all.forwarding", "1");
-        let mut node_lines = Vec::new();
+        // Proxy ARP answers only for addresses the node routes through another interface; a
+        // real node reaches 169.254.1.1 through its default route, this isolated one via lo.
+        let mut node_lines = vec!["route add 169.254.1.1/32 dev lo".to_string()];
         let mut created = Vec::new();
         for (i, spec) in pods.iter().enumerate() {
             let pod = NetNs::new("pod");
@@ -52,7 +54,7 @@ impl Testbed {
                 pod_lines.push("route add default via 169.254.1.1 dev eth0".to_string());
             }
             if spec.ips.iter().any(IpAddr::is_ipv6) {
-                pod_lines.push("-6 route add default via fe80::1 dev eth0".to_string());
+                pod_lines.push("route add ::/0 via fe80::1 dev eth0".to_string());
             }
             pod.ip_batch(&pod_lines);
             created.push((spec.clone(), pod, host_if));
@@ -60,6 +62,7 @@ impl Testbed {
         node.ip_batch(&node_lines);
         for (_, _, host_if) in &created {
             node.sysctl(&format!("net.ipv4.conf.{host_if}.proxy_arp"), "1");
+            node.sysctl(&format!("net.ipv4.neigh.{host_if}.proxy_delay"), "0");
         }
         Self { pods: created.into_iter().map(|(spec, pod, _)| (spec, pod)).collect(), node }
     }
