@@ -6,7 +6,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::diff::{Changes, incremental, replacement_changes};
-use crate::json::{document, replace_commands};
+use crate::generation::{Generation, named};
+use crate::json::{create_commands, delete_commands, document, replace_commands};
 use crate::ruleset::Ruleset;
 
 #[derive(Debug, thiserror::Error)]
@@ -93,10 +94,12 @@ impl std::fmt::Display for ApplyReport {
 }
 
 /// The dataplane of one network namespace: remembers what it applied last, so updates send
-/// only differences; a full resync repairs anything changed behind its back.
+/// only differences; a full resync repairs anything changed behind its back. Objects in the
+/// kernel carry a generation suffix (see [`crate::generation`]).
 pub struct Dataplane<N: Nft> {
     nft: N,
-    applied: Option<Ruleset>,
+    /// The desired ruleset last applied, and the generation that holds it in the kernel.
+    applied: Option<(Ruleset, Generation)>,
 }
 
 impl<N: Nft> Dataplane<N> {
@@ -106,44 +109,91 @@ impl<N: Nft> Dataplane<N> {
 
     /// The ruleset last applied successfully.
     pub fn applied(&self) -> Option<&Ruleset> {
-        self.applied.as_ref()
+        self.applied.as_ref().map(|(ruleset, _)| ruleset)
     }
 
-    /// Replaces the whole table in one transaction.
-    pub fn replace(&mut self, desired: &Ruleset) -> Result<ApplyReport, ApplyError> {
-        let start = Instant::now();
-        let commands = replace_commands(desired);
-        let count = commands.len();
+    /// The table as the kernel holds it (with generation suffixes).
+    pub fn live(&self) -> Option<Ruleset> {
+        self.applied.as_ref().map(|(ruleset, generation)| named(ruleset, *generation))
+    }
+
+    fn send(&self, commands: Vec<serde_json::Value>) -> Result<usize, ApplyError> {
         let doc = document(commands);
         self.nft.apply(&doc)?;
-        let changes = replacement_changes(self.applied.as_ref(), desired);
-        self.applied = Some(desired.clone());
-        Ok(ApplyReport { kind: ApplyKind::Full, changes, commands: count, bytes: doc.len(), duration: start.elapsed() })
+        Ok(doc.len())
+    }
+
+    /// Replaces the whole table: the new generation is built next to the old one, then the
+    /// old one is deleted (two transactions, each atomic; no connection sees a state that
+    /// neither the old nor the new ruleset allows). Without a previous state, or when the
+    /// kernel no longer holds what Palisade applied, the table is deleted and created again
+    /// in one transaction.
+    pub fn replace(&mut self, desired: &Ruleset) -> Result<ApplyReport, ApplyError> {
+        let start = Instant::now();
+        let changes = replacement_changes(self.applied(), desired);
+        let (commands, bytes) = match &self.applied {
+            Some((old, generation)) if old.table == desired.table => {
+                let next = named(desired, generation.other());
+                let previous = named(old, *generation);
+                let create = create_commands(&next);
+                // Unhook the old generation first; delete its objects once nothing reaches them.
+                let (unhook, delete) = delete_commands(&previous);
+                let count = create.len() + unhook.len() + delete.len();
+                let result = self.send(create).and_then(|a| self.send(unhook).map(|b| a + b)).and_then(|ab| self.send(delete).map(|c| ab + c));
+                match result {
+                    Ok(bytes) => {
+                        self.applied = Some((desired.clone(), generation.other()));
+                        (count, bytes)
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "blue/green replace failed; recreating the table");
+                        self.recreate(desired)?
+                    }
+                }
+            }
+            _ => self.recreate(desired)?,
+        };
+        Ok(ApplyReport { kind: ApplyKind::Full, changes, commands, bytes, duration: start.elapsed() })
+    }
+
+    /// Deletes and creates the table in one transaction (first apply, or repair).
+    fn recreate(&mut self, desired: &Ruleset) -> Result<(usize, usize), ApplyError> {
+        let live = named(desired, Generation::A);
+        let commands = replace_commands(&live);
+        let count = commands.len();
+        let bytes = self.send(commands)?;
+        self.applied = Some((desired.clone(), Generation::A));
+        Ok((count, bytes))
     }
 
     /// Sends only what changed since the last apply (nothing if nothing changed). Falls back
     /// to a full replace when there is no previous state, the table name changed, or the
     /// incremental transaction is rejected (the table was changed behind Palisade's back).
     pub fn update(&mut self, desired: &Ruleset) -> Result<ApplyReport, ApplyError> {
-        let Some(old) = self.applied.as_ref().filter(|old| old.table == desired.table) else {
+        let Some((old, generation)) = self.applied.as_ref().filter(|(old, _)| old.table == desired.table) else {
             return self.replace(desired);
         };
+        let generation = *generation;
         let start = Instant::now();
-        let (commands, changes) = incremental(old, desired);
-        if commands.is_empty() {
-            return Ok(ApplyReport { kind: ApplyKind::Incremental, changes, commands: 0, bytes: 0, duration: start.elapsed() });
-        }
-        let count = commands.len();
-        let doc = document(commands);
-        match self.nft.apply(&doc) {
-            Ok(()) => {
-                self.applied = Some(desired.clone());
-                Ok(ApplyReport { kind: ApplyKind::Incremental, changes, commands: count, bytes: doc.len(), duration: start.elapsed() })
+        let update = incremental(&named(old, generation), &named(desired, generation));
+        let count = update.prepare.len() + update.switch.len();
+        let mut bytes = 0;
+        // Prepare adds unreferenced objects, switch uses them, cleanup deletes what nothing
+        // uses any more (see `diff::Update` for why these are three transactions).
+        let count = count + update.cleanup.len();
+        for commands in [update.prepare, update.switch, update.cleanup] {
+            if commands.is_empty() {
+                continue;
             }
-            Err(error) => {
-                tracing::warn!(%error, "incremental update rejected; replacing the whole table");
-                self.replace(desired)
+            match self.send(commands) {
+                Ok(n) => bytes += n,
+                Err(error) => {
+                    tracing::warn!(%error, "incremental update rejected; replacing the whole table");
+                    return self.replace(desired);
+                }
             }
         }
+        self.applied = Some((desired.clone(), generation));
+        Ok(ApplyReport { kind: ApplyKind::Incremental, changes: update.changes, commands: count, bytes, duration: start.elapsed() })
     }
 }

@@ -16,6 +16,30 @@ pub fn replace_commands(ruleset: &Ruleset) -> Vec<Json> {
     commands
 }
 
+/// Commands that delete every object of a ruleset, in two transactions: first the base
+/// chains (no new packet enters the old rules), then everything else.
+pub fn delete_commands(ruleset: &Ruleset) -> (Vec<Json>, Vec<Json>) {
+    let t = &ruleset.table;
+    let unhook = ruleset
+        .chains
+        .iter()
+        .filter(|c| c.base.is_some())
+        .flat_map(|c| {
+            [
+                json!({"flush": {"chain": {"family": "inet", "table": t, "name": c.name}}}),
+                json!({"delete": {"chain": {"family": "inet", "table": t, "name": c.name}}}),
+            ]
+        })
+        .collect();
+    let regular: Vec<&Chain> = ruleset.chains.iter().filter(|c| c.base.is_none()).collect();
+    let mut commands = Vec::new();
+    commands.extend(regular.iter().map(|c| json!({"flush": {"chain": {"family": "inet", "table": t, "name": c.name}}})));
+    commands.extend(ruleset.maps.iter().map(|m| json!({"delete": {"map": {"family": "inet", "table": t, "name": m.name}}})));
+    commands.extend(regular.iter().map(|c| json!({"delete": {"chain": {"family": "inet", "table": t, "name": c.name}}})));
+    commands.extend(ruleset.sets.iter().map(|s| json!({"delete": {"set": {"family": "inet", "table": t, "name": s.name}}})));
+    (unhook, commands)
+}
+
 /// Commands that create every object of the table (which must exist and be empty).
 pub fn create_commands(ruleset: &Ruleset) -> Vec<Json> {
     let t = &ruleset.table;

@@ -15,6 +15,7 @@ pub use render::{DenyAction, NodeState, RenderOptions, render};
 pub use ruleset::Ruleset;
 pub mod apply;
 pub mod diff;
+pub mod generation;
 
 pub use apply::{ApplyError, ApplyKind, ApplyReport, Dataplane, Nft, NftBinary};
 pub mod trace;

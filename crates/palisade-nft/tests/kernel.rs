@@ -10,7 +10,7 @@ use palisade_model::{Cluster, LoadOptions, Loader, Protocol};
 use palisade_nft::apply::{ApplyError, ApplyKind, Dataplane, Nft};
 use palisade_nft::json::{document, replace_commands};
 use palisade_nft::{DenyAction, NodeState, RenderOptions, render, text};
-use palisade_testbed::{Outcome, PodSpec, Prober, Servers, Testbed, require_privileges};
+use palisade_testbed::{normalize_listing, Outcome, PodSpec, Prober, Servers, Testbed, require_privileges};
 
 const TIMEOUT: Duration = Duration::from_millis(1500);
 
@@ -33,30 +33,6 @@ fn all_local(cluster: &Cluster, deny_action: DenyAction) -> palisade_nft::Rulese
     render(&NodeState { cluster, local: (0..cluster.endpoints.len()).collect(), options: RenderOptions { deny_action, ..Default::default() } })
 }
 
-/// `nft list` output without counters, with each element list sorted, for comparing the
-/// table the kernel holds with the rendered text.
-fn normalize(listing: &str) -> Vec<String> {
-    let flat = listing.replace(",\n", ", ");
-    let mut out = Vec::new();
-    for line in flat.lines() {
-        let mut line = line.trim().to_string();
-        if let Some(at) = line.find("counter packets") {
-            let rest = &line[at..];
-            let end = rest.find(" bytes ").map(|b| b + 7).unwrap_or(rest.len());
-            let after = rest[end..].split_once(' ').map(|(_, r)| r).unwrap_or("");
-            line = format!("{}counter {}", &line[..at], after).trim().to_string();
-        }
-        if let Some(body) = line.strip_prefix("elements = { ").and_then(|l| l.strip_suffix(" }")) {
-            let mut elements: Vec<&str> = body.split(", ").map(str::trim).collect();
-            elements.sort();
-            line = format!("elements = {{ {} }}", elements.join(", "));
-        }
-        if !line.is_empty() {
-            out.push(line);
-        }
-    }
-    out
-}
 
 const SCENARIO: &str = "
 apiVersion: v1
@@ -121,7 +97,7 @@ fn the_kernel_holds_exactly_the_rendered_table() {
     for deny_action in [DenyAction::Reject, DenyAction::Drop] {
         let ruleset = all_local(&c, deny_action);
         bed.nft_json(&document(replace_commands(&ruleset))).expect("nft accepts the ruleset");
-        assert_eq!(normalize(&bed.nft_list("palisade")), normalize(&text::table(&ruleset)));
+        assert_eq!(normalize_listing(&bed.nft_list("palisade")), normalize_listing(&text::table(&ruleset)));
     }
 }
 
@@ -135,7 +111,7 @@ fn the_text_form_loads_into_the_same_table() {
     let ruleset = all_local(&c, DenyAction::Reject);
     let output = bed.node.exec_with_input("nft", &["-f", "-"], &text::replace_script(&ruleset));
     assert!(output.status.success(), "nft -f: {}", String::from_utf8_lossy(&output.stderr));
-    assert_eq!(normalize(&bed.nft_list("palisade")), normalize(&text::table(&ruleset)));
+    assert_eq!(normalize_listing(&bed.nft_list("palisade")), normalize_listing(&text::table(&ruleset)));
 }
 
 /// Every flow of the scenario, real packets against the engine, both families.

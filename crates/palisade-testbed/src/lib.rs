@@ -8,10 +8,12 @@
 //!   CNI plugin builds: /32 and /128 addresses, link-local gateways, host routes).
 //! - [`Servers`] and [`Prober`]: TCP and UDP servers in pods, and connection attempts.
 
+mod listing;
 mod netns;
 mod probe;
 mod testbed;
 
+pub use listing::normalize_listing;
 pub use netns::{NetNs, require_privileges};
 pub use probe::{Outcome, Prober, Servers};
 pub use testbed::{PodSpec, Testbed};

@@ -1,0 +1,189 @@
+//! Privileged tests of updates: incremental transactions leave the kernel exactly as a full
+//! render would; a resync repairs changes made behind Palisade's back; and while a client
+//! keeps connecting, 200 successive updates never show a state that is neither the old nor
+//! the new one.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use palisade_model::{Cluster, LoadOptions, Loader};
+use palisade_nft::apply::{ApplyError, ApplyKind, Dataplane, Nft};
+use palisade_nft::{NodeState, RenderOptions, Ruleset, render, text};
+use palisade_testbed::{normalize_listing, Outcome, PodSpec, Prober, Servers, Testbed, require_privileges};
+
+struct NodeNft<'t>(&'t Testbed);
+
+impl Nft for NodeNft<'_> {
+    fn apply(&self, document: &str) -> Result<(), ApplyError> {
+        self.0.nft_json(document).map_err(|stderr| ApplyError::Rejected { stderr })
+    }
+}
+
+fn cluster(yaml: &str) -> Cluster {
+    let mut loader = Loader::new(LoadOptions::default());
+    loader.add_text(None, yaml, None);
+    loader.finish().unwrap_or_else(|e| panic!("invalid test input: {e}")).cluster
+}
+
+fn rendered(c: &Cluster) -> Ruleset {
+    render(&NodeState { cluster: c, local: (0..c.endpoints.len()).collect(), options: RenderOptions::default() })
+}
+
+fn pod(name: &str, labels: &str, ip: &str) -> String {
+    format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: x, labels: {{{labels}}}}}\nspec: {{containers: [{{name: c, ports: [{{containerPort: 80, name: http}}]}}]}}\nstatus: {{podIP: {ip}}}\n---\n")
+}
+
+fn policy(name: &str, spec: &str) -> String {
+    let spec: String = spec.lines().map(|l| format!("  {l}\n")).collect();
+    format!("apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{name: {name}, namespace: x}}\nspec:\n{spec}---\n")
+}
+
+
+const PODS: [(&str, &str, &str); 4] =
+    [("web", "app: web", "10.244.1.10"), ("db", "app: db", "10.244.1.11"), ("a", "role: client", "10.244.1.12"), ("b", "role: other", "10.244.1.13")];
+
+fn pods_yaml(labels_of_b: &str) -> String {
+    PODS.iter().map(|(n, l, ip)| pod(n, if *n == "b" { labels_of_b } else { l }, ip)).collect()
+}
+
+#[test]
+fn incremental_updates_leave_the_kernel_as_a_full_render_would() {
+    if !require_privileges() {
+        return;
+    }
+    let specs: Vec<PodSpec> = PODS.iter().map(|(n, _, ip)| PodSpec { name: format!("x/{n}"), ips: vec![ip.parse().unwrap()] }).collect();
+    let bed = Testbed::new(&specs);
+    let web_policy = policy("web", "podSelector: {matchLabels: {app: web}}\ningress: [{from: [{podSelector: {matchLabels: {role: client}}}], ports: [{port: http}]}]");
+    let db_policy = policy("db", "podSelector: {matchLabels: {app: db}}\ningress: [{from: [{podSelector: {matchLabels: {app: web}}}]}]");
+    let steps: Vec<(&str, String)> = vec![
+        ("start", pods_yaml("role: other") + &web_policy),
+        ("a label change adds a peer", pods_yaml("role: client") + &web_policy),
+        ("a second policy", pods_yaml("role: client") + &web_policy + &db_policy),
+        ("a policy edited", pods_yaml("role: client") + &web_policy.replace("port: http", "port: 8080") + &db_policy),
+        ("a policy deleted", pods_yaml("role: client") + &db_policy),
+        ("back to the start", pods_yaml("role: other") + &web_policy),
+    ];
+    let mut dataplane = Dataplane::new(NodeNft(&bed));
+    for (i, (what, yaml)) in steps.iter().enumerate() {
+        let ruleset = rendered(&cluster(yaml));
+        let report = dataplane.update(&ruleset).unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_eq!(report.kind, if i == 0 { ApplyKind::Full } else { ApplyKind::Incremental }, "{what}");
+        assert_eq!(normalize_listing(&bed.nft_list("palisade")), normalize_listing(&text::table(&dataplane.live().expect("applied"))), "{what}");
+        if *what == "a label change adds a peer" {
+            // Only set elements change: b joins the peers of web's policy (its address merges
+            // with a's into one range, so one element is replaced).
+            assert!(report.changes.elements_added > 0, "{what}: {}", report.changes);
+            let structural = report.changes.chains_changed + report.changes.chains_added + report.changes.sets_added + report.changes.sets_removed;
+            assert_eq!(structural, 0, "{what}: {}", report.changes);
+        }
+    }
+}
+
+#[test]
+fn resync_repairs_changes_made_behind_palisades_back() {
+    if !require_privileges() {
+        return;
+    }
+    let specs: Vec<PodSpec> = PODS.iter().map(|(n, _, ip)| PodSpec { name: format!("x/{n}"), ips: vec![ip.parse().unwrap()] }).collect();
+    let bed = Testbed::new(&specs);
+    let web_policy = policy("web", "podSelector: {matchLabels: {app: web}}\ningress: [{from: [{podSelector: {matchLabels: {role: client}}}]}]");
+    let with_b = rendered(&cluster(&(pods_yaml("role: client") + &web_policy)));
+    let without_b = rendered(&cluster(&(pods_yaml("role: other") + &web_policy)));
+    let mut dataplane = Dataplane::new(NodeNft(&bed));
+    dataplane.replace(&with_b).expect("apply");
+
+    // Someone empties every chain. An incremental update cannot know; the periodic full
+    // resync puts the table back.
+    assert!(bed.node.exec("nft", &["flush", "table", "inet", "palisade"]).status.success());
+    dataplane.replace(&with_b).expect("resync");
+    assert_eq!(normalize_listing(&bed.nft_list("palisade")), normalize_listing(&text::table(&dataplane.live().expect("applied"))));
+
+    // Someone deletes the element the next update removes: the kernel rejects the whole
+    // incremental transaction, and the dataplane replaces the table instead.
+    let live = dataplane.live().expect("applied");
+    let set = live.sets.iter().find(|s| s.name.starts_with("p_x_web_2d375e_in4")).expect("web's set").name.clone();
+    let output = bed.node.exec("nft", &["delete", "element", "inet", "palisade", &set, "{ 10.244.1.12/31 . 0-255 . 0-65535 }"]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let report = dataplane.update(&without_b).expect("update");
+    assert_eq!(report.kind, ApplyKind::Full, "{report}");
+    assert_eq!(normalize_listing(&bed.nft_list("palisade")), normalize_listing(&text::table(&dataplane.live().expect("applied"))));
+    assert_eq!(dataplane.applied(), Some(&without_b));
+}
+
+/// Clients connect in a loop while 200 incremental updates and then 50 full replaces are
+/// applied. Every state allows `a` to reach
+/// web:80 and denies `b`; the updates change everything around that (other rules, other
+/// policies, so chains are replaced and verdict map elements move). Any refused connection
+/// from `a`, or any accepted one from `b`, would be a state that is neither old nor new.
+#[test]
+fn two_hundred_updates_under_load_are_atomic() {
+    if !require_privileges() {
+        return;
+    }
+    let specs: Vec<PodSpec> = PODS.iter().map(|(n, _, ip)| PodSpec { name: format!("x/{n}"), ips: vec![ip.parse().unwrap()] }).collect();
+    let bed = Testbed::new(&specs);
+    let _servers = Servers::start(bed.pod("x/web"), &[80], &[]);
+    let web: IpAddr = "10.244.1.10".parse().unwrap();
+    let states: Vec<Ruleset> = (0..200)
+        .map(|i| {
+            let extra_port = 1000 + i;
+            let base = policy(
+                "web",
+                &format!("podSelector: {{matchLabels: {{app: web}}}}\ningress:\n- from: [{{podSelector: {{matchLabels: {{role: client}}}}}}]\n  ports: [{{port: 80}}]\n- from: [{{podSelector: {{matchLabels: {{app: db}}}}}}]\n  ports: [{{port: {extra_port}}}]"),
+            );
+            // Every other state adds a second policy selecting web: its chain changes name.
+            let second = if i % 2 == 1 {
+                policy("also-web", &format!("podSelector: {{matchLabels: {{app: web}}}}\ningress: [{{from: [{{ipBlock: {{cidr: 192.0.2.{}/32}}}}]}}]", i % 250))
+            } else {
+                String::new()
+            };
+            rendered(&cluster(&(pods_yaml("role: other") + &base + &second)))
+        })
+        .collect();
+    let mut dataplane = Dataplane::new(NodeNft(&bed));
+    dataplane.replace(&states[0]).expect("apply");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let violations = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let spawn_client = |pod: &str, must_connect: bool| {
+        let prober = Prober::new(bed.pod(pod));
+        let name = pod.to_string();
+        let (stop, violations, attempts) = (stop.clone(), violations.clone(), attempts.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let outcome = prober.probe(web, 80, false, Duration::from_millis(500));
+                attempts.fetch_add(1, Ordering::Relaxed);
+                let expected = if must_connect { Outcome::Connected } else { Outcome::Refused };
+                if outcome != expected {
+                    let n = attempts.load(Ordering::Relaxed);
+                    violations.lock().expect("lock").push(format!("attempt {n} from {name}: {outcome:?}"));
+                }
+            }
+        })
+    };
+    let clients = [spawn_client("x/a", true), spawn_client("x/b", false)];
+    let mut incremental = 0;
+    for state in &states[1..] {
+        let report = dataplane.update(state).expect("update");
+        incremental += usize::from(report.kind == ApplyKind::Incremental);
+    }
+    // The periodic resync replaces the whole table (a new base chain, new everything): the
+    // same guarantee must hold.
+    for state in states.iter().rev().take(50) {
+        dataplane.replace(state).expect("resync");
+    }
+    dataplane.replace(&states[199]).expect("resync");
+    stop.store(true, Ordering::Relaxed);
+    for client in clients {
+        client.join().expect("client thread");
+    }
+    assert_eq!(normalize_listing(&bed.nft_list("palisade")), normalize_listing(&text::table(&dataplane.live().expect("applied"))));
+    assert_eq!(incremental, 199, "every update after the first is incremental");
+    let attempts = attempts.load(Ordering::Relaxed);
+    assert!(attempts > 200, "only {attempts} connection attempts during the updates");
+    let violations = violations.lock().expect("lock");
+    assert!(violations.is_empty(), "connections saw a state that was neither old nor new ({attempts} attempts): {violations:?}");
+}
