@@ -2,6 +2,7 @@
 //! to the library crates and turns outcomes into exit statuses.
 
 mod check;
+mod dataplane_cmd;
 mod endpoint_ref;
 mod explain;
 mod input;
@@ -32,6 +33,9 @@ enum Command {
     Check(check::CheckArgs),
     /// Reachability between every pair of endpoints (or, with --summary, of classes).
     Matrix(matrix_cmd::MatrixArgs),
+    /// The nftables table a node enforces: print it or apply it.
+    #[command(subcommand)]
+    Dataplane(dataplane_cmd::DataplaneCommand),
 }
 
 /// Exit status for input the command cannot work with.
@@ -58,6 +62,7 @@ fn main() -> ExitCode {
     let outcome = match &cli.command {
         Command::Check(args) => check::run(args, cli.verbose).map(|allowed| if allowed { 0 } else { 1 }),
         Command::Matrix(args) => matrix_cmd::run(args, cli.verbose).map(|()| 0),
+        Command::Dataplane(command) => dataplane_cmd::run(command, cli.verbose).map(|()| 0),
     };
     match outcome {
         Ok(code) => ExitCode::from(code),

@@ -107,6 +107,18 @@ impl<N: Nft> Dataplane<N> {
         Self { nft, applied: None }
     }
 
+    /// A dataplane that believes the kernel holds `applied` in `generation` (for example,
+    /// as recorded by a previous process). If it does not, the next replace recreates the
+    /// table.
+    pub fn resume(nft: N, applied: Ruleset, generation: Generation) -> Self {
+        Self { nft, applied: Some((applied, generation)) }
+    }
+
+    /// What to record to `resume` later.
+    pub fn state(&self) -> Option<(&Ruleset, Generation)> {
+        self.applied.as_ref().map(|(r, g)| (r, *g))
+    }
+
     /// The ruleset last applied successfully.
     pub fn applied(&self) -> Option<&Ruleset> {
         self.applied.as_ref().map(|(ruleset, _)| ruleset)

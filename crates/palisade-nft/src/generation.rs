@@ -11,9 +11,11 @@
 //! chains whose rules nftables has published for the next generation only (see
 //! `diff::Update`): measured, 2 of 50 replaces under load let a denied connection through.
 
+use serde::{Deserialize, Serialize};
+
 use crate::ruleset::{Rule, Ruleset, Statement};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Generation {
     A,
     B,

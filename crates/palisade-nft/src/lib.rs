@@ -18,4 +18,5 @@ pub mod diff;
 pub mod generation;
 
 pub use apply::{ApplyError, ApplyKind, ApplyReport, Dataplane, Nft, NftBinary};
+pub use generation::Generation;
 pub mod trace;

@@ -3,8 +3,10 @@
 
 use std::net::IpAddr;
 
+use serde::{Deserialize, Serialize};
+
 /// A key component of a set element or a lookup.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum KeyType {
     Ipv4,
     Ipv6,
@@ -24,7 +26,7 @@ impl KeyType {
 }
 
 /// One component of a set element: a single value or an inclusive range.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Value {
     /// An address range; printed as a prefix when it is one.
     Addr(IpAddr, IpAddr),
@@ -37,7 +39,7 @@ pub enum Value {
 /// A set element: one value per key component.
 pub type Element = Vec<Value>;
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Set {
     pub name: String,
     pub key: Vec<KeyType>,
@@ -48,7 +50,7 @@ pub struct Set {
 }
 
 /// A verdict map from a pod address to the chain that judges it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VerdictMap {
     pub name: String,
     pub key: KeyType,
@@ -57,7 +59,7 @@ pub struct VerdictMap {
 }
 
 /// Packet fields rules look at.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Field {
     Saddr4,
     Daddr4,
@@ -67,7 +69,7 @@ pub enum Field {
     Dport,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Statement {
     /// `ct state established,related accept`
     AcceptEstablished,
@@ -86,26 +88,26 @@ pub enum Statement {
     RejectAdminProhibited,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rule {
     pub statements: Vec<Statement>,
     /// Names the policy (and rule) the rule comes from.
     pub comment: Option<String>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Hook {
     Forward,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BaseChain {
     pub hook: Hook,
     /// Relative to the `filter` priority (0).
     pub priority: i32,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Chain {
     pub name: String,
     pub base: Option<BaseChain>,
@@ -113,7 +115,7 @@ pub struct Chain {
 }
 
 /// The whole table.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ruleset {
     pub table: String,
     pub sets: Vec<Set>,

@@ -1,0 +1,134 @@
+//! `palisade dataplane render|apply`: the nftables table a node enforces, printed or applied
+//! in the current network namespace.
+
+use std::io::Write;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand, ValueEnum};
+use palisade_model::Cluster;
+use palisade_nft::{Dataplane, DenyAction, Generation, NftBinary, NodeState, RenderOptions, Ruleset, json, render, text};
+use serde::{Deserialize, Serialize};
+
+use crate::input::{self, InputArgs};
+
+#[derive(Subcommand, Debug)]
+pub enum DataplaneCommand {
+    /// Print the table (nft syntax, loadable with `nft -f`; or nft JSON).
+    Render(RenderArgs),
+    /// Apply the table in the current network namespace, in single transactions.
+    Apply(ApplyArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct NodeArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+
+    /// Enforce for the pods of this node (`spec.nodeName`). Without it, every pod is local.
+    #[arg(long)]
+    pub node: Option<String>,
+
+    /// What a denied new connection gets: `reject` (TCP reset, ICMP admin-prohibited) or `drop`.
+    #[arg(long, value_enum, default_value = "reject")]
+    pub deny_action: DenyArg,
+
+    /// The nftables table (family inet) Palisade owns.
+    #[arg(long, default_value = "palisade")]
+    pub table: String,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum DenyArg {
+    Reject,
+    Drop,
+}
+
+#[derive(Args, Debug)]
+pub struct RenderArgs {
+    #[command(flatten)]
+    pub node: NodeArgs,
+
+    #[arg(short = 'o', long = "output", value_enum, default_value = "nft")]
+    pub output: RenderOutput,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum RenderOutput {
+    Nft,
+    Json,
+}
+
+#[derive(Args, Debug)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub node: NodeArgs,
+
+    /// Where the last applied state of each network namespace is kept.
+    #[arg(long, default_value = "/run/palisade/dataplane")]
+    pub state_dir: PathBuf,
+}
+
+fn desired(args: &NodeArgs, cluster: &Cluster) -> Ruleset {
+    let local = (0..cluster.endpoints.len())
+        .filter(|&i| args.node.as_ref().is_none_or(|node| cluster.endpoints[i].node.as_ref() == Some(node)))
+        .collect();
+    let deny_action = match args.deny_action {
+        DenyArg::Reject => DenyAction::Reject,
+        DenyArg::Drop => DenyAction::Drop,
+    };
+    render(&NodeState { cluster, local, options: RenderOptions { table: args.table.clone(), deny_action } })
+}
+
+pub fn run(command: &DataplaneCommand, verbose: u8) -> Result<()> {
+    match command {
+        DataplaneCommand::Render(args) => {
+            let loaded = input::load(&args.node.input, verbose)?;
+            let ruleset = desired(&args.node, &loaded.cluster);
+            let out = match args.output {
+                RenderOutput::Nft => text::replace_script(&ruleset),
+                RenderOutput::Json => json::document(json::replace_commands(&ruleset)) + "\n",
+            };
+            std::io::stdout().write_all(out.as_bytes())?;
+            Ok(())
+        }
+        DataplaneCommand::Apply(args) => apply(args, verbose),
+    }
+}
+
+/// What `apply` remembers between runs, per network namespace and table.
+#[derive(Serialize, Deserialize)]
+struct State {
+    generation: Generation,
+    ruleset: Ruleset,
+}
+
+fn apply(args: &ApplyArgs, verbose: u8) -> Result<()> {
+    let loaded = input::load(&args.node.input, verbose)?;
+    let ruleset = desired(&args.node, &loaded.cluster);
+    // Namespaces are told apart by the inode of their namespace file.
+    let netns = std::fs::metadata("/proc/self/ns/net").context("reading /proc/self/ns/net")?.ino();
+    let state_file = args.state_dir.join(format!("{}-netns{netns}.json", args.node.table));
+    let previous: Option<State> = std::fs::read(&state_file).ok().and_then(|bytes| serde_json::from_slice(&bytes).ok());
+    let nft = NftBinary::default();
+    let mut dataplane = match previous {
+        Some(state) => Dataplane::resume(nft, state.ruleset, state.generation),
+        None => Dataplane::new(nft),
+    };
+    let report = dataplane.replace(&ruleset).context("applying the table")?;
+    if let Some((ruleset, generation)) = dataplane.state() {
+        std::fs::create_dir_all(&args.state_dir).with_context(|| format!("creating {}", args.state_dir.display()))?;
+        let state = serde_json::to_vec(&State { generation, ruleset: ruleset.clone() })?;
+        std::fs::write(&state_file, state).with_context(|| format!("writing {}", state_file.display()))?;
+    }
+    println!("table inet {}: {report}", args.node.table);
+    println!(
+        "now {} sets and maps ({} elements), {} chains ({} rules)",
+        ruleset.sets.len() + ruleset.maps.len(),
+        ruleset.element_count(),
+        ruleset.chains.len(),
+        ruleset.rule_count()
+    );
+    Ok(())
+}
