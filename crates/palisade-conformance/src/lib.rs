@@ -8,6 +8,7 @@
 mod case;
 mod scenario;
 pub mod strategies;
+pub mod synthetic;
 
 pub use case::{Case, Expectation, Step, Variant, load_cases};
 pub use scenario::{Mismatch, Scenario, default_pod_ips};

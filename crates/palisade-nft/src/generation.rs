@@ -58,6 +58,7 @@ pub fn named(ruleset: &Ruleset, generation: Generation) -> Ruleset {
                 match statement {
                     Statement::Lookup { set, .. } => *set = rename(set),
                     Statement::Vmap { map, .. } => *map = rename(map),
+                    Statement::Goto(chain) => *chain = rename(chain),
                     _ => {}
                 }
             }

@@ -176,6 +176,7 @@ fn statement(s: &Statement) -> Json {
         Statement::IsTcp => json!({"match": {"op": "==", "left": {"meta": {"key": "l4proto"}}, "right": "tcp"}}),
         Statement::Counter => json!({"counter": null}),
         Statement::Return => json!({"return": null}),
+        Statement::Goto(chain) => json!({"goto": {"target": chain}}),
         Statement::Drop => json!({"drop": null}),
         Statement::RejectTcpReset => json!({"reject": {"type": "tcp reset"}}),
         Statement::RejectAdminProhibited => json!({"reject": {"type": "icmpx", "expr": "admin-prohibited"}}),

@@ -6,6 +6,8 @@
 //!   new ones are dispatched through verdict maps keyed by local pod address: the source's
 //!   egress chain, then the destination's ingress chain. Pods no policy isolates in a
 //!   direction are not in that direction's map.
+//! - Peers are decided by the engine's `match_peer`, so the rules and the analysis CLI can
+//!   never disagree on who a selector means.
 //! - One interval set per policy, direction and family, keyed `peer . protocol . port`,
 //!   holding every (peer range, port range) its rules admit, shared by all pods the policy
 //!   selects. Egress named ports resolve on each destination pod into that set; ingress named
@@ -19,8 +21,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-use palisade_model::{Cluster, Direction, Peer, Policy, PortSpec, Protocol};
-use palisade_policy::analysis::Analysis;
+use palisade_model::{Cluster, Direction, NamespaceScope, Peer, Policy, PortSpec, Protocol};
+use palisade_policy::flow::namespace_labels;
+use palisade_policy::matching::{Remote, match_peer};
 
 use crate::intervals::{Range, block_ranges, everything, from_int, merge, to_int};
 use crate::ruleset::{BaseChain, Chain, Element, Field, Hook, KeyType, Rule, Ruleset, Set, Statement, Value, VerdictMap};
@@ -102,6 +105,38 @@ fn policy_base(policy: &Policy) -> String {
     format!("p_{}_{}_{hash:06x}", clean(&policy.namespace, 20), clean(&policy.name, 30))
 }
 
+/// nft's text parser accepts comments of at most 128 characters ("comment too long"); the
+/// kernel keeps them in the rule's user data (256 bytes). A longer one fails the transaction.
+const COMMENT_MAX: usize = 128;
+
+/// `<prefix><name>, <name>, ...`, naming as many as fit and counting the rest.
+fn comment_listing(prefix: &str, names: &[String]) -> String {
+    let mut out = prefix.to_string();
+    for (i, name) in names.iter().enumerate() {
+        let rest = names.len() - i - 1;
+        let tail = if rest > 0 { format!(" and {rest} more") } else { String::new() };
+        let piece = if i == 0 { name.clone() } else { format!(", {name}") };
+        if out.len() + piece.len() + tail.len() > COMMENT_MAX {
+            out.push_str(&format!(" and {} more", names.len() - i));
+            return out;
+        }
+        out.push_str(&piece);
+    }
+    out
+}
+
+/// A comment cut to the length nft accepts (on a character boundary).
+fn bounded(text: String) -> String {
+    if text.len() <= COMMENT_MAX {
+        return text;
+    }
+    let mut end = COMMENT_MAX - 3;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &text[..end])
+}
+
 fn addr_value(range: Range, v6: bool) -> Value {
     Value::Addr(from_int(range.0, v6), from_int(range.1, v6))
 }
@@ -116,12 +151,15 @@ struct PolicyObjects {
 
 struct Renderer<'c> {
     cluster: &'c Cluster,
+    /// Endpoints per namespace: the only candidates a pod peer can match.
+    endpoints_by_namespace: BTreeMap<&'c str, Vec<usize>>,
     sets: Vec<Set>,
 }
 
 impl Renderer<'_> {
-    /// Peer address ranges of a rule; `None` admits every address.
-    fn peer_ranges(&self, analysis: &Analysis<'_>, policy: &Policy, peers: &[Peer], v6: bool) -> Vec<Range> {
+    /// Peer address ranges of a rule (no peers: every address). Pod peers are decided by the
+    /// engine's `match_peer`, on the endpoints of the namespaces they can reach.
+    fn peer_ranges(&self, policy: &Policy, peers: &[Peer], v6: bool) -> Vec<Range> {
         if peers.is_empty() {
             return vec![everything(v6)];
         }
@@ -129,10 +167,24 @@ impl Renderer<'_> {
         for peer in peers {
             match peer {
                 Peer::IpBlock(block) => ranges.extend(block_ranges(block, v6)),
-                Peer::Pods { .. } => {
-                    for class in analysis.peer_set(&policy.namespace, peer).iter() {
-                        for &member in &analysis.classes.classes[class].members {
-                            if let Some(ip) = self.cluster.endpoints[member].ip_of_family(v6) {
+                Peer::Pods { namespaces, .. } => {
+                    let namespaces: Vec<&str> = match namespaces {
+                        NamespaceScope::PolicyNamespace => vec![policy.namespace.as_str()],
+                        NamespaceScope::Selector(selector) => self
+                            .cluster
+                            .namespaces
+                            .values()
+                            .filter(|ns| selector.matches(&ns.labels))
+                            .map(|ns| ns.name.as_str())
+                            .collect(),
+                    };
+                    for ns in namespaces {
+                        let labels = namespace_labels(self.cluster, ns);
+                        for &i in self.endpoints_by_namespace.get(ns).into_iter().flatten() {
+                            let endpoint = &self.cluster.endpoints[i];
+                            let Some(ip) = endpoint.ip_of_family(v6) else { continue };
+                            let remote = Remote::Pod { endpoint, namespace_labels: labels, ip: Some(ip) };
+                            if match_peer(peer, &policy.namespace, &remote).is_ok() {
                                 ranges.push((to_int(ip), to_int(ip)));
                             }
                         }
@@ -143,7 +195,7 @@ impl Renderer<'_> {
         merge(ranges)
     }
 
-    fn policy_objects(&mut self, analysis: &Analysis<'_>, policy: &Policy, direction: Direction, v6: bool, local: &[usize]) -> PolicyObjects {
+    fn policy_objects(&mut self, policy: &Policy, direction: Direction, v6: bool, local: &[usize]) -> PolicyObjects {
         let rules = policy.rules(direction).unwrap_or_default();
         let mut objects = PolicyObjects { main: None, named: Vec::new() };
         if rules.is_empty() {
@@ -154,7 +206,7 @@ impl Renderer<'_> {
         let addr_key = if v6 { KeyType::Ipv6 } else { KeyType::Ipv4 };
         let mut elements: BTreeSet<Element> = BTreeSet::new();
         for (k, rule) in rules.iter().enumerate() {
-            let peers = self.peer_ranges(analysis, policy, &rule.peers, v6);
+            let peers = self.peer_ranges(policy, &rule.peers, v6);
             if peers.is_empty() {
                 continue;
             }
@@ -243,6 +295,22 @@ impl Renderer<'_> {
     }
 }
 
+/// The chain every combination chain ends in when no rule allowed the connection.
+const DENY_CHAIN: &str = "deny";
+
+fn deny_chain(action: DenyAction) -> Chain {
+    let rules = match action {
+        // TCP gets a reset, everything else ICMP administratively prohibited: clients fail at
+        // once instead of waiting for a timeout.
+        DenyAction::Reject => vec![
+            Rule { statements: vec![Statement::IsTcp, Statement::RejectTcpReset], comment: None },
+            Rule { statements: vec![Statement::RejectAdminProhibited], comment: None },
+        ],
+        DenyAction::Drop => vec![Rule { statements: vec![Statement::Drop], comment: None }],
+    };
+    Chain { name: DENY_CHAIN.to_string(), base: None, rules }
+}
+
 /// Renders the table for one node.
 pub fn render(state: &NodeState<'_>) -> Ruleset {
     let cluster = state.cluster;
@@ -254,15 +322,23 @@ pub fn render(state: &NodeState<'_>) -> Ruleset {
     let mut order: Vec<usize> = (0..cluster.policies.len()).collect();
     order.sort_by(|&a, &b| (&cluster.policies[a].namespace, &cluster.policies[a].name).cmp(&(&cluster.policies[b].namespace, &cluster.policies[b].name)));
 
+    // Policies by namespace (in name order): a pod can only be selected by its own.
+    let mut by_namespace: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for &p in &order {
+        by_namespace.entry(cluster.policies[p].namespace.as_str()).or_default().push(p);
+    }
+
     // Which isolating policies each local pod has, per direction.
     let mut combos: BTreeMap<(Direction, Vec<usize>), Vec<usize>> = BTreeMap::new();
     let mut used: BTreeSet<(usize, Direction)> = BTreeSet::new();
     for &i in &local {
+        let endpoint = &cluster.endpoints[i];
+        let candidates = by_namespace.get(endpoint.namespace.as_str()).map(Vec::as_slice).unwrap_or_default();
         for direction in [Direction::Egress, Direction::Ingress] {
-            let isolating: Vec<usize> = order
+            let isolating: Vec<usize> = candidates
                 .iter()
                 .copied()
-                .filter(|&p| cluster.policies[p].rules(direction).is_some() && cluster.policies[p].selects(&cluster.endpoints[i]))
+                .filter(|&p| cluster.policies[p].rules(direction).is_some() && cluster.policies[p].selects(endpoint))
                 .collect();
             if isolating.is_empty() {
                 continue;
@@ -272,13 +348,16 @@ pub fn render(state: &NodeState<'_>) -> Ruleset {
         }
     }
 
-    let mut renderer = Renderer { cluster, sets: Vec::new() };
+    let mut endpoints_by_namespace: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, endpoint) in cluster.endpoints.iter().enumerate() {
+        endpoints_by_namespace.entry(endpoint.namespace.as_str()).or_default().push(i);
+    }
+    let mut renderer = Renderer { cluster, endpoints_by_namespace, sets: Vec::new() };
     // (policy, direction, family) -> its objects; only for policies that isolate a local pod.
     let mut objects: BTreeMap<(usize, Direction, bool), PolicyObjects> = BTreeMap::new();
     for &v6 in &families {
-        let analysis = Analysis::new(cluster, v6);
         for &(p, direction) in &used {
-            let rendered = renderer.policy_objects(&analysis, &cluster.policies[p], direction, v6, &local);
+            let rendered = renderer.policy_objects(&cluster.policies[p], direction, v6, &local);
             objects.insert((p, direction, v6), rendered);
         }
     }
@@ -298,7 +377,7 @@ pub fn render(state: &NodeState<'_>) -> Ruleset {
                             Statement::Lookup { fields: vec![peer_field(*direction, v6), Field::L4Proto, Field::Dport], set: set.clone() },
                             Statement::Return,
                         ],
-                        comment: Some(format!("{} {direction}", cluster.policies[p].display_name())),
+                        comment: Some(bounded(format!("{} {direction}", cluster.policies[p].display_name()))),
                     });
                 }
                 for (k, peers, named) in &o.named {
@@ -308,19 +387,14 @@ pub fn render(state: &NodeState<'_>) -> Ruleset {
                             Statement::Lookup { fields: vec![local_field(*direction, v6), Field::L4Proto, Field::Dport], set: named.clone() },
                             Statement::Return,
                         ],
-                        comment: Some(format!("{} {direction}[{k}] named ports", cluster.policies[p].display_name())),
+                        comment: Some(bounded(format!("{} {direction}[{k}] named ports", cluster.policies[p].display_name()))),
                     });
                 }
             }
         }
-        let denied = Some(format!("{direction} denied: isolated by {}", names.join(", ")));
-        match state.options.deny_action {
-            DenyAction::Reject => {
-                rules.push(Rule { statements: vec![Statement::IsTcp, Statement::Counter, Statement::RejectTcpReset], comment: denied.clone() });
-                rules.push(Rule { statements: vec![Statement::Counter, Statement::RejectAdminProhibited], comment: denied });
-            }
-            DenyAction::Drop => rules.push(Rule { statements: vec![Statement::Counter, Statement::Drop], comment: denied }),
-        }
+        // One rule per combination: its counter and comment say which policies denied.
+        let denied = Some(comment_listing(&format!("{direction} denied: isolated by "), &names));
+        rules.push(Rule { statements: vec![Statement::Counter, Statement::Goto(DENY_CHAIN.to_string())], comment: denied });
         chains.push(Chain { name: chain_name.clone(), base: None, rules });
         for &i in pods {
             for &v6 in &families {
@@ -350,9 +424,27 @@ pub fn render(state: &NodeState<'_>) -> Ruleset {
             });
         }
     }
+    chains.push(deny_chain(state.options.deny_action));
     chains.sort_by(|a, b| a.name.cmp(&b.name));
     chains.insert(0, Chain { name: "forward".to_string(), base: Some(BaseChain { hook: Hook::Forward, priority: 0 }), rules: forward });
     let mut sets = renderer.sets;
     sets.sort_by(|a, b| a.name.cmp(&b.name));
     Ruleset { table: state.options.table.clone(), sets, maps: vmaps, chains }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn comments_fit_in_nft_user_data() {
+        let names: Vec<String> = (0..100).map(|i| format!("namespace-{i}/policy-{i}")).collect();
+        let listing = comment_listing("ingress denied: isolated by ", &names);
+        assert!(listing.len() <= COMMENT_MAX, "{}", listing.len());
+        assert!(listing.starts_with("ingress denied: isolated by namespace-0/policy-0, namespace-1/policy-1"));
+        assert!(listing.ends_with(" more"), "{listing}");
+        assert_eq!(comment_listing("x: ", &["a/b".to_string()]), "x: a/b");
+        let long = bounded("é".repeat(100));
+        assert!(long.len() <= COMMENT_MAX && long.ends_with("..."));
+    }
 }

@@ -83,6 +83,8 @@ pub enum Statement {
     IsTcp,
     Counter,
     Return,
+    /// Continue in another chain without coming back.
+    Goto(String),
     Drop,
     RejectTcpReset,
     RejectAdminProhibited,

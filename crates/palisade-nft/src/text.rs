@@ -96,6 +96,7 @@ fn statement(s: &Statement) -> String {
         Statement::IsTcp => "meta l4proto tcp".to_string(),
         Statement::Counter => "counter".to_string(),
         Statement::Return => "return".to_string(),
+        Statement::Goto(chain) => format!("goto {chain}"),
         Statement::Drop => "drop".to_string(),
         Statement::RejectTcpReset => "reject with tcp reset".to_string(),
         Statement::RejectAdminProhibited => "reject with icmpx admin-prohibited".to_string(),

@@ -121,6 +121,14 @@ impl<'r> Tracer<'r> {
                 }
                 Statement::Counter => {}
                 Statement::Return => return Flow::Return,
+                Statement::Goto(target) => {
+                    let target = self.chains.get(target.as_str()).expect("goto names a chain");
+                    // A goto does not come back: the target's return ends this chain too.
+                    return match self.chain(target, packet, depth + 1) {
+                        Flow::Final(fate) => Flow::Final(fate),
+                        Flow::Continue | Flow::Return => Flow::Return,
+                    };
+                }
                 Statement::Drop => return Flow::Final(Fate::Drop),
                 Statement::RejectTcpReset | Statement::RejectAdminProhibited => return Flow::Final(Fate::Reject),
             }

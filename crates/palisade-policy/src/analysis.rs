@@ -51,6 +51,13 @@ fn slot(direction: Direction) -> usize {
 }
 
 impl<'c> Analysis<'c> {
+    /// Only the equivalence classes, for callers that ask `peer_set` for the few peers they
+    /// need (the dataplane) rather than `port_sets` for every rule.
+    pub fn classes_only(cluster: &'c Cluster, v6: bool) -> Self {
+        let classes = Classes::new(cluster, v6);
+        Self { cluster, classes, v6, rules_of: [Vec::new(), Vec::new()], rule_peers: Vec::new() }
+    }
+
     /// Prepares the analysis of `cluster` for addresses of one family.
     pub fn new(cluster: &'c Cluster, v6: bool) -> Self {
         let classes = Classes::new(cluster, v6);
