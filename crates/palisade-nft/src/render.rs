@@ -143,8 +143,9 @@ fn addr_value(range: Range, v6: bool) -> Value {
 
 /// The rendered objects of one policy in one direction and family.
 struct PolicyObjects {
-    /// The `peer . protocol . port` set, if the policy has rules in this direction.
-    main: Option<String>,
+    /// The `peer . protocol . port` set, if the policy has rules in this direction, and the
+    /// indices of the rules whose elements it holds.
+    main: Option<(String, Vec<usize>)>,
     /// Per rule with ingress named ports: (rule index, peer set, named set).
     named: Vec<(usize, String, String)>,
 }
@@ -205,11 +206,13 @@ impl Renderer<'_> {
         let f = family_suffix(v6);
         let addr_key = if v6 { KeyType::Ipv6 } else { KeyType::Ipv4 };
         let mut elements: BTreeSet<Element> = BTreeSet::new();
+        let mut contributing = Vec::new();
         for (k, rule) in rules.iter().enumerate() {
             let peers = self.peer_ranges(policy, &rule.peers, v6);
             if peers.is_empty() {
                 continue;
             }
+            let before = elements.len();
             let mut ports: Vec<(Value, Value)> = Vec::new();
             if rule.ports.is_empty() {
                 ports.push((Value::Proto(0, 255), Value::Port(0, 65535)));
@@ -230,6 +233,9 @@ impl Renderer<'_> {
                 }
             }
             if named.is_empty() {
+                if elements.len() > before {
+                    contributing.push(k);
+                }
                 continue;
             }
             match direction {
@@ -247,6 +253,9 @@ impl Renderer<'_> {
                                 elements.insert(vec![addr_value((at, at), v6), Value::Proto(p, p), Value::Port(n, n)]);
                             }
                         }
+                    }
+                    if elements.len() > before {
+                        contributing.push(k);
                     }
                 }
                 // Ingress: the destination is the local pod the policy selects.
@@ -280,6 +289,9 @@ impl Renderer<'_> {
                         elements: destinations.into_iter().collect(),
                     });
                     objects.named.push((k, peers_name, named_name));
+                    if elements.len() > before {
+                        contributing.push(k);
+                    }
                 }
             }
         }
@@ -290,7 +302,7 @@ impl Renderer<'_> {
             interval: true,
             elements: elements.into_iter().collect(),
         });
-        objects.main = Some(name);
+        objects.main = Some((name, contributing));
         objects
     }
 }
@@ -371,13 +383,14 @@ pub fn render(state: &NodeState<'_>) -> Ruleset {
         for &p in policies {
             for &v6 in &families {
                 let Some(o) = objects.get(&(p, *direction, v6)) else { continue };
-                if let Some(set) = &o.main {
+                if let Some((set, contributing)) = &o.main {
+                    let indices: Vec<String> = contributing.iter().map(|k| k.to_string()).collect();
                     rules.push(Rule {
                         statements: vec![
                             Statement::Lookup { fields: vec![peer_field(*direction, v6), Field::L4Proto, Field::Dport], set: set.clone() },
                             Statement::Return,
                         ],
-                        comment: Some(bounded(format!("{} {direction}", cluster.policies[p].display_name()))),
+                        comment: Some(bounded(format!("{} {direction}[{}]", cluster.policies[p].display_name(), indices.join(",")))),
                     });
                 }
                 for (k, peers, named) in &o.named {

@@ -112,6 +112,39 @@ fn resync_repairs_changes_made_behind_palisades_back() {
     assert_eq!(dataplane.applied(), Some(&without_b));
 }
 
+/// The same load as `two_hundred_updates_under_load_are_atomic` against a ruleset that never
+/// changes: what the TCP stack alone produces at this rate. Run by hand:
+/// `cargo test -p palisade-nft --test updates control -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn control_load_without_updates() {
+    if !require_privileges() {
+        return;
+    }
+    let specs: Vec<PodSpec> = PODS.iter().map(|(n, _, ip)| PodSpec { name: format!("x/{n}"), ips: vec![ip.parse().unwrap()] }).collect();
+    let bed = Testbed::new(&specs);
+    let _servers = Servers::start(bed.pod("x/web"), &[80], &[]);
+    let web: IpAddr = "10.244.1.10".parse().unwrap();
+    let base = policy("web", "podSelector: {matchLabels: {app: web}}\ningress:\n- from: [{podSelector: {matchLabels: {role: client}}}]\n  ports: [{port: 80}]");
+    Dataplane::new(NodeNft(&bed)).replace(&rendered(&cluster(&(pods_yaml("role: other") + &base)))).expect("apply");
+    // Both clients at once, as in the test.
+    let run = |pod: &str| {
+        let prober = Prober::new(bed.pod(pod));
+        let name = pod.to_string();
+        std::thread::spawn(move || {
+            let mut outcomes = std::collections::BTreeMap::new();
+            let deadline = std::time::Instant::now() + Duration::from_secs(8);
+            while std::time::Instant::now() < deadline {
+                *outcomes.entry(format!("{:?}", prober.probe(web, 80, false, Duration::from_millis(500)))).or_insert(0) += 1;
+            }
+            (name, outcomes)
+        })
+    };
+    for client in [run("x/a"), run("x/b")] {
+        eprintln!("control: {:?}", client.join().expect("client"));
+    }
+}
+
 /// Clients connect in a loop while 200 incremental updates and then 50 full replaces are
 /// applied. Every state allows `a` to reach
 /// web:80 and denies `b`; the updates change everything around that (other rules, other

@@ -1,6 +1,7 @@
 //! Servers inside pods, and connection attempts between them.
 
 use std::io::{ErrorKind, Read, Write};
+use std::os::fd::AsFd;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,10 +15,12 @@ use crate::netns::NetNs;
 pub enum Outcome {
     /// TCP connected, or the UDP echo came back.
     Connected,
-    /// Refused or unreachable at once (TCP reset, ICMP error): a reject.
+    /// Refused or unreachable at once (TCP reset to the SYN, ICMP error): a reject.
     Refused,
     /// No answer before the timeout: a drop.
     Timeout,
+    /// Any other failure (a reset after connecting, no local port left, ...): not a verdict.
+    Failed(ErrorKind),
 }
 
 impl Outcome {
@@ -46,13 +49,14 @@ impl Servers {
                 listener.set_nonblocking(true).expect("nonblocking");
                 ready.send(()).expect("signal ready");
                 while !stop.load(Ordering::Relaxed) {
-                    match listener.accept() {
-                        Ok((mut stream, _)) => {
-                            let _ = stream.set_nonblocking(false);
-                            let _ = stream.write_all(b"hello\n");
-                        }
-                        Err(e) if e.kind() == ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(2)),
-                        Err(_) => {}
+                    // Wake as soon as a connection waits (or every 20 ms to see `stop`).
+                    let mut fds = [nix::poll::PollFd::new(listener.as_fd(), nix::poll::PollFlags::POLLIN)];
+                    if !matches!(nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(20u8)), Ok(n) if n > 0) {
+                        continue;
+                    }
+                    while let Ok((mut stream, _)) = listener.accept() {
+                        let _ = stream.set_nonblocking(false);
+                        let _ = stream.write_all(b"hello\n");
                     }
                 }
             }));
@@ -128,7 +132,9 @@ impl Drop for Prober {
 fn classify(error: &std::io::Error) -> Outcome {
     match error.kind() {
         ErrorKind::TimedOut | ErrorKind::WouldBlock => Outcome::Timeout,
-        _ => Outcome::Refused,
+        // What a TCP reset or an ICMP unreachable (admin-prohibited, port) becomes.
+        ErrorKind::ConnectionRefused | ErrorKind::HostUnreachable | ErrorKind::NetworkUnreachable => Outcome::Refused,
+        kind => Outcome::Failed(kind),
     }
 }
 
