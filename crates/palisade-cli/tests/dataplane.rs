@@ -34,7 +34,7 @@ fn render_prints_a_loadable_replacement_of_the_table() {
     assert!(out.status.success(), "{}", text(&out));
     let rendered = String::from_utf8_lossy(&out.stdout);
     assert!(rendered.starts_with("table inet palisade\ndelete table inet palisade\ntable inet palisade {\n"), "{rendered}");
-    assert!(rendered.contains("comment \"production/default-deny-ingress ingress\""));
+    assert!(rendered.contains("comment \"production/default-deny-ingress ingress[0]\""), "{rendered}");
     args.extend(["--deny-action", "drop", "-o", "json"]);
     let out = Command::new(env!("CARGO_BIN_EXE_palisade")).args(&args).output().unwrap();
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");

@@ -100,18 +100,32 @@ pub struct Dataplane<N: Nft> {
     nft: N,
     /// The desired ruleset last applied, and the generation that holds it in the kernel.
     applied: Option<(Ruleset, Generation)>,
+    /// When the table was last replaced as a whole.
+    last_replace: Option<Instant>,
 }
 
 impl<N: Nft> Dataplane<N> {
     pub fn new(nft: N) -> Self {
-        Self { nft, applied: None }
+        Self { nft, applied: None, last_replace: None }
     }
 
     /// A dataplane that believes the kernel holds `applied` in `generation` (for example,
     /// as recorded by a previous process). If it does not, the next replace recreates the
     /// table.
     pub fn resume(nft: N, applied: Ruleset, generation: Generation) -> Self {
-        Self { nft, applied: Some((applied, generation)) }
+        Self { nft, applied: Some((applied, generation)), last_replace: None }
+    }
+
+    /// The reconcile step: an incremental update, or a full replace when the last one is
+    /// older than `resync_every` (or there was none), which repairs anything changed behind
+    /// Palisade's back. `now` is passed in so callers (and tests) control the clock.
+    pub fn sync(&mut self, desired: &Ruleset, now: Instant, resync_every: Duration) -> Result<ApplyReport, ApplyError> {
+        let due = self.last_replace.is_none_or(|at| now.saturating_duration_since(at) >= resync_every);
+        let report = if due { self.replace(desired)? } else { self.update(desired)? };
+        if report.kind == ApplyKind::Full {
+            self.last_replace = Some(now);
+        }
+        Ok(report)
     }
 
     /// What to record to `resume` later.
@@ -207,5 +221,58 @@ impl<N: Nft> Dataplane<N> {
         }
         self.applied = Some((desired.clone(), generation));
         Ok(ApplyReport { kind: ApplyKind::Incremental, changes: update.changes, commands: count, bytes, duration: start.elapsed() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+
+    use super::*;
+    use crate::ruleset::{BaseChain, Chain, Hook, KeyType, Set};
+
+    /// Records every transaction instead of applying it.
+    #[derive(Default)]
+    struct Recorder(RefCell<Vec<serde_json::Value>>);
+
+    impl Nft for &Recorder {
+        fn apply(&self, document: &str) -> Result<(), ApplyError> {
+            self.0.borrow_mut().push(serde_json::from_str(document).expect("valid JSON"));
+            Ok(())
+        }
+    }
+
+    fn ruleset(elements: &[u16]) -> Ruleset {
+        Ruleset {
+            table: "palisade".into(),
+            sets: vec![Set {
+                name: "s".into(),
+                key: vec![KeyType::Service],
+                interval: false,
+                elements: elements.iter().map(|p| vec![crate::ruleset::Value::Port(*p, *p)]).collect(),
+            }],
+            maps: vec![],
+            chains: vec![Chain { name: "forward".into(), base: Some(BaseChain { hook: Hook::Forward, priority: 0 }), rules: vec![] }],
+        }
+    }
+
+    #[test]
+    fn sync_updates_incrementally_and_replaces_when_a_resync_is_due() {
+        let recorder = Recorder::default();
+        let mut dataplane = Dataplane::new(&recorder);
+        let start = Instant::now();
+        let every = Duration::from_secs(60);
+        assert_eq!(dataplane.sync(&ruleset(&[80]), start, every).unwrap().kind, ApplyKind::Full, "first apply");
+        let second = dataplane.sync(&ruleset(&[80, 443]), start + Duration::from_secs(10), every).unwrap();
+        assert_eq!(second.kind, ApplyKind::Incremental);
+        assert_eq!(second.changes.elements_added, 1);
+        let unchanged = dataplane.sync(&ruleset(&[80, 443]), start + Duration::from_secs(20), every).unwrap();
+        assert_eq!((unchanged.kind, unchanged.commands), (ApplyKind::Incremental, 0), "nothing to send");
+        let resync = dataplane.sync(&ruleset(&[80, 443]), start + Duration::from_secs(61), every).unwrap();
+        assert_eq!(resync.kind, ApplyKind::Full, "a minute after the last replace");
+        // First apply (1 transaction) + one update (1) + resync (3, blue/green).
+        assert_eq!(recorder.0.borrow().len(), 5);
+        let last = &recorder.0.borrow()[4]["nftables"];
+        assert!(last.to_string().contains("forward_a"), "the old generation is deleted last: {last}");
     }
 }
