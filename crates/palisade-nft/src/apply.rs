@@ -272,7 +272,10 @@ mod tests {
         assert_eq!(resync.kind, ApplyKind::Full, "a minute after the last replace");
         // First apply (1 transaction) + one update (1) + resync (3, blue/green).
         assert_eq!(recorder.0.borrow().len(), 5);
-        let last = &recorder.0.borrow()[4]["nftables"];
-        assert!(last.to_string().contains("forward_a"), "the old generation is deleted last: {last}");
+        let sent = recorder.0.borrow();
+        // Blue/green: build generation b, unhook the old base chain, then delete the rest.
+        assert!(sent[2]["nftables"].to_string().contains("forward_b"), "{}", sent[2]);
+        assert!(sent[3]["nftables"].to_string().contains("\"delete\":{\"chain\":{\"family\":\"inet\",\"name\":\"forward_a\""), "{}", sent[3]);
+        assert!(sent[4]["nftables"].to_string().contains("\"delete\":{\"set\":{\"family\":\"inet\",\"name\":\"s_a\""), "{}", sent[4]);
     }
 }
