@@ -132,8 +132,11 @@ impl Drop for Prober {
 fn classify(error: &std::io::Error) -> Outcome {
     match error.kind() {
         ErrorKind::TimedOut | ErrorKind::WouldBlock => Outcome::Timeout,
-        // What a TCP reset or an ICMP unreachable (admin-prohibited, port) becomes.
-        ErrorKind::ConnectionRefused | ErrorKind::HostUnreachable | ErrorKind::NetworkUnreachable => Outcome::Refused,
+        // What a TCP reset or an ICMP unreachable becomes: ECONNREFUSED, EHOSTUNREACH (ICMP
+        // admin-prohibited), EACCES (ICMPv6 administratively prohibited).
+        ErrorKind::ConnectionRefused | ErrorKind::HostUnreachable | ErrorKind::NetworkUnreachable | ErrorKind::PermissionDenied => {
+            Outcome::Refused
+        }
         kind => Outcome::Failed(kind),
     }
 }
