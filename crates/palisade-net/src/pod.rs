@@ -106,7 +106,7 @@ pub fn configure_pod(pod: &PodInterface<'_>) -> Result<(), NetError> {
         for ip in pod.addresses {
             let prefix = if ip.is_ipv4() { 32 } else { 128 };
             let mut request = handle.address().add(index, *ip, prefix);
-            if let IpAddr::V6(_) = ip {
+            if ip.is_ipv6() {
                 // No duplicate address detection: the address is unique by allocation, and
                 // DAD would delay the pod's first packets.
                 request.message_mut().header.flags |= netlink_packet_route::address::AddressHeaderFlags::Nodad;
@@ -228,11 +228,10 @@ pub fn check_pod(netns: &Path, name: &str) -> Result<Option<PodState>, NetError>
         let mut addresses = handle.address().get().set_link_index_filter(index).execute();
         while let Some(message) = addresses.try_next().await.map_err(NetError::netlink(format!("listing addresses of {name}")))? {
             for attribute in &message.attributes {
-                if let AddressAttribute::Address(ip) = attribute {
-                    if !matches!(ip, IpAddr::V6(v6) if v6.segments()[0] == 0xfe80) {
+                if let AddressAttribute::Address(ip) = attribute
+                    && !matches!(ip, IpAddr::V6(v6) if v6.segments()[0] == 0xfe80) {
                         state.addresses.push(*ip);
                     }
-                }
             }
         }
         for family in [false, true] {

@@ -25,6 +25,9 @@ impl Nft for InNs<'_> {
     }
 }
 
+/// A change to a cluster; the argument varies it from iteration to iteration.
+type ClusterChange = dyn Fn(&mut Cluster, usize);
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -114,7 +117,7 @@ fn incremental(pods: usize, policies: usize) {
         let ns = NetNs::new("bench");
         let mut dataplane = Dataplane::new(InNs(&ns));
         dataplane.replace(&rendered(&base, local).0).expect("apply");
-        let changes: [(&str, Box<dyn Fn(&mut Cluster, usize)>); 3] = [
+        let changes: [(&str, Box<ClusterChange>); 3] = [
             // Pod 5 (ns-0, app-1, on node-0) is a peer of np-0; relabelled it leaves that peer
             // set and may become isolated by other policies.
             ("a pod's labels", Box::new(|c: &mut Cluster, i| {

@@ -79,7 +79,7 @@ pub fn prefix_len(range: Range, v6: bool) -> Option<u8> {
         // The whole 128-bit space.
         return (v6 && range == (0, u128::MAX)).then_some(0);
     }
-    if !size.is_power_of_two() || range.0 % size != 0 {
+    if !size.is_power_of_two() || !range.0.is_multiple_of(size) {
         return None;
     }
     Some((bits - size.trailing_zeros()) as u8)

@@ -38,7 +38,7 @@ pub fn service(svc: &K8sService, default_namespace: &str, origin: Origin) -> Res
             .map_err(|m| errors.push(path.key("port"), format!("invalid port {}: {m}", port.port)));
         let protocol = super::protocol_or_tcp(port.protocol.as_deref(), &path, &mut errors).ok_or(());
         let target = match &port.target_port {
-            None => number.clone().map(TargetPort::Number),
+            None => number.map(TargetPort::Number),
             Some(IntOrString::Int(n)) => names::port_number(i64::from(*n))
                 .map(TargetPort::Number)
                 .map_err(|m| errors.push(path.key("targetPort"), format!("invalid targetPort {n}: {m}"))),
