@@ -178,11 +178,18 @@ impl Store {
     }
 
     fn write(&self, state: &State) -> Result<(), CniError> {
-        let temporary = self.path.with_extension(format!("json.{}", std::process::id()));
+        // One fixed name: writers hold the lock, and a file left by a writer killed before
+        // its rename is simply overwritten by the next one instead of piling up.
+        let temporary = self.path.with_extension("json.tmp");
         let bytes = serde_json::to_vec_pretty(state).expect("state serializes");
         let mut file = File::create(&temporary).map_err(io_error(format!("writing {}", temporary.display())))?;
         file.write_all(&bytes).and_then(|()| file.sync_all()).map_err(io_error(format!("writing {}", temporary.display())))?;
-        std::fs::rename(&temporary, &self.path).map_err(io_error(format!("replacing {}", self.path.display())))
+        std::fs::rename(&temporary, &self.path).map_err(io_error(format!("replacing {}", self.path.display())))?;
+        // The rename itself survives a power loss only once the directory is synced.
+        if let Some(directory) = self.path.parent() {
+            File::open(directory).and_then(|d| d.sync_all()).map_err(io_error(format!("syncing {}", directory.display())))?;
+        }
+        Ok(())
     }
 }
 

@@ -254,6 +254,61 @@ fn crashes_at_any_point_of_add_are_cleaned_up_by_del_and_by_gc() {
     assert_eq!((node.allocations(), node.links().len()), (1, 1));
 }
 
+/// Files in the data directory besides the state and its lock (a killed writer's leftovers).
+fn stray_files(node: &Node) -> Vec<String> {
+    std::fs::read_dir(node.data.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "palisade.json" && n != "palisade.lock" && n != "palisade.json.tmp")
+        .collect()
+}
+
+#[test]
+fn add_killed_at_arbitrary_moments_is_cleaned_up_by_del() {
+    if !require_privileges() {
+        return;
+    }
+    let node = Node::new();
+    let config = node.config(&["10.244.5.0/24", "fd00:10:244:5::/64"], "1.1.0");
+    // Delays spread over a whole ADD (about 5-15 ms here, slower in debug builds), so the kill
+    // lands before, during and after each step; a deterministic spread, not random, so a
+    // failure can be replayed.
+    let mut interrupted_midway = 0;
+    for delay_us in (0..40).map(|i| i * 500) {
+        let pod = NetNs::new("kill");
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &node.ns.name, PLUGIN])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("CNI_COMMAND", "ADD")
+            .env("CNI_CONTAINERID", "killed")
+            .env("CNI_IFNAME", "eth0")
+            .env("CNI_NETNS", netns_path(&pod))
+            .env("CNI_PATH", "/opt/cni/bin")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(config.to_string().as_bytes()).unwrap();
+        std::thread::sleep(Duration::from_micros(delay_us));
+        let _ = child.kill();
+        let finished = child.wait().unwrap().success();
+        if !finished && node.allocations() == 1 {
+            interrupted_midway += 1;
+        }
+        let del = node.cni("DEL", "killed", Some(&netns_path(&pod)), &config);
+        assert!(del.status.success(), "killed after {delay_us} us, DEL: {}", String::from_utf8_lossy(&del.stdout));
+        assert_eq!(node.allocations(), 0, "killed after {delay_us} us: allocation left");
+        assert!(node.links().is_empty(), "killed after {delay_us} us: links left {:?}", node.links());
+        assert!(!node.routes().contains("10.244.5.") && !node.routes().contains("fd00:10:244:5:"), "killed after {delay_us} us: routes left");
+        assert!(stray_files(&node).is_empty(), "killed after {delay_us} us: {:?}", stray_files(&node));
+    }
+    // Here about a third of the kills land after the allocation and before the end of ADD.
+    assert!(interrupted_midway > 0, "no kill landed inside ADD: the test proved nothing");
+}
+
 #[test]
 fn check_notices_changes_made_behind_the_plugins_back() {
     if !require_privileges() {
