@@ -10,12 +10,17 @@
 //! the calling thread never changes namespace.
 
 mod error;
+mod links;
+mod netns;
 mod ops;
 mod pod;
 mod sysctl;
 
 pub use error::NetError;
 pub use pod::{HostSide, LinkInfo, PodInterface, PodState, check_pod, configure_host, configure_pod, create_veth, delete_link, host_link, pod_interface_exists, pod_link};
+pub use links::{add_address, add_route_via, link, link_names, link_up};
+pub use netns::{NETNS_RUN_DIR, create_named, delete_named, list_named, netns_path, run_in};
+pub use ops::{in_namespace, with_netlink};
 pub use sysctl::{read_sysctl, write_sysctl};
 
 /// The pod's gateway for IPv4, answered by proxy ARP on the host end.

@@ -10,9 +10,10 @@ use netlink_packet_route::address::AddressAttribute;
 use netlink_packet_route::link::{InfoData, InfoVeth, LinkAttribute, LinkFlags, LinkMessage};
 use netlink_packet_route::neighbour::NeighbourFlags;
 use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteScope};
-use rtnetlink::{Handle, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
+use rtnetlink::{LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
 use crate::error::NetError;
+use crate::links::{add_route, find_link};
 use crate::ops::{in_namespace, open_namespace, with_netlink};
 use crate::sysctl::write_sysctl;
 use crate::{GATEWAY_V4, GATEWAY_V6};
@@ -59,16 +60,6 @@ fn mac_of(message: &LinkMessage) -> String {
             _ => None,
         })
         .unwrap_or_default()
-}
-
-async fn find_link(handle: &Handle, name: &str) -> Result<Option<LinkMessage>, NetError> {
-    let mut links = handle.link().get().match_name(name.to_string()).execute();
-    match links.try_next().await {
-        Ok(link) => Ok(link),
-        // "No such device" comes back as an error for a name filter.
-        Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -(nix::errno::Errno::ENODEV as i32) => Ok(None),
-        Err(source) => Err(NetError::Netlink { what: format!("looking up {name}"), source }),
-    }
 }
 
 fn info(message: &LinkMessage, name: &str) -> LinkInfo {
@@ -129,14 +120,6 @@ pub fn configure_pod(pod: &PodInterface<'_>) -> Result<(), NetError> {
         }
         Ok(())
     })
-}
-
-async fn add_route(handle: &Handle, route: netlink_packet_route::route::RouteMessage, what: &str) -> Result<(), NetError> {
-    match handle.route().add(route).execute().await {
-        Ok(()) => Ok(()),
-        Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -(nix::errno::Errno::EEXIST as i32) => Ok(()),
-        Err(source) => Err(NetError::Netlink { what: format!("adding {what}"), source }),
-    }
 }
 
 /// On the host: the host end up, a route per pod address through it, proxy ARP (and proxy
