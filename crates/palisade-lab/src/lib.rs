@@ -7,9 +7,13 @@
 //! reconcile step (engine -> render -> apply) on the lab's object store.
 
 pub mod controllers;
+pub mod dns;
 pub mod error;
+pub mod images;
 pub mod kinds;
 pub mod paths;
+pub mod sandbox;
+pub mod serve;
 pub mod store;
 pub mod time;
 pub mod topology;
