@@ -12,6 +12,7 @@ pub mod error;
 pub mod images;
 pub mod kinds;
 pub mod paths;
+pub mod proxy;
 pub mod sandbox;
 pub mod serve;
 pub mod store;
