@@ -6,13 +6,22 @@
 //! namespaces; Services are DNAT rules in each node's own table; every node runs the agent's
 //! reconcile step (engine -> render -> apply) on the lab's object store.
 
+pub mod agents;
+pub mod client;
+pub mod cluster_view;
 pub mod controllers;
+pub mod daemon;
 pub mod dns;
 pub mod error;
+pub mod format;
 pub mod images;
+pub mod jsonpath;
 pub mod kinds;
+pub mod lab;
 pub mod paths;
+pub mod protocol;
 pub mod proxy;
+pub mod runtime;
 pub mod sandbox;
 pub mod serve;
 pub mod store;

@@ -52,7 +52,7 @@ impl Applied {
     }
 }
 
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct Store {
     objects: BTreeMap<Key, Value>,
     /// What the user last applied, per object (kubectl's last-applied-configuration).

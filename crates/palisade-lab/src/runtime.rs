@@ -1,0 +1,531 @@
+//! The container runtime: pod sandboxes (a network namespace wired by `palisade-cni` ADD,
+//! the pod's resolv.conf and hosts files) and containers (host processes entered into the
+//! sandbox, supervised and restarted per the pod's restartPolicy). It reports pod status as
+//! the kubelet does.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use serde_json::{Value, json};
+
+use crate::error::LabError;
+use crate::images::{self, NGINX_INDEX, Program, StartError};
+use crate::paths::LabPaths;
+use crate::proxy::DNS_V4;
+use crate::sandbox::Sandbox;
+use crate::store::Key;
+use crate::time::now_rfc3339;
+use crate::topology::NodeInfo;
+
+/// How long a new pod's declared ports may take to accept connections before `apply`
+/// stops waiting (the pod then shows not ready).
+const READY_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Clone, Debug)]
+pub struct RuntimeConfig {
+    pub paths: LabPaths,
+    /// The `palisade-cni` binary, called as a runtime calls CNI plugins.
+    pub cni_binary: PathBuf,
+    /// The `palisade` binary: containers start through `palisade lab pod-exec`.
+    pub self_exe: PathBuf,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum State {
+    Waiting { reason: String, message: String },
+    Running { started_at: String },
+    Terminated { exit_code: i32, reason: String, message: String, finished_at: String },
+}
+
+struct Container {
+    name: String,
+    image: String,
+    program: Result<Program, StartError>,
+    env: Vec<(String, String)>,
+    /// TCP ports whose readiness `start` waits for.
+    ports: Vec<u16>,
+    child: Option<Child>,
+    restarts: u32,
+    state: State,
+    next_start: Option<Instant>,
+}
+
+struct PodRuntime {
+    key: Key,
+    node: NodeInfo,
+    netns: PathBuf,
+    netns_name: String,
+    dir: PathBuf,
+    hostname: String,
+    ips: Vec<IpAddr>,
+    network: bool,
+    restart_policy: String,
+    containers: Vec<Container>,
+    start_time: String,
+    sandbox_error: Option<String>,
+}
+
+pub struct Runtime {
+    config: RuntimeConfig,
+    pods: BTreeMap<String, PodRuntime>,
+}
+
+fn write_file(path: &Path, text: &str) -> Result<(), LabError> {
+    std::fs::write(path, text).map_err(LabError::io(format!("writing {}", path.display())))
+}
+
+/// The CNI network config each node's plugin gets (see the README's CNI section).
+pub fn cni_config(paths: &LabPaths, node: &NodeInfo) -> Value {
+    json!({
+        "cniVersion": "1.1.0", "name": "palisade", "type": "palisade-cni",
+        "ipam": {"ranges": [node.pod_cidr4.to_string(), node.pod_cidr6.to_string()], "dataDir": paths.cni_data(&node.name).display().to_string()},
+        "mtu": 1500,
+    })
+}
+
+/// Runs `palisade-cni` in the node's namespace, as the kubelet's runtime does.
+fn cni(config: &RuntimeConfig, node: &NodeInfo, command: &str, uid: &str, netns: &Path, key: &Key) -> Result<Value, LabError> {
+    let network = cni_config(&config.paths, node).to_string();
+    let output = palisade_net::run_in(&node.netns, || {
+        let mut child = Command::new(&config.cni_binary)
+            .env_clear()
+            .env("CNI_COMMAND", command)
+            .env("CNI_CONTAINERID", uid)
+            .env("CNI_NETNS", netns)
+            .env("CNI_IFNAME", "eth0")
+            .env("CNI_PATH", config.cni_binary.parent().unwrap_or(Path::new("/")))
+            .env("CNI_ARGS", format!("IgnoreUnknown=1;K8S_POD_NAMESPACE={};K8S_POD_NAME={};K8S_POD_UID={uid}", key.namespace, key.name))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        child.stdin.take().expect("piped").write_all(network.as_bytes())?;
+        child.wait_with_output()
+    })?
+    .map_err(LabError::io(format!("running {}", config.cni_binary.display())))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        let message = serde_json::from_str::<Value>(&stdout).ok().and_then(|v| v["msg"].as_str().map(str::to_string)).unwrap_or_else(|| stdout.trim().to_string());
+        return Err(LabError::failed(format!("CNI {command} for {key} failed: {message}")));
+    }
+    Ok(if stdout.trim().is_empty() { Value::Null } else { serde_json::from_str(&stdout).map_err(|e| LabError::failed(format!("CNI {command} printed no JSON: {e}")))? })
+}
+
+fn backoff(restarts: u32) -> Duration {
+    Duration::from_secs(1u64 << restarts.min(5)).min(Duration::from_secs(30))
+}
+
+/// The container's environment: PATH, HOSTNAME, its `env` (values and the common
+/// `fieldRef`s).
+fn container_env(pod: &Value, container: &Value, hostname: &str, ips: &[IpAddr], node: &NodeInfo) -> Vec<(String, String)> {
+    let mut env = vec![("PATH".to_string(), images::DEFAULT_PATH.to_string()), ("HOSTNAME".to_string(), hostname.to_string()), ("HOME".to_string(), "/root".to_string())];
+    for var in container["env"].as_array().into_iter().flatten() {
+        let Some(name) = var["name"].as_str() else { continue };
+        let value = match (&var["value"], var["valueFrom"]["fieldRef"]["fieldPath"].as_str()) {
+            (Value::String(v), _) => Some(v.clone()),
+            (_, Some("metadata.name")) => pod["metadata"]["name"].as_str().map(str::to_string),
+            (_, Some("metadata.namespace")) => pod["metadata"]["namespace"].as_str().map(str::to_string),
+            (_, Some("spec.nodeName")) => Some(node.name.clone()),
+            (_, Some("status.podIP")) => ips.first().map(IpAddr::to_string),
+            (_, Some("status.hostIP")) => Some(node.ip4.to_string()),
+            _ => None,
+        };
+        if let Some(value) = value {
+            env.retain(|(k, _)| k != name);
+            env.push((name.to_string(), value));
+        }
+    }
+    env
+}
+
+fn resolv_conf(namespace: &str) -> String {
+    format!("search {namespace}.svc.cluster.local svc.cluster.local cluster.local\nnameserver {DNS_V4}\noptions ndots:5\n")
+}
+
+fn hosts_file(hostname: &str, fqdn: Option<&str>, ips: &[IpAddr]) -> String {
+    let mut hosts = "# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n".to_string();
+    for ip in ips {
+        match fqdn {
+            Some(fqdn) => hosts += &format!("{ip}\t{fqdn}\t{hostname}\n"),
+            None => hosts += &format!("{ip}\t{hostname}\n"),
+        }
+    }
+    hosts
+}
+
+impl PodRuntime {
+    fn sandbox(&self, env: Vec<(String, String)>) -> Sandbox {
+        Sandbox { netns: self.netns.clone(), resolv_conf: self.dir.join("resolv.conf"), hosts: self.dir.join("hosts"), hostname: self.hostname.clone(), env }
+    }
+
+    /// The phase from the containers, as the kubelet computes it.
+    fn phase(&self) -> &'static str {
+        if self.sandbox_error.is_some() {
+            return "Pending";
+        }
+        let all_terminated = self.containers.iter().all(|c| matches!(c.state, State::Terminated { .. }) && c.next_start.is_none());
+        if !all_terminated {
+            return "Running";
+        }
+        if self.containers.iter().all(|c| matches!(c.state, State::Terminated { exit_code: 0, .. })) { "Succeeded" } else { "Failed" }
+    }
+
+    fn ready(&self) -> bool {
+        self.sandbox_error.is_none() && self.containers.iter().all(|c| matches!(c.state, State::Running { .. }))
+    }
+}
+
+impl Runtime {
+    pub fn new(config: RuntimeConfig) -> Self {
+        Self { config, pods: BTreeMap::new() }
+    }
+
+    pub fn has(&self, uid: &str) -> bool {
+        self.pods.contains_key(uid)
+    }
+
+    pub fn uids(&self) -> Vec<String> {
+        self.pods.keys().cloned().collect()
+    }
+
+    /// Creates the sandbox and starts the containers of a stored Pod on `node`, waiting
+    /// until declared TCP ports accept connections (at most `READY_TIMEOUT`).
+    pub fn start(&mut self, pod: &Value, node: &NodeInfo) {
+        let key = Key::of(pod);
+        let uid = pod["metadata"]["uid"].as_str().unwrap_or_default().to_string();
+        let paths = &self.config.paths;
+        let hostname = pod["spec"]["hostname"].as_str().or(key.name.as_str().into()).unwrap_or_default().to_string();
+        let netns_name = paths.pod_netns(&uid);
+        let mut runtime = PodRuntime {
+            key: key.clone(),
+            node: node.clone(),
+            netns: palisade_net::netns_path(&netns_name),
+            netns_name,
+            dir: paths.pod_dir(&uid),
+            hostname,
+            ips: Vec::new(),
+            network: false,
+            restart_policy: pod["spec"]["restartPolicy"].as_str().unwrap_or("Always").to_string(),
+            containers: Vec::new(),
+            start_time: now_rfc3339(),
+            sandbox_error: None,
+        };
+        if let Err(error) = self.create_sandbox(pod, &mut runtime) {
+            tracing::warn!(%key, %error, "sandbox failed");
+            runtime.sandbox_error = Some(error.to_string());
+            self.pods.insert(uid, runtime);
+            return;
+        }
+        for container in pod["spec"]["containers"].as_array().into_iter().flatten() {
+            let program = images::plan(container);
+            let mut ports: Vec<u16> = container["ports"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|p| p["protocol"].as_str().unwrap_or("TCP") == "TCP")
+                .filter_map(|p| u16::try_from(p["containerPort"].as_u64()?).ok())
+                .collect();
+            match &program {
+                Ok(Program::Nginx { ports: p }) | Ok(Program::Serve { tcp: p, .. }) => ports.extend(p),
+                Ok(Program::Dns) => ports.push(53),
+                _ => {}
+            }
+            ports.sort_unstable();
+            ports.dedup();
+            runtime.containers.push(Container {
+                name: container["name"].as_str().unwrap_or("container").to_string(),
+                image: container["image"].as_str().unwrap_or_default().to_string(),
+                program,
+                env: container_env(pod, container, &runtime.hostname, &runtime.ips, node),
+                ports,
+                child: None,
+                restarts: 0,
+                state: State::Waiting { reason: "ContainerCreating".into(), message: String::new() },
+                next_start: None,
+            });
+        }
+        for index in 0..runtime.containers.len() {
+            self.spawn(&mut runtime, index);
+        }
+        self.wait_ready(&mut runtime);
+        self.pods.insert(uid, runtime);
+    }
+
+    fn create_sandbox(&self, pod: &Value, runtime: &mut PodRuntime) -> Result<(), LabError> {
+        std::fs::create_dir_all(runtime.dir.join("html")).map_err(LabError::io(format!("creating {}", runtime.dir.display())))?;
+        std::fs::create_dir_all(runtime.dir.join("tmp")).map_err(LabError::io(format!("creating {}", runtime.dir.display())))?;
+        palisade_net::create_named(&runtime.netns_name)?;
+        let uid = pod["metadata"]["uid"].as_str().unwrap_or_default();
+        let result = cni(&self.config, &runtime.node, "ADD", uid, &runtime.netns, &runtime.key)?;
+        runtime.network = true;
+        runtime.ips = result["ips"].as_array().into_iter().flatten().filter_map(|ip| ip["address"].as_str()?.split('/').next()?.parse().ok()).collect();
+        let fqdn = pod["spec"]["subdomain"].as_str().map(|sub| format!("{}.{sub}.{}.svc.cluster.local", runtime.hostname, runtime.key.namespace));
+        write_file(&runtime.dir.join("resolv.conf"), &resolv_conf(&runtime.key.namespace))?;
+        write_file(&runtime.dir.join("hosts"), &hosts_file(&runtime.hostname, fqdn.as_deref(), &runtime.ips))?;
+        write_file(&runtime.dir.join("html/index.html"), NGINX_INDEX)?;
+        Ok(())
+    }
+
+    /// Starts (or restarts) one container's process.
+    fn spawn(&self, pod: &mut PodRuntime, index: usize) {
+        let paths = &self.config.paths;
+        let self_exe = self.config.self_exe.display().to_string();
+        let container = &pod.containers[index];
+        let argv: Result<Vec<String>, StartError> = match &container.program {
+            Err(e) => Err(e.clone()),
+            Ok(Program::Exec { argv }) => Ok(argv.clone()),
+            Ok(Program::Serve { tcp, udp }) => {
+                let mut argv = vec![self_exe.clone(), "serve".into(), "--hostname".into(), pod.hostname.clone()];
+                argv.extend(tcp.iter().flat_map(|p| ["--tcp".to_string(), p.to_string()]));
+                argv.extend(udp.iter().flat_map(|p| ["--udp".to_string(), p.to_string()]));
+                Ok(argv)
+            }
+            Ok(Program::Dns) => Ok(vec![self_exe.clone(), "lab".into(), "--lab".into(), paths.name.clone(), "dns-server".into(), "--records".into(), paths.dns_records().display().to_string()]),
+            Ok(Program::Nginx { ports }) => match images::find_program("nginx", images::DEFAULT_PATH) {
+                None => Err(StartError { reason: "StartError".into(), message: "exec: \"nginx\": executable file not found in $PATH (install nginx on this machine)".into() }),
+                Some(nginx) => {
+                    let config_path = pod.dir.join(format!("nginx-{}.conf", container.name));
+                    match write_file(&config_path, &images::nginx_config(&pod.dir, ports)) {
+                        Ok(()) => Ok(vec![nginx.display().to_string(), "-p".into(), pod.dir.display().to_string(), "-c".into(), config_path.display().to_string(), "-e".into(), pod.dir.join("nginx-error.log").display().to_string()]),
+                        Err(e) => Err(StartError { reason: "StartError".into(), message: e.to_string() }),
+                    }
+                }
+            },
+        };
+        let log_path = pod.dir.join(format!("{}.log", container.name));
+        let sandbox = pod.sandbox(container.env.clone());
+        let spawned = argv.and_then(|argv| {
+            let log = File::options().create(true).append(true).open(&log_path).map_err(|e| StartError { reason: "StartError".into(), message: format!("{}: {e}", log_path.display()) })?;
+            let log2 = log.try_clone().map_err(|e| StartError { reason: "StartError".into(), message: e.to_string() })?;
+            let (marker, value) = paths.process_marker();
+            Command::new(&self.config.self_exe)
+                .args(sandbox.pod_exec_args(&paths.name, &argv))
+                .env_clear()
+                .envs(container.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                .env(marker, value)
+                .current_dir("/")
+                .process_group(0)
+                .stdin(Stdio::null())
+                .stdout(log)
+                .stderr(log2)
+                .spawn()
+                .map_err(|e| StartError { reason: "StartError".into(), message: format!("starting {}: {e}", argv[0]) })
+        });
+        let container = &mut pod.containers[index];
+        container.next_start = None;
+        match spawned {
+            Ok(child) => {
+                container.child = Some(child);
+                container.state = State::Running { started_at: now_rfc3339() };
+            }
+            Err(error) => {
+                container.state = State::Terminated { exit_code: 128, reason: error.reason, message: error.message, finished_at: now_rfc3339() };
+            }
+        }
+    }
+
+    /// Waits until the declared TCP ports accept connections inside the pod (a readiness
+    /// probe), so `apply` returns with servers that answer.
+    fn wait_ready(&self, pod: &mut PodRuntime) {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        let ports: Vec<u16> = pod.containers.iter().filter(|c| c.child.is_some()).flat_map(|c| c.ports.clone()).collect();
+        if ports.is_empty() {
+            return;
+        }
+        let _ = palisade_net::run_in(&pod.netns, || {
+            for port in ports {
+                while Instant::now() < deadline {
+                    if TcpStream::connect_timeout(&SocketAddr::from(([127, 0, 0, 1], port)), Duration::from_millis(200)).is_ok() {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+        });
+    }
+
+    /// Checks every container: exits, restarts due. `true` if any pod's status changed.
+    pub fn poll(&mut self) -> bool {
+        let now = Instant::now();
+        let mut changed = false;
+        let uids: Vec<String> = self.pods.keys().cloned().collect();
+        for uid in uids {
+            let mut pod = self.pods.remove(&uid).expect("listed");
+            let phase_before = pod.phase();
+            for index in 0..pod.containers.len() {
+                let container = &mut pod.containers[index];
+                if let Some(child) = container.child.as_mut()
+                    && let Ok(Some(status)) = child.try_wait()
+                {
+                    use std::os::unix::process::ExitStatusExt;
+                    let exit_code = status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+                    container.child = None;
+                    let reason = if exit_code == 0 { "Completed" } else { "Error" };
+                    container.state = State::Terminated { exit_code, reason: reason.into(), message: String::new(), finished_at: now_rfc3339() };
+                    let restart = match pod.restart_policy.as_str() {
+                        "Never" => false,
+                        "OnFailure" => exit_code != 0,
+                        _ => true,
+                    };
+                    if restart && container.program.is_ok() {
+                        container.next_start = Some(now + backoff(container.restarts));
+                    }
+                    changed = true;
+                }
+                if pod.containers[index].next_start.is_some_and(|at| at <= now) {
+                    pod.containers[index].restarts += 1;
+                    self.spawn(&mut pod, index);
+                    changed = true;
+                }
+            }
+            if pod.phase() != phase_before && matches!(pod.phase(), "Succeeded" | "Failed") {
+                // A finished pod no longer owns its address.
+                self.release_network(&mut pod, &uid);
+            }
+            self.pods.insert(uid, pod);
+        }
+        changed
+    }
+
+    fn release_network(&self, pod: &mut PodRuntime, uid: &str) {
+        if pod.network {
+            if let Err(error) = cni(&self.config, &pod.node, "DEL", uid, &pod.netns, &pod.key) {
+                tracing::warn!(key = %pod.key, %error, "CNI DEL failed");
+            }
+            pod.network = false;
+        }
+        let _ = palisade_net::delete_named(&pod.netns_name);
+    }
+
+    /// Stops a pod: its processes (TERM, then KILL after a grace period), its network
+    /// (CNI DEL), its namespace and files.
+    pub fn stop(&mut self, uid: &str) {
+        let Some(mut pod) = self.pods.remove(uid) else { return };
+        stop_processes(&mut pod.containers);
+        self.release_network(&mut pod, uid);
+        let _ = std::fs::remove_dir_all(&pod.dir);
+    }
+
+    /// Stops every pod.
+    pub fn stop_all(&mut self) {
+        for uid in self.uids() {
+            self.stop(&uid);
+        }
+    }
+
+    /// What `lab exec` needs to enter a container of a pod.
+    pub fn sandbox(&self, uid: &str, container: Option<&str>) -> Result<Sandbox, LabError> {
+        let pod = self.pods.get(uid).ok_or_else(|| LabError::failed("the pod has no sandbox"))?;
+        if !pod.network {
+            return Err(LabError::invalid(format!("cannot exec in a container of {}: the pod is not running", pod.key.name)));
+        }
+        let chosen = match container {
+            Some(name) => pod.containers.iter().find(|c| c.name == name).ok_or_else(|| {
+                let names: Vec<&str> = pod.containers.iter().map(|c| c.name.as_str()).collect();
+                LabError::invalid(format!("container {name} is not valid for pod {}: the pod has {}", pod.key.name, names.join(", ")))
+            })?,
+            None => pod.containers.first().ok_or_else(|| LabError::failed("the pod has no containers"))?,
+        };
+        Ok(pod.sandbox(chosen.env.clone()))
+    }
+
+    /// The pod's status as the API shows it; `None` if the runtime does not know the pod.
+    pub fn status(&self, uid: &str) -> Option<Value> {
+        let pod = self.pods.get(uid)?;
+        let ready = if pod.ready() { "True" } else { "False" };
+        let mut status = json!({
+            "phase": pod.phase(),
+            "hostIP": pod.node.ip4.to_string(),
+            "hostIPs": [{"ip": pod.node.ip4.to_string()}, {"ip": pod.node.ip6.to_string()}],
+            "startTime": pod.start_time,
+            "qosClass": "BestEffort",
+            "conditions": [
+                {"type": "PodReadyToStartContainers", "status": if pod.network { "True" } else { "False" }},
+                {"type": "Initialized", "status": "True"},
+                {"type": "Ready", "status": ready},
+                {"type": "ContainersReady", "status": ready},
+                {"type": "PodScheduled", "status": "True"},
+            ],
+        });
+        if !pod.ips.is_empty() {
+            status["podIP"] = json!(pod.ips[0].to_string());
+            status["podIPs"] = json!(pod.ips.iter().map(|ip| json!({"ip": ip.to_string()})).collect::<Vec<_>>());
+        }
+        if let Some(error) = &pod.sandbox_error {
+            status["message"] = json!(error);
+            status["reason"] = json!("FailedCreatePodSandBox");
+        }
+        let containers: Vec<Value> = pod
+            .containers
+            .iter()
+            .map(|c| {
+                let state = match (&c.state, c.next_start) {
+                    (_, Some(_)) => json!({"waiting": {"reason": "CrashLoopBackOff", "message": format!("back-off restarting failed container {}", c.name)}}),
+                    (State::Waiting { reason, message }, None) => json!({"waiting": {"reason": reason, "message": message}}),
+                    (State::Running { started_at }, None) => json!({"running": {"startedAt": started_at}}),
+                    (State::Terminated { exit_code, reason, message, finished_at }, None) => {
+                        json!({"terminated": {"exitCode": exit_code, "reason": reason, "message": message, "finishedAt": finished_at}})
+                    }
+                };
+                json!({
+                    "name": c.name, "image": c.image, "imageID": "", "ready": matches!(c.state, State::Running { .. }) && c.next_start.is_none(),
+                    "started": matches!(c.state, State::Running { .. }), "restartCount": c.restarts,
+                    "containerID": c.child.as_ref().map(|ch| format!("palisade://{}", ch.id())), "state": state,
+                })
+            })
+            .collect();
+        status["containerStatuses"] = Value::Array(containers);
+        Some(status)
+    }
+}
+
+fn stop_processes(containers: &mut [Container]) {
+    let groups: Vec<i32> = containers.iter().filter_map(|c| c.child.as_ref().map(|ch| ch.id() as i32)).collect();
+    for &group in &groups {
+        let _ = killpg(Pid::from_raw(group), Signal::SIGTERM);
+    }
+    let deadline = Instant::now() + Duration::from_secs(2);
+    for container in containers.iter_mut() {
+        if let Some(child) = container.child.as_mut() {
+            while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let _ = killpg(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
+            let _ = child.wait();
+        }
+        container.child = None;
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.stop_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolv_conf_and_hosts() {
+        assert_eq!(resolv_conf("production"), "search production.svc.cluster.local svc.cluster.local cluster.local\nnameserver 10.96.0.10\noptions ndots:5\n");
+        let hosts = hosts_file("db-0", Some("db-0.db.prod.svc.cluster.local"), &["10.244.1.2".parse().unwrap()]);
+        assert!(hosts.ends_with("10.244.1.2\tdb-0.db.prod.svc.cluster.local\tdb-0\n"), "{hosts}");
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_thirty_seconds() {
+        assert_eq!(backoff(0), Duration::from_secs(1));
+        assert_eq!(backoff(3), Duration::from_secs(8));
+        assert_eq!(backoff(10), Duration::from_secs(30));
+    }
+}
