@@ -6,6 +6,8 @@ mod dataplane_cmd;
 mod endpoint_ref;
 mod explain;
 mod input;
+mod lab_cmd;
+mod lab_manifests;
 mod matrix_cmd;
 
 use std::process::ExitCode;
@@ -36,6 +38,22 @@ enum Command {
     /// The nftables table a node enforces: print it or apply it.
     #[command(subcommand)]
     Dataplane(dataplane_cmd::DataplaneCommand),
+    /// A local lab: nodes and pods as network namespaces, real processes and packets.
+    Lab(lab_cmd::LabArgs),
+    /// Answer TCP (HTTP too) and UDP on the given ports with the hostname (the lab's
+    /// built-in server for agnhost-like images).
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct ServeArgs {
+    #[arg(long = "tcp", value_name = "PORT")]
+    tcp: Vec<u16>,
+    #[arg(long = "udp", value_name = "PORT")]
+    udp: Vec<u16>,
+    /// What to answer with (default: this host's name).
+    #[arg(long)]
+    hostname: Option<String>,
 }
 
 /// Exit status for input the command cannot work with.
@@ -63,6 +81,18 @@ fn main() -> ExitCode {
         Command::Check(args) => check::run(args, cli.verbose).map(|allowed| if allowed { 0 } else { 1 }),
         Command::Matrix(args) => matrix_cmd::run(args, cli.verbose).map(|()| 0),
         Command::Dataplane(command) => dataplane_cmd::run(command, cli.verbose).map(|()| 0),
+        Command::Lab(args) => match lab_cmd::run(args) {
+            Ok(code) => Ok(code),
+            // kubectl's convention: errors exit 1.
+            Err(error) => {
+                eprintln!("error: {error:#}");
+                return ExitCode::from(1);
+            }
+        },
+        Command::Serve(args) => {
+            let hostname = args.hostname.clone().unwrap_or_else(|| nix_hostname());
+            palisade_lab::serve::serve(&args.tcp, &args.udp, &hostname).map(|()| 0).map_err(anyhow::Error::from)
+        }
     };
     match outcome {
         Ok(code) => ExitCode::from(code),
@@ -73,6 +103,10 @@ fn main() -> ExitCode {
             ExitCode::from(BAD_INPUT)
         }
     }
+}
+
+fn nix_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "localhost".into())
 }
 
 fn is_broken_pipe(error: &anyhow::Error) -> bool {

@@ -218,8 +218,9 @@ impl Loader {
     }
 }
 
-/// The manifest files a path stands for.
-fn manifest_files(path: &Path) -> Result<Vec<PathBuf>, String> {
+/// The manifest files a path stands for: the file, or every .yaml/.yml/.json file below a
+/// directory (sorted, recursive).
+pub fn manifest_files(path: &Path) -> Result<Vec<PathBuf>, String> {
     let metadata = std::fs::metadata(path).map_err(|e| format!("cannot read: {e}"))?;
     if !metadata.is_dir() {
         return Ok(vec![path.to_path_buf()]);
