@@ -30,6 +30,26 @@ pub struct Lab {
     started: Instant,
     /// The last dataplane sync: per node reports and how long the whole sync took.
     last_sync: Option<(Vec<String>, f64)>,
+    /// The outside host's server (TCP 80, 443 and UDP 53), for ipBlock tests.
+    outside_server: Option<std::process::Child>,
+}
+
+/// Starts `palisade serve` on the outside host, answering with "outside".
+fn start_outside_server(paths: &LabPaths, topology: &Topology, self_exe: &std::path::Path) -> Result<std::process::Child, LabError> {
+    use std::os::unix::process::CommandExt;
+    let (marker, value) = paths.process_marker();
+    let log = std::fs::File::create(paths.state_dir.join("outside.log")).map_err(LabError::io("creating the outside host's log"))?;
+    palisade_net::run_in(&topology.outside, || {
+        std::process::Command::new(self_exe)
+            .args(["serve", "--hostname", "outside", "--tcp", "80", "--tcp", "443", "--udp", "53"])
+            .env(marker, value)
+            .process_group(0)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+    })?
+    .map_err(LabError::io("starting the outside host's server"))
 }
 
 fn kind_info(kind: &str) -> &'static KindInfo {
@@ -82,7 +102,8 @@ impl Lab {
     pub fn up(paths: LabPaths, nodes: u8, config: RuntimeConfig) -> Result<Self, LabError> {
         let topology = topology::create(&paths, nodes)?;
         let agents = topology.nodes.iter().map(NodeAgent::start).collect();
-        let mut lab = Self { store: Store::new(&paths.name), runtime: Runtime::new(config), agents, started: Instant::now(), last_sync: None, paths, topology };
+        let outside_server = Some(start_outside_server(&paths, &topology, &config.self_exe)?);
+        let mut lab = Self { store: Store::new(&paths.name), runtime: Runtime::new(config), agents, started: Instant::now(), last_sync: None, outside_server, paths, topology };
         for mut object in system_objects(&lab.topology) {
             if object["kind"] == "Service" {
                 proxy::default_service(&lab.store, &mut object, None)?;
@@ -99,6 +120,10 @@ impl Lab {
     /// Stops everything and removes the lab's namespaces and state.
     pub fn down(mut self) -> Result<Vec<String>, LabError> {
         self.runtime.stop_all();
+        if let Some(mut server) = self.outside_server.take() {
+            let _ = server.kill();
+            let _ = server.wait();
+        }
         self.agents.clear();
         let removed = topology::remove(&self.paths)?;
         Ok(removed)

@@ -80,6 +80,6 @@ impl LabPaths {
     /// The marker every process the lab starts carries in its environment, so `down` (and
     /// tests) can tell the lab's processes from everything else.
     pub fn process_marker(&self) -> (String, String) {
-        ("PALISADE_LAB".to_string(), self.name.clone())
+        ("PALISADE_LAB_PROCESS".to_string(), self.name.clone())
     }
 }

@@ -1,0 +1,412 @@
+//! `palisade lab` end to end, as root: each test runs its own lab (its own namespaces,
+//! daemon and state) and takes it down, even when it fails. Real processes, real packets.
+
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use palisade_lab::LabPaths;
+use palisade_testbed::require_privileges;
+use serde_json::Value;
+
+const PALISADE: &str = env!("CARGO_BIN_EXE_palisade");
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The palisade-cni binary next to palisade (cargo builds every workspace binary for
+/// `cargo test --workspace`).
+fn cni_binary() -> PathBuf {
+    let path = Path::new(PALISADE).with_file_name("palisade-cni");
+    assert!(path.is_file(), "{} is missing: build it (cargo build -p palisade-cni) or run cargo test --workspace", path.display());
+    path
+}
+
+struct TestLab {
+    name: String,
+    paths: LabPaths,
+    files: tempfile::TempDir,
+}
+
+impl TestLab {
+    fn new() -> Self {
+        let name = format!("t{}-{}", std::process::id() % 100_000, COUNTER.fetch_add(1, Ordering::Relaxed));
+        Self { paths: LabPaths::new(&name).unwrap(), name, files: tempfile::tempdir().unwrap() }
+    }
+
+    fn up(nodes: u8) -> Self {
+        let lab = Self::new();
+        lab.ok(&["up", "--nodes", &nodes.to_string()]);
+        lab
+    }
+
+    fn cli(&self, args: &[&str]) -> Output {
+        Command::new(PALISADE).arg("lab").args(args).env("PALISADE_LAB", &self.name).env("PALISADE_CNI", cni_binary()).output().expect("run palisade")
+    }
+
+    /// Runs a verb that must succeed; returns stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let output = self.cli(args);
+        assert!(output.status.success(), "palisade lab {args:?} failed:\n{}\n{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    fn file(&self, name: &str, yaml: &str) -> String {
+        let path = self.files.path().join(name);
+        std::fs::write(&path, yaml).unwrap();
+        path.display().to_string()
+    }
+
+    fn apply(&self, name: &str, yaml: &str) -> String {
+        let file = self.file(name, yaml);
+        self.ok(&["apply", "-f", &file])
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.extend(["-o", "json"]);
+        serde_json::from_str(&self.ok(&all)).unwrap()
+    }
+
+    /// Pods of a namespace whose name starts with `prefix`.
+    fn pods(&self, namespace: &str, prefix: &str) -> Vec<Value> {
+        self.json(&["get", "pods", "-n", namespace])["items"].as_array().unwrap().iter().filter(|p| p["metadata"]["name"].as_str().unwrap().starts_with(prefix)).cloned().collect()
+    }
+
+    fn pod_netns(&self, pod: &Value) -> PathBuf {
+        palisade_net::netns_path(&self.paths.pod_netns(pod["metadata"]["uid"].as_str().unwrap()))
+    }
+
+    fn node_table(&self, node: &str) -> String {
+        let output = Command::new("ip").args(["netns", "exec", &self.paths.node_netns(node), "nft", "list", "table", "inet", "palisade"]).output().unwrap();
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// Packets the node's deny rules counted.
+    fn denied_on(&self, node: &str) -> u64 {
+        self.node_table(node)
+            .lines()
+            .filter(|l| l.contains("goto deny"))
+            .filter_map(|l| l.split("counter packets ").nth(1)?.split_whitespace().next()?.parse::<u64>().ok())
+            .sum()
+    }
+
+    fn leftovers(&self) -> Vec<String> {
+        let mut left: Vec<String> = palisade_net::list_named(&self.paths.netns_prefix()).into_iter().map(|n| format!("netns {n}")).collect();
+        left.extend(palisade_lab::client::marked_processes(&self.paths).into_iter().map(|p| format!("process {p}")));
+        if self.paths.state_dir.exists() {
+            left.push(format!("state {}", self.paths.state_dir.display()));
+        }
+        left
+    }
+}
+
+impl Drop for TestLab {
+    fn drop(&mut self) {
+        let _ = self.cli(&["down"]);
+    }
+}
+
+fn ip_of(pod: &Value) -> IpAddr {
+    pod["status"]["podIP"].as_str().unwrap().parse().unwrap()
+}
+
+/// A TCP connection from inside a pod: `true` if it was accepted.
+fn connects(netns: &Path, ip: IpAddr, port: u16) -> bool {
+    palisade_net::run_in(netns, || TcpStream::connect_timeout(&SocketAddr::new(ip, port), Duration::from_secs(2)).is_ok()).unwrap()
+}
+
+fn root_tables() -> String {
+    String::from_utf8_lossy(&Command::new("nft").args(["list", "tables"]).output().unwrap().stdout).into_owned()
+}
+
+#[test]
+fn seed_walkthrough_with_real_packets_then_down_leaves_nothing() {
+    if !require_privileges() {
+        return;
+    }
+    let tables_before = root_tables();
+    let lab = TestLab::new();
+    let output = Command::new(workspace().join("examples/seed-demo/run.sh"))
+        .env("PALISADE", PALISADE)
+        .env("PALISADE_CNI", cni_binary())
+        .env("PALISADE_LAB", &lab.name)
+        .output()
+        .unwrap();
+    let transcript = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "run.sh failed:\n{transcript}\n{}", String::from_utf8_lossy(&output.stderr));
+    // Before the policy: both namespaces get nginx; after it: production does, develop is refused.
+    let (before, after) = transcript.split_once("== default-deny-ingress in production ==").unwrap();
+    assert_eq!(before.matches("HTTP/1.1 200 OK").count(), 2, "{transcript}");
+    assert!(before.contains("Server: nginx/"), "{transcript}");
+    assert_eq!(before.matches("80 port [tcp/http] succeeded!").count(), 2, "{transcript}");
+    assert!(after.contains("networkpolicy.networking.k8s.io/default-deny-ingress created"), "{transcript}");
+    assert_eq!(after.matches("HTTP/1.1 200 OK").count(), 1, "{transcript}");
+    let refused = after.lines().find(|l| l.starts_with("curl: (7) Failed to connect to nginx.production port 80 after")).unwrap_or_else(|| panic!("{transcript}"));
+    assert!(refused.ends_with("Couldn't connect to server"), "{refused}");
+    let ms: u64 = refused.split(" after ").nth(1).unwrap().split(" ms").next().unwrap().parse().unwrap();
+    assert!(ms < 100, "refused after {ms} ms: a reset, not a timeout");
+    assert!(after.contains("failed: Connection refused"), "{transcript}");
+
+    let down = lab.ok(&["down"]);
+    assert!(down.contains("is down"), "{down}");
+    assert_eq!(lab.leftovers(), Vec::<String>::new(), "down left things behind");
+    assert_eq!(root_tables(), tables_before, "the host's own nft tables are untouched");
+    let again = lab.cli(&["down"]);
+    assert!(again.status.success(), "a second down succeeds");
+}
+
+const MULTI: &str = "
+apiVersion: v1
+kind: Namespace
+metadata: {name: multi}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: multi}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: web
+        image: registry.k8s.io/e2e-test-images/agnhost:2.47
+        args: [serve-hostname]
+        ports: [{containerPort: 8080}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: client, namespace: multi}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: client}}
+  template:
+    metadata: {labels: {app: client}}
+    spec:
+      containers: [{name: c, image: busybox, command: [sleep, infinity]}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: other, namespace: multi}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: other}}
+  template:
+    metadata: {labels: {app: other}}
+    spec:
+      containers: [{name: c, image: busybox, command: [sleep, infinity]}]
+";
+
+const MULTI_POLICIES: &str = "
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: web-from-clients, namespace: multi}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  ingress:
+  - from: [{podSelector: {matchLabels: {app: client}}}]
+    ports: [{port: 8080}]
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: other-only-outside, namespace: multi}
+spec:
+  podSelector: {matchLabels: {app: other}}
+  policyTypes: [Egress]
+  egress:
+  - to: [{ipBlock: {cidr: 203.0.113.0/24}}]
+";
+
+#[test]
+fn two_nodes_ingress_on_the_destination_node_egress_on_the_source_node() {
+    if !require_privileges() {
+        return;
+    }
+    let lab = TestLab::up(2);
+    lab.apply("multi.yaml", MULTI);
+    let (web, client, other) = (lab.pods("multi", "web-"), lab.pods("multi", "client-"), lab.pods("multi", "other-"));
+    let nodes = |pods: &[Value]| {
+        let mut n: Vec<String> = pods.iter().map(|p| p["spec"]["nodeName"].as_str().unwrap().to_string()).collect();
+        n.sort();
+        n
+    };
+    assert_eq!(nodes(&web), ["node-1", "node-2"], "one web pod per node");
+    assert_eq!(nodes(&client), ["node-1", "node-2"]);
+    assert_eq!(nodes(&other), ["node-1", "node-2"]);
+    let outside: IpAddr = "203.0.113.10".parse().unwrap();
+    // No policy: everything connects, across nodes too, and the outside host answers.
+    for from in client.iter().chain(&other) {
+        for to in &web {
+            assert!(connects(&lab.pod_netns(from), ip_of(to), 8080));
+        }
+        assert!(connects(&lab.pod_netns(from), outside, 80));
+    }
+
+    let applied = lab.apply("policies.yaml", MULTI_POLICIES);
+    assert!(applied.contains("dataplane: 2 nodes enforce 2 NetworkPolicies"), "{applied}");
+    for from in &client {
+        for to in &web {
+            assert!(connects(&lab.pod_netns(from), ip_of(to), 8080), "client {} -> web {}", from["spec"]["nodeName"], to["spec"]["nodeName"]);
+        }
+    }
+    // Other -> web: denied by web's ingress policy, on web's node; other -> outside allowed by
+    // its egress ipBlock, other -> web also denied by its own egress, on its own node.
+    let on = |p: &Value| p["spec"]["nodeName"].as_str().unwrap().to_string();
+    let web_on_2 = web.iter().find(|p| on(p) == "node-2").unwrap();
+    let other_on_1 = other.iter().find(|p| on(p) == "node-1").unwrap();
+    let (before_1, before_2) = (lab.denied_on("node-1"), lab.denied_on("node-2"));
+    assert!(!connects(&lab.pod_netns(other_on_1), ip_of(web_on_2), 8080));
+    assert!(lab.denied_on("node-1") > before_1, "egress is judged on the source node");
+    assert_eq!(lab.denied_on("node-2"), before_2, "denied at the source, the packet never reached node-2");
+    assert!(connects(&lab.pod_netns(other_on_1), outside, 80), "ipBlock 203.0.113.0/24 allows the outside host");
+
+    // Ingress only: relabel an `other` pod so its egress policy no longer applies; web's
+    // ingress policy now denies it on web's node.
+    let name = other_on_1["metadata"]["name"].as_str().unwrap();
+    lab.ok(&["label", "pod", name, "-n", "multi", "app=stray", "--overwrite"]);
+    let (before_1, before_2) = (lab.denied_on("node-1"), lab.denied_on("node-2"));
+    assert!(!connects(&lab.pod_netns(other_on_1), ip_of(web_on_2), 8080));
+    assert_eq!(lab.denied_on("node-1"), before_1, "the source node lets it out");
+    assert!(lab.denied_on("node-2") > before_2, "ingress is judged on the destination node");
+    let client_on_1 = client.iter().find(|p| on(p) == "node-1").unwrap();
+    assert!(connects(&lab.pod_netns(client_on_1), ip_of(web_on_2), 8080), "clients still reach web across nodes");
+}
+
+#[test]
+fn enforcement_follows_apply_change_and_delete_while_a_client_loops() {
+    if !require_privileges() {
+        return;
+    }
+    let lab = TestLab::up(1);
+    lab.apply("multi.yaml", MULTI);
+    let client = lab.pods("multi", "client-").remove(0);
+    let web = lab.pods("multi", "web-").remove(0);
+    let (netns, target) = (lab.pod_netns(&client), ip_of(&web));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopper = stop.clone();
+    // The client loops: (when the attempt started, whether it connected).
+    let prober = std::thread::spawn(move || {
+        let mut attempts = Vec::new();
+        palisade_net::run_in(&netns, || {
+            while !stopper.load(Ordering::Relaxed) {
+                let at = Instant::now();
+                let ok = TcpStream::connect_timeout(&SocketAddr::new(target, 8080), Duration::from_secs(1)).is_ok();
+                attempts.push((at, ok));
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        })
+        .unwrap();
+        attempts
+    });
+    let deny = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: gate, namespace: multi}\nspec:\n  podSelector: {matchLabels: {app: web}}\n  ingress: [{from: [{podSelector: {matchLabels: {app: nobody}}}]}]\n";
+    let allow = deny.replace("app: nobody", "app: client");
+    let mut phases = Vec::new();
+    std::thread::sleep(Duration::from_millis(200));
+    for (label, yaml) in [("deny", Some(deny.to_string())), ("allow", Some(allow)), ("deny again", Some(deny.to_string())), ("deleted", None)] {
+        let start = Instant::now();
+        match yaml {
+            Some(yaml) => {
+                lab.apply("gate.yaml", &yaml);
+            }
+            None => {
+                lab.ok(&["delete", "networkpolicy", "gate", "-n", "multi"]);
+            }
+        }
+        phases.push((label, start, Instant::now()));
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let attempts = prober.join().unwrap();
+    let expected = |label: &str| matches!(label, "allow" | "deleted");
+    for (i, (label, started, returned)) in phases.iter().enumerate() {
+        let until = phases.get(i + 1).map(|p| p.1);
+        let window: Vec<bool> = attempts.iter().filter(|(at, _)| at >= returned && until.is_none_or(|u| *at < u)).map(|(_, ok)| *ok).collect();
+        assert!(window.len() > 20, "{label}: only {} attempts", window.len());
+        assert!(window.iter().all(|ok| *ok == expected(label)), "{label}: after apply returned, {} of {} attempts disagreed", window.iter().filter(|ok| **ok != expected(label)).count(), window.len());
+        let took = returned.duration_since(*started);
+        assert!(took < Duration::from_secs(5), "{label}: apply took {took:?}");
+    }
+    let before: Vec<bool> = attempts.iter().filter(|(at, _)| *at < phases[0].1).map(|(_, ok)| *ok).collect();
+    assert!(!before.is_empty() && before.iter().all(|ok| *ok), "before any policy every attempt connects");
+}
+
+#[test]
+fn cluster_dns_answers_and_default_deny_egress_breaks_it() {
+    if !require_privileges() {
+        return;
+    }
+    let lab = TestLab::up(1);
+    lab.apply("multi.yaml", MULTI);
+    lab.apply("svc.yaml", "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: multi}\nspec:\n  selector: {app: web}\n  ipFamilyPolicy: PreferDualStack\n  ports: [{port: 80, targetPort: 8080}]\n");
+    let service = lab.json(&["get", "svc", "web", "-n", "multi"]);
+    let ips: Vec<&str> = service["spec"]["clusterIPs"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    assert_eq!(ips.len(), 2, "dual-stack service: {service}");
+    let hosts = lab.ok(&["exec", "-n", "multi", "deploy/client", "--", "getent", "ahosts", "web"]);
+    assert!(hosts.contains(ips[0]) && hosts.contains(ips[1]), "A and AAAA through the search path: {hosts}");
+    let fqdn = lab.ok(&["exec", "-n", "multi", "deploy/client", "--", "getent", "hosts", "web.multi.svc.cluster.local"]);
+    assert!(fqdn.contains(ips[0]) || fqdn.contains(ips[1]), "{fqdn}");
+    // Through the Service to the built-in server (HTTP answered with the pod's hostname).
+    let reply = lab.ok(&["exec", "-n", "multi", "deploy/client", "--", "curl", "-s", "http://web"]);
+    assert!(reply.starts_with("web-"), "{reply}");
+
+    lab.apply("deny.yaml", "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: default-deny-egress, namespace: multi}\nspec:\n  podSelector: {}\n  policyTypes: [Egress]\n");
+    let failed = lab.cli(&["exec", "-n", "multi", "deploy/client", "--", "getent", "hosts", "web"]);
+    assert!(!failed.status.success(), "DNS is egress too: {}", String::from_utf8_lossy(&failed.stdout));
+}
+
+#[test]
+fn bad_input_gets_a_clear_error_and_changes_nothing() {
+    if !require_privileges() {
+        return;
+    }
+    let lab = TestLab::up(1);
+    lab.ok(&["create", "ns", "prod"]);
+    // An invalid policy next to a valid deployment: nothing is applied.
+    let file = lab.file(
+        "bad.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: ok, namespace: prod}\nspec:\n  selector: {matchLabels: {app: ok}}\n  template:\n    metadata: {labels: {app: ok}}\n    spec: {containers: [{name: c, image: busybox, command: [sleep, infinity]}]}\n---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: bad, namespace: prod}\nspec:\n  podSelector: {}\n  ingress:\n  - from:\n    - ipBlock: {cidr: 10.0.0/8}\n",
+    );
+    let out = lab.cli(&["apply", "-f", &file]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("bad.yaml:17:") && stderr.contains("spec.ingress[0].from[0].ipBlock.cidr") && stderr.contains("10.0.0/8"), "{stderr}");
+    // A namespace that does not exist.
+    let file = lab.file("nons.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: nope}\nspec: {containers: [{name: c, image: busybox, command: [sleep, infinity]}]}\n");
+    let out = lab.cli(&["apply", "-f", &file]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("namespaces \"nope\" not found"), "{}", String::from_utf8_lossy(&out.stderr));
+    // A kind the lab does not serve.
+    let file = lab.file("crd.yaml", "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w, namespace: prod}\n");
+    let out = lab.cli(&["apply", "-f", &file]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("no matches for kind \"Widget\""), "{}", String::from_utf8_lossy(&out.stderr));
+    // exec into an unknown namespace, a missing pod, a missing deployment.
+    for (args, message) in [
+        (vec!["exec", "-n", "nope", "x", "--", "true"], "namespaces \"nope\" not found"),
+        (vec!["exec", "-n", "prod", "missing", "--", "true"], "pods \"missing\" not found"),
+        (vec!["exec", "-n", "prod", "deploy/missing", "--", "true"], "deployments.apps \"missing\" not found"),
+        (vec!["get", "widgets"], "doesn't have a resource type \"widgets\""),
+        (vec!["get", "pods", "missing", "-n", "prod"], "pods \"missing\" not found"),
+    ] {
+        let out = lab.cli(&args);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains(message), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    // Nothing changed.
+    assert_eq!(lab.ok(&["status"]).lines().filter(|l| l.contains("prod")).count(), 0);
+    assert!(lab.json(&["get", "deployments", "-n", "prod"])["items"].as_array().unwrap().is_empty());
+    assert!(lab.json(&["get", "networkpolicies", "-A"])["items"].as_array().unwrap().is_empty());
+    // An unknown program makes the pod fail with a clear status, as a runtime would.
+    lab.apply("typo.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: typo, namespace: prod}\nspec: {containers: [{name: c, image: busybox, command: [no-such-program]}]}\n");
+    let pod = lab.json(&["get", "pod", "typo", "-n", "prod"]);
+    assert_eq!(pod["status"]["phase"], "Failed");
+    let terminated = &pod["status"]["containerStatuses"][0]["state"]["terminated"];
+    assert_eq!(terminated["reason"], "StartError");
+    assert!(terminated["message"].as_str().unwrap().contains("exec: \"no-such-program\": executable file not found in $PATH"), "{terminated}");
+    assert!(lab.ok(&["get", "pods", "-n", "prod"]).contains("StartError"));
+}
