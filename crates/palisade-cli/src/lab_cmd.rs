@@ -188,7 +188,10 @@ fn targets(args: &[String], namespace: &str) -> Result<Vec<Target>> {
     Ok(names.iter().map(|n| target(kind, n)).collect())
 }
 
-fn parse_labels(labels: &[String]) -> Result<(Vec<(String, String)>, Vec<String>)> {
+/// Labels to set and label keys to remove.
+type LabelChanges = (Vec<(String, String)>, Vec<String>);
+
+fn parse_labels(labels: &[String]) -> Result<LabelChanges> {
     let (mut set, mut remove) = (Vec::new(), Vec::new());
     for label in labels {
         if let Some((k, v)) = label.split_once('=') {

@@ -90,7 +90,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Serve(args) => {
-            let hostname = args.hostname.clone().unwrap_or_else(|| nix_hostname());
+            let hostname = args.hostname.clone().unwrap_or_else(nix_hostname);
             palisade_lab::serve::serve(&args.tcp, &args.udp, &hostname).map(|()| 0).map_err(anyhow::Error::from)
         }
     };

@@ -9,7 +9,7 @@
 //! ```
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use ipnet::{Ipv4Net, Ipv6Net};
 use palisade_net::{add_address, add_route_via, create_named, create_veth, delete_named, link_up, list_named, netns_path, run_in, write_sysctl};
@@ -68,7 +68,7 @@ fn forwarding_on() -> Result<(), LabError> {
 
 /// Wires `host` (a namespace) to the underlay: `underlay_link` there, `eth0` in `host`,
 /// with the given addresses on both ends and a default route from `host` to the underlay.
-fn wire(underlay: &PathBuf, host: &PathBuf, underlay_link: &str, ends: [(IpAddr, IpAddr, u8); 2]) -> Result<(), LabError> {
+fn wire(underlay: &Path, host: &Path, underlay_link: &str, ends: [(IpAddr, IpAddr, u8); 2]) -> Result<(), LabError> {
     run_in(underlay, || -> Result<(), LabError> {
         create_veth(host, underlay_link, "eth0", MTU)?;
         link_up(underlay_link)?;
