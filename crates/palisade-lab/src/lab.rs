@@ -140,11 +140,8 @@ impl Lab {
         for _ in 0..8 {
             let changes: Changes = controllers::reconcile(&mut self.store, &nodes);
             let wanted: BTreeSet<String> = self.store.list("Pod", None).iter().filter_map(|p| p["metadata"]["uid"].as_str().map(str::to_string)).collect();
-            for uid in self.runtime.uids() {
-                if !wanted.contains(&uid) {
-                    self.runtime.stop(&uid);
-                }
-            }
+            let gone: Vec<String> = self.runtime.uids().into_iter().filter(|uid| !wanted.contains(uid)).collect();
+            self.runtime.stop(&gone);
             let mut started = false;
             for pod in self.store.list("Pod", None).into_iter().cloned().collect::<Vec<_>>() {
                 let uid = pod["metadata"]["uid"].as_str().unwrap_or_default().to_string();
