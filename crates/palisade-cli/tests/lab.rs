@@ -354,6 +354,12 @@ fn cluster_dns_answers_and_default_deny_egress_breaks_it() {
     // Through the Service to the built-in server (HTTP answered with the pod's hostname).
     let reply = lab.ok(&["exec", "-n", "multi", "deploy/client", "--", "curl", "-s", "http://web"]);
     assert!(reply.starts_with("web-"), "{reply}");
+    // Hairpin: a web pod through its own Service lands on itself about half the time; the
+    // node SNATs those so the replies come back.
+    let web_pod = lab.pods("multi", "web-")[0]["metadata"]["name"].as_str().unwrap().to_string();
+    let replies = lab.ok(&["exec", "-n", "multi", &web_pod, "--", "sh", "-c", "for i in 1 2 3 4 5 6 7 8 9 10 11 12; do curl -s --max-time 2 http://web; done"]);
+    assert_eq!(replies.lines().count(), 12, "{replies}");
+    assert!(replies.lines().any(|l| l == web_pod), "some replies come from the pod itself: {replies}");
 
     lab.apply("deny.yaml", "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: default-deny-egress, namespace: multi}\nspec:\n  podSelector: {}\n  policyTypes: [Egress]\n");
     let failed = lab.cli(&["exec", "-n", "multi", "deploy/client", "--", "getent", "hosts", "web"]);
@@ -409,4 +415,61 @@ fn bad_input_gets_a_clear_error_and_changes_nothing() {
     assert_eq!(terminated["reason"], "StartError");
     assert!(terminated["message"].as_str().unwrap().contains("exec: \"no-such-program\": executable file not found in $PATH"), "{terminated}");
     assert!(lab.ok(&["get", "pods", "-n", "prod"]).contains("StartError"));
+}
+
+#[test]
+fn kubectl_shaped_verbs() {
+    if !require_privileges() {
+        return;
+    }
+    let lab = TestLab::up(2);
+    let file = lab.file(
+        "app.yaml",
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n---\napiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: db, namespace: shop}\nspec:\n  serviceName: db\n  replicas: 2\n  selector: {matchLabels: {app: db}}\n  template:\n    metadata: {labels: {app: db}}\n    spec:\n      containers:\n      - {name: main, image: busybox, command: [sleep, infinity]}\n      - {name: side, image: agnhost, ports: [{containerPort: 9000}, {containerPort: 9001, protocol: UDP}]}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: db, namespace: shop}\nspec: {clusterIP: None, selector: {app: db}}\n---\napiVersion: apps/v1\nkind: DaemonSet\nmetadata: {name: agent, namespace: shop}\nspec:\n  selector: {matchLabels: {app: agent}}\n  template:\n    metadata: {labels: {app: agent}}\n    spec: {containers: [{name: a, image: busybox, command: [sleep, infinity]}]}\n",
+    );
+    let out = lab.ok(&["apply", "-f", &file]);
+    assert!(out.starts_with("namespace/shop created\nstatefulset.apps/db created\nservice/db created\ndaemonset.apps/agent created\n"), "{out}");
+    assert!(lab.ok(&["apply", "-f", &file]).starts_with("namespace/shop unchanged\nstatefulset.apps/db unchanged\n"));
+    // Tables, YAML, jsonpath, -A.
+    let pods = lab.ok(&["get", "pods", "-n", "shop"]);
+    assert!(pods.starts_with("NAME") && pods.contains("db-0 ") && pods.contains("db-1 ") && pods.contains("2/2"), "{pods}");
+    let yaml = lab.ok(&["get", "sts", "db", "-n", "shop", "-o", "yaml"]);
+    assert!(yaml.contains("kind: StatefulSet") && yaml.contains("readyReplicas: 2"), "{yaml}");
+    assert_eq!(lab.ok(&["get", "ds", "agent", "-n", "shop", "-o", "jsonpath={.status.numberReady}"]), "2", "one per node");
+    let nodes = lab.ok(&["get", "pods", "-n", "shop", "-o", "jsonpath={range .items[*]}{.metadata.name} {.spec.nodeName}{\"\\n\"}{end}"]);
+    assert_eq!(nodes.lines().count(), 4, "{nodes}");
+    assert!(lab.ok(&["get", "pods", "-A"]).starts_with("NAMESPACE"));
+    // exec: a chosen container, stdin passed through, the exit status propagated.
+    let mut child = Command::new(PALISADE)
+        .args(["lab", "exec", "-n", "shop", "db-0", "-c", "side", "--", "sh", "-c", "cat; hostname; exit 3"])
+        .env("PALISADE_LAB", &lab.name)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"from stdin\n").unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(3));
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "from stdin\ndb-0\n");
+    // The built-in server answers TCP and UDP with the hostname, also through the pod's FQDN.
+    let tcp = lab.ok(&["exec", "-n", "shop", "db-1", "--", "sh", "-c", "nc -w 2 db-0.db.shop.svc.cluster.local 9000 </dev/null"]);
+    assert_eq!(tcp, "db-0\n");
+    let udp = lab.ok(&["exec", "-n", "shop", "db-1", "--", "sh", "-c", "echo hi | nc -u -w 1 db-0.db.shop.svc.cluster.local 9001"]);
+    assert_eq!(udp, "db-0\n");
+    // Labels: add, refuse to overwrite, overwrite, remove.
+    assert_eq!(lab.ok(&["label", "pod", "db-0", "-n", "shop", "tier=data"]).lines().next(), Some("pod/db-0 labeled"));
+    let refused = lab.cli(&["label", "pod", "db-0", "-n", "shop", "tier=cache"]);
+    assert!(!refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("'tier' already has a value (data), and --overwrite is false"));
+    lab.ok(&["label", "pod", "db-0", "-n", "shop", "tier=cache", "--overwrite"]);
+    lab.ok(&["label", "pod", "db-0", "-n", "shop", "tier-"]);
+    assert_eq!(lab.ok(&["get", "pod", "db-0", "-n", "shop", "-o", "jsonpath={.metadata.labels.tier}"]), "");
+    // delete -f removes what the file made; the pods go with their owners.
+    let out = lab.ok(&["delete", "-f", &file]);
+    assert!(out.starts_with("namespace \"shop\" deleted\nstatefulset.apps \"db\" deleted\nservice \"db\" deleted\ndaemonset.apps \"agent\" deleted\n"), "{out}");
+    let none = lab.cli(&["get", "pods", "-n", "shop"]);
+    assert!(String::from_utf8_lossy(&none.stderr).contains("No resources found in shop namespace."));
+    let missing = lab.cli(&["delete", "pod", "ghost", "-n", "default"]);
+    assert!(!missing.status.success() && String::from_utf8_lossy(&missing.stderr).contains("pods \"ghost\" not found"));
+    assert!(lab.cli(&["delete", "pod", "ghost", "-n", "default", "--ignore-not-found"]).status.success());
 }

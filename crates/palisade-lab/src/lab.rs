@@ -257,13 +257,23 @@ impl Lab {
     fn delete(&mut self, targets: &[Target], ignore_not_found: bool) -> Result<Response, LabError> {
         let mut response = Response::default();
         let mut changes = Changes::default();
-        for target in targets {
+        // Objects that existed when the request came: one deleted earlier in the same request
+        // (with its namespace, say) counts as deleted, not as missing.
+        let existed: Vec<bool> = targets
+            .iter()
+            .map(|t| kinds::by_kind(&t.kind).is_some_and(|info| self.store.contains(&Key::new(&t.kind, if info.namespaced { &t.namespace } else { "" }, &t.name))))
+            .collect();
+        for (target, existed) in targets.iter().zip(existed) {
             let info = kinds::by_kind(&target.kind).ok_or_else(|| LabError::invalid(format!("unknown kind {}", target.kind)))?;
             let key = Key::new(&target.kind, if info.namespaced { &target.namespace } else { "" }, &target.name);
             if !kinds::creatable(&target.kind) {
                 return Err(LabError::invalid(format!("{} belong to the lab: they go with `palisade lab down`", info.plural)));
             }
             if !self.store.contains(&key) {
+                if existed {
+                    response.lines.push(format!("{} {:?} deleted", info.resource(), target.name));
+                    continue;
+                }
                 if !ignore_not_found {
                     response.warnings.push(format!("Error from server (NotFound): {} not found", info.quoted(&target.name)));
                     response.error = Some("some objects were not found".into());
@@ -278,7 +288,7 @@ impl Lab {
                 }
             }
             delete_cascading(&mut self.store, &key, &mut changes);
-            response.lines.push(format!("{} deleted", info.quoted(&target.name)));
+            response.lines.push(format!("{} {:?} deleted", info.resource(), target.name));
         }
         if !response.lines.is_empty() {
             response.lines.push(self.settle()?);
