@@ -151,35 +151,52 @@ fn write_json(out: &mut impl Write, plan: &MatrixPlan<'_>, names: &[String]) -> 
         }
     };
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    // About 2 MB of output per chunk. Worker w formats chunks w, w + workers, ... and hands
+    // About 1 MB of output per chunk. Worker w formats chunks w, w + workers, ... and hands
     // them over bounded channels, so the writer takes them in order and at most two chunks
     // per worker are in memory, whatever the size of the matrix.
-    let chunk = (20_000 / plan.endpoints.len().max(1)).clamp(1, plan.endpoints.len().max(1));
+    let entries_per_source = (plan.endpoints.len() * plan.ports.len()).max(1);
+    let chunk = (12_000 / entries_per_source).clamp(1, plan.endpoints.len().max(1));
     let chunks: Vec<&[usize]> = plan.endpoints.chunks(chunk).collect();
     let mut first = true;
     std::thread::scope(|scope| -> Result<()> {
-        let receivers: Vec<_> = (0..workers)
+        // Written buffers go back to their worker: touching fresh memory (the kernel zeroing
+        // pages) cost more than formatting when every chunk had a new buffer.
+        const BUFFERS_PER_WORKER: usize = 2;
+        let (receivers, returns): (Vec<_>, Vec<_>) = (0..workers)
             .map(|w| {
                 let (sender, receiver) = std::sync::mpsc::sync_channel::<Vec<u8>>(2);
+                let (give_back, returned) = std::sync::mpsc::channel::<Vec<u8>>();
                 let (chunks, format_chunk) = (&chunks, &format_chunk);
                 scope.spawn(move || {
+                    let mut made = 0;
                     for sources in chunks.iter().skip(w).step_by(workers) {
-                        let mut buffer = Vec::with_capacity(4 << 20);
+                        let mut buffer = match returned.try_recv() {
+                            Ok(buffer) => buffer,
+                            Err(_) if made < BUFFERS_PER_WORKER => {
+                                made += 1;
+                                Vec::with_capacity(1 << 20)
+                            }
+                            Err(_) => match returned.recv() {
+                                Ok(buffer) => buffer,
+                                Err(_) => return, // The writer stopped.
+                            },
+                        };
                         format_chunk(sources, &mut buffer);
                         if sender.send(buffer).is_err() {
                             return; // The writer stopped (a write failed).
                         }
                     }
                 });
-                receiver
+                (receiver, give_back)
             })
-            .collect();
+            .unzip();
         for i in 0..chunks.len() {
             let buffer = receivers[i % workers].recv().expect("formatter thread ended early");
             // Each entry starts with a comma; the very first one must not.
             let skip = usize::from(first && !buffer.is_empty());
             first &= buffer.is_empty();
             out.write_all(&buffer[skip..])?;
+            let _ = returns[i % workers].send(buffer);
         }
         Ok(())
     })?;
