@@ -142,18 +142,20 @@ impl Lab {
             let wanted: BTreeSet<String> = self.store.list("Pod", None).iter().filter_map(|p| p["metadata"]["uid"].as_str().map(str::to_string)).collect();
             let gone: Vec<String> = self.runtime.uids().into_iter().filter(|uid| !wanted.contains(uid)).collect();
             self.runtime.stop(&gone);
-            let mut started = false;
+            let mut new_pods = Vec::new();
             for pod in self.store.list("Pod", None).into_iter().cloned().collect::<Vec<_>>() {
-                let uid = pod["metadata"]["uid"].as_str().unwrap_or_default().to_string();
-                if self.runtime.has(&uid) {
+                let uid = pod["metadata"]["uid"].as_str().unwrap_or_default();
+                if self.runtime.has(uid) {
                     continue;
                 }
                 let Some(node) = self.topology.nodes.iter().find(|n| pod["spec"]["nodeName"] == n.name.as_str()).cloned() else { continue };
-                self.runtime.start(&pod, &node);
-                started = true;
+                new_pods.push((pod, node));
             }
+            let started: Vec<String> = new_pods.iter().filter_map(|(p, _)| p["metadata"]["uid"].as_str().map(str::to_string)).collect();
+            self.runtime.start(&new_pods);
+            self.runtime.wait_ready(&started);
             self.refresh_statuses();
-            if changes.is_empty() && !started {
+            if changes.is_empty() && started.is_empty() {
                 break;
             }
         }

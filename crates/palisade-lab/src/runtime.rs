@@ -198,7 +198,19 @@ impl Runtime {
 
     /// Creates the sandbox and starts the containers of a stored Pod on `node`, waiting
     /// until declared TCP ports accept connections (at most `READY_TIMEOUT`).
-    pub fn start(&mut self, pod: &Value, node: &NodeInfo) {
+    pub fn start(&mut self, pods: &[(Value, NodeInfo)]) {
+        // Sandboxes are made in parallel (CNI ADD, namespaces, processes); the CNI plugin's
+        // own lock keeps address allocation consistent.
+        let per_thread = pods.len().div_ceil(8).max(1);
+        let this = &*self;
+        let made: Vec<(String, PodRuntime)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = pods.chunks(per_thread).map(|chunk| scope.spawn(move || chunk.iter().map(|(pod, node)| this.start_one(pod, node)).collect::<Vec<_>>())).collect();
+            handles.into_iter().flat_map(|h| h.join().expect("pod start thread")).collect()
+        });
+        self.pods.extend(made);
+    }
+
+    fn start_one(&self, pod: &Value, node: &NodeInfo) -> (String, PodRuntime) {
         let key = Key::of(pod);
         let uid = pod["metadata"]["uid"].as_str().unwrap_or_default().to_string();
         let paths = &self.config.paths;
@@ -221,8 +233,7 @@ impl Runtime {
         if let Err(error) = self.create_sandbox(pod, &mut runtime) {
             tracing::warn!(%key, %error, "sandbox failed");
             runtime.sandbox_error = Some(error.to_string());
-            self.pods.insert(uid, runtime);
-            return;
+            return (uid, runtime);
         }
         for container in pod["spec"]["containers"].as_array().into_iter().flatten() {
             let program = images::plan(container);
@@ -255,8 +266,7 @@ impl Runtime {
         for index in 0..runtime.containers.len() {
             self.spawn(&mut runtime, index);
         }
-        self.wait_ready(&mut runtime);
-        self.pods.insert(uid, runtime);
+        (uid, runtime)
     }
 
     fn create_sandbox(&self, pod: &Value, runtime: &mut PodRuntime) -> Result<(), LabError> {
@@ -332,24 +342,29 @@ impl Runtime {
         }
     }
 
-    /// Waits until the declared TCP ports accept connections inside the pod (a readiness
-    /// probe), so `apply` returns with servers that answer.
-    fn wait_ready(&self, pod: &mut PodRuntime) {
+    /// Waits until the declared TCP ports of these pods accept connections inside each pod
+    /// (a readiness probe), so `apply` returns with servers that answer. One deadline for
+    /// all: a pod whose port never opens delays `apply` by `READY_TIMEOUT` at most, however
+    /// many such pods there are.
+    pub fn wait_ready(&self, uids: &[String]) {
         let deadline = Instant::now() + READY_TIMEOUT;
-        let ports: Vec<u16> = pod.containers.iter().filter(|c| c.child.is_some()).flat_map(|c| c.ports.clone()).collect();
-        if ports.is_empty() {
-            return;
-        }
-        let _ = palisade_net::run_in(&pod.netns, || {
-            for port in ports {
-                while Instant::now() < deadline {
-                    if TcpStream::connect_timeout(&SocketAddr::from(([127, 0, 0, 1], port)), Duration::from_millis(200)).is_ok() {
-                        break;
-                    }
-                    std::thread::sleep(Duration::from_millis(10));
-                }
+        for uid in uids {
+            let Some(pod) = self.pods.get(uid) else { continue };
+            let ports: Vec<u16> = pod.containers.iter().filter(|c| c.child.is_some()).flat_map(|c| c.ports.clone()).collect();
+            if ports.is_empty() || !pod.network {
+                continue;
             }
-        });
+            let _ = palisade_net::run_in(&pod.netns, || {
+                for port in ports {
+                    while Instant::now() < deadline {
+                        if TcpStream::connect_timeout(&SocketAddr::from(([127, 0, 0, 1], port)), Duration::from_millis(200)).is_ok() {
+                            break;
+                        }
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                }
+            });
+        }
     }
 
     /// Checks every container: exits, restarts due. `true` if any pod's status changed.
