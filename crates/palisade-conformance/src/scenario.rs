@@ -171,7 +171,9 @@ impl Scenario {
 
     /// Replaces `{{hostCIDR ns/pod}}`, `{{largeCIDR ns/pod}}`, `{{podIP ns/pod}}` and
     /// `{{subnetCIDR ns/pod 24 64}}` in string values with the pods' addresses.
-    fn expand_templates(&self, value: &mut Value) {
+    /// Also for judges that apply policies themselves (the lab): call after `new` with the
+    /// pods' real addresses.
+    pub fn expand_templates(&self, value: &mut Value) {
         match value {
             Value::String(text) => *text = self.expand(text),
             Value::Array(items) => items.iter_mut().for_each(|v| self.expand_templates(v)),

@@ -240,6 +240,10 @@ impl Lab {
             {
                 return Err(LabError::invalid(format!("{source}: Pod {}/{}: spec.nodeName: node {node:?} does not exist (nodes: {})", key.namespace, key.name, self.node_names().join(", "))));
             }
+            if key.kind == "Namespace" {
+                // The API server sets this immutable label on every namespace.
+                object["metadata"]["labels"]["kubernetes.io/metadata.name"] = Value::String(key.name.clone());
+            }
             if key.kind == "Service" {
                 let previous = trial.get(&key).cloned();
                 proxy::default_service(&trial, &mut object, previous.as_ref()).map_err(|e| LabError::invalid(format!("{source}: Service {}/{}: {e}", key.namespace, key.name)))?;
