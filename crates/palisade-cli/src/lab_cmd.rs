@@ -250,14 +250,14 @@ pub fn run(args: &LabArgs) -> Result<u8> {
             if kind.kind != "Namespace" {
                 bail!("`lab create` makes namespaces (lab create ns NAME); use `lab apply -f` for {}", kind.plural);
             }
+            let existing = call(&paths, &Request::Get { kind: "Namespace".into(), name: Some(name.clone()), namespace: None })?;
+            if existing.error.is_none() {
+                return Ok(print(&Response::error(format!("Error from server (AlreadyExists): namespaces {name:?} already exists"))));
+            }
             let object = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
             let mut response = call(&paths, &Request::Apply { objects: vec![(object, "create".into())] })?;
-            if response.lines.first().is_some_and(|l| l.ends_with(" unchanged")) {
-                response = Response::error(format!("Error from server (AlreadyExists): namespaces {name:?} already exists"));
-            } else {
-                // kubectl create prints only the object line.
-                response.lines.retain(|l| l.starts_with("namespace/"));
-            }
+            // kubectl create prints only the object line.
+            response.lines.retain(|l| l.starts_with("namespace/"));
             Ok(print(&response))
         }
         Verb::Apply { files, namespace } => {

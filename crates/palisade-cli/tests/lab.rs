@@ -286,6 +286,9 @@ fn bad_input_gets_a_clear_error_and_changes_nothing() {
         (vec!["exec", "-n", "prod", "deploy/missing", "--", "true"], "deployments.apps \"missing\" not found"),
         (vec!["get", "widgets"], "doesn't have a resource type \"widgets\""),
         (vec!["get", "pods", "missing", "-n", "prod"], "pods \"missing\" not found"),
+        (vec!["create", "ns", "prod"], "namespaces \"prod\" already exists"),
+        (vec!["label", "ns", "prod", "bad key!=x"], "metadata.labels: Invalid value: \"bad key!=x\""),
+        (vec!["label", "ns", "prod", "kubernetes.io/metadata.name=other", "--overwrite"], "immutable"),
     ] {
         let out = lab.cli(&args);
         assert!(!out.status.success(), "{args:?}");

@@ -105,6 +105,9 @@ impl Lab {
         let outside_server = Some(start_outside_server(&paths, &topology, &config.self_exe)?);
         let mut lab = Self { store: Store::new(&paths.name), runtime: Runtime::new(config), agents, started: Instant::now(), last_sync: None, outside_server, paths, topology };
         for mut object in system_objects(&lab.topology) {
+            if object["kind"] == "Namespace" {
+                object["metadata"]["labels"] = json!({"kubernetes.io/metadata.name": object["metadata"]["name"]});
+            }
             if object["kind"] == "Service" {
                 proxy::default_service(&lab.store, &mut object, None)?;
             }
@@ -337,6 +340,13 @@ impl Lab {
         if key.kind == "Namespace" && (set.iter().any(|(k, _)| k == "kubernetes.io/metadata.name") || remove.iter().any(|k| k == "kubernetes.io/metadata.name")) {
             return Err(LabError::invalid("the label kubernetes.io/metadata.name is immutable"));
         }
+        for (k, v) in set {
+            let mut problems = palisade_model::convert::names::qualified_name(k);
+            problems.extend(palisade_model::convert::names::label_value(v));
+            if !problems.is_empty() {
+                return Err(LabError::invalid(format!("{} {:?} is invalid: metadata.labels: Invalid value: \"{k}={v}\": {}", info.resource(), target.name, problems.join("; "))));
+            }
+        }
         let mut updated = labels.clone();
         for (k, v) in set {
             updated.insert(k.clone(), json!(v));
@@ -344,14 +354,10 @@ impl Lab {
         for k in remove {
             updated.remove(k);
         }
-        // The new labels must be valid labels: check them the way the engine converts them.
-        let mut trial = self.store.clone();
-        trial.update(&key, |o| o["metadata"]["labels"] = Value::Object(updated.clone()));
-        cluster_view::cluster(&trial).map_err(|e| LabError::invalid(e.to_string()))?;
         if updated == labels {
             return Ok(Response { lines: vec![format!("{} not labeled", info.display(&target.name))], ..Default::default() });
         }
-        self.store = trial;
+        self.store.update(&key, |o| o["metadata"]["labels"] = Value::Object(updated));
         let report = self.settle()?;
         Ok(Response { lines: vec![format!("{} labeled", info.display(&target.name)), report], ..Default::default() })
     }

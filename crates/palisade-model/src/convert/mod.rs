@@ -4,7 +4,7 @@
 
 pub mod cidr;
 mod metadata;
-mod names;
+pub mod names;
 mod namespace;
 mod policy;
 mod selector;
