@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use palisade_testbed::require_privileges;
 use serde_json::Value;
-use support::{PALISADE, TestLab, cni_binary, connects, ip_of, root_tables, workspace};
+use support::{PALISADE, TestLab, cni_binary, connects, ip_of, root_namespace_state, root_tables, workspace};
 
 #[test]
 fn seed_walkthrough_with_real_packets_then_down_leaves_nothing() {
@@ -18,6 +18,7 @@ fn seed_walkthrough_with_real_packets_then_down_leaves_nothing() {
         return;
     }
     let tables_before = root_tables();
+    let root_before = root_namespace_state();
     let lab = TestLab::new();
     let output = Command::new(workspace().join("examples/seed-demo/run.sh"))
         .env("PALISADE", PALISADE)
@@ -44,6 +45,7 @@ fn seed_walkthrough_with_real_packets_then_down_leaves_nothing() {
     assert!(down.contains("is down"), "{down}");
     assert_eq!(lab.leftovers(), Vec::<String>::new(), "down left things behind");
     assert_eq!(root_tables(), tables_before, "the host's own nft tables are untouched");
+    assert_eq!(root_namespace_state(), root_before, "the host's links, routes and forwarding are untouched");
     let again = lab.cli(&["down"]);
     assert!(again.status.success(), "a second down succeeds");
 }

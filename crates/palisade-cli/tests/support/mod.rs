@@ -119,6 +119,20 @@ pub fn connects(netns: &Path, ip: IpAddr, port: u16) -> bool {
     palisade_net::run_in(netns, || TcpStream::connect_timeout(&SocketAddr::new(ip, port), Duration::from_secs(2)).is_ok()).unwrap()
 }
 
+/// What the lab must never change in the host's own namespace: links, routes, forwarding.
+pub fn root_namespace_state() -> String {
+    let run = |args: &[&str]| String::from_utf8_lossy(&Command::new("ip").args(args).output().unwrap().stdout).into_owned();
+    let links: Vec<String> = run(&["-o", "link", "show"]).lines().filter_map(|l| l.split(": ").nth(1).map(str::to_string)).collect();
+    let sysctl = |key: &str| std::fs::read_to_string(format!("/proc/sys/{}", key.replace('.', "/"))).unwrap_or_default();
+    format!(
+        "links {links:?}\nroutes {}{}\nforwarding {} {}",
+        run(&["route", "show"]),
+        run(&["-6", "route", "show"]),
+        sysctl("net.ipv4.ip_forward"),
+        sysctl("net.ipv6.conf.all.forwarding")
+    )
+}
+
 pub fn root_tables() -> String {
     String::from_utf8_lossy(&Command::new("nft").args(["list", "tables"]).output().unwrap().stdout).into_owned()
 }
