@@ -39,15 +39,6 @@ pub struct ServiceView {
     pub ports: Vec<ServicePort>,
 }
 
-fn protocol_number(name: &str) -> Option<u8> {
-    match name {
-        "TCP" => Some(6),
-        "UDP" => Some(17),
-        "SCTP" => Some(132),
-        _ => None,
-    }
-}
-
 fn in_range(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => u32::from(v4) >> (32 - SERVICE_V4.1) == u32::from(SERVICE_V4.0) >> (32 - SERVICE_V4.1),
@@ -172,7 +163,7 @@ pub fn services(store: &Store) -> Vec<ServiceView> {
             .into_iter()
             .flatten()
             .filter_map(|port| {
-                let protocol = protocol_number(port["protocol"].as_str().unwrap_or("TCP"))?;
+                let protocol = port["protocol"].as_str().unwrap_or("TCP").parse::<palisade_model::Protocol>().ok()?.number();
                 let number = u16::try_from(port["port"].as_u64()?).ok()?;
                 let mut targets = Vec::new();
                 for pod in &backends {

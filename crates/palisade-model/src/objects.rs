@@ -39,6 +39,15 @@ impl Protocol {
             Protocol::Sctp => "SCTP",
         }
     }
+
+    /// The IP protocol number (what nft's `meta l4proto` matches).
+    pub fn number(self) -> u8 {
+        match self {
+            Protocol::Tcp => 6,
+            Protocol::Udp => 17,
+            Protocol::Sctp => 132,
+        }
+    }
 }
 
 impl fmt::Display for Protocol {

@@ -57,15 +57,6 @@ pub struct NodeState<'c> {
     pub options: RenderOptions,
 }
 
-/// Protocol numbers as nft matches them.
-fn proto_number(p: Protocol) -> u8 {
-    match p {
-        Protocol::Tcp => 6,
-        Protocol::Udp => 17,
-        Protocol::Sctp => 132,
-    }
-}
-
 fn family_suffix(v6: bool) -> &'static str {
     if v6 { "6" } else { "4" }
 }
@@ -219,7 +210,7 @@ impl Renderer<'_> {
             }
             let mut named: Vec<(&str, Protocol)> = Vec::new();
             for entry in &rule.ports {
-                let proto = Value::Proto(proto_number(entry.protocol), proto_number(entry.protocol));
+                let proto = Value::Proto(entry.protocol.number(), entry.protocol.number());
                 match &entry.port {
                     PortSpec::Any => ports.push((proto, Value::Port(0, 65535))),
                     PortSpec::Number(n) => ports.push((proto, Value::Port(*n, *n))),
@@ -249,7 +240,7 @@ impl Renderer<'_> {
                         }
                         for &(name, protocol) in &named {
                             if let Some(n) = endpoint.named_port(name, protocol) {
-                                let p = proto_number(protocol);
+                                let p = protocol.number();
                                 elements.insert(vec![addr_value((at, at), v6), Value::Proto(p, p), Value::Port(n, n)]);
                             }
                         }
@@ -269,7 +260,7 @@ impl Renderer<'_> {
                         }
                         for &(name, protocol) in &named {
                             if let Some(n) = endpoint.named_port(name, protocol) {
-                                let (p, at) = (proto_number(protocol), to_int(ip));
+                                let (p, at) = (protocol.number(), to_int(ip));
                                 destinations.insert(vec![addr_value((at, at), v6), Value::Proto(p, p), Value::Port(n, n)]);
                             }
                         }

@@ -10,12 +10,7 @@ fn through_rules(cluster: &Cluster, from: usize, to: usize, port: u16, protocol:
     let state = NodeState { cluster, local: (0..cluster.endpoints.len()).collect(), options: RenderOptions::default() };
     let ruleset = render(&state);
     let ip = |i: usize| cluster.endpoints[i].ip_of_family(v6).expect("pods have an address");
-    let number = match protocol {
-        Protocol::Tcp => 6,
-        Protocol::Udp => 17,
-        Protocol::Sctp => 132,
-    };
-    trace(&ruleset, &Packet { src: ip(from), dst: ip(to), protocol: number, dport: port }) == Fate::Accept
+    trace(&ruleset, &Packet { src: ip(from), dst: ip(to), protocol: protocol.number(), dport: port }) == Fate::Accept
 }
 
 #[test]

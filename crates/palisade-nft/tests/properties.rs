@@ -2,19 +2,12 @@
 //! does, with every pod local, and with only some pods local (each side judged on its node).
 
 use palisade_conformance::strategies::{PROBES, cluster};
-use palisade_model::{Cluster, Protocol};
+use palisade_model::Cluster;
 use palisade_nft::trace::{Fate, Packet, trace};
 use palisade_nft::{NodeState, RenderOptions, render};
 use palisade_policy::{Flow, FlowEnd, verdict};
 use proptest::prelude::*;
 
-fn number(p: Protocol) -> u8 {
-    match p {
-        Protocol::Tcp => 6,
-        Protocol::Udp => 17,
-        Protocol::Sctp => 132,
-    }
-}
 
 /// Whether the packet passes the node it leaves and the node it reaches.
 fn passes(cluster: &Cluster, nodes: &[Vec<usize>], packet: &Packet, from: usize, to: usize) -> bool {
@@ -52,7 +45,7 @@ proptest! {
                     let packet = Packet {
                         src: cluster.endpoints[from].ips[0],
                         dst: cluster.endpoints[to].ips[0],
-                        protocol: number(protocol),
+                        protocol: protocol.number(),
                         dport: port,
                     };
                     // hostNetwork pods are node traffic: their packets never cross a pod veth of their own.
