@@ -82,9 +82,7 @@ mod tests {
     }
 
     fn cluster(text: &str) -> Cluster {
-        let mut loader = palisade_model::Loader::new(palisade_model::LoadOptions::default());
-        loader.add_text(None, text, None);
-        loader.finish().expect("valid").cluster
+        palisade_model::load_text(text, &palisade_model::LoadOptions::default()).expect("valid").cluster
     }
 
     const PODS: &str = "

@@ -2,7 +2,7 @@
 //! Services and NetworkPolicies, converted by `palisade-model` exactly as manifests and API
 //! objects are.
 
-use palisade_model::{Cluster, LoadOptions, Loader};
+use palisade_model::{Cluster, LoadOptions, load_text};
 use serde_json::{Value, json};
 
 use crate::error::LabError;
@@ -30,9 +30,7 @@ pub fn cluster(store: &Store) -> Result<Cluster, LabError> {
         }
     }
     let list = json!({"apiVersion": "v1", "kind": "List", "items": items});
-    let mut loader = Loader::new(LoadOptions::default());
-    loader.add_text(None, &list.to_string(), None);
-    let loaded = loader.finish().map_err(|e| LabError::failed(format!("the lab's objects do not convert (a bug): {e}")))?;
+    let loaded = load_text(&list.to_string(), &LoadOptions::default()).map_err(|e| LabError::failed(format!("the lab's objects do not convert (a bug): {e}")))?;
     Ok(loaded.cluster)
 }
 

@@ -3,7 +3,7 @@
 use std::fs;
 use std::path::Path;
 
-use palisade_model::{LoadOptions, Loader, NAMESPACE_NAME_LABEL, Protocol, Source, WorkloadKind, load};
+use palisade_model::{LoadOptions, Loader, NAMESPACE_NAME_LABEL, Protocol, Source, WorkloadKind, load, load_text};
 
 fn write(dir: &Path, name: &str, text: &str) {
     let path = dir.join(name);
@@ -124,9 +124,7 @@ fn directories_are_searched_recursively_for_yaml_yml_and_json() {
 #[test]
 fn multi_document_streams_and_lists() {
     let text = "apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: Namespace, metadata: {name: x}}\n- {apiVersion: v1, kind: Namespace, metadata: {name: y}}\n---\n# only a comment\n---\napiVersion: v1\nkind: PodList\nitems:\n- {apiVersion: v1, kind: Pod, metadata: {name: a, namespace: x}, spec: {containers: []}}\n";
-    let mut loader = Loader::new(LoadOptions::default());
-    loader.add_text(None, text, None);
-    let loaded = loader.finish().unwrap();
+    let loaded = load_text(text, &LoadOptions::default()).unwrap();
     assert_eq!(loaded.cluster.namespaces.len(), 2);
     assert_eq!(loaded.cluster.endpoints.len(), 1);
 }
@@ -179,9 +177,7 @@ fn source_namespace_applies_to_objects_without_one() {
 #[test]
 fn finished_pods_no_longer_count() {
     let text = "apiVersion: v1\nkind: Pod\nmetadata: {name: done, namespace: x}\nspec: {containers: []}\nstatus: {phase: Succeeded, podIP: 10.244.0.9}\n";
-    let mut loader = Loader::new(LoadOptions::default());
-    loader.add_text(None, text, None);
-    assert!(loader.finish().unwrap().cluster.endpoints.is_empty());
+    assert!(load_text(text, &LoadOptions::default()).unwrap().cluster.endpoints.is_empty());
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use palisade_conformance::{Scenario, default_pod_ips, load_cases};
-use palisade_model::{Cluster, LoadOptions, Loader, Protocol};
+use palisade_model::{Cluster, LoadOptions, Protocol, load_text};
 use palisade_nft::apply::{ApplyError, ApplyKind, Dataplane, Nft};
 use palisade_nft::json::{document, replace_commands};
 use palisade_nft::{DenyAction, NodeState, RenderOptions, render, text};
@@ -24,9 +24,7 @@ impl Nft for NodeNft<'_> {
 }
 
 fn cluster(yaml: &str) -> Cluster {
-    let mut loader = Loader::new(LoadOptions::default());
-    loader.add_text(None, yaml, None);
-    loader.finish().unwrap_or_else(|e| panic!("invalid test input: {e}")).cluster
+    load_text(yaml, &LoadOptions::default()).unwrap_or_else(|e| panic!("invalid test input: {e}")).cluster
 }
 
 fn all_local(cluster: &Cluster, deny_action: DenyAction) -> palisade_nft::Ruleset {

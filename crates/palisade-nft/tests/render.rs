@@ -1,12 +1,10 @@
 //! Snapshot tests of `render`: the whole table for representative scenarios, as nft text.
 
-use palisade_model::{Cluster, LoadOptions, Loader};
+use palisade_model::{Cluster, LoadOptions, load_text};
 use palisade_nft::{DenyAction, NodeState, RenderOptions, render, text};
 
 fn cluster(yaml: &str) -> Cluster {
-    let mut loader = Loader::new(LoadOptions::default());
-    loader.add_text(None, yaml, None);
-    loader.finish().unwrap_or_else(|e| panic!("invalid test input: {e}")).cluster
+    load_text(yaml, &LoadOptions::default()).unwrap_or_else(|e| panic!("invalid test input: {e}")).cluster
 }
 
 /// Renders with every endpoint local (as `palisade dataplane render` without `--node`).

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use palisade_model::{Cluster, LoadOptions, Loader};
+use palisade_model::{Cluster, LoadOptions, load_text};
 use palisade_nft::apply::{ApplyError, ApplyKind, Dataplane, Nft};
 use palisade_nft::{NodeState, RenderOptions, Ruleset, render, text};
 use palisade_testbed::{normalize_listing, Outcome, PodSpec, Prober, Servers, Testbed, require_privileges};
@@ -22,9 +22,7 @@ impl Nft for NodeNft<'_> {
 }
 
 fn cluster(yaml: &str) -> Cluster {
-    let mut loader = Loader::new(LoadOptions::default());
-    loader.add_text(None, yaml, None);
-    loader.finish().unwrap_or_else(|e| panic!("invalid test input: {e}")).cluster
+    load_text(yaml, &LoadOptions::default()).unwrap_or_else(|e| panic!("invalid test input: {e}")).cluster
 }
 
 fn rendered(c: &Cluster) -> Ruleset {

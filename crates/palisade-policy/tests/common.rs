@@ -4,7 +4,7 @@
 
 use std::net::IpAddr;
 
-use palisade_model::{Cluster, LoadOptions, Loader, Protocol};
+use palisade_model::{Cluster, LoadOptions, Protocol, load_text};
 use palisade_policy::{Flow, FlowEnd, Verdict, allowed, verdict};
 
 /// A cluster from a multi-document YAML stream; panics on invalid input.
@@ -13,9 +13,7 @@ pub fn cluster(yaml: &str) -> Cluster {
 }
 
 pub fn cluster_with(yaml: &str, options: LoadOptions) -> Cluster {
-    let mut loader = Loader::new(options);
-    loader.add_text(None, yaml, None);
-    match loader.finish() {
+    match load_text(yaml, &options) {
         Ok(loaded) => loaded.cluster,
         Err(e) => panic!("test input is invalid: {e}"),
     }

@@ -95,6 +95,13 @@ pub fn load(sources: &[Source], options: &LoadOptions) -> Result<Loaded, LoadErr
     loader.finish()
 }
 
+/// Loads one YAML or JSON stream held in memory (objects from the API, tests).
+pub fn load_text(text: &str, options: &LoadOptions) -> Result<Loaded, LoadError> {
+    let mut loader = Loader::new(options.clone());
+    loader.add_text(None, text, None);
+    loader.finish()
+}
+
 /// Accumulates objects from files or strings, then builds the cluster.
 pub struct Loader {
     options: LoadOptions,
