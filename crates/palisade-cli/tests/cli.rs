@@ -1,28 +1,11 @@
 //! The `palisade` binary as users and scripts call it: arguments, output and exit status.
 
-use std::path::{Path, PathBuf};
+mod support;
+
 use std::process::{Command, Output};
 
-fn seed_demo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/seed-demo")
-}
+use support::seed_files;
 
-/// The seed walkthrough's objects, namespaced as `kubectl apply -n` put them.
-fn seed_files() -> Vec<String> {
-    let d = seed_demo();
-    let f = |name: &str, ns: &str| {
-        let path = d.join(name).display().to_string();
-        if ns.is_empty() { path } else { format!("{path}@{ns}") }
-    };
-    vec![
-        f("namespaces.yaml", ""),
-        f("nginx-deployment.yaml", "production"),
-        f("nginx-service.yaml", "production"),
-        f("curl-deployment.yaml", "production"),
-        f("curl-deployment.yaml", "develop"),
-        f("production-networkpolicy.yaml", ""),
-    ]
-}
 
 fn palisade(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_palisade")).args(args).output().expect("palisade runs")

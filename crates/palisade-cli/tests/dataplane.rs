@@ -1,25 +1,13 @@
 //! `palisade dataplane render|apply` as operators run them.
 
-use std::path::Path;
+mod support;
+
 use std::process::{Command, Output};
+
+use support::seed_files;
 
 use palisade_testbed::{NetNs, require_privileges};
 
-fn seed_files() -> Vec<String> {
-    let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/seed-demo");
-    let f = |name: &str, ns: &str| {
-        let path = d.join(name).display().to_string();
-        if ns.is_empty() { path } else { format!("{path}@{ns}") }
-    };
-    vec![
-        f("namespaces.yaml", ""),
-        f("nginx-deployment.yaml", "production"),
-        f("nginx-service.yaml", "production"),
-        f("curl-deployment.yaml", "production"),
-        f("curl-deployment.yaml", "develop"),
-        f("production-networkpolicy.yaml", ""),
-    ]
-}
 
 fn text(o: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))

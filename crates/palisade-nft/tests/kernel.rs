@@ -2,30 +2,20 @@
 //! node routing to pod namespaces over veth pairs), judged with real TCP and UDP packets.
 //! Needs root; `PALISADE_REQUIRE_PRIVILEGED=1` turns a skip into a failure.
 
+mod support;
+
 use std::net::IpAddr;
 use std::time::Duration;
 
 use palisade_conformance::{Scenario, default_pod_ips, load_cases};
-use palisade_model::{Cluster, LoadOptions, Protocol, load_text};
-use palisade_nft::apply::{ApplyError, ApplyKind, Dataplane, Nft};
+use palisade_model::{Cluster, Protocol};
+use palisade_nft::apply::{ApplyKind, Dataplane};
 use palisade_nft::json::{document, replace_commands};
 use palisade_nft::{DenyAction, NodeState, RenderOptions, render, text};
 use palisade_testbed::{normalize_listing, Outcome, PodSpec, Prober, Servers, Testbed, require_privileges};
+use support::{NodeNft, cluster};
 
 const TIMEOUT: Duration = Duration::from_millis(1500);
-
-/// Applies through `nft -j -f -` in the test bed's node namespace.
-struct NodeNft<'t>(&'t Testbed);
-
-impl Nft for NodeNft<'_> {
-    fn apply(&self, document: &str) -> Result<(), ApplyError> {
-        self.0.nft_json(document).map_err(|stderr| ApplyError::Rejected { stderr })
-    }
-}
-
-fn cluster(yaml: &str) -> Cluster {
-    load_text(yaml, &LoadOptions::default()).unwrap_or_else(|e| panic!("invalid test input: {e}")).cluster
-}
 
 fn all_local(cluster: &Cluster, deny_action: DenyAction) -> palisade_nft::Ruleset {
     render(&NodeState { cluster, local: (0..cluster.endpoints.len()).collect(), options: RenderOptions { deny_action, ..Default::default() } })

@@ -1,11 +1,9 @@
 //! Snapshot tests of `render`: the whole table for representative scenarios, as nft text.
 
-use palisade_model::{Cluster, LoadOptions, load_text};
-use palisade_nft::{DenyAction, NodeState, RenderOptions, render, text};
+mod support;
 
-fn cluster(yaml: &str) -> Cluster {
-    load_text(yaml, &LoadOptions::default()).unwrap_or_else(|e| panic!("invalid test input: {e}")).cluster
-}
+use palisade_nft::{DenyAction, NodeState, RenderOptions, render, text};
+use support::cluster;
 
 /// Renders with every endpoint local (as `palisade dataplane render` without `--node`).
 fn rendered(yaml: &str, deny_action: DenyAction) -> String {

@@ -3,27 +3,18 @@
 //! keeps connecting, 200 successive updates never show a state that is neither the old nor
 //! the new one.
 
+mod support;
+
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use palisade_model::{Cluster, LoadOptions, load_text};
-use palisade_nft::apply::{ApplyError, ApplyKind, Dataplane, Nft};
+use palisade_model::Cluster;
+use palisade_nft::apply::{ApplyKind, Dataplane};
 use palisade_nft::{NodeState, RenderOptions, Ruleset, render, text};
 use palisade_testbed::{normalize_listing, Outcome, PodSpec, Prober, Servers, Testbed, require_privileges};
-
-struct NodeNft<'t>(&'t Testbed);
-
-impl Nft for NodeNft<'_> {
-    fn apply(&self, document: &str) -> Result<(), ApplyError> {
-        self.0.nft_json(document).map_err(|stderr| ApplyError::Rejected { stderr })
-    }
-}
-
-fn cluster(yaml: &str) -> Cluster {
-    load_text(yaml, &LoadOptions::default()).unwrap_or_else(|e| panic!("invalid test input: {e}")).cluster
-}
+use support::{NodeNft, cluster};
 
 fn rendered(c: &Cluster) -> Ruleset {
     render(&NodeState { cluster: c, local: (0..c.endpoints.len()).collect(), options: RenderOptions::default() })

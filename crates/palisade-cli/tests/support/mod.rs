@@ -1,4 +1,5 @@
-//! Shared by the lab's end-to-end tests: a lab of one's own per test, taken down on drop.
+//! Shared by the CLI's tests: the seed walkthrough's files, and for the lab's end-to-end
+//! tests a lab of one's own per test, taken down on drop.
 #![allow(dead_code)]
 
 use std::net::{IpAddr, SocketAddr, TcpStream};
@@ -137,3 +138,23 @@ pub fn root_tables() -> String {
     String::from_utf8_lossy(&Command::new("nft").args(["list", "tables"]).output().unwrap().stdout).into_owned()
 }
 
+pub fn seed_demo() -> PathBuf {
+    workspace().join("examples/seed-demo")
+}
+
+/// The seed walkthrough's objects, namespaced as `kubectl apply -n` put them.
+pub fn seed_files() -> Vec<String> {
+    let d = seed_demo();
+    let f = |name: &str, ns: &str| {
+        let path = d.join(name).display().to_string();
+        if ns.is_empty() { path } else { format!("{path}@{ns}") }
+    };
+    vec![
+        f("namespaces.yaml", ""),
+        f("nginx-deployment.yaml", "production"),
+        f("nginx-service.yaml", "production"),
+        f("curl-deployment.yaml", "production"),
+        f("curl-deployment.yaml", "develop"),
+        f("production-networkpolicy.yaml", ""),
+    ]
+}
