@@ -22,13 +22,6 @@ pub fn cluster(store: &Store) -> Result<Cluster, LabError> {
     items.extend(store.list("Pod", None).into_iter().filter(|p| owns_address(p)).cloned());
     items.extend(store.list("Service", None).into_iter().cloned());
     items.extend(store.list("NetworkPolicy", None).into_iter().cloned());
-    for item in &mut items {
-        if let Some(meta) = item.get_mut("metadata").and_then(Value::as_object_mut) {
-            // The engine does not need them, and kubectl's strict field check in the model
-            // knows only fields a user writes.
-            meta.remove("managedFields");
-        }
-    }
     let list = json!({"apiVersion": "v1", "kind": "List", "items": items});
     let loaded = load_text(&list.to_string(), &LoadOptions::default()).map_err(|e| LabError::failed(format!("the lab's objects do not convert (a bug): {e}")))?;
     Ok(loaded.cluster)

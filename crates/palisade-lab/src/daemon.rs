@@ -36,11 +36,9 @@ pub fn run(paths: LabPaths, nodes: u8, config: RuntimeConfig) -> Result<(), LabE
         return Err(LabError::invalid(format!("lab {:?} is already running", paths.name)));
     }
     let _ = std::fs::remove_file(&socket);
-    std::fs::write(paths.pid_file(), std::process::id().to_string()).map_err(LabError::io("writing the pid file"))?;
     let lab = Lab::up(paths.clone(), nodes, config).inspect_err(|_| {
         // Whatever was created before the failure goes: a failed `up` leaves nothing.
         let _ = crate::topology::remove(&paths);
-        let _ = std::fs::remove_file(paths.pid_file());
     })?;
     // Listen only once the lab is up: clients waiting for the socket then see a ready lab.
     let listener = UnixListener::bind(&socket).map_err(LabError::io(format!("listening on {}", socket.display())))?;

@@ -127,10 +127,9 @@ pub fn plan(container: &Value) -> Result<Program, StartError> {
     }
     let argv = match (command.is_empty(), args.is_empty()) {
         (false, _) => [command, args].concat(),
-        (true, false) => match entrypoint(base) {
-            Some(entry) if base == "curl" => [entry, args].concat(),
-            _ => args,
-        },
+        // Only curl's image has an entrypoint that arguments go to; the others run them.
+        (true, false) if base == "curl" => [vec!["curl".to_string()], args].concat(),
+        (true, false) => args,
         (true, true) if base.starts_with("nginx") => return Ok(Program::Nginx { ports: if tcp.is_empty() { vec![80] } else { tcp } }),
         (true, true) if !tcp.is_empty() || !udp.is_empty() => return Ok(Program::Serve { tcp, udp }),
         (true, true) => entrypoint(base).ok_or_else(|| StartError {

@@ -38,10 +38,6 @@ impl LabPaths {
         self.state_dir.join("daemon.log")
     }
 
-    pub fn pid_file(&self) -> PathBuf {
-        self.state_dir.join("daemon.pid")
-    }
-
     /// Every namespace of this lab starts with this.
     pub fn netns_prefix(&self) -> String {
         format!("pal-{}-", self.name)

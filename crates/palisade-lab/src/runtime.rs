@@ -214,7 +214,7 @@ impl Runtime {
         let key = Key::of(pod);
         let uid = pod["metadata"]["uid"].as_str().unwrap_or_default().to_string();
         let paths = &self.config.paths;
-        let hostname = pod["spec"]["hostname"].as_str().or(key.name.as_str().into()).unwrap_or_default().to_string();
+        let hostname = pod["spec"]["hostname"].as_str().unwrap_or(&key.name).to_string();
         let netns_name = paths.pod_netns(&uid);
         let mut runtime = PodRuntime {
             key: key.clone(),
@@ -403,15 +403,11 @@ impl Runtime {
             }
             if pod.phase() != phase_before && matches!(pod.phase(), "Succeeded" | "Failed") {
                 // A finished pod no longer owns its address.
-                self.release_network(&mut pod, &uid);
+                release_network(&self.config, &mut pod, &uid);
             }
             self.pods.insert(uid, pod);
         }
         changed
-    }
-
-    fn release_network(&self, pod: &mut PodRuntime, uid: &str) {
-        release_network(&self.config, pod, uid);
     }
 
     /// Stops pods: their processes (TERM, then KILL after a grace period), their network
