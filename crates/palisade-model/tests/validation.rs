@@ -319,6 +319,31 @@ fn list_items_get_their_own_paths_and_positions() {
     );
 }
 
+/// Long lists are converted in several parallel chunks: errors still come in input order,
+/// with their own positions, and duplicates are found across chunks.
+#[test]
+fn long_lists_keep_order_positions_and_duplicates() {
+    let mut text = String::from("apiVersion: v1\nkind: PodList\nitems:\n");
+    for i in 0..200 {
+        let name = match i {
+            7 => "Bad-7".to_string(),
+            150 => "pod-3".to_string(),
+            _ => format!("pod-{i}"),
+        };
+        let ip = if i == 120 { "10.0.0".to_string() } else { format!("10.0.{}.{}", i / 200, i % 200 + 1) };
+        text.push_str(&format!("- apiVersion: v1\n  kind: Pod\n  metadata: {{name: {name}, namespace: ns}}\n  spec: {{containers: []}}\n  status: {{podIP: \"{ip}\"}}\n"));
+    }
+    // Item i starts on line 4 + 5 * i.
+    assert_eq!(
+        errors(&text),
+        vec![
+            "policy.yaml:41:20: Pod ns/Bad-7: metadata.name: invalid name \"Bad-7\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com')",
+            "policy.yaml:608:19: Pod ns/pod-120: status.podIP: invalid IP address \"10.0.0\": must be a valid IP address (e.g. 10.9.8.7 or 2001:db8::ffff)",
+            "policy.yaml:754:3: Pod ns/pod-3: defined twice: first defined at policy.yaml:19:3",
+        ]
+    );
+}
+
 #[test]
 fn duplicates_are_errors_naming_both_places() {
     let doc = "apiVersion: v1\nkind: Namespace\nmetadata: {name: dup}\n";

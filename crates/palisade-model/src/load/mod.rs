@@ -5,12 +5,12 @@
 //! produced if there was any, so nothing is ever evaluated on partial data.
 
 mod kinds;
+mod read;
 mod yaml;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::Arc;
 
 use ipnet::IpNet;
 use serde_json::Value;
@@ -118,15 +118,6 @@ struct FileOutput {
     skipped: Vec<Diagnostic>,
 }
 
-/// The document an object came from.
-struct DocumentContext<'a> {
-    index: usize,
-    document: &'a yaml::Document,
-    origin_file: Option<Arc<Path>>,
-    namespace: &'a str,
-    explicit_namespace: bool,
-}
-
 /// An error whose position is looked up once the whole file has been read.
 struct Pending {
     document: usize,
@@ -156,26 +147,28 @@ impl Loader {
     /// Adds several sources. Files are read and converted in parallel; objects are added in
     /// the order of the sources, so results do not depend on scheduling.
     pub fn add_sources(&mut self, sources: &[Source]) {
-        let mut files: Vec<(PathBuf, Option<&str>)> = Vec::new();
+        let mut inputs = Vec::new();
         for source in sources {
             match manifest_files(&source.path) {
-                Ok(found) => files.extend(found.into_iter().map(|f| (f, source.namespace.as_deref()))),
+                Ok(found) => inputs.extend(found.into_iter().map(|file| read::Input {
+                    file: Some(file),
+                    text: None,
+                    namespace: source.namespace.as_deref(),
+                })),
                 Err(message) => self.errors.push(file_error(&source.path, message)),
             }
         }
-        let read = |(file, namespace): &(PathBuf, Option<&str>)| match std::fs::read_to_string(file) {
-            Ok(text) => read_file(Some(file), &text, *namespace, &self.options.default_namespace),
-            Err(e) => FileOutput { errors: vec![file_error(file, format!("cannot read: {e}"))], ..Default::default() },
-        };
-        for output in parallel_map(&files, read) {
+        for output in read::read_all(inputs, &self.options.default_namespace) {
             self.merge(output);
         }
     }
 
     /// Adds a YAML or JSON stream; `file` is only used in messages.
     pub fn add_text(&mut self, file: Option<&Path>, text: &str, namespace: Option<&str>) {
-        let output = read_file(file, text, namespace, &self.options.default_namespace);
-        self.merge(output);
+        let input = read::Input { file: file.map(Path::to_path_buf), text: Some(text), namespace };
+        for output in read::read_all(vec![input], &self.options.default_namespace) {
+            self.merge(output);
+        }
     }
 
     fn merge(&mut self, output: FileOutput) {
@@ -250,80 +243,10 @@ pub fn manifest_files(path: &Path) -> Result<Vec<PathBuf>, String> {
     Ok(files)
 }
 
-/// Applies `f` to every item on all cores, keeping the order of the results.
-fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(items.len());
-    if workers <= 1 {
-        return items.iter().map(f).collect();
-    }
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let mut results: Vec<(usize, R)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut done = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(item) = items.get(i) else { break };
-                        done.push((i, f(item)));
-                    }
-                    done
-                })
-            })
-            .collect();
-        handles.into_iter().flat_map(|h| h.join().expect("loader worker panicked")).collect()
-    });
-    results.sort_by_key(|(i, _)| *i);
-    results.into_iter().map(|(_, r)| r).collect()
-}
-
-/// Parses and converts one file. Pure: the same text always gives the same output.
-fn read_file(file: Option<&Path>, text: &str, namespace: Option<&str>, default_namespace: &str) -> FileOutput {
-    let mut output = FileOutput::default();
-    let documents = match yaml::parse_documents(text) {
-        Ok(documents) => documents,
-        Err(e) => {
-            output.errors.push(Diagnostic {
-                location: yaml::location_in(file, (e.line, e.column)),
-                object: None,
-                field: None,
-                message: format!("invalid YAML: {}", e.message),
-            });
-            return output;
-        }
-    };
-    let origin_file: Option<Arc<Path>> = file.map(Arc::from);
-    let mut pending = Vec::new();
-    for (index, document) in documents.iter().enumerate() {
-        let context = DocumentContext {
-            index,
-            document,
-            origin_file: origin_file.clone(),
-            namespace: namespace.unwrap_or(default_namespace),
-            explicit_namespace: namespace.is_some(),
-        };
-        add_value(&context, &document.value, &FieldPath::root(), document.start, &mut pending, &mut output);
-    }
-    if pending.is_empty() {
-        return output;
-    }
-    // Only now are field positions needed: parse once more, keeping every node's span.
-    let positions = yaml::Positions::parse(text);
-    for p in pending {
-        let position = positions.as_ref().and_then(|ps| ps.locate(p.document, &p.path, p.at_key)).unwrap_or(p.fallback);
-        output.errors.push(Diagnostic {
-            location: yaml::location_in(file, position),
-            object: p.object,
-            field: p.field,
-            message: p.message,
-        });
-    }
-    output
-}
-
 /// Converts one object (or each object of a `List`).
 fn add_value(
-    context: &DocumentContext<'_>,
+    context: &read::FileContext<'_>,
+    document: usize,
     value: &Value,
     at: &FieldPath,
     start: yaml::Position,
@@ -332,7 +255,7 @@ fn add_value(
 ) {
     let fail = |pending: &mut Vec<Pending>, path: &FieldPath, at_key: bool, object: Option<String>, message: String| {
         pending.push(Pending {
-            document: context.index,
+            document,
             path: path.under(at),
             at_key,
             fallback: start,
@@ -356,8 +279,8 @@ fn add_value(
         && let Some(Value::Array(items)) = map.get("items")
     {
         for (i, item) in items.iter().enumerate() {
-            let item_start = if at.is_root() { context.document.item_starts.get(i).copied().unwrap_or(start) } else { start };
-            add_value(context, item, &FieldPath::root().key("items").index(i).under(at), item_start, pending, output);
+            // A List inside a List: its items have no positions of their own.
+            add_value(context, document, item, &FieldPath::root().key("items").index(i).under(at), start, pending, output);
         }
         return;
     }
