@@ -3,7 +3,7 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::names;
-use crate::field_path::{Errors, FieldPath};
+use crate::field_path::{At, Errors};
 
 /// The validated identity of a namespaced object.
 pub struct Identity {
@@ -14,7 +14,7 @@ pub struct Identity {
 /// Reads name and namespace; objects without a namespace land in `default_namespace`,
 /// as `kubectl apply -n` would put them.
 pub fn identity(meta: &ObjectMeta, default_namespace: &str, errors: &mut Errors) -> Identity {
-    let path = FieldPath::root().key("metadata");
+    let path = At::ROOT.key("metadata");
     let name = meta.name.clone().unwrap_or_default();
     if name.is_empty() {
         errors.push(path.key("name"), "required value: name is required");

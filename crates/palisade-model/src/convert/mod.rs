@@ -11,12 +11,12 @@ mod selector;
 mod service;
 mod workload;
 
-use crate::field_path::{Errors, FieldPath};
+use crate::field_path::{At, Errors};
 use crate::objects::Protocol;
 
 /// A `protocol` field: absent means TCP (the API's default); an unsupported value is
 /// recorded as an error on `<path>.protocol` and gives `None`.
-fn protocol_or_tcp(text: Option<&str>, path: &FieldPath, errors: &mut Errors) -> Option<Protocol> {
+fn protocol_or_tcp(text: Option<&str>, path: &At<'_>, errors: &mut Errors) -> Option<Protocol> {
     match text {
         None => Some(Protocol::Tcp),
         Some(text) => text.parse().map_err(|message: String| errors.push(path.key("protocol"), message)).ok(),

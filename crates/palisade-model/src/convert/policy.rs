@@ -8,7 +8,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::cidr::{CIDR_RULE, parse_cidr_sloppy};
 use super::{metadata, names, selector};
-use crate::field_path::{Errors, FieldError, FieldPath};
+use crate::field_path::{At, Errors, FieldError};
 use crate::objects::{IpBlock, NamespaceScope, Origin, Peer, Policy, PortMatch, PortSpec, Protocol, Rule};
 use crate::selector::Selector;
 
@@ -16,24 +16,30 @@ use crate::selector::Selector;
 pub fn network_policy(np: &NetworkPolicy, default_namespace: &str, origin: Origin) -> Result<Policy, Vec<FieldError>> {
     let mut errors = Errors::default();
     let id = metadata::identity(&np.metadata, default_namespace, &mut errors);
-    let spec_path = FieldPath::root().key("spec");
-    let spec = np.spec.clone().unwrap_or_default();
+    let spec_path = At::ROOT.key("spec");
+    let default_spec = Default::default();
+    let spec = np.spec.as_ref().unwrap_or(&default_spec);
 
-    let subject = selector::selector(&spec.pod_selector.unwrap_or_default(), &spec_path.key("podSelector"), &mut errors);
+    let subject = match &spec.pod_selector {
+        Some(s) => selector::selector(s, &spec_path.key("podSelector"), &mut errors),
+        None => selector::selector(&Default::default(), &spec_path.key("podSelector"), &mut errors),
+    };
 
+    let ingress_path = spec_path.key("ingress");
     let ingress: Vec<Rule> = spec
         .ingress
         .iter()
         .flatten()
         .enumerate()
-        .map(|(i, rule)| ingress_rule(rule, &spec_path.key("ingress").index(i), &mut errors))
+        .map(|(i, rule)| ingress_rule(rule, &ingress_path.index(i), &mut errors))
         .collect();
+    let egress_path = spec_path.key("egress");
     let egress: Vec<Rule> = spec
         .egress
         .iter()
         .flatten()
         .enumerate()
-        .map(|(i, rule)| egress_rule(rule, &spec_path.key("egress").index(i), &mut errors))
+        .map(|(i, rule)| egress_rule(rule, &egress_path.index(i), &mut errors))
         .collect();
 
     let (isolates_ingress, isolates_egress) =
@@ -51,13 +57,13 @@ pub fn network_policy(np: &NetworkPolicy, default_namespace: &str, origin: Origi
 
 /// Which directions the policy isolates. Without `policyTypes` the API server defaults to
 /// Ingress, plus Egress when there are egress rules (edge case 5).
-fn policy_types(types: Option<&[String]>, has_egress_rules: bool, path: &FieldPath, errors: &mut Errors) -> (bool, bool) {
+fn policy_types(types: Option<&[String]>, has_egress_rules: bool, path: &At<'_>, errors: &mut Errors) -> (bool, bool) {
     let types = types.unwrap_or_default();
     if types.is_empty() {
         return (true, has_egress_rules);
     }
     if types.len() > 2 {
-        errors.push(path.clone(), "may not specify more than two policyTypes");
+        errors.push(path, "may not specify more than two policyTypes");
     }
     let (mut ingress, mut egress) = (false, false);
     for (i, t) in types.iter().enumerate() {
@@ -73,21 +79,21 @@ fn policy_types(types: Option<&[String]>, has_egress_rules: bool, path: &FieldPa
     (ingress, egress)
 }
 
-fn ingress_rule(rule: &NetworkPolicyIngressRule, path: &FieldPath, errors: &mut Errors) -> Rule {
+fn ingress_rule(rule: &NetworkPolicyIngressRule, path: &At<'_>, errors: &mut Errors) -> Rule {
     Rule {
         peers: peers(rule.from.as_deref(), &path.key("from"), errors),
         ports: ports(rule.ports.as_deref(), &path.key("ports"), errors),
     }
 }
 
-fn egress_rule(rule: &NetworkPolicyEgressRule, path: &FieldPath, errors: &mut Errors) -> Rule {
+fn egress_rule(rule: &NetworkPolicyEgressRule, path: &At<'_>, errors: &mut Errors) -> Rule {
     Rule {
         peers: peers(rule.to.as_deref(), &path.key("to"), errors),
         ports: ports(rule.ports.as_deref(), &path.key("ports"), errors),
     }
 }
 
-fn peers(list: Option<&[NetworkPolicyPeer]>, path: &FieldPath, errors: &mut Errors) -> Vec<Peer> {
+fn peers(list: Option<&[NetworkPolicyPeer]>, path: &At<'_>, errors: &mut Errors) -> Vec<Peer> {
     let list = list.unwrap_or_default();
     let mut out = Vec::with_capacity(list.len());
     for (i, entry) in list.iter().enumerate() {
@@ -98,16 +104,16 @@ fn peers(list: Option<&[NetworkPolicyPeer]>, path: &FieldPath, errors: &mut Erro
     out
 }
 
-fn peer(peer: &NetworkPolicyPeer, path: &FieldPath, errors: &mut Errors) -> Option<Peer> {
+fn peer(peer: &NetworkPolicyPeer, path: &At<'_>, errors: &mut Errors) -> Option<Peer> {
     let has_selectors = peer.pod_selector.is_some() || peer.namespace_selector.is_some();
     match (has_selectors, &peer.ip_block) {
         (false, None) => {
-            errors.push(path.clone(), "must specify a peer: one of podSelector, namespaceSelector (or both) or ipBlock");
+            errors.push(path, "must specify a peer: one of podSelector, namespaceSelector (or both) or ipBlock");
             None
         }
         (true, Some(_)) => {
             errors.push(
-                path.clone(),
+                path,
                 "may not specify more than 1 peer: ipBlock cannot be combined with podSelector or namespaceSelector in one entry",
             );
             None
@@ -127,7 +133,7 @@ fn peer(peer: &NetworkPolicyPeer, path: &FieldPath, errors: &mut Errors) -> Opti
     }
 }
 
-fn ip_block(block: &IPBlock, path: &FieldPath, errors: &mut Errors) -> Option<IpBlock> {
+fn ip_block(block: &IPBlock, path: &At<'_>, errors: &mut Errors) -> Option<IpBlock> {
     let cidr_path = path.key("cidr");
     if block.cidr.is_empty() {
         errors.push(cidr_path, "required value: cidr is required");
@@ -138,8 +144,9 @@ fn ip_block(block: &IPBlock, path: &FieldPath, errors: &mut Errors) -> Option<Ip
         return None;
     };
     let mut except = Vec::new();
+    let except_path = path.key("except");
     for (i, text) in block.except.iter().flatten().enumerate() {
-        let path = path.key("except").index(i);
+        let path = except_path.index(i);
         match parse_cidr_sloppy(text) {
             None => errors.push(path, format!("invalid CIDR {text:?}: {CIDR_RULE}")),
             // The API requires a strict subset: inside cidr and with a longer prefix.
@@ -155,7 +162,7 @@ fn ip_block(block: &IPBlock, path: &FieldPath, errors: &mut Errors) -> Option<Ip
     Some(IpBlock { cidr, except })
 }
 
-fn ports(list: Option<&[NetworkPolicyPort]>, path: &FieldPath, errors: &mut Errors) -> Vec<PortMatch> {
+fn ports(list: Option<&[NetworkPolicyPort]>, path: &At<'_>, errors: &mut Errors) -> Vec<PortMatch> {
     let mut out = Vec::new();
     for (i, entry) in list.unwrap_or_default().iter().enumerate() {
         if let Some(port) = port(entry, &path.index(i), errors) {
@@ -166,7 +173,7 @@ fn ports(list: Option<&[NetworkPolicyPort]>, path: &FieldPath, errors: &mut Erro
 }
 
 /// `ValidateNetworkPolicyPort`; a missing protocol defaults to TCP.
-fn port(entry: &NetworkPolicyPort, path: &FieldPath, errors: &mut Errors) -> Option<PortMatch> {
+fn port(entry: &NetworkPolicyPort, path: &At<'_>, errors: &mut Errors) -> Option<PortMatch> {
     let before = errors.0.len();
     // An invalid protocol is already an error; TCP stands in so the rest is still checked.
     let protocol = super::protocol_or_tcp(entry.protocol.as_deref(), path, errors).unwrap_or(Protocol::Tcp);
@@ -185,7 +192,7 @@ fn port(entry: &NetworkPolicyPort, path: &FieldPath, errors: &mut Errors) -> Opt
                 (Some(start), None) => PortSpec::Number(start),
                 (start, Some(end)) => {
                     let end_number = names::port_number(i64::from(end))
-                        .map_err(|m| errors.push(end_path.clone(), format!("invalid endPort {end}: {m}")))
+                        .map_err(|m| errors.push(end_path, format!("invalid endPort {end}: {m}")))
                         .ok();
                     match (start, end_number) {
                         (Some(start), Some(end_number)) if end_number < start => {

@@ -5,20 +5,23 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::cidr::{IP_RULE, parse_ip_sloppy};
 use super::{metadata, names, selector};
-use crate::field_path::{Errors, FieldError, FieldPath};
+use crate::field_path::{At, Errors, FieldError, FieldPath};
 use crate::objects::{Origin, Service, ServicePort, TargetPort};
 
 pub fn service(svc: &K8sService, default_namespace: &str, origin: Origin) -> Result<Service, Vec<FieldError>> {
     let mut errors = Errors::default();
     let id = metadata::identity(&svc.metadata, default_namespace, &mut errors);
-    let spec_path = FieldPath::root().key("spec");
-    let spec = svc.spec.clone().unwrap_or_default();
+    let spec_path = At::ROOT.key("spec");
+    let default_spec = Default::default();
+    let spec = svc.spec.as_ref().unwrap_or(&default_spec);
     let selector = spec.selector.as_ref().map(|s| selector::labels(Some(s), &spec_path.key("selector"), &mut errors));
 
     let mut cluster_ips = Vec::new();
     let ip_texts: Vec<(FieldPath, &String)> = match &spec.cluster_ips {
-        Some(list) if !list.is_empty() => list.iter().enumerate().map(|(i, ip)| (spec_path.key("clusterIPs").index(i), ip)).collect(),
-        _ => spec.cluster_ip.iter().map(|ip| (spec_path.key("clusterIP"), ip)).collect(),
+        Some(list) if !list.is_empty() => {
+            list.iter().enumerate().map(|(i, ip)| (spec_path.key("clusterIPs").index(i).path(), ip)).collect()
+        }
+        _ => spec.cluster_ip.iter().map(|ip| (spec_path.key("clusterIP").path(), ip)).collect(),
     };
     for (path, text) in ip_texts {
         // "None" marks a headless Service; "" asks the API server to allocate one.
@@ -32,8 +35,9 @@ pub fn service(svc: &K8sService, default_namespace: &str, origin: Origin) -> Res
     }
 
     let mut ports = Vec::new();
+    let ports_path = spec_path.key("ports");
     for (i, port) in spec.ports.iter().flatten().enumerate() {
-        let path = spec_path.key("ports").index(i);
+        let path = ports_path.index(i);
         let number = names::port_number(i64::from(port.port))
             .map_err(|m| errors.push(path.key("port"), format!("invalid port {}: {m}", port.port)));
         let protocol = super::protocol_or_tcp(port.protocol.as_deref(), &path, &mut errors).ok_or(());

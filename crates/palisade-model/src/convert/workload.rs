@@ -8,7 +8,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::cidr::{IP_RULE, parse_ip_sloppy};
 use super::{metadata, names, selector};
-use crate::field_path::{Errors, FieldError, FieldPath};
+use crate::field_path::{At, Errors, FieldError, FieldPath};
 use crate::objects::{ContainerPort, Endpoint, Origin, WorkloadKind};
 
 /// A Pod. Pods that have finished (`Succeeded`/`Failed`) give `None`: they no longer own
@@ -18,10 +18,12 @@ pub fn pod(pod: &Pod, default_namespace: &str, origin: Origin) -> Result<Option<
     let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
     let finished = matches!(phase, Some("Succeeded" | "Failed"));
     let id = metadata::identity(&pod.metadata, default_namespace, &mut errors);
-    let labels = selector::labels(pod.metadata.labels.as_ref(), &FieldPath::root().key("metadata").key("labels"), &mut errors);
-    let spec_path = FieldPath::root().key("spec");
-    let spec = pod.spec.clone().unwrap_or_default();
-    let ports = container_ports(&spec, &spec_path, &mut errors);
+    let metadata = At::ROOT.key("metadata");
+    let labels = selector::labels(pod.metadata.labels.as_ref(), &metadata.key("labels"), &mut errors);
+    let spec_path = At::ROOT.key("spec");
+    let default_spec = PodSpec::default();
+    let spec = pod.spec.as_ref().unwrap_or(&default_spec);
+    let ports = container_ports(spec, &spec_path, &mut errors);
     let ips = pod_ips(pod, &mut errors);
     let endpoint = Endpoint {
         kind: WorkloadKind::Pod,
@@ -42,17 +44,18 @@ pub fn workload(
     kind: WorkloadKind,
     meta: &ObjectMeta,
     template: Option<&PodTemplateSpec>,
-    template_path: FieldPath,
+    template_path: &At<'_>,
     default_namespace: &str,
     origin: Origin,
 ) -> Result<Endpoint, Vec<FieldError>> {
     let mut errors = Errors::default();
     let id = metadata::identity(meta, default_namespace, &mut errors);
-    let template = template.cloned().unwrap_or_default();
-    let template_meta = template.metadata.unwrap_or_default();
-    let labels = selector::labels(template_meta.labels.as_ref(), &template_path.key("metadata").key("labels"), &mut errors);
-    let spec = template.spec.unwrap_or_default();
-    let ports = container_ports(&spec, &template_path.key("spec"), &mut errors);
+    let labels_map = template.and_then(|t| t.metadata.as_ref()).and_then(|m| m.labels.as_ref());
+    let template_meta = template_path.key("metadata");
+    let labels = selector::labels(labels_map, &template_meta.key("labels"), &mut errors);
+    let default_spec = PodSpec::default();
+    let spec = template.and_then(|t| t.spec.as_ref()).unwrap_or(&default_spec);
+    let ports = container_ports(spec, &template_path.key("spec"), &mut errors);
     errors.into_result(Endpoint {
         kind,
         namespace: id.namespace,
@@ -68,16 +71,18 @@ pub fn workload(
 
 /// Ports of the containers and of restartable init containers (native sidecars), which are
 /// valid named-port targets too (edge case 20).
-fn container_ports(spec: &PodSpec, spec_path: &FieldPath, errors: &mut Errors) -> Vec<ContainerPort> {
+fn container_ports(spec: &PodSpec, spec_path: &At<'_>, errors: &mut Errors) -> Vec<ContainerPort> {
     let mut out = Vec::new();
     let mut collect = |containers: &[Container], field: &str, only_sidecars: bool| {
         for (i, container) in containers.iter().enumerate() {
             if only_sidecars && container.restart_policy.as_deref() != Some("Always") {
                 continue;
             }
-            let path = spec_path.key(field).index(i).key("ports");
+            let containers_path = spec_path.key(field);
+            let container_path = containers_path.index(i);
+            let ports_path = container_path.key("ports");
             for (j, port) in container.ports.iter().flatten().enumerate() {
-                let path = path.index(j);
+                let path = ports_path.index(j);
                 let number = names::port_number(i64::from(port.container_port)).map_err(|m| {
                     errors.push(path.key("containerPort"), format!("invalid containerPort {}: {m}", port.container_port))
                 });
@@ -99,18 +104,19 @@ fn container_ports(spec: &PodSpec, spec_path: &FieldPath, errors: &mut Errors) -
 /// `status.podIPs` (or `status.podIP`), at most one per family.
 fn pod_ips(pod: &Pod, errors: &mut Errors) -> Vec<IpAddr> {
     let Some(status) = &pod.status else { return Vec::new() };
-    let path = FieldPath::root().key("status");
+    let path = At::ROOT.key("status");
+    let pod_ips_path = path.key("podIPs");
     let mut texts: Vec<(FieldPath, &str)> = status
         .pod_ips
         .iter()
         .flatten()
         .enumerate()
-        .map(|(i, p)| (path.key("podIPs").index(i).key("ip"), p.ip.as_str()))
+        .map(|(i, p)| (pod_ips_path.index(i).key("ip").path(), p.ip.as_str()))
         .collect();
     if texts.is_empty()
         && let Some(ip) = status.pod_ip.as_deref().filter(|ip| !ip.is_empty())
     {
-        texts.push((path.key("podIP"), ip));
+        texts.push((path.key("podIP").path(), ip));
     }
     let mut ips: Vec<IpAddr> = Vec::new();
     for (path, text) in texts {

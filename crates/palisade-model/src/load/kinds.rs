@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::convert;
-use crate::field_path::{FieldError, FieldPath};
+use crate::field_path::{At, FieldError, FieldPath};
 use crate::objects::{self, Origin, WorkloadKind};
 
 /// A converted object, ready for the cluster builder.
@@ -59,18 +59,18 @@ fn typed<T: DeserializeOwned>(value: &Value) -> Result<T, Vec<FieldError>> {
 fn unknown_fields<T: Serialize>(input: &Value, typed: &T) -> Vec<FieldError> {
     let Ok(known) = serde_json::to_value(typed) else { return Vec::new() };
     let mut errors = Vec::new();
-    compare(input, &known, &FieldPath::root(), &mut errors);
+    compare(input, &known, &At::ROOT, &mut errors);
     errors
 }
 
-fn compare(input: &Value, known: &Value, path: &FieldPath, errors: &mut Vec<FieldError>) {
+fn compare(input: &Value, known: &Value, path: &At<'_>, errors: &mut Vec<FieldError>) {
     match (input, known) {
         (Value::Object(input), Value::Object(known)) => {
             for (key, value) in input {
                 match known.get(key) {
                     Some(known_value) => compare(value, known_value, &path.key(key), errors),
                     None if value.is_null() => {}
-                    None => errors.push(FieldError::unknown_field(path.key(key))),
+                    None => errors.push(FieldError::unknown_field(path.key(key).path())),
                 }
             }
         }
@@ -85,8 +85,9 @@ fn compare(input: &Value, known: &Value, path: &FieldPath, errors: &mut Vec<Fiel
 
 /// Converts one object of a supported kind.
 pub fn convert(kind: &str, value: &Value, default_namespace: &str, origin: Origin) -> Result<Object, Vec<FieldError>> {
-    let template = FieldPath::root().key("spec").key("template");
-    let workload = |kind, meta, tpl, path| convert::workload(kind, meta, tpl, path, default_namespace, origin.clone());
+    let spec_path = At::ROOT.key("spec");
+    let template = spec_path.key("template");
+    let workload = |kind, meta, tpl| convert::workload(kind, meta, tpl, &template, default_namespace, origin.clone());
     Ok(match kind {
         "Namespace" => Object::Namespace(convert::namespace(&typed::<Namespace>(value)?, origin)?),
         "Pod" => match convert::pod(&typed::<Pod>(value)?, default_namespace, origin)? {
@@ -110,39 +111,42 @@ pub fn convert(kind: &str, value: &Value, default_namespace: &str, origin: Origi
         "Deployment" => {
             let d = typed::<Deployment>(value)?;
             let spec = d.spec.unwrap_or_default();
-            Object::Endpoint(workload(WorkloadKind::Deployment, &d.metadata, Some(&spec.template), template)?)
+            Object::Endpoint(workload(WorkloadKind::Deployment, &d.metadata, Some(&spec.template))?)
         }
         "ReplicaSet" => {
             let r = typed::<ReplicaSet>(value)?;
             let spec = r.spec.unwrap_or_default();
-            Object::Endpoint(workload(WorkloadKind::ReplicaSet, &r.metadata, spec.template.as_ref(), template)?)
+            Object::Endpoint(workload(WorkloadKind::ReplicaSet, &r.metadata, spec.template.as_ref())?)
         }
         "StatefulSet" => {
             let s = typed::<StatefulSet>(value)?;
             let spec = s.spec.unwrap_or_default();
-            Object::Endpoint(workload(WorkloadKind::StatefulSet, &s.metadata, Some(&spec.template), template)?)
+            Object::Endpoint(workload(WorkloadKind::StatefulSet, &s.metadata, Some(&spec.template))?)
         }
         "DaemonSet" => {
             let d = typed::<DaemonSet>(value)?;
             let spec = d.spec.unwrap_or_default();
-            Object::Endpoint(workload(WorkloadKind::DaemonSet, &d.metadata, Some(&spec.template), template)?)
+            Object::Endpoint(workload(WorkloadKind::DaemonSet, &d.metadata, Some(&spec.template))?)
         }
         "Job" => {
             let j = typed::<Job>(value)?;
             let spec = j.spec.unwrap_or_default();
-            Object::Endpoint(workload(WorkloadKind::Job, &j.metadata, Some(&spec.template), template)?)
+            Object::Endpoint(workload(WorkloadKind::Job, &j.metadata, Some(&spec.template))?)
         }
         "CronJob" => {
             let c = typed::<CronJob>(value)?;
             let spec = c.spec.unwrap_or_default();
             let job_spec = spec.job_template.spec.unwrap_or_default();
-            let path = FieldPath::root().key("spec").key("jobTemplate").key("spec").key("template");
-            Object::Endpoint(workload(WorkloadKind::CronJob, &c.metadata, Some(&job_spec.template), path)?)
+            let job_template = spec_path.key("jobTemplate");
+            let job_spec_path = job_template.key("spec");
+            let path = job_spec_path.key("template");
+            let (meta, template) = (&c.metadata, Some(&job_spec.template));
+            Object::Endpoint(convert::workload(WorkloadKind::CronJob, meta, template, &path, default_namespace, origin)?)
         }
         "ReplicationController" => {
             let r = typed::<ReplicationController>(value)?;
             let spec = r.spec.unwrap_or_default();
-            Object::Endpoint(workload(WorkloadKind::ReplicationController, &r.metadata, spec.template.as_ref(), template)?)
+            Object::Endpoint(workload(WorkloadKind::ReplicationController, &r.metadata, spec.template.as_ref())?)
         }
         other => unreachable!("convert called for unsupported kind {other}"),
     })
