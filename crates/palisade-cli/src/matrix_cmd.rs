@@ -134,19 +134,36 @@ fn write_json(out: &mut impl Write, plan: &MatrixPlan<'_>, names: &[String]) -> 
         out.write_all(quoted[e].as_bytes())?;
     }
     out.write_all(b"],\"entries\":[")?;
-    let tails: Vec<String> =
-        plan.ports.iter().map(|(port, protocol)| format!(",\"port\":{port},\"protocol\":\"{protocol}\",\"allowed\":")).collect();
+    // Everything after the source of an entry is rendered once per destination, probe and
+    // answer (`"to":"ns/b","port":80,"protocol":"TCP","allowed":true}`), so an entry is two
+    // copies: the source's prefix and one of these.
+    let mut tails: Vec<u8> = Vec::new();
+    let mut first_slot = vec![0; names.len()];
+    let mut slots: Vec<[std::ops::Range<usize>; 2]> = Vec::new();
+    for &to in &plan.endpoints {
+        first_slot[to] = slots.len();
+        for &probe in plan.probes_of(to) {
+            let (port, protocol) = plan.ports[probe];
+            let mut render = |allowed: bool| {
+                let start = tails.len();
+                let tail = format!("\"to\":{},\"port\":{port},\"protocol\":\"{protocol}\",\"allowed\":{allowed}}}", quoted[to]);
+                tails.extend_from_slice(tail.as_bytes());
+                start..tails.len()
+            };
+            slots.push([render(false), render(true)]);
+        }
+    }
     let format_chunk = |sources: &[usize], buf: &mut Vec<u8>| {
         buf.clear();
+        let mut prefix = Vec::new();
         for &from in sources {
-            plan.for_each_from(from, |to, probe, allowed| {
-                let tail = &tails[probe];
-                buf.extend_from_slice(b",{\"from\":");
-                buf.extend_from_slice(quoted[from].as_bytes());
-                buf.extend_from_slice(b",\"to\":");
-                buf.extend_from_slice(quoted[to].as_bytes());
-                buf.extend_from_slice(tail.as_bytes());
-                buf.extend_from_slice(if allowed { b"true}" } else { b"false}" });
+            prefix.clear();
+            prefix.extend_from_slice(b",{\"from\":");
+            prefix.extend_from_slice(quoted[from].as_bytes());
+            prefix.push(b',');
+            plan.for_each_from(from, |to, k, allowed| {
+                buf.extend_from_slice(&prefix);
+                buf.extend_from_slice(&tails[slots[first_slot[to] + k][usize::from(allowed)].clone()]);
             });
         }
     };

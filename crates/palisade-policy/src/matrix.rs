@@ -124,8 +124,8 @@ impl<'c> MatrixPlan<'c> {
         Self { endpoints: display_order(cluster), analysis, probes, ports, sets }
     }
 
-    /// Calls `f(to, probe, allowed)` for every probe from `from` (destinations in display
-    /// order); `probe` indexes [`MatrixPlan::ports`].
+    /// Calls `f(to, k, allowed)` for every probe from `from` (destinations in display
+    /// order); the probe is `probes_of(to)[k]`.
     pub fn for_each_from(&self, from: usize, mut f: impl FnMut(usize, usize, bool)) {
         let class_of = &self.analysis.classes.class_of;
         let a = class_of[from];
@@ -134,10 +134,15 @@ impl<'c> MatrixPlan<'c> {
                 continue;
             }
             let b = class_of[to];
-            for &probe in &self.probes[b] {
-                f(to, probe, self.sets[probe].allowed(a, b));
+            for (k, &probe) in self.probes[b].iter().enumerate() {
+                f(to, k, self.sets[probe].allowed(a, b));
             }
         }
+    }
+
+    /// The probes of a destination endpoint: indices into [`MatrixPlan::ports`].
+    pub fn probes_of(&self, endpoint: usize) -> &[usize] {
+        &self.probes[self.analysis.classes.class_of[endpoint]]
     }
 }
 
@@ -146,8 +151,8 @@ pub fn matrix(cluster: &Cluster, selection: &PortSelection, v6: bool) -> Matrix 
     let plan = MatrixPlan::new(cluster, selection, v6);
     let mut entries = Vec::new();
     for &from in &plan.endpoints {
-        plan.for_each_from(from, |to, probe, allowed| {
-            let (port, protocol) = plan.ports[probe];
+        plan.for_each_from(from, |to, k, allowed| {
+            let (port, protocol) = plan.ports[plan.probes_of(to)[k]];
             entries.push(Entry { from, to, port, protocol, allowed });
         });
     }
