@@ -5,12 +5,14 @@ NetworkPolicies, in files both Palisade and IBM's network-config-analyzer read.
 Usage: gen_cluster.py --pods N --policies P [--seed S] --out DIR
 
 Layout of DIR: namespaces.yaml (NamespaceList), pods.yaml (PodList), policies/ (one
-multi-document file per namespace). 50 pods per namespace, 10 apps of 5 replicas (two
+multi-document file per namespace). With --format json: namespaces.json, pods.json and one
+List per namespace in policies/, as `kubectl get ... -o json` writes them. 50 pods per namespace, 10 apps of 5 replicas (two
 versions), tiers with their own ports (named ports that map to different numbers on
 different tiers), and a mix of policies: default-deny, same-namespace allows, cross-namespace
 AND peers, named ports, endPort ranges, ipBlocks with except, egress with DNS, matchExpressions.
 """
 import argparse
+import json
 import ipaddress
 import os
 import random
@@ -142,20 +144,34 @@ def main():
                         help="let some combined peers use Exists (NCA 2.1.0 gets these wrong)")
     parser.add_argument("--pod-ipblocks", action="store_true",
                         help="let some ipBlocks cover pod addresses (NCA 2.1.0 never matches pods by ipBlock)")
+    parser.add_argument("--format", choices=["yaml", "json"], default="yaml",
+                        help="yaml (block style with flow leaves) or json (kubectl -o json style)")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     n_ns = max(1, (args.pods + PODS_PER_NS - 1) // PODS_PER_NS)
     os.makedirs(os.path.join(args.out, "policies"), exist_ok=True)
-    dump = lambda path, obj: open(path, "w").write(yaml.safe_dump(obj, sort_keys=False, default_flow_style=None))
-    dump(os.path.join(args.out, "namespaces.yaml"), {"apiVersion": "v1", "kind": "NamespaceList", "items": namespaces(n_ns, rng)})
-    dump(os.path.join(args.out, "pods.yaml"), {"apiVersion": "v1", "kind": "PodList", "items": pods(args.pods, n_ns)})
+    ext = args.format
+
+    def dump(path, obj):
+        with open(f"{path}.{ext}", "w") as f:
+            if ext == "json":
+                json.dump(obj, f, indent=4)
+                f.write("\n")
+            else:
+                yaml.safe_dump(obj, f, sort_keys=False, default_flow_style=None)
+
+    dump(os.path.join(args.out, "namespaces"), {"apiVersion": "v1", "kind": "NamespaceList", "items": namespaces(n_ns, rng)})
+    dump(os.path.join(args.out, "pods"), {"apiVersion": "v1", "kind": "PodList", "items": pods(args.pods, n_ns)})
     by_ns = {}
     for i in range(args.policies):
         ns = f"ns-{rng.randrange(n_ns)}"
         by_ns.setdefault(ns, []).append(make_policy(ns, i, rng, n_ns, args.exists_peers, args.pod_ipblocks))
     for ns, items in by_ns.items():
-        with open(os.path.join(args.out, "policies", f"{ns}.yaml"), "w") as f:
-            yaml.safe_dump_all(items, f, sort_keys=False, default_flow_style=None)
+        if ext == "json":
+            dump(os.path.join(args.out, "policies", ns), {"apiVersion": "v1", "kind": "List", "items": items})
+        else:
+            with open(os.path.join(args.out, "policies", f"{ns}.yaml"), "w") as f:
+                yaml.safe_dump_all(items, f, sort_keys=False, default_flow_style=None)
     print(f"{args.out}: {n_ns} namespaces, {args.pods} pods (+1 DNS pod), {args.policies} policies")
 
 

@@ -34,6 +34,12 @@ def timed(cmd, **kw):
     return elapsed, rss_kib
 
 
+def input_file(inp, name):
+    """pods.yaml or pods.json (gen_cluster.py --format)."""
+    yaml_path = os.path.join(inp, f"{name}.yaml")
+    return yaml_path if os.path.exists(yaml_path) else os.path.join(inp, f"{name}.json")
+
+
 def parse_nca(path):
     """{(src, dst): [(protocols or None, ports or None)]}: None protocols = all connections."""
     allowed = {}
@@ -136,14 +142,15 @@ def summarize_causes(disagreements, inp, palisade, out_dir):
     if not disagreements:
         return
     import yaml
-    with open(os.path.join(inp, "pods.yaml")) as f:
+    with open(input_file(inp, "pods")) as f:
         labels = {f"{p['metadata']['namespace']}/{p['metadata']['name']}": (p["metadata"]["namespace"],
                   tuple(sorted(p["metadata"].get("labels", {}).items()))) for p in yaml.safe_load(f)["items"]}
     policies = {}
     for name in os.listdir(os.path.join(inp, "policies")):
         with open(os.path.join(inp, "policies", name)) as f:
             for doc in yaml.safe_load_all(f):
-                policies[(doc["metadata"]["namespace"], doc["metadata"]["name"])] = doc
+                for policy in doc["items"] if doc.get("kind") == "List" else [doc]:
+                    policies[(policy["metadata"]["namespace"], policy["metadata"]["name"])] = policy
     groups = {}
     for d in disagreements:
         src, dst, port, protocol, ours, _ = d
@@ -187,7 +194,7 @@ def main():
     else:
         print("running network-config-analyzer (this takes a while)...", flush=True)
         nca_time, nca_rss = timed([args.nca, "--connectivity", os.path.join(inp, "policies"),
-                                   "--pod_list", os.path.join(inp, "pods.yaml"), "--ns_list", os.path.join(inp, "namespaces.yaml"),
+                                   "--pod_list", input_file(inp, "pods"), "--ns_list", input_file(inp, "namespaces"),
                                    "--output_format", "txt_no_fw_rules", "--output_endpoints", "pods", "--file_out", nca_out],
                                   stdout=subprocess.DEVNULL, stderr=open(os.path.join(args.out, "nca.log"), "w"))
 

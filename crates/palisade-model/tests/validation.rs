@@ -295,6 +295,30 @@ fn duplicate_keys_are_malformed() {
     let errors = errors("apiVersion: v1\nkind: Namespace\nkind: Pod\n");
     assert_eq!(errors.len(), 1);
     assert!(errors[0].contains("invalid YAML: duplicated key"), "{}", errors[0]);
+    // JSON (read by serde_json) gets the same treatment.
+    assert_eq!(errors_of_json("{\"apiVersion\": \"v1\",\n \"kind\": \"Namespace\",\n \"kind\": \"Pod\"}"), vec![
+        "policy.json:3:2: invalid YAML: duplicated key in mapping"
+    ]);
+}
+
+fn errors_of_json(text: &str) -> Vec<String> {
+    let mut loader = Loader::new(LoadOptions::default());
+    loader.add_text(Some(Path::new("policy.json")), text, None);
+    match loader.finish() {
+        Ok(_) => Vec::new(),
+        Err(error) => error.0.iter().map(|d| d.to_string()).collect(),
+    }
+}
+
+/// JSON as `kubectl get -o json` writes it: field errors and List items have the positions
+/// the YAML reading gives.
+#[test]
+fn json_lists_have_the_same_positions_and_errors() {
+    let text = "{\n  \"apiVersion\": \"v1\",\n  \"kind\": \"List\",\n  \"items\": [\n    {\n      \"apiVersion\": \"v1\",\n      \"kind\": \"Pod\",\n      \"metadata\": {\"name\": \"b\", \"namespace\": \"x\"},\n      \"status\": {\"podIP\": \"10.0.0\"}\n    },\n    {\"apiVersion\": \"v1\", \"kind\": \"Pod\", \"metadata\": {\"name\": \"a\", \"namespace\": \"x\"}},\n    {\"apiVersion\": \"v1\", \"kind\": \"Pod\", \"metadata\": {\"name\": \"a\", \"namespace\": \"x\"}}\n  ]\n}\n";
+    assert_eq!(errors_of_json(text), vec![
+        "policy.json:9:27: Pod x/b: status.podIP: invalid IP address \"10.0.0\": must be a valid IP address (e.g. 10.9.8.7 or 2001:db8::ffff)",
+        "policy.json:12:5: Pod x/a: defined twice: first defined at policy.json:11:5",
+    ]);
 }
 
 #[test]
