@@ -299,6 +299,16 @@ fn duplicate_keys_are_malformed() {
     assert_eq!(errors_of_json("{\"apiVersion\": \"v1\",\n \"kind\": \"Namespace\",\n \"kind\": \"Pod\"}"), vec![
         "policy.json:3:2: invalid YAML: duplicated key in mapping"
     ]);
+    // Also inside the items of a List, which are parsed apart (in parallel).
+    let list = "{\"apiVersion\": \"v1\", \"kind\": \"List\", \"items\": [\n {\"apiVersion\": \"v1\", \"kind\": \"Namespace\", \"metadata\": {\"name\": \"a\"}},\n {\"apiVersion\": \"v1\",\n  \"apiVersion\": \"v1\"}]}";
+    assert_eq!(errors_of_json(list), vec!["policy.json:4:3: invalid YAML: duplicated key in mapping"]);
+}
+
+/// A document with `items` that is not a List keeps them (and is judged as a whole).
+#[test]
+fn json_items_of_other_kinds_are_fields() {
+    let text = "{\"apiVersion\": \"networking.k8s.io/v1\", \"kind\": \"NetworkPolicy\", \"metadata\": {\"name\": \"p\"},\n \"items\": [{\"a\": 1}], \"spec\": {\"podSelector\": {}}}";
+    assert_eq!(errors_of_json(text), vec!["policy.json:2:2: NetworkPolicy default/p: items: unknown field"]);
 }
 
 fn errors_of_json(text: &str) -> Vec<String> {

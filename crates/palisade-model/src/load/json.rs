@@ -31,11 +31,17 @@ pub fn parse_documents(text: &str) -> Option<Vec<Document>> {
         let TopLevel(value, items) = next.ok()?;
         end = stream.byte_offset();
         if !value.is_null() {
-            let item_starts = items.iter().map(|&offset| lines.position(offset_in(text, offset))).collect();
-            documents.push(Document { value, start: lines.position(start), item_starts });
+            let raw_items: Vec<_> = items.iter().map(|item| offset_in(text, item)..offset_in(text, item) + item.len()).collect();
+            let item_starts = raw_items.iter().map(|range| lines.position(range.start)).collect();
+            documents.push(Document { value, start: lines.position(start), item_starts, raw_items });
         }
     }
     Some(documents)
+}
+
+/// One value (an item left raw by [`parse_documents`]), or `None` if it has a duplicated key.
+pub fn parse_value(text: &str) -> Option<Value> {
+    serde_json::from_str::<StrictValue>(text).ok().map(|StrictValue(value)| value)
 }
 
 /// Where a slice of `text` starts in it.
@@ -66,16 +72,12 @@ impl<'de> Visitor<'de> for TopLevelVisitor {
         let mut starts = Vec::new();
         while let Some(key) = access.next_key::<String>()? {
             let value = if key == "items" {
-                // The items are taken raw first, so each one's position is known, then parsed.
+                // The items are taken raw: their positions are known, and they are parsed
+                // later, in parallel ([`parse_value`]).
                 match access.next_value::<Items<'de>>()? {
                     Items::Raw(raw) => {
-                        let mut items = Vec::with_capacity(raw.len());
-                        for item in raw {
-                            let StrictValue(value) = serde_json::from_str(item.get()).map_err(de::Error::custom)?;
-                            starts.push(item.get());
-                            items.push(value);
-                        }
-                        Value::Array(items)
+                        starts.extend(raw.iter().map(|item| item.get()));
+                        Value::Array(Vec::new())
                     }
                     Items::Value(value) => value,
                 }
@@ -282,9 +284,11 @@ mod tests {
     #[test]
     fn same_documents_and_positions_as_the_yaml_parser() {
         let text = "{\"kind\": \"PodList\", \"apiVersion\": \"v1\",\n  \"items\": [\n    {\"kind\": \"Pod\", \"n\": 1.5, \"u\": null, \"b\": true, \"s\": \"é\\u00e9\"},\n\t{\"kind\": \"Pod\", \"l\": [1, -2, 3e2]}\n  ]\n}\n";
-        let json = parse_documents(text).unwrap_or_else(|| panic!("serde_json takes it"));
+        let mut json = parse_documents(text).unwrap_or_else(|| panic!("serde_json takes it"));
         let yaml = yaml::parse_yaml_documents(text).unwrap_or_else(|_| panic!("saphyr takes it"));
         assert_eq!(json.len(), 1);
+        let items = json[0].raw_items.iter().map(|range| parse_value(&text[range.clone()]).unwrap()).collect();
+        json[0].value["items"] = Value::Array(items);
         assert_eq!(json[0].value, yaml[0].value);
         assert_eq!((json[0].start, &json[0].item_starts), (yaml[0].start, &yaml[0].item_starts));
         assert_eq!(json[0].item_starts, vec![(3, 5), (4, 2)]);

@@ -6,12 +6,13 @@
 //! whole critical path of `palisade matrix`). Results are put back in input order, so the
 //! outcome never depends on scheduling.
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
-use super::{FileOutput, Pending, add_value, file_error, yaml};
+use super::{FileOutput, Pending, add_value, file_error, json, yaml};
 use crate::diagnostic::Diagnostic;
 use crate::field_path::FieldPath;
 
@@ -37,80 +38,76 @@ pub(super) struct FileContext<'a> {
 /// One object to convert (a document, or one item of a `List` document).
 pub(super) struct Unit {
     pub document: usize,
-    pub value: Value,
+    pub content: Content,
     pub path: FieldPath,
     pub start: yaml::Position,
+}
+
+pub(super) enum Content {
+    Parsed(Value),
+    /// A JSON `List` item not parsed yet: a byte range of the file's text.
+    Json(Range<usize>),
 }
 
 /// What the tasks of one file produced.
 #[derive(Default)]
 struct Slot {
-    /// The text, kept to locate errors; only when the file was read here.
-    text: Option<String>,
+    /// The text, kept to locate errors.
+    text: Option<Arc<str>>,
     failed: Option<Diagnostic>,
+    /// A JSON item the strict JSON reading refused (a duplicated key): the file is read
+    /// again as YAML, which words the error as for any other file.
+    read_as_yaml: bool,
     chunks: Vec<(usize, FileOutput, Vec<Pending>)>,
 }
 
 /// Reads every input; one output per input, in input order.
 pub(super) fn read_all(inputs: Vec<Input<'_>>, default_namespace: &str) -> Vec<FileOutput> {
     let slots: Vec<Mutex<Slot>> = inputs.iter().map(|_| Mutex::default()).collect();
-    let files: Vec<Option<PathBuf>> = inputs.iter().map(|i| i.file.clone()).collect();
-    let texts: Vec<Option<&str>> = inputs.iter().map(|i| i.text).collect();
+    let contexts: Vec<FileContext<'_>> = inputs
+        .iter()
+        .map(|input| FileContext {
+            origin_file: input.file.as_deref().map(Arc::from),
+            namespace: input.namespace.unwrap_or(default_namespace),
+            explicit_namespace: input.namespace.is_some(),
+        })
+        .collect();
     rayon::scope(|scope| {
-        for (input, slot) in inputs.into_iter().zip(&slots) {
+        for ((input, slot), context) in inputs.into_iter().zip(&slots).zip(&contexts) {
             scope.spawn(move |scope| {
-                let owned = match (input.text, &input.file) {
-                    (Some(_), _) | (None, None) => None,
+                let text: Arc<str> = match (input.text, &input.file) {
+                    (Some(text), _) => Arc::from(text),
                     (None, Some(file)) => match std::fs::read_to_string(file) {
-                        Ok(text) => Some(text),
+                        Ok(text) => Arc::from(text),
                         Err(e) => return lock(slot).failed = Some(file_error(file, format!("cannot read: {e}"))),
                     },
+                    (None, None) => Arc::from(""),
                 };
-                let text = input.text.or(owned.as_deref()).unwrap_or_default();
-                let documents = match yaml::parse_documents(text) {
-                    Ok(documents) => documents,
-                    Err(e) => {
-                        return lock(slot).failed = Some(Diagnostic {
-                            location: yaml::location_in(input.file.as_deref(), (e.line, e.column)),
-                            object: None,
-                            field: None,
-                            message: format!("invalid YAML: {}", e.message),
-                        });
-                    }
+                lock(slot).text = Some(Arc::clone(&text));
+                let units = match yaml::parse_documents(&text).map(|documents| units(documents, &text)) {
+                    Ok(Some(units)) => units,
+                    Ok(None) => return lock(slot).read_as_yaml = true,
+                    Err(e) => return lock(slot).failed = Some(parse_error(context, &e)),
                 };
-                let context = Arc::new(FileContext {
-                    origin_file: input.file.as_deref().map(Arc::from),
-                    namespace: input.namespace.unwrap_or(default_namespace),
-                    explicit_namespace: input.namespace.is_some(),
-                });
-                let mut units = units(documents).into_iter();
+                let mut units = units.into_iter();
                 for index in 0.. {
                     let chunk: Vec<Unit> = units.by_ref().take(OBJECTS_PER_TASK).collect();
                     if chunk.is_empty() {
                         break;
                     }
-                    let context = Arc::clone(&context);
-                    scope.spawn(move |_| {
-                        let (mut output, mut pending) = (FileOutput::default(), Vec::new());
-                        for unit in &chunk {
-                            add_value(&context, unit.document, &unit.value, &unit.path, unit.start, &mut pending, &mut output);
-                        }
-                        drop(chunk); // Freed here, on this core, not by the merging thread.
-                        lock(slot).chunks.push((index, output, pending));
+                    let text = Arc::clone(&text);
+                    scope.spawn(move |_| match convert(context, chunk, &text) {
+                        Some((output, pending)) => lock(slot).chunks.push((index, output, pending)),
+                        None => lock(slot).read_as_yaml = true,
                     });
                 }
-                lock(slot).text = owned;
             });
         }
     });
     slots
         .into_iter()
-        .zip(files)
-        .zip(texts)
-        .map(|((slot, file), text)| {
-            let slot = slot.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
-            finish_file(slot, file.as_deref(), text)
-        })
+        .zip(&contexts)
+        .map(|(slot, context)| finish_file(slot.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner()), context))
         .collect()
 }
 
@@ -118,23 +115,55 @@ fn lock(slot: &Mutex<Slot>) -> std::sync::MutexGuard<'_, Slot> {
     slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+fn parse_error(context: &FileContext<'_>, e: &yaml::ParseError) -> Diagnostic {
+    Diagnostic {
+        location: yaml::location_in(context.origin_file.as_deref(), (e.line, e.column)),
+        object: None,
+        field: None,
+        message: format!("invalid YAML: {}", e.message),
+    }
+}
+
+/// Converts a chunk of objects; `None` if a JSON item has to be read as YAML.
+fn convert(context: &FileContext<'_>, chunk: Vec<Unit>, text: &str) -> Option<(FileOutput, Vec<Pending>)> {
+    let (mut output, mut pending) = (FileOutput::default(), Vec::new());
+    for unit in chunk {
+        let value = match unit.content {
+            Content::Parsed(value) => value,
+            Content::Json(range) => json::parse_value(&text[range])?,
+        };
+        // Each tree is freed here, on this core, not by the merging thread.
+        add_value(context, unit.document, &value, &unit.path, unit.start, &mut pending, &mut output);
+    }
+    Some((output, pending))
+}
+
 /// The objects of a stream: each document, or each item of a `List` document (whose items
-/// start where the parser saw them).
-fn units(documents: Vec<yaml::Document>) -> Vec<Unit> {
+/// start where the parser saw them). `None` if a JSON item has to be read as YAML.
+fn units(documents: Vec<yaml::Document>, text: &str) -> Option<Vec<Unit>> {
     let mut units = Vec::new();
-    for (document, yaml::Document { value, start, item_starts }) in documents.into_iter().enumerate() {
+    for (document, yaml::Document { value, start, item_starts, raw_items }) in documents.into_iter().enumerate() {
         let mut value = value;
+        let unit = |(i, content)| Unit {
+            document,
+            content,
+            path: FieldPath::root().key("items").index(i),
+            start: item_starts.get(i).copied().unwrap_or(start),
+        };
         match list_items(&mut value) {
-            Some(items) => units.extend(items.into_iter().enumerate().map(|(i, item)| Unit {
-                document,
-                value: item,
-                path: FieldPath::root().key("items").index(i),
-                start: item_starts.get(i).copied().unwrap_or(start),
-            })),
-            None => units.push(Unit { document, value, path: FieldPath::root(), start }),
+            Some(_) if !raw_items.is_empty() => units.extend(raw_items.into_iter().map(Content::Json).enumerate().map(unit)),
+            Some(items) => units.extend(items.into_iter().map(Content::Parsed).enumerate().map(unit)),
+            None => {
+                if !raw_items.is_empty() {
+                    // Not a List after all: the object keeps its `items`.
+                    let items = raw_items.into_iter().map(|range| json::parse_value(&text[range])).collect::<Option<_>>()?;
+                    value["items"] = Value::Array(items);
+                }
+                units.push(Unit { document, content: Content::Parsed(value), path: FieldPath::root(), start });
+            }
         }
     }
-    units
+    Some(units)
 }
 
 /// The items of a `List` object (taken out of it), or `None` for any other document.
@@ -151,8 +180,29 @@ fn list_items(value: &mut Value) -> Option<Vec<Value>> {
     }
 }
 
+/// A file whose JSON had to be refused: read again, as YAML, on this thread (rare).
+fn read_as_yaml(context: &FileContext<'_>, text: &str) -> Slot {
+    let mut slot = Slot::default();
+    match yaml::parse_yaml_documents(text) {
+        Err(e) => slot.failed = Some(parse_error(context, &e)),
+        Ok(documents) => {
+            // YAML documents have no raw JSON items, so neither step can ask for YAML again.
+            let units = units(documents, text).unwrap_or_default();
+            if let Some((output, pending)) = convert(context, units, text) {
+                slot.chunks.push((0, output, pending));
+            }
+        }
+    }
+    slot
+}
+
 /// Puts a file's chunks back in order and locates its errors.
-fn finish_file(slot: Slot, file: Option<&Path>, text: Option<&str>) -> FileOutput {
+fn finish_file(mut slot: Slot, context: &FileContext<'_>) -> FileOutput {
+    let text = slot.text.take().unwrap_or_else(|| Arc::from(""));
+    if slot.read_as_yaml {
+        slot = read_as_yaml(context, &text);
+    }
+    let file = context.origin_file.as_deref();
     let mut output = FileOutput::default();
     if let Some(failed) = slot.failed {
         output.errors.push(failed);
@@ -171,8 +221,7 @@ fn finish_file(slot: Slot, file: Option<&Path>, text: Option<&str>) -> FileOutpu
         return output;
     }
     // Only now are field positions needed: parse once more, keeping every node's span.
-    let text = text.or(slot.text.as_deref()).unwrap_or_default();
-    let positions = yaml::Positions::parse(text);
+    let positions = yaml::Positions::parse(&text);
     for p in pending {
         let position = positions.as_ref().and_then(|ps| ps.locate(p.document, &p.path, p.at_key)).unwrap_or(p.fallback);
         output.errors.push(Diagnostic {

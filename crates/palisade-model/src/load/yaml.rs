@@ -38,6 +38,9 @@ pub struct Document {
     pub start: Position,
     /// Where each element of a top-level `items` sequence starts (the objects of a `List`).
     pub item_starts: Vec<Position>,
+    /// JSON only: the elements of the top-level `items` array as byte ranges of the text,
+    /// left unparsed so that they are parsed in parallel (`value` then has an empty `items`).
+    pub raw_items: Vec<std::ops::Range<usize>>,
 }
 
 /// Parses every document of a stream; empty documents are left out. JSON goes to
@@ -113,7 +116,7 @@ impl Builder {
             None => {
                 let item_starts = std::mem::take(&mut self.item_starts);
                 if !value.is_null() {
-                    self.documents.push(Document { value, start, item_starts });
+                    self.documents.push(Document { value, start, item_starts, raw_items: Vec::new() });
                 }
             }
             Some(Frame::Sequence { items, .. }) => {
