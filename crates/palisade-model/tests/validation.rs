@@ -8,8 +8,16 @@ use palisade_model::{LoadOptions, Loader};
 
 /// Every diagnostic for one input file named `policy.yaml`.
 fn errors(text: &str) -> Vec<String> {
+    errors_in("policy.yaml", text)
+}
+
+fn errors_of_json(text: &str) -> Vec<String> {
+    errors_in("policy.json", text)
+}
+
+fn errors_in(file: &str, text: &str) -> Vec<String> {
     let mut loader = Loader::new(LoadOptions::default());
-    loader.add_text(Some(Path::new("policy.yaml")), text, None);
+    loader.add_text(Some(Path::new(file)), text, None);
     match loader.finish() {
         Ok(_) => Vec::new(),
         Err(error) => error.0.iter().map(|d| d.to_string()).collect(),
@@ -309,15 +317,6 @@ fn duplicate_keys_are_malformed() {
 fn json_items_of_other_kinds_are_fields() {
     let text = "{\"apiVersion\": \"networking.k8s.io/v1\", \"kind\": \"NetworkPolicy\", \"metadata\": {\"name\": \"p\"},\n \"items\": [{\"a\": 1}], \"spec\": {\"podSelector\": {}}}";
     assert_eq!(errors_of_json(text), vec!["policy.json:2:2: NetworkPolicy default/p: items: unknown field"]);
-}
-
-fn errors_of_json(text: &str) -> Vec<String> {
-    let mut loader = Loader::new(LoadOptions::default());
-    loader.add_text(Some(Path::new("policy.json")), text, None);
-    match loader.finish() {
-        Ok(_) => Vec::new(),
-        Err(error) => error.0.iter().map(|d| d.to_string()).collect(),
-    }
 }
 
 /// JSON as `kubectl get -o json` writes it: field errors and List items have the positions

@@ -23,13 +23,24 @@ pub fn looks_like_json(text: &str) -> bool {
 pub fn parse_documents(text: &str) -> Option<Vec<Document>> {
     let lines = LineStarts::new(text);
     let mut documents = Vec::new();
-    let mut stream = serde_json::Deserializer::from_str(text).into_iter::<TopLevel<'_>>();
     let mut end = 0;
     loop {
-        let start = end + (text[end..].len() - text[end..].trim_start().len());
-        let Some(next) = stream.next() else { break };
-        let TopLevel(value, items) = next.ok()?;
-        end = stream.byte_offset();
+        let start = text.len() - text[end..].trim_start().len();
+        // Objects go through `TopLevel`, which leaves `List` items raw; anything else
+        // (rare at the top) is a plain value.
+        let (value, items) = match text.as_bytes().get(start) {
+            None => break,
+            Some(b'{') => {
+                let (TopLevel(value, items), length) = first::<TopLevel<'_>>(&text[start..])?;
+                end = start + length;
+                (value, items)
+            }
+            Some(_) => {
+                let (StrictValue(value), length) = first::<StrictValue>(&text[start..])?;
+                end = start + length;
+                (value, Vec::new())
+            }
+        };
         if !value.is_null() {
             let raw_items: Vec<_> = items.iter().map(|item| offset_in(text, item)..offset_in(text, item) + item.len()).collect();
             let item_starts = raw_items.iter().map(|range| lines.position(range.start)).collect();
@@ -37,6 +48,13 @@ pub fn parse_documents(text: &str) -> Option<Vec<Document>> {
         }
     }
     Some(documents)
+}
+
+/// The first value of a stream, and how many bytes it takes.
+fn first<'a, T: Deserialize<'a>>(text: &'a str) -> Option<(T, usize)> {
+    let mut stream = serde_json::Deserializer::from_str(text).into_iter::<T>();
+    let value = stream.next()?.ok()?;
+    Some((value, stream.byte_offset()))
 }
 
 /// One value (an item left raw by [`parse_documents`]), or `None` if it has a duplicated key.
@@ -49,12 +67,12 @@ fn offset_in(text: &str, part: &str) -> usize {
     part.as_ptr() as usize - text.as_ptr() as usize
 }
 
-/// A document, and where the items of its top-level `items` array start (a `List`).
+/// An object, and its top-level `items` array left raw (a `List`'s items).
 struct TopLevel<'a>(Value, Vec<&'a str>);
 
 impl<'de> Deserialize<'de> for TopLevel<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(TopLevelVisitor)
+        deserializer.deserialize_map(TopLevelVisitor)
     }
 }
 
@@ -89,34 +107,6 @@ impl<'de> Visitor<'de> for TopLevelVisitor {
             }
         }
         Ok(TopLevel(Value::Object(map), starts))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-        StrictVisitor.visit_seq(seq).map(|v| TopLevel(v, Vec::new()))
-    }
-
-    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
-        Ok(TopLevel(Value::Bool(v), Vec::new()))
-    }
-
-    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
-        Ok(TopLevel(Value::Number(v.into()), Vec::new()))
-    }
-
-    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
-        Ok(TopLevel(Value::Number(v.into()), Vec::new()))
-    }
-
-    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
-        Ok(TopLevel(float(v), Vec::new()))
-    }
-
-    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(TopLevel(Value::String(v.to_string()), Vec::new()))
-    }
-
-    fn visit_unit<E>(self) -> Result<Self::Value, E> {
-        Ok(TopLevel(Value::Null, Vec::new()))
     }
 }
 
