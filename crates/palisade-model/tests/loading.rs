@@ -3,7 +3,7 @@
 use std::fs;
 use std::path::Path;
 
-use palisade_model::{LoadOptions, Loader, NAMESPACE_NAME_LABEL, Protocol, Source, WorkloadKind, load, load_text};
+use palisade_model::{LoadOptions, Loader, NAMESPACE_NAME_LABEL, Protocol, Source, WorkloadKind, load, load_text, parse_yaml};
 
 fn write(dir: &Path, name: &str, text: &str) {
     let path = dir.join(name);
@@ -184,4 +184,14 @@ fn finished_pods_no_longer_count() {
 fn missing_files_are_reported() {
     let error = load(&[Source { path: "/nonexistent/x.yaml".into(), namespace: None }], &LoadOptions::default()).unwrap_err();
     assert!(error.0[0].to_string().starts_with("/nonexistent/x.yaml: cannot read: "), "{}", error.0[0]);
+}
+
+/// `parse_yaml` (the lab's reading of `apply -f`) gives whole values for JSON Lists too, whose
+/// items the loader leaves raw to parse them in parallel.
+#[test]
+fn parse_yaml_gives_json_list_items() {
+    let values = parse_yaml("{\"apiVersion\": \"v1\", \"kind\": \"List\", \"items\": [{\"a\": 1}, {\"b\": [2]}]}").unwrap();
+    assert_eq!(values, vec![serde_json::json!({"apiVersion": "v1", "kind": "List", "items": [{"a": 1}, {"b": [2]}]})]);
+    let error = parse_yaml("{\"kind\": \"List\", \"items\": [{\"a\": 1, \"a\": 2}]}").unwrap_err();
+    assert!(error.ends_with("duplicated key in mapping"), "{error}");
 }
