@@ -30,8 +30,15 @@ fn policy(name: &str, spec: &str) -> String {
 }
 
 
+const WEB_IP: &str = "10.244.1.10";
 const PODS: [(&str, &str, &str); 4] =
-    [("web", "app: web", "10.244.1.10"), ("db", "app: db", "10.244.1.11"), ("a", "role: client", "10.244.1.12"), ("b", "role: other", "10.244.1.13")];
+    [("web", "app: web", WEB_IP), ("db", "app: db", "10.244.1.11"), ("a", "role: client", "10.244.1.12"), ("b", "role: other", "10.244.1.13")];
+
+/// A node with the pods of `PODS` in namespace x.
+fn pods_testbed() -> Testbed {
+    let specs: Vec<PodSpec> = PODS.iter().map(|(n, _, ip)| PodSpec { name: format!("x/{n}"), ips: vec![ip.parse().unwrap()] }).collect();
+    Testbed::new(&specs)
+}
 
 fn pods_yaml(labels_of_b: &str) -> String {
     PODS.iter().map(|(n, l, ip)| pod(n, if *n == "b" { labels_of_b } else { l }, ip)).collect()
@@ -42,8 +49,7 @@ fn incremental_updates_leave_the_kernel_as_a_full_render_would() {
     if !require_privileges() {
         return;
     }
-    let specs: Vec<PodSpec> = PODS.iter().map(|(n, _, ip)| PodSpec { name: format!("x/{n}"), ips: vec![ip.parse().unwrap()] }).collect();
-    let bed = Testbed::new(&specs);
+    let bed = pods_testbed();
     let web_policy = policy("web", "podSelector: {matchLabels: {app: web}}\ningress: [{from: [{podSelector: {matchLabels: {role: client}}}], ports: [{port: http}]}]");
     let db_policy = policy("db", "podSelector: {matchLabels: {app: db}}\ningress: [{from: [{podSelector: {matchLabels: {app: web}}}]}]");
     let steps: Vec<(&str, String)> = vec![
@@ -75,8 +81,7 @@ fn resync_repairs_changes_made_behind_palisades_back() {
     if !require_privileges() {
         return;
     }
-    let specs: Vec<PodSpec> = PODS.iter().map(|(n, _, ip)| PodSpec { name: format!("x/{n}"), ips: vec![ip.parse().unwrap()] }).collect();
-    let bed = Testbed::new(&specs);
+    let bed = pods_testbed();
     let web_policy = policy("web", "podSelector: {matchLabels: {app: web}}\ningress: [{from: [{podSelector: {matchLabels: {role: client}}}]}]");
     let with_b = rendered(&cluster(&(pods_yaml("role: client") + &web_policy)));
     let without_b = rendered(&cluster(&(pods_yaml("role: other") + &web_policy)));
@@ -110,10 +115,9 @@ fn control_load_without_updates() {
     if !require_privileges() {
         return;
     }
-    let specs: Vec<PodSpec> = PODS.iter().map(|(n, _, ip)| PodSpec { name: format!("x/{n}"), ips: vec![ip.parse().unwrap()] }).collect();
-    let bed = Testbed::new(&specs);
+    let bed = pods_testbed();
     let _servers = Servers::start(bed.pod("x/web"), &[80], &[]);
-    let web: IpAddr = "10.244.1.10".parse().unwrap();
+    let web = WEB_IP.parse::<IpAddr>().unwrap();
     let base = policy("web", "podSelector: {matchLabels: {app: web}}\ningress:\n- from: [{podSelector: {matchLabels: {role: client}}}]\n  ports: [{port: 80}]");
     Dataplane::new(NodeNft(&bed)).replace(&rendered(&cluster(&(pods_yaml("role: other") + &base)))).expect("apply");
     // Both clients at once, as in the test.
@@ -144,10 +148,9 @@ fn two_hundred_updates_under_load_are_atomic() {
     if !require_privileges() {
         return;
     }
-    let specs: Vec<PodSpec> = PODS.iter().map(|(n, _, ip)| PodSpec { name: format!("x/{n}"), ips: vec![ip.parse().unwrap()] }).collect();
-    let bed = Testbed::new(&specs);
+    let bed = pods_testbed();
     let _servers = Servers::start(bed.pod("x/web"), &[80], &[]);
-    let web: IpAddr = "10.244.1.10".parse().unwrap();
+    let web = WEB_IP.parse::<IpAddr>().unwrap();
     let states: Vec<Ruleset> = (0..200)
         .map(|i| {
             let extra_port = 1000 + i;
