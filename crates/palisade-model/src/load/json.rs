@@ -50,6 +50,17 @@ pub fn parse_documents(text: &str) -> Option<Vec<Document>> {
     Some(documents)
 }
 
+/// Parses the `items` that [`parse_documents`] left raw into the document's value, for
+/// readers that want whole values; `None` if an item has a duplicated key.
+pub fn fill_items(document: &mut Document, text: &str) -> Option<()> {
+    if document.raw_items.is_empty() {
+        return Some(());
+    }
+    let items = document.raw_items.drain(..).map(|range| parse_value(&text[range])).collect::<Option<_>>()?;
+    document.value["items"] = Value::Array(items);
+    Some(())
+}
+
 /// The first value of a stream, and how many bytes it takes.
 fn first<'a, T: Deserialize<'a>>(text: &'a str) -> Option<(T, usize)> {
     let mut stream = serde_json::Deserializer::from_str(text).into_iter::<T>();
@@ -277,8 +288,7 @@ mod tests {
         let mut json = parse_documents(text).unwrap_or_else(|| panic!("serde_json takes it"));
         let yaml = yaml::parse_yaml_documents(text).unwrap_or_else(|_| panic!("saphyr takes it"));
         assert_eq!(json.len(), 1);
-        let items = json[0].raw_items.iter().map(|range| parse_value(&text[range.clone()]).unwrap()).collect();
-        json[0].value["items"] = Value::Array(items);
+        fill_items(&mut json[0], text).unwrap();
         assert_eq!(json[0].value, yaml[0].value);
         assert_eq!((json[0].start, &json[0].item_starts), (yaml[0].start, &yaml[0].item_starts));
         assert_eq!(json[0].item_starts, vec![(3, 5), (4, 2)]);

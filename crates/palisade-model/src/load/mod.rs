@@ -24,23 +24,13 @@ use kinds::Object;
 
 /// Parses a YAML (or JSON) stream into plain JSON values, one per non-empty document.
 pub fn parse_yaml(text: &str) -> Result<Vec<Value>, String> {
-    let documents = yaml::parse_documents(text).map_err(|e| format!("{}:{}: {}", e.line, e.column, e.message))?;
-    let mut values = Vec::with_capacity(documents.len());
-    for mut document in documents {
-        if !document.raw_items.is_empty() {
-            // JSON `List` items are left raw by the fast reader: parse them here.
-            let items = document.raw_items.iter().map(|range| json::parse_value(&text[range.clone()])).collect();
-            match items {
-                Some(items) => document.value["items"] = Value::Array(items),
-                // A duplicated key: the YAML reading says where.
-                None => return yaml::parse_yaml_documents(text)
-                    .map(|documents| documents.into_iter().map(|d| d.value).collect())
-                    .map_err(|e| format!("{}:{}: {}", e.line, e.column, e.message)),
-            }
-        }
-        values.push(document.value);
+    let describe = |e: yaml::ParseError| format!("{}:{}: {}", e.line, e.column, e.message);
+    let mut documents = yaml::parse_documents(text).map_err(describe)?;
+    if documents.iter_mut().any(|document| json::fill_items(document, text).is_none()) {
+        // A duplicated key in a JSON `List` item: the YAML reading says where.
+        documents = yaml::parse_yaml_documents(text).map_err(describe)?;
     }
-    Ok(values)
+    Ok(documents.into_iter().map(|d| d.value).collect())
 }
 
 /// A path to load, optionally with the namespace its namespace-less objects go to

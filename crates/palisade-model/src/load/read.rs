@@ -142,8 +142,12 @@ fn convert(context: &FileContext<'_>, chunk: Vec<Unit>, text: &str) -> Option<(F
 /// start where the parser saw them). `None` if a JSON item has to be read as YAML.
 fn units(documents: Vec<yaml::Document>, text: &str) -> Option<Vec<Unit>> {
     let mut units = Vec::new();
-    for (document, yaml::Document { value, start, item_starts, raw_items }) in documents.into_iter().enumerate() {
-        let mut value = value;
+    for (document, mut parsed) in documents.into_iter().enumerate() {
+        if !is_list(&parsed.value) {
+            // Not a List after all: the object keeps its `items`.
+            json::fill_items(&mut parsed, text)?;
+        }
+        let yaml::Document { mut value, start, item_starts, raw_items } = parsed;
         let unit = |(i, content)| Unit {
             document,
             content,
@@ -153,28 +157,26 @@ fn units(documents: Vec<yaml::Document>, text: &str) -> Option<Vec<Unit>> {
         match list_items(&mut value) {
             Some(_) if !raw_items.is_empty() => units.extend(raw_items.into_iter().map(Content::Json).enumerate().map(unit)),
             Some(items) => units.extend(items.into_iter().map(Content::Parsed).enumerate().map(unit)),
-            None => {
-                if !raw_items.is_empty() {
-                    // Not a List after all: the object keeps its `items`.
-                    let items = raw_items.into_iter().map(|range| json::parse_value(&text[range])).collect::<Option<_>>()?;
-                    value["items"] = Value::Array(items);
-                }
-                units.push(Unit { document, content: Content::Parsed(value), path: FieldPath::root(), start });
-            }
+            None => units.push(Unit { document, content: Content::Parsed(value), path: FieldPath::root(), start }),
         }
     }
     Some(units)
 }
 
-/// The items of a `List` object (taken out of it), or `None` for any other document.
-fn list_items(value: &mut Value) -> Option<Vec<Value>> {
-    let Value::Object(map) = value else { return None };
+/// Whether a document is a `List` whose objects are its `items`.
+fn is_list(value: &Value) -> bool {
+    let Value::Object(map) = value else { return false };
     let kind = map.get("kind").and_then(Value::as_str).unwrap_or_default();
     let api_version = map.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
-    if !kind.ends_with("List") || api_version.is_empty() || !matches!(map.get("items"), Some(Value::Array(_))) {
+    kind.ends_with("List") && !api_version.is_empty() && matches!(map.get("items"), Some(Value::Array(_)))
+}
+
+/// The items of a `List` object (taken out of it), or `None` for any other document.
+fn list_items(value: &mut Value) -> Option<Vec<Value>> {
+    if !is_list(value) {
         return None;
     }
-    match map.remove("items") {
+    match value.as_object_mut()?.remove("items") {
         Some(Value::Array(items)) => Some(items),
         _ => None,
     }
