@@ -4,6 +4,7 @@
 //! Loading is all or nothing: every problem in every file is reported, and no cluster is
 //! produced if there was any, so nothing is ever evaluated on partial data.
 
+mod block_yaml;
 mod json;
 mod kinds;
 mod read;

@@ -1,0 +1,614 @@
+//! A fast reader for the YAML that tools write (`kubectl get -o yaml`, PyYAML, yq, Helm
+//! output): block mappings and sequences, one-line flow collections, one-line plain and
+//! quoted scalars, anchors and aliases, comments and several documents.
+//!
+//! Why it exists: saphyr reads about 18 MB/s here, and on the 500-pod comparison with
+//! NCA its scanner was over half of a `palisade matrix` run (BENCHMARKS.md). This reader
+//! declines (`None`) everything outside that subset, and every error, so saphyr still reads
+//! those files and words every message; on what it accepts it gives exactly saphyr's
+//! documents, values and positions alike (the differential tests below and the proptest in
+//! `tests/block_yaml.rs` hold it to that). Scalars are resolved by saphyr's own code.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use saphyr::ScalarStyle;
+use serde_json::{Map, Value};
+
+use super::yaml::{Document, Position, key_of, scalar};
+
+/// The text is outside the subset, or wrong: saphyr reads it instead.
+struct Decline;
+
+type Read<T> = Result<T, Decline>;
+
+/// Every non-empty document of the stream, or `None` when the text is not in the subset.
+pub fn parse_documents(text: &str) -> Option<Vec<Document>> {
+    // ASCII only, so that a byte offset is a column; no tabs, carriage returns or control
+    // characters, whose rules are subtle and which tools do not write.
+    if text.bytes().any(|b| (b < b' ' && b != b'\n') || b > b'~') {
+        return None;
+    }
+    let mut reader =
+        Reader { text: text.as_bytes(), source: text, pos: 0, line: 1, line_start: 0, anchors: HashMap::new(), item_starts: Vec::new() };
+    reader.stream().ok()
+}
+
+/// What begins at the reader's position, which is the first character of a line's content.
+#[derive(Clone, Copy, PartialEq)]
+enum Next {
+    End,
+    /// `---` or `...` in column 1.
+    Marker,
+    /// Content indented by this many spaces.
+    Content(usize),
+}
+
+/// Where a block node sits: what owns it decides how far following lines may be indented.
+#[derive(Clone, Copy)]
+enum Slot {
+    Root,
+    /// The value of a key in this column.
+    Key(usize),
+    /// An entry after a dash in this column.
+    Dash(usize),
+}
+
+/// What a node is to the document, for the positions of a `List`'s objects.
+#[derive(Clone, Copy, PartialEq)]
+enum Role {
+    Other,
+    /// The document's root: if a mapping, its `items` are the objects of a `List`.
+    Root,
+    /// The `items` of the root mapping: if a sequence, where its elements start is recorded.
+    Items,
+}
+
+impl Slot {
+    /// The column lines of this node must be indented beyond (the root: none).
+    fn column(self) -> Option<usize> {
+        match self {
+            Slot::Root => None,
+            Slot::Key(column) | Slot::Dash(column) => Some(column),
+        }
+    }
+}
+
+struct Reader<'t> {
+    text: &'t [u8],
+    source: &'t str,
+    pos: usize,
+    /// 1-based line of `pos`, and where that line starts.
+    line: usize,
+    line_start: usize,
+    /// Anchors of the current document.
+    anchors: HashMap<&'t str, Value>,
+    /// Where the elements of the current document's `items` start.
+    item_starts: Vec<Position>,
+}
+
+impl<'t> Reader<'t> {
+    fn peek(&self) -> u8 {
+        self.at(self.pos)
+    }
+
+    /// The byte at `index`, `\n` past the end (the end of the text ends its last line).
+    fn at(&self, index: usize) -> u8 {
+        self.text.get(index).copied().unwrap_or(b'\n')
+    }
+
+    fn column(&self) -> usize {
+        self.pos - self.line_start
+    }
+
+    fn position(&self) -> Position {
+        (self.line, self.column() + 1)
+    }
+
+    fn skip_spaces(&mut self) {
+        while self.peek() == b' ' {
+            self.pos += 1;
+        }
+    }
+
+    /// Whether only spaces and a comment remain on the line.
+    fn rest_is_empty(&mut self) -> bool {
+        let before = self.pos;
+        self.skip_spaces();
+        match self.peek() {
+            b'\n' => true,
+            // A comment needs a space before it (or the start of the line).
+            b'#' => self.pos > before || self.pos == self.line_start,
+            _ => false,
+        }
+    }
+
+    /// Ends the line (only spaces and a comment may remain) and moves to the next line with
+    /// content.
+    fn end_line(&mut self) -> Read<()> {
+        if !self.rest_is_empty() {
+            return Err(Decline);
+        }
+        self.pos = memchr_newline(self.text, self.pos);
+        self.skip_to_content();
+        Ok(())
+    }
+
+    /// From the end of a line (or the start of the text), moves past empty and comment lines
+    /// to the first character of the next content.
+    fn skip_to_content(&mut self) {
+        loop {
+            if self.pos < self.text.len() && self.text[self.pos] == b'\n' {
+                self.pos += 1;
+                self.line += 1;
+                self.line_start = self.pos;
+            }
+            self.skip_spaces();
+            match self.peek() {
+                b'#' => self.pos = memchr_newline(self.text, self.pos),
+                b'\n' if self.pos < self.text.len() => {}
+                _ => return,
+            }
+        }
+    }
+
+    fn lookahead(&self) -> Next {
+        if self.pos >= self.text.len() {
+            return Next::End;
+        }
+        let column = self.column();
+        let marker = &self.text[self.pos..];
+        if column == 0 && (marker.starts_with(b"---") || marker.starts_with(b"...")) && matches!(self.at(self.pos + 3), b' ' | b'\n') {
+            return Next::Marker;
+        }
+        Next::Content(column)
+    }
+
+    /// A dash that starts a block sequence entry.
+    fn is_dash(&self) -> bool {
+        self.peek() == b'-' && matches!(self.at(self.pos + 1), b' ' | b'\n')
+    }
+
+    fn stream(&mut self) -> Read<Vec<Document>> {
+        let mut documents = Vec::new();
+        self.skip_to_content();
+        loop {
+            match self.lookahead() {
+                Next::End => return Ok(documents),
+                Next::Marker => {
+                    // `---` opens a document, `...` closes one; nothing may follow on the line.
+                    self.pos += 3;
+                    self.end_line()?;
+                    continue;
+                }
+                Next::Content(_) if self.peek() == b'%' => return Err(Decline), // a directive
+                Next::Content(_) => {}
+            }
+            self.anchors.clear();
+            let (value, start) = self.value(Slot::Root, Role::Root)?;
+            if !matches!(self.lookahead(), Next::End | Next::Marker) {
+                return Err(Decline);
+            }
+            let item_starts = std::mem::take(&mut self.item_starts);
+            if !value.is_null() {
+                documents.push(Document { value, start, item_starts, raw_items: Vec::new() });
+            }
+        }
+    }
+
+    /// The value after `key:` or a dash (or a document's root): on the rest of the line, or
+    /// on the lines after it.
+    fn value(&mut self, slot: Slot, role: Role) -> Read<(Value, Position)> {
+        self.skip_spaces();
+        // saphyr puts the start of an anchored node at its anchor.
+        let anchor_start = self.position();
+        let anchor = self.anchor()?;
+        let (value, start) = if self.rest_is_empty() {
+            self.end_line()?;
+            match self.lookahead() {
+                Next::Content(column) if slot.column().is_none_or(|owner| column > owner) => self.node(slot, true, role)?,
+                // `key:` with a sequence at the key's own column (how kubectl indents).
+                Next::Content(column) if matches!(slot, Slot::Key(owner) if owner == column) && self.is_dash() => {
+                    let start = self.position();
+                    (self.block_sequence(column, role)?, start)
+                }
+                // An empty value: saphyr gives it a position of its own; rare, so declined.
+                _ => return Err(Decline),
+            }
+        } else {
+            // A block collection may start on the dash's line (`- a: 1`), not on a key's.
+            let compact = anchor.is_none() && !matches!(slot, Slot::Key(_));
+            self.node(slot, compact, role)?
+        };
+        match anchor {
+            Some(name) => {
+                self.anchors.insert(name, value.clone());
+                Ok((value, anchor_start))
+            }
+            None => Ok((value, start)),
+        }
+    }
+
+    /// The node that starts at the reader's position; `compact`: whether a block mapping or
+    /// sequence may start here.
+    fn node(&mut self, slot: Slot, compact: bool, role: Role) -> Read<(Value, Position)> {
+        let start = self.position();
+        let column = self.column();
+        if self.is_dash() {
+            return if compact { Ok((self.block_sequence(column, role)?, start)) } else { Err(Decline) };
+        }
+        if self.is_key_line() {
+            return if compact { Ok((self.block_mapping(role)?, start)) } else { Err(Decline) };
+        }
+        let value = self.inline(role)?;
+        self.end_line()?;
+        // A line indented beyond the owner after a one-line value would continue a plain
+        // scalar over several lines (or be an error): declined.
+        if let Next::Content(next) = self.lookahead()
+            && slot.column().is_none_or(|owner| next > owner)
+        {
+            return Err(Decline);
+        }
+        Ok((value, start))
+    }
+
+    /// Entries of a block sequence whose dashes are in `column`.
+    fn block_sequence(&mut self, column: usize, role: Role) -> Read<Value> {
+        let mut entries = Vec::new();
+        loop {
+            self.pos += 1; // the dash
+            let (entry, start) = self.value(Slot::Dash(column), Role::Other)?;
+            if role == Role::Items {
+                self.item_starts.push(start);
+            }
+            entries.push(entry);
+            match self.lookahead() {
+                Next::Content(next) if next == column && self.is_dash() => {}
+                Next::Content(next) if next > column => return Err(Decline),
+                _ => return Ok(Value::Array(entries)),
+            }
+        }
+    }
+
+    /// Entries of a block mapping whose keys are in the reader's column.
+    fn block_mapping(&mut self, role: Role) -> Read<Value> {
+        let column = self.column();
+        let mut map = Map::new();
+        loop {
+            let key = self.block_key()?;
+            let role = if role == Role::Root && key == "items" { Role::Items } else { Role::Other };
+            let (value, _) = self.value(Slot::Key(column), role)?;
+            if map.insert(key, value).is_some() {
+                return Err(Decline); // a duplicated key: saphyr words the error
+            }
+            match self.lookahead() {
+                Next::Content(next) if next == column && self.is_key_line() => {}
+                Next::Content(next) if next >= column => return Err(Decline),
+                _ => return Ok(Value::Object(map)),
+            }
+        }
+    }
+
+    /// Whether the line from here is `key: ...` (or `key:` at its end).
+    fn is_key_line(&self) -> bool {
+        let line = &self.text[self.pos..memchr_newline(self.text, self.pos)];
+        let colon_at = |i: usize| line.get(i) == Some(&b':') && matches!(line.get(i + 1), None | Some(b' '));
+        match line.first() {
+            Some(&quote @ (b'"' | b'\'')) => {
+                let mut i = 1;
+                while i < line.len() {
+                    match line[i] {
+                        b'\\' if quote == b'"' => i += 2,
+                        b'\'' if quote == b'\'' && line.get(i + 1) == Some(&b'\'') => i += 2,
+                        c if c == quote => return colon_at(i + 1),
+                        _ => i += 1,
+                    }
+                }
+                false
+            }
+            Some(b'{' | b'[' | b'*' | b'&' | b'!' | b'|' | b'>' | b'#' | b'%' | b'@' | b'`' | b',' | b']' | b'}') | None => false,
+            // A dash, or a complex key's indicators.
+            Some(b'-' | b'?' | b':') if matches!(line.get(1), None | Some(b' ')) => false,
+            Some(_) => {
+                for i in 0..line.len() {
+                    if colon_at(i) {
+                        return true;
+                    }
+                    if line[i] == b'#' && i > 0 && line[i - 1] == b' ' {
+                        return false;
+                    }
+                }
+                false
+            }
+        }
+    }
+
+    /// A block mapping's key and its colon.
+    fn block_key(&mut self) -> Read<String> {
+        let (text, style) = match self.peek() {
+            b'"' => (self.double_quoted()?, ScalarStyle::DoubleQuoted),
+            b'\'' => (self.single_quoted()?, ScalarStyle::SingleQuoted),
+            b'?' | b':' if matches!(self.at(self.pos + 1), b' ' | b'\n') => return Err(Decline), // complex keys
+            _ => {
+                let start = self.pos;
+                while !(self.peek() == b':' && matches!(self.at(self.pos + 1), b' ' | b'\n')) {
+                    if self.peek() == b'\n' {
+                        return Err(Decline);
+                    }
+                    self.pos += 1;
+                }
+                (Cow::Borrowed(self.source[start..self.pos].trim_end_matches(' ')), ScalarStyle::Plain)
+            }
+        };
+        if self.peek() != b':' || !matches!(self.at(self.pos + 1), b' ' | b'\n') {
+            return Err(Decline);
+        }
+        self.pos += 1;
+        Ok(key_of(scalar(text, style, None)))
+    }
+
+    /// `&name ` before a node, if there is one.
+    fn anchor(&mut self) -> Read<Option<&'t str>> {
+        if self.peek() != b'&' {
+            return Ok(None);
+        }
+        self.pos += 1;
+        let name = self.name()?;
+        if !matches!(self.peek(), b' ' | b'\n') {
+            return Err(Decline);
+        }
+        self.skip_spaces();
+        Ok(Some(name))
+    }
+
+    /// An anchor's or alias's name.
+    fn name(&mut self) -> Read<&'t str> {
+        let start = self.pos;
+        while !matches!(self.peek(), b' ' | b'\n' | b',' | b'[' | b']' | b'{' | b'}') {
+            self.pos += 1;
+        }
+        if self.pos == start {
+            return Err(Decline);
+        }
+        Ok(&self.source[start..self.pos])
+    }
+
+    fn alias(&mut self) -> Read<Value> {
+        self.pos += 1; // `*`
+        let name = self.name()?;
+        self.anchors.get(name).cloned().ok_or(Decline)
+    }
+
+    /// A one-line node in block context: a flow collection, a quoted or plain scalar or an
+    /// alias.
+    fn inline(&mut self, role: Role) -> Read<Value> {
+        match self.peek() {
+            b'[' | b'{' => self.flow_node(role),
+            b'*' => self.alias(),
+            b'"' => Ok(scalar(self.double_quoted()?, ScalarStyle::DoubleQuoted, None)),
+            b'\'' => Ok(scalar(self.single_quoted()?, ScalarStyle::SingleQuoted, None)),
+            _ => {
+                let text = self.plain(false)?;
+                Ok(scalar(Cow::Borrowed(text), ScalarStyle::Plain, None))
+            }
+        }
+    }
+
+    /// A plain scalar on one line; `flow`: inside a flow collection, where `,[]{}` end it.
+    fn plain(&mut self, flow: bool) -> Read<&'t str> {
+        let first = self.peek();
+        let next = self.at(self.pos + 1);
+        let ends = |c: u8| c == b' ' || c == b'\n' || (flow && matches!(c, b',' | b'[' | b']' | b'{' | b'}'));
+        let indicator = matches!(first, b',' | b'[' | b']' | b'{' | b'}' | b'#' | b'&' | b'*' | b'!' | b'|' | b'>' | b'\'' | b'"' | b'%' | b'@' | b'`' | b'\n' | b' ');
+        if indicator || (matches!(first, b'-' | b'?' | b':') && ends(next)) {
+            return Err(Decline);
+        }
+        let start = self.pos;
+        loop {
+            match self.peek() {
+                b'\n' => break,
+                b':' if ends(self.at(self.pos + 1)) => {
+                    if flow {
+                        break;
+                    }
+                    return Err(Decline); // `key: a: b`
+                }
+                b'#' if self.text[self.pos - 1] == b' ' => {
+                    if flow {
+                        return Err(Decline); // a comment inside a flow collection
+                    }
+                    break;
+                }
+                b',' | b'[' | b']' | b'{' | b'}' if flow => break,
+                // saphyr refuses a word of a flow scalar that is `-` and a flow indicator.
+                b'-' if flow && self.text[self.pos - 1] == b' ' && ends(self.at(self.pos + 1)) => return Err(Decline),
+                _ => self.pos += 1,
+            }
+        }
+        let text = self.source[start..self.pos].trim_end_matches(' ');
+        self.pos = start + text.len();
+        Ok(text)
+    }
+
+    fn single_quoted(&mut self) -> Read<Cow<'t, str>> {
+        self.pos += 1;
+        let start = self.pos;
+        let mut owned: Option<String> = None;
+        loop {
+            match self.peek() {
+                b'\n' => return Err(Decline), // over several lines
+                b'\'' if self.at(self.pos + 1) == b'\'' => {
+                    let text = owned.get_or_insert_with(String::new);
+                    text.push_str(&self.source[start..self.pos]);
+                    text.push('\'');
+                    self.pos += 2;
+                    return self.single_quoted_rest(owned.take().unwrap_or_default());
+                }
+                b'\'' => {
+                    self.pos += 1;
+                    return Ok(Cow::Borrowed(&self.source[start..self.pos - 1]));
+                }
+                _ => self.pos += 1,
+            }
+        }
+    }
+
+    /// The rest of a single-quoted scalar after its first `''`.
+    fn single_quoted_rest(&mut self, mut text: String) -> Read<Cow<'t, str>> {
+        loop {
+            match self.peek() {
+                b'\n' => return Err(Decline),
+                b'\'' if self.at(self.pos + 1) == b'\'' => {
+                    text.push('\'');
+                    self.pos += 2;
+                }
+                b'\'' => {
+                    self.pos += 1;
+                    return Ok(Cow::Owned(text));
+                }
+                c => {
+                    text.push(char::from(c));
+                    self.pos += 1;
+                }
+            }
+        }
+    }
+
+    fn double_quoted(&mut self) -> Read<Cow<'t, str>> {
+        self.pos += 1;
+        let start = self.pos;
+        while !matches!(self.peek(), b'"' | b'\\' | b'\n') {
+            self.pos += 1;
+        }
+        if self.peek() == b'"' {
+            self.pos += 1;
+            return Ok(Cow::Borrowed(&self.source[start..self.pos - 1]));
+        }
+        let mut text = self.source[start..self.pos].to_string();
+        loop {
+            match self.peek() {
+                b'\n' => return Err(Decline), // over several lines
+                b'"' => {
+                    self.pos += 1;
+                    return Ok(Cow::Owned(text));
+                }
+                b'\\' => {
+                    // The common escapes; the others (\x, \u, line folding...) are left to saphyr.
+                    text.push(match self.at(self.pos + 1) {
+                        b'\\' => '\\',
+                        b'"' => '"',
+                        b'/' => '/',
+                        b'n' => '\n',
+                        b't' => '\t',
+                        _ => return Err(Decline),
+                    });
+                    self.pos += 2;
+                }
+                c => {
+                    text.push(char::from(c));
+                    self.pos += 1;
+                }
+            }
+        }
+    }
+
+    /// A node inside a flow collection (or one that opens one).
+    fn flow_node(&mut self, role: Role) -> Read<Value> {
+        let anchor = self.anchor()?;
+        let value = match self.peek() {
+            b'[' => self.flow_sequence(role)?,
+            b'{' => self.flow_mapping()?,
+            b'*' => self.alias()?,
+            b'"' => scalar(self.double_quoted()?, ScalarStyle::DoubleQuoted, None),
+            b'\'' => scalar(self.single_quoted()?, ScalarStyle::SingleQuoted, None),
+            _ => scalar(Cow::Borrowed(self.plain(true)?), ScalarStyle::Plain, None),
+        };
+        if let Some(name) = anchor {
+            self.anchors.insert(name, value.clone());
+        }
+        Ok(value)
+    }
+
+    fn flow_sequence(&mut self, role: Role) -> Read<Value> {
+        self.pos += 1;
+        self.skip_spaces();
+        let mut entries = Vec::new();
+        if self.peek() == b']' {
+            self.pos += 1;
+            return Ok(Value::Array(entries));
+        }
+        loop {
+            if role == Role::Items {
+                self.item_starts.push(self.position()); // the anchor's, if the node has one, as saphyr
+            }
+            entries.push(self.flow_node(Role::Other)?);
+            self.skip_spaces();
+            match self.peek() {
+                b',' => {
+                    self.pos += 1;
+                    self.skip_spaces();
+                    if self.peek() == b']' {
+                        return Err(Decline); // a trailing comma
+                    }
+                }
+                b']' => {
+                    self.pos += 1;
+                    return Ok(Value::Array(entries));
+                }
+                _ => return Err(Decline), // `[a: b]`, or over several lines
+            }
+        }
+    }
+
+    fn flow_mapping(&mut self) -> Read<Value> {
+        self.pos += 1;
+        self.skip_spaces();
+        let mut map = Map::new();
+        if self.peek() == b'}' {
+            self.pos += 1;
+            return Ok(Value::Object(map));
+        }
+        loop {
+            let key = match self.peek() {
+                b'"' => scalar(self.double_quoted()?, ScalarStyle::DoubleQuoted, None),
+                b'\'' => scalar(self.single_quoted()?, ScalarStyle::SingleQuoted, None),
+                _ => scalar(Cow::Borrowed(self.plain(true)?), ScalarStyle::Plain, None),
+            };
+            if self.peek() != b':' || self.at(self.pos + 1) != b' ' {
+                return Err(Decline);
+            }
+            self.pos += 1;
+            self.skip_spaces();
+            if matches!(self.peek(), b',' | b'}' | b'\n') {
+                return Err(Decline); // an empty value
+            }
+            let value = self.flow_node(Role::Other)?;
+            if map.insert(key_of(key), value).is_some() {
+                return Err(Decline);
+            }
+            self.skip_spaces();
+            match self.peek() {
+                b',' => {
+                    self.pos += 1;
+                    self.skip_spaces();
+                    if self.peek() == b'}' {
+                        return Err(Decline);
+                    }
+                }
+                b'}' => {
+                    self.pos += 1;
+                    return Ok(Value::Object(map));
+                }
+                _ => return Err(Decline),
+            }
+        }
+    }
+}
+
+/// The index of the newline that ends the line `from` is on (or the end of the text).
+fn memchr_newline(text: &[u8], from: usize) -> usize {
+    text[from.min(text.len())..].iter().position(|&b| b == b'\n').map_or(text.len(), |i| from + i)
+}
+
+#[cfg(test)]
+mod tests;
