@@ -26,7 +26,9 @@ type Read<T> = Result<T, Decline>;
 pub fn parse_documents(text: &str) -> Option<Vec<Document>> {
     // ASCII only, so that a byte offset is a column; no tabs, carriage returns or control
     // characters, whose rules are subtle and which tools do not write.
-    if text.bytes().any(|b| (b < b' ' && b != b'\n') || b > b'~') {
+    // (Written as a fold over chunks, without an early exit, so that it is vectorized.)
+    let plain_ascii = |chunk: &[u8]| chunk.iter().fold(true, |ok, &b| ok & ((b' '..=b'~').contains(&b) | (b == b'\n')));
+    if !text.as_bytes().chunks(256).all(plain_ascii) {
         return None;
     }
     let mut reader =
