@@ -205,7 +205,9 @@ impl<'t> Reader<'t> {
         // saphyr puts the start of an anchored node at its anchor.
         let anchor_start = self.position();
         let anchor = self.anchor()?;
-        let (value, start) = if self.rest_is_empty() {
+        let (value, start) = if self.peek() == b'|' {
+            self.literal(slot)?
+        } else if self.rest_is_empty() {
             self.end_line()?;
             match self.lookahead() {
                 Next::Content(column) if slot.column().is_none_or(|owner| column > owner) => self.node(slot, true, role)?,
@@ -252,6 +254,66 @@ impl<'t> Reader<'t> {
             return Err(Decline);
         }
         Ok((value, start))
+    }
+
+    /// A literal block scalar (`|` or `|-`, as kubectl writes scripts and configuration
+    /// files): the following lines indented beyond the owner, without that indentation.
+    /// `|+`, indentation indicators and leading empty lines are left to saphyr.
+    /// saphyr's position of a block scalar is where its content starts.
+    fn literal(&mut self, slot: Slot) -> Read<(Value, Position)> {
+        let owner = slot.column().ok_or(Decline)?;
+        self.pos += 1;
+        let strip = self.peek() == b'-';
+        self.pos += usize::from(strip);
+        if !self.rest_is_empty() {
+            return Err(Decline);
+        }
+        self.pos = memchr_newline(self.text, self.pos);
+        let mut text = String::new();
+        let mut indent = None;
+        let mut empty_lines = 0;
+        let mut start_position = (0, 0);
+        // `pos` is at the end of the last line read (the header, then the scalar's lines).
+        while self.pos + 1 < self.text.len() {
+            let start = self.pos + 1;
+            let end = memchr_newline(self.text, start);
+            let line = &self.source[start..end];
+            let spaces = line.len() - line.trim_start_matches(' ').len();
+            let content_indent = *indent.get_or_insert(spaces);
+            let empty = spaces == line.len();
+            if !empty && (spaces < content_indent || spaces <= owner) {
+                break; // the scalar has ended
+            }
+            if end == self.text.len() {
+                return Err(Decline); // a last line without a line break
+            }
+            if empty {
+                // Part of the scalar if more content follows.
+                if text.is_empty() || spaces > content_indent {
+                    return Err(Decline); // leading empty lines, or spaces that are content
+                }
+                empty_lines += 1;
+            } else {
+                if text.is_empty() {
+                    start_position = (self.line + 1, content_indent + 1);
+                }
+                text.extend(std::iter::repeat_n('\n', empty_lines));
+                empty_lines = 0;
+                text.push_str(&line[content_indent..]);
+                text.push('\n');
+            }
+            self.pos = end;
+            self.line += 1;
+            self.line_start = start;
+        }
+        if text.is_empty() {
+            return Err(Decline); // an empty scalar
+        }
+        if strip {
+            text.pop();
+        }
+        self.skip_to_content();
+        Ok((Value::String(text), start_position))
     }
 
     /// Entries of a block sequence whose dashes are in `column`.

@@ -23,7 +23,7 @@ fn agrees(text: &str) {
 /// The reader leaves `text` to saphyr.
 #[track_caller]
 fn declined(text: &str) {
-    assert!(parse_documents(text).is_none(), "accepted:\n{text}");
+    assert!(parse_documents(text).is_none(), "accepted: {text:?}");
 }
 
 #[test]
@@ -56,9 +56,23 @@ fn positions_of_documents_and_items() {
 }
 
 #[test]
+fn literal_block_scalars() {
+    same("a: |\n  line 1\n    more\n\n  # not a comment\n\n\nb: |-\n   x\n   y\n# comment\nc: &s |\n  z\nd: *s\n");
+    same("kind: List\nitems:\n- |\n  text\n- |-\n    text\n  # comment\n- x\n");
+    same("- command:\n  - sh\n  - -c\n  - |\n    set -e\n    echo \"$A\" > /tmp/x\n  image: busybox\n");
+}
+
+#[test]
 fn outside_the_subset_or_wrong() {
     for text in [
-        "a: |\n  text\n",
+        "a: |+\n  text\n\n",
+        "a: |2\n   text\n",
+        "a: |\n\n  text\n",
+        "a: |\n  text\n   \n",
+        "a: |\n  text",
+        "a: |\nb: 1\n",
+        "|\n  root\n",
+        "a: |\n    x\n  y\n",
         "a: >\n  text\n",
         "a: plain\n  continued\n",
         "a: 'quoted\n  continued'\n",
@@ -137,6 +151,8 @@ mod generated {
         "", "on", "yes", "80", "-1", "0x1f", "1.5", ".inf", "~", "null", "true", "1e3", "a:b", "a: b", "a #b", "#a",
         "-", "- a", "-a", "?", "? a", ":", "a,b", "[a", "{a", "a]", "'", "\"", "a'b", "a\"b", "a\\b", "&a", "*a", "!a",
         "|", ">", "%a", "@a", "`a", " a", "a ", "---", "...", "items", "kind", "10.0.0.0/8", "nginx:1.14.2",
+        // Several lines: literal block scalars, or escapes.
+        "a\nb", "a\n", "a\n\nb\n", "a\n  b\n", "#!/bin/sh\nset -e\n", "a\n\n", "\na", " a\nb", "a\n \nb", "a \nb",
     ];
 
     /// What the mangling test inserts (`""`: removes a character).
@@ -179,10 +195,12 @@ mod generated {
         fn scalar(&mut self, text: &str) -> String {
             let simple = text.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
                 && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+            let escaped = text.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
             match self.roll(4) {
                 0 if simple || !self.careful => text.to_string(),
-                1 if !text.contains(['\\', '"']) || !self.careful => format!("\"{text}\""),
-                _ => format!("'{}'", text.replace('\'', "''")),
+                1 => format!("\"{escaped}\""),
+                _ if !text.contains('\n') || !self.careful => format!("'{}'", text.replace('\'', "''")),
+                _ => format!("\"{escaped}\""),
             }
         }
 
@@ -227,7 +245,35 @@ mod generated {
         }
 
         /// `tree` after `key:` or `- ` (`after_dash`), whose owner is in column `indent`.
+        /// Whether `text` can be a literal block scalar (`|` or `|-`), carefully written.
+        fn literal_fits(&self, text: &str) -> bool {
+            let body = text.strip_suffix('\n').unwrap_or(text);
+            !self.careful
+                || (!body.is_empty()
+                    && !body.starts_with([' ', '\n'])
+                    && !body.ends_with('\n')
+                    && body.split('\n').all(|line| line.is_empty() || !line.trim().is_empty()))
+        }
+
         fn value(&mut self, tree: &Tree, indent: usize, after_dash: bool) {
+            if let Tree::Scalar(text) = tree
+                && (text.contains('\n') || self.roll(8) == 0)
+                && self.literal_fits(text)
+                && self.roll(2) == 0
+            {
+                let body = text.strip_suffix('\n').unwrap_or(text);
+                let header = if text.ends_with('\n') { "|" } else { "|-" };
+                let properties = self.properties();
+                self.out.push_str(&format!(" {properties}{header}\n"));
+                for line in body.split('\n') {
+                    if !line.is_empty() {
+                        self.out.push_str(&" ".repeat(indent + 2));
+                        self.out.push_str(line);
+                    }
+                    self.out.push('\n');
+                }
+                return;
+            }
             let block = match tree {
                 Tree::Scalar(_) => false,
                 Tree::Map(entries) => !entries.is_empty() && self.roll(3) > 0,
