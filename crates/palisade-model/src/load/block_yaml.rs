@@ -244,10 +244,16 @@ impl<'t> Reader<'t> {
         if self.is_key_line() {
             return if compact { Ok((self.block_mapping(role)?, start)) } else { Err(Decline) };
         }
-        let value = self.inline(role)?;
-        self.end_line()?;
-        // A line indented beyond the owner after a one-line value would continue a plain
-        // scalar over several lines (or be an error): declined.
+        let value = if matches!(self.peek(), b'[' | b'{' | b'*' | b'"' | b'\'') {
+            let value = self.inline(slot.column(), role)?;
+            self.end_line()?;
+            value
+        } else {
+            let first = self.plain(false)?;
+            scalar(self.plain_lines(first, slot.column())?, ScalarStyle::Plain, None)
+        };
+        // A line indented beyond the owner after a value is an error (or a case the reader
+        // leaves to saphyr).
         if let Next::Content(next) = self.lookahead()
             && slot.column().is_none_or(|owner| next > owner)
         {
@@ -390,8 +396,8 @@ impl<'t> Reader<'t> {
     /// A block mapping's key and its colon.
     fn block_key(&mut self) -> Read<String> {
         let (text, style) = match self.peek() {
-            b'"' => (self.double_quoted()?, ScalarStyle::DoubleQuoted),
-            b'\'' => (self.single_quoted()?, ScalarStyle::SingleQuoted),
+            b'"' => (self.double_quoted(None)?, ScalarStyle::DoubleQuoted),
+            b'\'' => (self.single_quoted(None)?, ScalarStyle::SingleQuoted),
             b'?' | b':' if matches!(self.at(self.pos + 1), b' ' | b'\n') => return Err(Decline), // complex keys
             _ => {
                 let start = self.pos;
@@ -443,19 +449,95 @@ impl<'t> Reader<'t> {
         self.anchors.get(name).cloned().ok_or(Decline)
     }
 
-    /// A one-line node in block context: a flow collection, a quoted or plain scalar or an
-    /// alias.
-    fn inline(&mut self, role: Role) -> Read<Value> {
+    /// A node in block context that is not a plain scalar: a one-line flow collection, a
+    /// quoted scalar (over several lines if they are indented beyond `owner`) or an alias.
+    fn inline(&mut self, owner: Option<usize>, role: Role) -> Read<Value> {
         match self.peek() {
             b'[' | b'{' => self.flow_node(role),
             b'*' => self.alias(),
-            b'"' => Ok(scalar(self.double_quoted()?, ScalarStyle::DoubleQuoted, None)),
-            b'\'' => Ok(scalar(self.single_quoted()?, ScalarStyle::SingleQuoted, None)),
-            _ => {
-                let text = self.plain(false)?;
-                Ok(scalar(Cow::Borrowed(text), ScalarStyle::Plain, None))
-            }
+            b'"' => Ok(scalar(self.double_quoted(owner)?, ScalarStyle::DoubleQuoted, None)),
+            _ => Ok(scalar(self.single_quoted(owner)?, ScalarStyle::SingleQuoted, None)),
         }
+    }
+
+    /// The rest of a plain scalar in block context whose first line is `first`: the lines
+    /// after it indented beyond `owner` (tools wrap long strings so), folded: a line break
+    /// is a space, each empty line a line break.
+    fn plain_lines(&mut self, first: &'t str, owner: Option<usize>) -> Read<Cow<'t, str>> {
+        if !self.rest_is_empty() {
+            return Err(Decline);
+        }
+        // saphyr refuses a plain scalar that goes on after a comment.
+        let mut commented = self.peek() == b'#';
+        self.pos = memchr_newline(self.text, self.pos);
+        let mut folded: Option<String> = None;
+        let mut empty_lines = 0;
+        while self.pos + 1 < self.text.len() {
+            let start = self.pos + 1;
+            let end = memchr_newline(self.text, start);
+            let mut line = self.source[start..end].trim_matches(' ');
+            let spaces = self.source[start..end].len() - self.source[start..end].trim_start_matches(' ').len();
+            if !line.is_empty() {
+                if owner.is_none_or(|owner| spaces <= owner) {
+                    break; // not a continuation: the scalar has ended
+                }
+                let indicator = line.starts_with(|c| "-?:,[]{}#&*!|>'\"%@`".contains(c));
+                if commented || indicator {
+                    return Err(Decline);
+                }
+                if let Some(comment) = line.find(" #") {
+                    line = line[..comment].trim_end_matches(' ');
+                    commented = true;
+                }
+                if line.contains(": ") || line.ends_with(':') {
+                    return Err(Decline);
+                }
+                let text = folded.get_or_insert_with(|| first.to_string());
+                match empty_lines {
+                    0 => text.push(' '),
+                    n => text.extend(std::iter::repeat_n('\n', n)),
+                }
+                text.push_str(line);
+                empty_lines = 0;
+            } else {
+                empty_lines += 1;
+            }
+            self.pos = end;
+            self.line += 1;
+            self.line_start = start;
+        }
+        self.skip_to_content();
+        Ok(folded.map_or(Cow::Borrowed(first), Cow::Owned))
+    }
+
+    /// At the line break inside a quoted scalar: the break and the empty lines after it,
+    /// folded into `text` (a space, or a line break per empty line), up to the content of
+    /// the next line, which must be indented beyond `owner`.
+    fn quoted_break(&mut self, owner: Option<usize>, text: &mut String) -> Read<()> {
+        let owner = owner.ok_or(Decline)?;
+        text.truncate(text.trim_end_matches(' ').len());
+        let mut empty_lines = 0;
+        loop {
+            if self.pos >= self.text.len() {
+                return Err(Decline); // unterminated
+            }
+            self.pos += 1;
+            self.line += 1;
+            self.line_start = self.pos;
+            self.skip_spaces();
+            if self.peek() != b'\n' {
+                break;
+            }
+            empty_lines += 1;
+        }
+        if self.column() <= owner || self.pos >= self.text.len() {
+            return Err(Decline);
+        }
+        match empty_lines {
+            0 => text.push(' '),
+            n => text.extend(std::iter::repeat_n('\n', n)),
+        }
+        Ok(())
     }
 
     /// A plain scalar on one line; `flow`: inside a flow collection, where `,[]{}` end it.
@@ -494,34 +576,21 @@ impl<'t> Reader<'t> {
         Ok(text)
     }
 
-    fn single_quoted(&mut self) -> Read<Cow<'t, str>> {
+    /// A single-quoted scalar; over several lines only in block context (`owner`).
+    fn single_quoted(&mut self, owner: Option<usize>) -> Read<Cow<'t, str>> {
         self.pos += 1;
         let start = self.pos;
-        let mut owned: Option<String> = None;
-        loop {
-            match self.peek() {
-                b'\n' => return Err(Decline), // over several lines
-                b'\'' if self.at(self.pos + 1) == b'\'' => {
-                    let text = owned.get_or_insert_with(String::new);
-                    text.push_str(&self.source[start..self.pos]);
-                    text.push('\'');
-                    self.pos += 2;
-                    return self.single_quoted_rest(owned.take().unwrap_or_default());
-                }
-                b'\'' => {
-                    self.pos += 1;
-                    return Ok(Cow::Borrowed(&self.source[start..self.pos - 1]));
-                }
-                _ => self.pos += 1,
-            }
+        while !matches!(self.peek(), b'\'' | b'\n') {
+            self.pos += 1;
         }
-    }
-
-    /// The rest of a single-quoted scalar after its first `''`.
-    fn single_quoted_rest(&mut self, mut text: String) -> Read<Cow<'t, str>> {
+        if self.peek() == b'\'' && self.at(self.pos + 1) != b'\'' {
+            self.pos += 1;
+            return Ok(Cow::Borrowed(&self.source[start..self.pos - 1]));
+        }
+        let mut text = self.source[start..self.pos].to_string();
         loop {
             match self.peek() {
-                b'\n' => return Err(Decline),
+                b'\n' => self.quoted_break(owner, &mut text)?,
                 b'\'' if self.at(self.pos + 1) == b'\'' => {
                     text.push('\'');
                     self.pos += 2;
@@ -538,7 +607,8 @@ impl<'t> Reader<'t> {
         }
     }
 
-    fn double_quoted(&mut self) -> Read<Cow<'t, str>> {
+    /// A double-quoted scalar; over several lines only in block context (`owner`).
+    fn double_quoted(&mut self, owner: Option<usize>) -> Read<Cow<'t, str>> {
         self.pos += 1;
         let start = self.pos;
         while !matches!(self.peek(), b'"' | b'\\' | b'\n') {
@@ -551,13 +621,14 @@ impl<'t> Reader<'t> {
         let mut text = self.source[start..self.pos].to_string();
         loop {
             match self.peek() {
-                b'\n' => return Err(Decline), // over several lines
+                b'\n' => self.quoted_break(owner, &mut text)?,
                 b'"' => {
                     self.pos += 1;
                     return Ok(Cow::Owned(text));
                 }
                 b'\\' => {
-                    // The common escapes; the others (\x, \u, line folding...) are left to saphyr.
+                    // The common escapes; the others (\x, \u, escaped line breaks...) are left
+                    // to saphyr.
                     text.push(match self.at(self.pos + 1) {
                         b'\\' => '\\',
                         b'"' => '"',
@@ -583,8 +654,8 @@ impl<'t> Reader<'t> {
             b'[' => self.flow_sequence(role)?,
             b'{' => self.flow_mapping()?,
             b'*' => self.alias()?,
-            b'"' => scalar(self.double_quoted()?, ScalarStyle::DoubleQuoted, None),
-            b'\'' => scalar(self.single_quoted()?, ScalarStyle::SingleQuoted, None),
+            b'"' => scalar(self.double_quoted(None)?, ScalarStyle::DoubleQuoted, None),
+            b'\'' => scalar(self.single_quoted(None)?, ScalarStyle::SingleQuoted, None),
             _ => scalar(Cow::Borrowed(self.plain(true)?), ScalarStyle::Plain, None),
         };
         if let Some(name) = anchor {
@@ -634,8 +705,8 @@ impl<'t> Reader<'t> {
         }
         loop {
             let key = match self.peek() {
-                b'"' => scalar(self.double_quoted()?, ScalarStyle::DoubleQuoted, None),
-                b'\'' => scalar(self.single_quoted()?, ScalarStyle::SingleQuoted, None),
+                b'"' => scalar(self.double_quoted(None)?, ScalarStyle::DoubleQuoted, None),
+                b'\'' => scalar(self.single_quoted(None)?, ScalarStyle::SingleQuoted, None),
                 _ => scalar(Cow::Borrowed(self.plain(true)?), ScalarStyle::Plain, None),
             };
             if self.peek() != b':' || self.at(self.pos + 1) != b' ' {

@@ -56,6 +56,14 @@ fn positions_of_documents_and_items() {
 }
 
 #[test]
+fn wrapped_scalars() {
+    // How PyYAML and go-yaml wrap long strings.
+    same("a: a long\n  plain   scalar  \n\n  with an empty line\nb: 'quoted ''and''\n  wrapped'\nc: \"double\n\n\n    quoted\\n\"\n");
+    same("kind: List\nitems:\n- a\n  b\n- 'c\n  d'\n- x: 'y\n\n   z'\n");
+    same("description: APIVersion defines the versioned schema of this representation\n  of an object. Servers should convert recognized schemas to the latest internal\n  value, and may reject unrecognized values.\n");
+}
+
+#[test]
 fn literal_block_scalars() {
     same("a: |\n  line 1\n    more\n\n  # not a comment\n\n\nb: |-\n   x\n   y\n# comment\nc: &s |\n  z\nd: *s\n");
     same("kind: List\nitems:\n- |\n  text\n- |-\n    text\n  # comment\n- x\n");
@@ -74,8 +82,15 @@ fn outside_the_subset_or_wrong() {
         "|\n  root\n",
         "a: |\n    x\n  y\n",
         "a: >\n  text\n",
-        "a: plain\n  continued\n",
-        "a: 'quoted\n  continued'\n",
+        "a: plain # comment\n  continued\n",
+        "a: plain\n  # comment\n  continued\n",
+        "a: plain\n  - continued\n",
+        "a: plain\n  continued: no\n",
+        "a: 'quoted\ncontinued'\n",
+        "a: \"escaped \\\n  break\"\n",
+        "a: [1,\n  2]\n",
+        "plain\n continued\n",
+        "'quoted\n continued'\n",
         "a: [1,\n  2]\n",
         "a: !!str 1\n",
         "%YAML 1.2\n---\na: 1\n",
@@ -163,6 +178,7 @@ mod generated {
             proptest::sample::select(TRICKY).prop_map(str::to_string),
             "[a-z][a-z0-9-]{0,6}",
             "[ -~]{0,6}",
+            "[a-z]{1,4}( [a-z0-9]{1,4}){1,4}",
         ]
     }
 
@@ -193,8 +209,11 @@ mod generated {
         }
 
         fn scalar(&mut self, text: &str) -> String {
-            let simple = text.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
-                && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+            // Words that start with a letter or digit, one space between them.
+            let simple = text.split(' ').all(|word| {
+                word.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+                    && word.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+            });
             let escaped = text.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
             match self.roll(4) {
                 0 if simple || !self.careful => text.to_string(),
@@ -245,6 +264,23 @@ mod generated {
         }
 
         /// `tree` after `key:` or `- ` (`after_dash`), whose owner is in column `indent`.
+        /// A scalar wrapped over several lines at some of its spaces, as PyYAML and go-yaml
+        /// wrap long strings; carefully, only at a space between two other characters.
+        fn wrap(&mut self, scalar: &str, indent: usize) -> String {
+            let bytes = scalar.as_bytes();
+            let mut out = String::new();
+            for (i, c) in scalar.char_indices() {
+                let single = i > 0 && i + 1 < bytes.len() && bytes[i - 1] != b' ' && bytes[i + 1] != b' ';
+                if c == ' ' && (single || !self.careful) && self.roll(2) == 0 {
+                    out.push('\n');
+                    out.push_str(&" ".repeat(indent));
+                } else {
+                    out.push(c);
+                }
+            }
+            out
+        }
+
         /// Whether `text` can be a literal block scalar (`|` or `|-`), carefully written.
         fn literal_fits(&self, text: &str) -> bool {
             let body = text.strip_suffix('\n').unwrap_or(text);
@@ -280,7 +316,15 @@ mod generated {
                 Tree::Seq(items) => !items.is_empty() && self.roll(3) > 0,
             };
             if !block {
-                let text = self.flow(tree);
+                let text = match tree {
+                    Tree::Scalar(text) if self.roll(3) == 0 => {
+                        let properties = self.properties();
+                        let scalar = self.scalar(text);
+                        let extra = self.roll(3) as usize;
+                        format!("{properties}{}", self.wrap(&scalar, indent + 1 + extra))
+                    }
+                    _ => self.flow(tree),
+                };
                 let comment = if self.roll(8) == 0 { " # c" } else { "" };
                 self.out.push_str(&format!(" {text}{comment}\n"));
                 return;
