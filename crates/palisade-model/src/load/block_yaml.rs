@@ -24,16 +24,30 @@ type Read<T> = Result<T, Decline>;
 
 /// Every non-empty document of the stream, or `None` when the text is not in the subset.
 pub fn parse_documents(text: &str) -> Option<Vec<Document>> {
-    // ASCII only, so that a byte offset is a column; no tabs, carriage returns or control
-    // characters, whose rules are subtle and which tools do not write.
-    // (Written as a fold over chunks, without an early exit, so that it is vectorized.)
-    let plain_ascii = |chunk: &[u8]| chunk.iter().fold(true, |ok, &b| ok & ((b' '..=b'~').contains(&b) | (b == b'\n')));
-    if !text.as_bytes().chunks(256).all(plain_ascii) {
+    // No tabs, carriage returns or control characters, whose rules are subtle and which
+    // tools do not write. (A fold over chunks, without an early exit, is vectorized.)
+    let printable = |chunk: &[u8]| chunk.iter().fold(true, |ok, &b| ok & ((b' '..=b'~').contains(&b) | (b == b'\n')));
+    let ascii = text.as_bytes().chunks(256).all(printable);
+    if !ascii && !text.chars().all(|c| c == '\n' || (c >= ' ' && c != '\u{7f}' && !special_unicode(c))) {
         return None;
     }
-    let mut reader =
-        Reader { text: text.as_bytes(), source: text, pos: 0, line: 1, line_start: 0, anchors: HashMap::new(), item_starts: Vec::new() };
+    let mut reader = Reader {
+        text: text.as_bytes(),
+        source: text,
+        ascii,
+        pos: 0,
+        line: 1,
+        line_start: 0,
+        anchors: HashMap::new(),
+        item_starts: Vec::new(),
+    };
     reader.stream().ok()
+}
+
+/// Characters YAML or saphyr treat apart: C1 controls (NEL among them), the line and
+/// paragraph separators, the byte order mark and non-characters.
+fn special_unicode(c: char) -> bool {
+    matches!(c, '\u{80}'..='\u{9f}' | '\u{2028}' | '\u{2029}' | '\u{feff}' | '\u{fffe}' | '\u{ffff}')
 }
 
 /// What begins at the reader's position, which is the first character of a line's content.
@@ -79,6 +93,8 @@ impl Slot {
 struct Reader<'t> {
     text: &'t [u8],
     source: &'t str,
+    /// Whether the text is ASCII, so that a byte offset in a line is its column.
+    ascii: bool,
     pos: usize,
     /// 1-based line of `pos`, and where that line starts.
     line: usize,
@@ -103,8 +119,10 @@ impl<'t> Reader<'t> {
         self.pos - self.line_start
     }
 
+    /// saphyr's position: line and column, counted in characters.
     fn position(&self) -> Position {
-        (self.line, self.column() + 1)
+        let column = if self.ascii { self.column() } else { self.source[self.line_start..self.pos].chars().count() };
+        (self.line, column + 1)
     }
 
     fn skip_spaces(&mut self) {
@@ -599,10 +617,7 @@ impl<'t> Reader<'t> {
                     self.pos += 1;
                     return Ok(Cow::Owned(text));
                 }
-                c => {
-                    text.push(char::from(c));
-                    self.pos += 1;
-                }
+                _ => text.push_str(self.run_until(|b| matches!(b, b'\'' | b'\n'))),
             }
         }
     }
@@ -639,12 +654,19 @@ impl<'t> Reader<'t> {
                     });
                     self.pos += 2;
                 }
-                c => {
-                    text.push(char::from(c));
-                    self.pos += 1;
-                }
+                _ => text.push_str(self.run_until(|b| matches!(b, b'"' | b'\\' | b'\n'))),
             }
         }
+    }
+
+    /// The text from the reader's position up to the first byte that `stop` accepts (or the
+    /// end), which the reader moves to. Stopping only at ASCII bytes keeps characters whole.
+    fn run_until(&mut self, stop: impl Fn(u8) -> bool) -> &'t str {
+        let start = self.pos;
+        while self.pos < self.text.len() && !stop(self.text[self.pos]) {
+            self.pos += 1;
+        }
+        &self.source[start..self.pos]
     }
 
     /// A node inside a flow collection (or one that opens one).

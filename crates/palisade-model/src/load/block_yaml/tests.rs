@@ -56,6 +56,15 @@ fn positions_of_documents_and_items() {
 }
 
 #[test]
+fn text_that_is_not_ascii() {
+    same("kind: List\nitems: [é, {a: ü}, 日本語, &a→ x, *a→]\nnote: 'ça va'\n\"clé\": \"valeur été\"\nx: |\n  ligne été\n");
+    same("kind: List\nitems:\n- é: 1\n  ü: [ä, &ö ß]\n- 'ünïcödé\n  wrapped'\n- *ö\n");
+    for text in ["a: \u{85}\n", "a: \u{2028}\n", "\u{feff}a: 1\n", "a: b\u{7f}\n"] {
+        declined(text);
+    }
+}
+
+#[test]
 fn wrapped_scalars() {
     // How PyYAML and go-yaml wrap long strings.
     same("a: a long\n  plain   scalar  \n\n  with an empty line\nb: 'quoted ''and''\n  wrapped'\nc: \"double\n\n\n    quoted\\n\"\n");
@@ -97,7 +106,6 @@ fn outside_the_subset_or_wrong() {
         "? a\n: b\n",
         "a:\tb\n",
         "a: b\r\n",
-        "a: é\n",
         "a: 1\na: 2\n",
         "a: {b: 1, b: 2}\n",
         "a: b: c\n",
@@ -167,11 +175,13 @@ mod generated {
         "-", "- a", "-a", "?", "? a", ":", "a,b", "[a", "{a", "a]", "'", "\"", "a'b", "a\"b", "a\\b", "&a", "*a", "!a",
         "|", ">", "%a", "@a", "`a", " a", "a ", "---", "...", "items", "kind", "10.0.0.0/8", "nginx:1.14.2",
         // Several lines: literal block scalars, or escapes.
+        // Not ASCII: columns count characters.
+        "é", "日本語 テキスト", "a→b", "emoji 🎉 x", "ü: x",
         "a\nb", "a\n", "a\n\nb\n", "a\n  b\n", "#!/bin/sh\nset -e\n", "a\n\n", "\na", " a\nb", "a\n \nb", "a \nb",
     ];
 
     /// What the mangling test inserts (`""`: removes a character).
-    const EDITS: &[&str] = &["", " ", "  ", "\n", "-", "- ", ":", ": ", "#", " #", "'", "\"", "&a1 ", "*a1", "[", "]", "{", "}", ",", "---\n", "...\n", "|\n", "\\"];
+    const EDITS: &[&str] = &["", " ", "  ", "\n", "-", "- ", ":", ": ", "#", " #", "'", "\"", "&a1 ", "*a1", "[", "]", "{", "}", ",", "---\n", "...\n", "|\n", "\\", "é", "\u{85}", "\u{feff}"];
 
     fn text() -> impl Strategy<Value = String> {
         prop_oneof![
@@ -417,9 +427,10 @@ mod generated {
         ) {
             let mut text = Writer { seed, careful: true, anchors: 0, out: String::new() }.stream(&trees);
             for (at, edit) in edits {
-                let at = at.index(text.len() + 1);
+                let boundaries: Vec<usize> = text.char_indices().map(|(i, _)| i).chain([text.len()]).collect();
+                let at = boundaries[at.index(boundaries.len())];
                 match edit {
-                    "" => { text.remove(at.min(text.len().saturating_sub(1))); }
+                    "" if at < text.len() => { text.remove(at); }
                     insert => text.insert_str(at, insert),
                 }
             }
