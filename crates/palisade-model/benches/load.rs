@@ -1,5 +1,7 @@
 //! Loading the 500-pod, 200-policy cluster of the NCA comparison, as YAML and as JSON
-//! (`kubectl get -o json` style), on all cores. `cargo bench -p palisade-model`.
+//! (`kubectl get -o json` style), on all cores; and reading its 135 KB `PodList` alone, by
+//! the block-YAML reader (values built) and by saphyr's parser (events only, no values: a
+//! lower bound of any saphyr-based reading). `cargo bench -p palisade-model`.
 //!
 //! The inputs come from `bench/gen_cluster.py` (python3 with PyYAML), generated on first use.
 
@@ -39,5 +41,24 @@ fn loading(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, loading);
+/// Receives saphyr's events and drops them.
+struct Discard;
+
+impl saphyr_parser::SpannedEventReceiver<'_> for Discard {
+    fn on_event(&mut self, event: saphyr_parser::Event<'_>, _: saphyr_parser::Span) {
+        black_box(event);
+    }
+}
+
+fn reading_the_pod_list(c: &mut Criterion) {
+    let text = std::fs::read_to_string(input("yaml").join("pods.yaml")).expect("the generated pods.yaml");
+    c.bench_function("read pods.yaml (135 KB), block-YAML reader", |b| {
+        b.iter(|| palisade_model::parse_yaml(black_box(&text)).expect("valid YAML"))
+    });
+    c.bench_function("read pods.yaml (135 KB), saphyr parser events only", |b| {
+        b.iter(|| saphyr_parser::Parser::new_from_str(black_box(&text)).load(&mut Discard, true).expect("valid YAML"))
+    });
+}
+
+criterion_group!(benches, loading, reading_the_pod_list);
 criterion_main!(benches);
