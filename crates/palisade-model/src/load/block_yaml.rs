@@ -594,67 +594,54 @@ impl<'t> Reader<'t> {
         Ok(text)
     }
 
-    /// A single-quoted scalar; over several lines only in block context (`owner`).
+    /// A single-quoted scalar (`''` is a quote); over several lines only in block context
+    /// (`owner`).
     fn single_quoted(&mut self, owner: Option<usize>) -> Read<Cow<'t, str>> {
-        self.pos += 1;
-        let start = self.pos;
-        while !matches!(self.peek(), b'\'' | b'\n') {
-            self.pos += 1;
-        }
-        if self.peek() == b'\'' && self.at(self.pos + 1) != b'\'' {
-            self.pos += 1;
-            return Ok(Cow::Borrowed(&self.source[start..self.pos - 1]));
-        }
-        let mut text = self.source[start..self.pos].to_string();
-        loop {
-            match self.peek() {
-                b'\n' => self.quoted_break(owner, &mut text)?,
-                b'\'' if self.at(self.pos + 1) == b'\'' => {
-                    text.push('\'');
-                    self.pos += 2;
-                }
-                b'\'' => {
-                    self.pos += 1;
-                    return Ok(Cow::Owned(text));
-                }
-                _ => text.push_str(self.run_until(|b| matches!(b, b'\'' | b'\n'))),
-            }
-        }
+        self.quoted(b'\'', b'\'', owner, |reader, text| {
+            text.push('\'');
+            reader.pos += 2;
+            Ok(())
+        })
     }
 
     /// A double-quoted scalar; over several lines only in block context (`owner`).
     fn double_quoted(&mut self, owner: Option<usize>) -> Read<Cow<'t, str>> {
+        self.quoted(b'"', b'\\', owner, |reader, text| {
+            // The common escapes; the others (\x, \u, escaped line breaks...) are left to saphyr.
+            text.push(match reader.at(reader.pos + 1) {
+                b'\\' => '\\',
+                b'"' => '"',
+                b'/' => '/',
+                b'n' => '\n',
+                b't' => '\t',
+                _ => return Err(Decline),
+            });
+            reader.pos += 2;
+            Ok(())
+        })
+    }
+
+    /// A scalar between `quote`s, in which `unescape` reads each escape (starting with
+    /// `escape`, followed by a quote if `escape` is the quote itself).
+    fn quoted(&mut self, quote: u8, escape: u8, owner: Option<usize>, unescape: fn(&mut Self, &mut String) -> Read<()>) -> Read<Cow<'t, str>> {
         self.pos += 1;
-        let start = self.pos;
-        while !matches!(self.peek(), b'"' | b'\\' | b'\n') {
+        let special = |b| b == quote || b == escape || b == b'\n';
+        let is_escape = |reader: &Self| reader.peek() == escape && (escape != quote || reader.at(reader.pos + 1) == quote);
+        let first = self.run_until(special);
+        if self.peek() == quote && !is_escape(self) {
             self.pos += 1;
+            return Ok(Cow::Borrowed(first)); // the common case: nothing to unescape
         }
-        if self.peek() == b'"' {
-            self.pos += 1;
-            return Ok(Cow::Borrowed(&self.source[start..self.pos - 1]));
-        }
-        let mut text = self.source[start..self.pos].to_string();
+        let mut text = first.to_string();
         loop {
             match self.peek() {
                 b'\n' => self.quoted_break(owner, &mut text)?,
-                b'"' => {
+                _ if is_escape(self) => unescape(self, &mut text)?,
+                b if b == quote => {
                     self.pos += 1;
                     return Ok(Cow::Owned(text));
                 }
-                b'\\' => {
-                    // The common escapes; the others (\x, \u, escaped line breaks...) are left
-                    // to saphyr.
-                    text.push(match self.at(self.pos + 1) {
-                        b'\\' => '\\',
-                        b'"' => '"',
-                        b'/' => '/',
-                        b'n' => '\n',
-                        b't' => '\t',
-                        _ => return Err(Decline),
-                    });
-                    self.pos += 2;
-                }
-                _ => text.push_str(self.run_until(|b| matches!(b, b'"' | b'\\' | b'\n'))),
+                _ => text.push_str(self.run_until(special)),
             }
         }
     }
@@ -687,74 +674,66 @@ impl<'t> Reader<'t> {
     }
 
     fn flow_sequence(&mut self, role: Role) -> Read<Value> {
-        self.pos += 1;
-        self.skip_spaces();
         let mut entries = Vec::new();
-        if self.peek() == b']' {
-            self.pos += 1;
-            return Ok(Value::Array(entries));
-        }
-        loop {
+        self.flow_entries(b']', |reader| {
             if role == Role::Items {
-                self.item_starts.push(self.position()); // the anchor's, if the node has one, as saphyr
+                reader.item_starts.push(reader.position()); // the anchor's, if the node has one, as saphyr
             }
-            entries.push(self.flow_node(Role::Other)?);
-            self.skip_spaces();
-            match self.peek() {
-                b',' => {
-                    self.pos += 1;
-                    self.skip_spaces();
-                    if self.peek() == b']' {
-                        return Err(Decline); // a trailing comma
-                    }
-                }
-                b']' => {
-                    self.pos += 1;
-                    return Ok(Value::Array(entries));
-                }
-                _ => return Err(Decline), // `[a: b]`, or over several lines
-            }
-        }
+            entries.push(reader.flow_node(Role::Other)?);
+            Ok(())
+        })?;
+        Ok(Value::Array(entries))
     }
 
     fn flow_mapping(&mut self) -> Read<Value> {
-        self.pos += 1;
-        self.skip_spaces();
         let mut map = Map::new();
-        if self.peek() == b'}' {
-            self.pos += 1;
-            return Ok(Value::Object(map));
-        }
-        loop {
-            let key = match self.peek() {
-                b'"' => scalar(self.double_quoted(None)?, ScalarStyle::DoubleQuoted, None),
-                b'\'' => scalar(self.single_quoted(None)?, ScalarStyle::SingleQuoted, None),
-                _ => scalar(Cow::Borrowed(self.plain(true)?), ScalarStyle::Plain, None),
+        self.flow_entries(b'}', |reader| {
+            let key = match reader.peek() {
+                b'"' => scalar(reader.double_quoted(None)?, ScalarStyle::DoubleQuoted, None),
+                b'\'' => scalar(reader.single_quoted(None)?, ScalarStyle::SingleQuoted, None),
+                _ => scalar(Cow::Borrowed(reader.plain(true)?), ScalarStyle::Plain, None),
             };
-            if self.peek() != b':' || self.at(self.pos + 1) != b' ' {
+            if reader.peek() != b':' || reader.at(reader.pos + 1) != b' ' {
                 return Err(Decline);
             }
-            self.pos += 1;
-            self.skip_spaces();
-            if matches!(self.peek(), b',' | b'}' | b'\n') {
+            reader.pos += 1;
+            reader.skip_spaces();
+            if matches!(reader.peek(), b',' | b'}' | b'\n') {
                 return Err(Decline); // an empty value
             }
-            let value = self.flow_node(Role::Other)?;
-            if map.insert(key_of(key), value).is_some() {
-                return Err(Decline);
+            let value = reader.flow_node(Role::Other)?;
+            match map.insert(key_of(key), value) {
+                Some(_) => Err(Decline), // a duplicated key
+                None => Ok(()),
             }
+        })?;
+        Ok(Value::Object(map))
+    }
+
+    /// The entries of a one-line flow collection, from its opening bracket to `close`;
+    /// `entry` reads one. A trailing comma, or anything but `,` or `close` after an entry
+    /// (`[a: b]`, a line break), is declined.
+    fn flow_entries(&mut self, close: u8, mut entry: impl FnMut(&mut Self) -> Read<()>) -> Read<()> {
+        self.pos += 1;
+        self.skip_spaces();
+        if self.peek() == close {
+            self.pos += 1;
+            return Ok(());
+        }
+        loop {
+            entry(self)?;
             self.skip_spaces();
             match self.peek() {
                 b',' => {
                     self.pos += 1;
                     self.skip_spaces();
-                    if self.peek() == b'}' {
+                    if self.peek() == close {
                         return Err(Decline);
                     }
                 }
-                b'}' => {
+                c if c == close => {
                     self.pos += 1;
-                    return Ok(Value::Object(map));
+                    return Ok(());
                 }
                 _ => return Err(Decline),
             }
