@@ -312,6 +312,18 @@ fn duplicate_keys_are_malformed() {
     assert_eq!(errors_of_json(list), vec!["policy.json:4:3: invalid YAML: duplicated key in mapping"]);
 }
 
+/// A crafted file nesting thousands of levels deep is an error, not a stack overflow: in
+/// YAML (block and flow) and in JSON.
+#[test]
+fn absurd_nesting_is_malformed() {
+    let block: String = (0..5000).map(|depth| format!("{}k:\n", " ".repeat(2 * depth))).collect::<String>() + "x\n";
+    assert_eq!(errors(&block), vec!["policy.yaml:257:513: invalid YAML: collections nested more than 256 deep"]);
+    let flow = format!("a: {}{}\n", "[".repeat(50_000), "]".repeat(50_000));
+    assert_eq!(errors(&flow).len(), 1);
+    let json = format!("{{\"a\": {}{}}}", "[".repeat(50_000), "]".repeat(50_000));
+    assert_eq!(errors_of_json(&json).len(), 1);
+}
+
 /// A document with `items` that is not a List keeps them (and is judged as a whole).
 #[test]
 fn json_items_of_other_kinds_are_fields() {

@@ -1,13 +1,15 @@
 //! A fast reader for the YAML that tools write (`kubectl get -o yaml`, PyYAML, yq, Helm
-//! output): block mappings and sequences, one-line flow collections, one-line plain and
-//! quoted scalars, anchors and aliases, comments and several documents.
+//! output): block mappings and sequences, one-line flow collections, plain and quoted
+//! scalars (wrapped over several lines or not), literal block scalars, anchors and aliases,
+//! comments and several documents.
 //!
 //! Why it exists: saphyr reads about 18 MB/s here, and on the 500-pod comparison with
 //! NCA its scanner was over half of a `palisade matrix` run (BENCHMARKS.md). This reader
 //! declines (`None`) everything outside that subset, and every error, so saphyr still reads
 //! those files and words every message; on what it accepts it gives exactly saphyr's
-//! documents, values and positions alike (the differential tests below and the proptest in
-//! `tests/block_yaml.rs` hold it to that). Scalars are resolved by saphyr's own code.
+//! documents, values and positions alike (the differential tests and generators in
+//! `block_yaml/tests.rs` hold it to that). Scalars are resolved by the same function as
+//! saphyr's events (`yaml::scalar`).
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -21,6 +23,11 @@ use super::yaml::{Document, Position, key_of, scalar};
 struct Decline;
 
 type Read<T> = Result<T, Decline>;
+
+/// How deeply nodes may nest before the reader gives up (saphyr, which does not recurse,
+/// then reads the text). Kubernetes objects nest about 15 deep; this bounds the reader's
+/// recursion, and so its stack, whatever the input.
+const MAX_DEPTH: usize = 100;
 
 /// Every non-empty document of the stream, or `None` when the text is not in the subset.
 pub fn parse_documents(text: &str) -> Option<Vec<Document>> {
@@ -40,6 +47,7 @@ pub fn parse_documents(text: &str) -> Option<Vec<Document>> {
         line_start: 0,
         anchors: HashMap::new(),
         item_starts: Vec::new(),
+        depth: 0,
     };
     reader.stream().ok()
 }
@@ -103,6 +111,8 @@ struct Reader<'t> {
     anchors: HashMap<&'t str, Value>,
     /// Where the elements of the current document's `items` start.
     item_starts: Vec<Position>,
+    /// How many nodes enclose the one being read.
+    depth: usize,
 }
 
 impl<'t> Reader<'t> {
@@ -219,6 +229,7 @@ impl<'t> Reader<'t> {
     /// The value after `key:` or a dash (or a document's root): on the rest of the line, or
     /// on the lines after it.
     fn value(&mut self, slot: Slot, role: Role) -> Read<(Value, Position)> {
+        self.enter()?;
         self.skip_spaces();
         // saphyr puts the start of an anchored node at its anchor.
         let anchor_start = self.position();
@@ -242,6 +253,7 @@ impl<'t> Reader<'t> {
             let compact = anchor.is_none() && !matches!(slot, Slot::Key(_));
             self.node(slot, compact, role)?
         };
+        self.depth -= 1;
         match anchor {
             Some(name) => {
                 self.anchors.insert(name, value.clone());
@@ -249,6 +261,13 @@ impl<'t> Reader<'t> {
             }
             None => Ok((value, start)),
         }
+    }
+
+    /// One level deeper (`value` and `flow_node`, the two places where reading recurses,
+    /// step back out when they return a node; a decline ends the reading anyway).
+    fn enter(&mut self) -> Read<()> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH { Err(Decline) } else { Ok(()) }
     }
 
     /// The node that starts at the reader's position; `compact`: whether a block mapping or
@@ -658,6 +677,7 @@ impl<'t> Reader<'t> {
 
     /// A node inside a flow collection (or one that opens one).
     fn flow_node(&mut self, role: Role) -> Read<Value> {
+        self.enter()?;
         let anchor = self.anchor()?;
         let value = match self.peek() {
             b'[' => self.flow_sequence(role)?,
@@ -667,6 +687,7 @@ impl<'t> Reader<'t> {
             b'\'' => scalar(self.single_quoted(None)?, ScalarStyle::SingleQuoted, None),
             _ => scalar(Cow::Borrowed(self.plain(true)?), ScalarStyle::Plain, None),
         };
+        self.depth -= 1;
         if let Some(name) = anchor {
             self.anchors.insert(name, value.clone());
         }

@@ -59,12 +59,21 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, ParseError> {
     parse_yaml_documents(text)
 }
 
+/// How deeply collections may nest. Dropping and deserializing values recurse once per
+/// level, as saphyr's own loaders do (used to locate errors), so a limit keeps a crafted
+/// file from overflowing a thread's stack; Kubernetes objects nest about 15 deep.
+pub const MAX_NESTING: usize = 256;
+
 /// Parses every document of a YAML stream; empty documents are left out.
 pub fn parse_yaml_documents(text: &str) -> Result<Vec<Document>, ParseError> {
     let mut builder = Builder::default();
-    Parser::new_from_str(text).load(&mut builder, true)?;
-    if let Some(error) = builder.error {
-        return Err(error);
+    // Event by event: saphyr's `Parser::load` recurses once per nesting level.
+    for event in Parser::new_from_str(text) {
+        let (event, span) = event?;
+        builder.on_event(event, span);
+        if let Some(error) = builder.error.take() {
+            return Err(error);
+        }
     }
     Ok(builder.documents)
 }
@@ -80,6 +89,9 @@ struct Builder {
     documents: Vec<Document>,
     item_starts: Vec<Position>,
     anchors: HashMap<usize, Value>,
+    /// saphyr numbers anchors across the stream; those below this one belong to earlier
+    /// documents, which an alias cannot name (`Parser::load` forgets them at each document).
+    first_anchor_of_document: usize,
     error: Option<ParseError>,
 }
 
@@ -165,6 +177,13 @@ impl<'input> SpannedEventReceiver<'input> for Builder {
             return;
         }
         match event {
+            Event::SequenceStart(..) | Event::MappingStart(..) if self.stack.len() >= MAX_NESTING => {
+                self.error = Some(ParseError {
+                    line: span.start.line(),
+                    column: span.start.col() + 1,
+                    message: format!("collections nested more than {MAX_NESTING} deep"),
+                });
+            }
             Event::SequenceStart(anchor, _) => {
                 self.stack.push(Frame::Sequence { items: Vec::new(), anchor, start: position(&span) });
             }
@@ -180,11 +199,22 @@ impl<'input> SpannedEventReceiver<'input> for Builder {
                 let value = scalar(text, style, tag.as_ref());
                 self.insert(value, anchor, position(&span), span);
             }
+            Event::Alias(id) if id < self.first_anchor_of_document => {
+                // saphyr's words for an alias whose anchor it does not know.
+                self.error = Some(ParseError {
+                    line: span.start.line(),
+                    column: span.start.col() + 1,
+                    message: "while parsing node, found unknown anchor".to_string(),
+                });
+            }
             Event::Alias(id) => {
                 let value = self.anchors.get(&id).cloned().unwrap_or(Value::Null);
                 self.insert(value, 0, position(&span), span);
             }
-            Event::StreamStart | Event::StreamEnd | Event::DocumentStart(_) | Event::DocumentEnd | Event::Nothing => {}
+            Event::DocumentStart(_) => {
+                self.first_anchor_of_document = self.anchors.keys().max().map_or(0, |id| id + 1);
+            }
+            Event::StreamStart | Event::StreamEnd | Event::DocumentEnd | Event::Nothing => {}
         }
     }
 }
@@ -277,6 +307,25 @@ mod tests {
             let plain = saphyr::ScalarStyle::Plain;
             proptest::prop_assert_eq!(scalar(Cow::Borrowed(&word), plain, None), resolve(Cow::Borrowed(&word), plain, None));
         });
+    }
+
+    /// Nesting is bounded (a crafted file must not overflow the stack), and aliases do not
+    /// reach into earlier documents, as with saphyr's `Parser::load`.
+    #[test]
+    fn deep_nesting_and_aliases_across_documents_are_errors() {
+        let block: String = (0..5000).map(|depth| format!("{}k:\n", " ".repeat(2 * depth))).collect::<String>() + "x\n";
+        let Err(error) = parse_yaml_documents(&block) else { panic!("must fail") };
+        assert_eq!((error.line, error.column), (257, 513), "{}", error.message);
+        assert!(error.message.contains("nested more than 256 deep"), "{}", error.message);
+        let last = MAX_NESTING - 1;
+        let fine: String = (0..MAX_NESTING).map(|depth| format!("{}k:{}\n", " ".repeat(2 * depth), if depth == last { " x" } else { "" })).collect();
+        assert!(parse_yaml_documents(&fine).is_ok());
+        let flow = format!("a: {}{}\n", "[".repeat(5000), "]".repeat(5000));
+        assert!(parse_yaml_documents(&flow).is_err());
+        let Err(error) = parse_yaml_documents("a: &x 1\n---\nb: *x\n") else { panic!("must fail") };
+        assert_eq!((error.line, error.column, error.message.as_str()), (3, 4, "while parsing node, found unknown anchor"));
+        let docs = parse_yaml_documents("a: &x 1\n---\nb: &x 2\nc: *x\n").unwrap_or_else(|_| panic!("parses"));
+        assert_eq!(docs[1].value["c"], 2);
     }
 
     #[test]

@@ -55,6 +55,19 @@ fn positions_of_documents_and_items() {
     same("- a\n- b\n...\n---\nx\n--- # c\n\"y\"\n");
 }
 
+/// Deep nesting is left to saphyr, which does not recurse: the reader's stack stays bounded.
+#[test]
+fn deep_nesting_is_declined() {
+    let block: String = (0..5000).map(|depth| format!("{}- \n", " ".repeat(2 * depth))).collect::<String>() + "x\n";
+    let mapping: String = (0..5000).map(|depth| format!("{}k:\n", " ".repeat(2 * depth))).collect::<String>() + "x\n";
+    let flow = format!("a: {}{}\n", "[".repeat(50_000), "]".repeat(50_000));
+    for text in [&block, &mapping, &flow] {
+        declined(text);
+    }
+    let nested = (0..MAX_DEPTH / 2).fold("x".to_string(), |inner, _| format!("[{inner}]"));
+    same(&format!("a: {nested}\n"));
+}
+
 #[test]
 fn text_that_is_not_ascii() {
     same("kind: List\nitems: [é, {a: ü}, 日本語, &a→ x, *a→]\nnote: 'ça va'\n\"clé\": \"valeur été\"\nx: |\n  ligne été\n");
