@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use saphyr::ScalarStyle;
 use serde_json::{Map, Value};
 
-use super::yaml::{Document, Position, key_of, scalar};
+use super::yaml::{Document, MAX_ALIASED_NODES, Position, key_of, nodes, scalar};
 
 /// The text is outside the subset, or wrong: saphyr reads it instead.
 struct Decline;
@@ -48,6 +48,7 @@ pub fn parse_documents(text: &str) -> Option<Vec<Document>> {
         anchors: HashMap::new(),
         item_starts: Vec::new(),
         depth: 0,
+        aliased_nodes: 0,
     };
     reader.stream().ok()
 }
@@ -113,6 +114,8 @@ struct Reader<'t> {
     item_starts: Vec<Position>,
     /// How many nodes enclose the one being read.
     depth: usize,
+    /// Nodes copied by aliases so far: beyond `MAX_ALIASED_NODES`, saphyr's reading says so.
+    aliased_nodes: usize,
 }
 
 impl<'t> Reader<'t> {
@@ -483,7 +486,12 @@ impl<'t> Reader<'t> {
     fn alias(&mut self) -> Read<Value> {
         self.pos += 1; // `*`
         let name = self.name()?;
-        self.anchors.get(name).cloned().ok_or(Decline)
+        let value = self.anchors.get(name).ok_or(Decline)?;
+        self.aliased_nodes += nodes(value);
+        if self.aliased_nodes > MAX_ALIASED_NODES {
+            return Err(Decline);
+        }
+        Ok(value.clone())
     }
 
     /// A node in block context that is not a plain scalar: a one-line flow collection, a

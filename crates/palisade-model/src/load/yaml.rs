@@ -64,6 +64,20 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, ParseError> {
 /// file from overflowing a thread's stack; Kubernetes objects nest about 15 deep.
 pub const MAX_NESTING: usize = 256;
 
+/// How many nodes aliases may copy in one file: a few small anchors used many times over
+/// (the ports of a pod template, say) are far below it; anchors of aliases of anchors (a
+/// "billion laughs" file) would otherwise grow exponentially in memory.
+pub const MAX_ALIASED_NODES: usize = 1_000_000;
+
+/// The number of nodes of a value (itself included), as an alias would copy them.
+pub fn nodes(value: &Value) -> usize {
+    1 + match value {
+        Value::Array(items) => items.iter().map(nodes).sum(),
+        Value::Object(map) => map.values().map(nodes).sum(),
+        _ => 0,
+    }
+}
+
 /// Parses every document of a YAML stream; empty documents are left out.
 pub fn parse_yaml_documents(text: &str) -> Result<Vec<Document>, ParseError> {
     let mut builder = Builder::default();
@@ -92,6 +106,8 @@ struct Builder {
     /// saphyr numbers anchors across the stream; those below this one belong to earlier
     /// documents, which an alias cannot name (`Parser::load` forgets them at each document).
     first_anchor_of_document: usize,
+    /// Nodes copied by aliases so far (see `MAX_ALIASED_NODES`).
+    aliased_nodes: usize,
     error: Option<ParseError>,
 }
 
@@ -209,6 +225,15 @@ impl<'input> SpannedEventReceiver<'input> for Builder {
             }
             Event::Alias(id) => {
                 let value = self.anchors.get(&id).cloned().unwrap_or(Value::Null);
+                self.aliased_nodes += nodes(&value);
+                if self.aliased_nodes > MAX_ALIASED_NODES {
+                    self.error = Some(ParseError {
+                        line: span.start.line(),
+                        column: span.start.col() + 1,
+                        message: format!("aliases copy more than {MAX_ALIASED_NODES} nodes"),
+                    });
+                    return;
+                }
                 self.insert(value, 0, position(&span), span);
             }
             Event::DocumentStart(_) => {
@@ -326,6 +351,21 @@ mod tests {
         assert_eq!((error.line, error.column, error.message.as_str()), (3, 4, "while parsing node, found unknown anchor"));
         let docs = parse_yaml_documents("a: &x 1\n---\nb: &x 2\nc: *x\n").unwrap_or_else(|_| panic!("parses"));
         assert_eq!(docs[1].value["c"], 2);
+    }
+
+    /// A "billion laughs" file is an error, not an exhausted memory.
+    #[test]
+    fn aliases_copy_a_bounded_number_of_nodes() {
+        let mut text = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n".to_string();
+        for level in 1..10 {
+            let aliases = vec![format!("*a{}", level - 1); 10].join(", ");
+            text.push_str(&format!("a{level}: &a{level} [{aliases}]\n"));
+        }
+        let Err(error) = parse_yaml_documents(&text) else { panic!("must fail") };
+        assert!(error.message.contains("aliases copy more than 1000000 nodes"), "{}", error.message);
+        // The same through the loader's entry point (the block-YAML reader first).
+        let Err(error) = parse_documents(&text) else { panic!("must fail") };
+        assert!(error.message.contains("aliases copy more than"), "{}", error.message);
     }
 
     #[test]
