@@ -237,10 +237,12 @@ impl<'t> Reader<'t> {
         // saphyr puts the start of an anchored node at its anchor.
         let anchor_start = self.position();
         let anchor = self.anchor()?;
+        self.refuse_anchored_alias(anchor)?;
         let (value, start) = if self.peek() == b'|' {
             self.literal(slot)?
         } else if self.rest_is_empty() {
             self.end_line()?;
+            self.refuse_anchored_alias(anchor)?;
             match self.lookahead() {
                 Next::Content(column) if slot.column().is_none_or(|owner| column > owner) => self.node(slot, true, role)?,
                 // `key:` with a sequence at the key's own column (how kubectl indents).
@@ -409,6 +411,11 @@ impl<'t> Reader<'t> {
         }
         self.skip_spaces();
         Ok(Some(name))
+    }
+
+    /// saphyr refuses an anchor on an alias (`&a *b`).
+    fn refuse_anchored_alias(&self, anchor: Option<&str>) -> Read<()> {
+        if anchor.is_some() && self.peek() == b'*' { Err(Decline) } else { Ok(()) }
     }
 
     /// An anchor's or alias's name.

@@ -13,6 +13,7 @@ impl<'t> Reader<'t> {
     pub(super) fn flow_node(&mut self, role: Role) -> Read<Value> {
         self.enter()?;
         let anchor = self.anchor()?;
+        self.refuse_anchored_alias(anchor)?;
         let value = match self.peek() {
             b'[' => self.flow_sequence(role)?,
             b'{' => self.flow_mapping()?,

@@ -134,6 +134,9 @@ fn outside_the_subset_or_wrong() {
         "--- a\n",
         "a: 1\n  b: 2\n",
         "&a b: c\n",
+        "a: &x 1\nb: &y *x\n",
+        "a: &x 1\nb: [&y *x]\n",
+        "a: &x 1\nb: &y\n  *x\n",
         "- &a b: c\n",
     ] {
         declined(text);
@@ -261,7 +264,7 @@ mod generated {
             let properties = self.properties();
             let body = match tree {
                 Tree::Scalar(_) if !self.careful && self.anchors > 0 && self.roll(10) == 0 => {
-                    return format!("*a{}", 1 + self.roll(self.anchors as u64));
+                    return format!("{properties}*a{}", 1 + self.roll(self.anchors as u64));
                 }
                 Tree::Scalar(text) => self.scalar(text),
                 Tree::Seq(items) => {
