@@ -377,6 +377,7 @@ impl<'t> Reader<'t> {
 
     /// A block mapping's key and its colon.
     fn block_key(&mut self) -> Read<String> {
+        let key_start = self.pos;
         let (text, style) = match self.peek() {
             b'"' => (self.double_quoted(None)?, ScalarStyle::DoubleQuoted),
             b'\'' => (self.single_quoted(None)?, ScalarStyle::SingleQuoted),
@@ -392,7 +393,8 @@ impl<'t> Reader<'t> {
                 (Cow::Borrowed(self.source[start..self.pos].trim_end_matches(' ')), ScalarStyle::Plain)
             }
         };
-        if self.peek() != b':' || !matches!(self.at(self.pos + 1), b' ' | b'\n') {
+        // saphyr refuses implicit keys longer than 1024 characters (bytes, to be safe).
+        if self.peek() != b':' || !matches!(self.at(self.pos + 1), b' ' | b'\n') || self.pos - key_start > 1000 {
             return Err(Decline);
         }
         self.pos += 1;
