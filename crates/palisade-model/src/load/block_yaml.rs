@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use saphyr::ScalarStyle;
 use serde_json::{Map, Value};
 
-use super::yaml::{Document, MAX_ALIASED_NODES, Position, key_of, nodes, scalar};
+use super::yaml::{AliasBudget, Document, Position, key_of, scalar};
 
 /// The text is outside the subset, or wrong: saphyr reads it instead.
 struct Decline;
@@ -48,7 +48,7 @@ pub fn parse_documents(text: &str) -> Option<Vec<Document>> {
         anchors: HashMap::new(),
         item_starts: Vec::new(),
         depth: 0,
-        aliased_nodes: 0,
+        aliased: AliasBudget::default(),
     };
     reader.stream().ok()
 }
@@ -114,8 +114,8 @@ struct Reader<'t> {
     item_starts: Vec<Position>,
     /// How many nodes enclose the one being read.
     depth: usize,
-    /// Nodes copied by aliases so far: beyond `MAX_ALIASED_NODES`, saphyr's reading says so.
-    aliased_nodes: usize,
+    /// Nodes copied by aliases so far: over the limit, saphyr's reading says so.
+    aliased: AliasBudget,
 }
 
 impl<'t> Reader<'t> {
@@ -436,8 +436,7 @@ impl<'t> Reader<'t> {
         self.pos += 1; // `*`
         let name = self.name()?;
         let value = self.anchors.get(name).ok_or(Decline)?;
-        self.aliased_nodes += nodes(value);
-        if self.aliased_nodes > MAX_ALIASED_NODES {
+        if !self.aliased.spend(value) {
             return Err(Decline);
         }
         Ok(value.clone())

@@ -25,6 +25,14 @@ pub struct ParseError {
     pub message: String,
 }
 
+impl ParseError {
+    /// An error where `span` starts.
+    fn at(span: &Span, message: String) -> Self {
+        let (line, column) = position(span);
+        ParseError { line, column, message }
+    }
+}
+
 impl From<ScanError> for ParseError {
     fn from(e: ScanError) -> Self {
         ParseError { line: e.marker().line(), column: e.marker().col() + 1, message: e.info().to_string() }
@@ -69,8 +77,20 @@ pub const MAX_NESTING: usize = 256;
 /// "billion laughs" file) would otherwise grow exponentially in memory.
 pub const MAX_ALIASED_NODES: usize = 1_000_000;
 
+/// The nodes aliases have copied so far in one file (see `MAX_ALIASED_NODES`).
+#[derive(Default)]
+pub(super) struct AliasBudget(usize);
+
+impl AliasBudget {
+    /// Counts the nodes an alias copies; `false` once the file is over the limit.
+    pub(super) fn spend(&mut self, value: &Value) -> bool {
+        self.0 += nodes(value);
+        self.0 <= MAX_ALIASED_NODES
+    }
+}
+
 /// The number of nodes of a value (itself included), as an alias would copy them.
-pub fn nodes(value: &Value) -> usize {
+fn nodes(value: &Value) -> usize {
     1 + match value {
         Value::Array(items) => items.iter().map(nodes).sum(),
         Value::Object(map) => map.values().map(nodes).sum(),
@@ -102,12 +122,12 @@ struct Builder {
     stack: Vec<Frame>,
     documents: Vec<Document>,
     item_starts: Vec<Position>,
+    /// The anchored values of the current document, by saphyr's anchor number.
     anchors: HashMap<usize, Value>,
     /// saphyr numbers anchors across the stream; those below this one belong to earlier
     /// documents, which an alias cannot name (`Parser::load` forgets them at each document).
     first_anchor_of_document: usize,
-    /// Nodes copied by aliases so far (see `MAX_ALIASED_NODES`).
-    aliased_nodes: usize,
+    aliased: AliasBudget,
     error: Option<ParseError>,
 }
 
@@ -175,11 +195,7 @@ impl Builder {
                 None => *key = Some((key_of(value), span)),
                 Some((k, key_span)) => {
                     if map.insert(k, value).is_some() {
-                        self.error = Some(ParseError {
-                            line: key_span.start.line(),
-                            column: key_span.start.col() + 1,
-                            message: "duplicated key in mapping".to_string(),
-                        });
+                        self.error = Some(ParseError::at(&key_span, "duplicated key in mapping".to_string()));
                     }
                 }
             },
@@ -194,11 +210,7 @@ impl<'input> SpannedEventReceiver<'input> for Builder {
         }
         match event {
             Event::SequenceStart(..) | Event::MappingStart(..) if self.stack.len() >= MAX_NESTING => {
-                self.error = Some(ParseError {
-                    line: span.start.line(),
-                    column: span.start.col() + 1,
-                    message: format!("collections nested more than {MAX_NESTING} deep"),
-                });
+                self.error = Some(ParseError::at(&span, format!("collections nested more than {MAX_NESTING} deep")));
             }
             Event::SequenceStart(anchor, _) => {
                 self.stack.push(Frame::Sequence { items: Vec::new(), anchor, start: position(&span) });
@@ -217,27 +229,20 @@ impl<'input> SpannedEventReceiver<'input> for Builder {
             }
             Event::Alias(id) if id < self.first_anchor_of_document => {
                 // saphyr's words for an alias whose anchor it does not know.
-                self.error = Some(ParseError {
-                    line: span.start.line(),
-                    column: span.start.col() + 1,
-                    message: "while parsing node, found unknown anchor".to_string(),
-                });
+                self.error = Some(ParseError::at(&span, "while parsing node, found unknown anchor".to_string()));
             }
             Event::Alias(id) => {
                 let value = self.anchors.get(&id).cloned().unwrap_or(Value::Null);
-                self.aliased_nodes += nodes(&value);
-                if self.aliased_nodes > MAX_ALIASED_NODES {
-                    self.error = Some(ParseError {
-                        line: span.start.line(),
-                        column: span.start.col() + 1,
-                        message: format!("aliases copy more than {MAX_ALIASED_NODES} nodes"),
-                    });
+                if !self.aliased.spend(&value) {
+                    self.error = Some(ParseError::at(&span, format!("aliases copy more than {MAX_ALIASED_NODES} nodes")));
                     return;
                 }
                 self.insert(value, 0, position(&span), span);
             }
             Event::DocumentStart(_) => {
-                self.first_anchor_of_document = self.anchors.keys().max().map_or(0, |id| id + 1);
+                // The previous document's anchors cannot be named any more: forgotten.
+                self.first_anchor_of_document = self.anchors.keys().max().map_or(self.first_anchor_of_document, |id| id + 1);
+                self.anchors.clear();
             }
             Event::StreamStart | Event::StreamEnd | Event::DocumentEnd | Event::Nothing => {}
         }

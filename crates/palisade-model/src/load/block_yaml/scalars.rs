@@ -27,9 +27,7 @@ impl<'t> Reader<'t> {
         let mut empty_lines = 0;
         let mut start_position = (0, 0);
         // `pos` is at the end of the last line read (the header, then the scalar's lines).
-        while self.pos + 1 < self.text.len() {
-            let start = self.pos + 1;
-            let end = memchr_newline(self.text, start);
+        while let Some((start, end)) = self.next_line() {
             let line = &self.source[start..end];
             let spaces = line.len() - line.trim_start_matches(' ').len();
             let content_indent = *indent.get_or_insert(spaces);
@@ -55,9 +53,7 @@ impl<'t> Reader<'t> {
                 text.push_str(&line[content_indent..]);
                 text.push('\n');
             }
-            self.pos = end;
-            self.line += 1;
-            self.line_start = start;
+            self.read_line(start, end);
         }
         if text.is_empty() {
             return Err(Decline); // an empty scalar
@@ -81,9 +77,7 @@ impl<'t> Reader<'t> {
         self.pos = memchr_newline(self.text, self.pos);
         let mut folded: Option<String> = None;
         let mut empty_lines = 0;
-        while self.pos + 1 < self.text.len() {
-            let start = self.pos + 1;
-            let end = memchr_newline(self.text, start);
+        while let Some((start, end)) = self.next_line() {
             let mut line = self.source[start..end].trim_matches(' ');
             let spaces = self.source[start..end].len() - self.source[start..end].trim_start_matches(' ').len();
             if !line.is_empty() {
@@ -102,18 +96,13 @@ impl<'t> Reader<'t> {
                     return Err(Decline);
                 }
                 let text = folded.get_or_insert_with(|| first.to_string());
-                match empty_lines {
-                    0 => text.push(' '),
-                    n => text.extend(std::iter::repeat_n('\n', n)),
-                }
+                fold(text, empty_lines);
                 text.push_str(line);
                 empty_lines = 0;
             } else {
                 empty_lines += 1;
             }
-            self.pos = end;
-            self.line += 1;
-            self.line_start = start;
+            self.read_line(start, end);
         }
         self.skip_to_content();
         Ok(folded.map_or(Cow::Borrowed(first), Cow::Owned))
@@ -142,11 +131,22 @@ impl<'t> Reader<'t> {
         if self.column() <= owner || self.pos >= self.text.len() {
             return Err(Decline);
         }
-        match empty_lines {
-            0 => text.push(' '),
-            n => text.extend(std::iter::repeat_n('\n', n)),
-        }
+        fold(text, empty_lines);
         Ok(())
+    }
+
+    /// The line after the one whose end the reader is at: where it starts and ends (without
+    /// its line break); `None` at the end of the text.
+    fn next_line(&self) -> Option<(usize, usize)> {
+        let start = self.pos + 1;
+        (start < self.text.len()).then(|| (start, memchr_newline(self.text, start)))
+    }
+
+    /// Moves to the end of that line, which now belongs to the scalar.
+    fn read_line(&mut self, start: usize, end: usize) {
+        self.pos = end;
+        self.line += 1;
+        self.line_start = start;
     }
 
     /// A plain scalar on one line; `flow`: inside a flow collection, where `,[]{}` end it.
@@ -245,5 +245,14 @@ impl<'t> Reader<'t> {
             self.pos += 1;
         }
         &self.source[start..self.pos]
+    }
+}
+
+/// A line break inside a folded scalar: a space, or one line break per empty line between
+/// the two lines of text.
+fn fold(text: &mut String, empty_lines: usize) {
+    match empty_lines {
+        0 => text.push(' '),
+        n => text.extend(std::iter::repeat_n('\n', n)),
     }
 }
