@@ -1,5 +1,6 @@
 //! One node's reconcile: select the endpoints that run here, render, sync the dataplane.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use palisade_model::Cluster;
@@ -35,11 +36,13 @@ pub struct Reconciler<N: Nft> {
     options: RenderOptions,
     dataplane: Dataplane<N>,
     resync_every: Duration,
+    /// Applies the kernel refused, by [`ApplyError::reason`]: the agent's metrics export them.
+    apply_errors: BTreeMap<&'static str, u64>,
 }
 
 impl<N: Nft> Reconciler<N> {
     pub fn new(node: impl Into<String>, nft: N, options: RenderOptions) -> Self {
-        Self { node: node.into(), options, dataplane: Dataplane::new(nft), resync_every: DEFAULT_RESYNC }
+        Self { node: node.into(), options, dataplane: Dataplane::new(nft), resync_every: DEFAULT_RESYNC, apply_errors: BTreeMap::new() }
     }
 
     pub fn with_resync(mut self, every: Duration) -> Self {
@@ -51,6 +54,11 @@ impl<N: Nft> Reconciler<N> {
         &self.node
     }
 
+    /// How many applies failed, by reason.
+    pub fn apply_errors(&self) -> &BTreeMap<&'static str, u64> {
+        &self.apply_errors
+    }
+
     /// Brings the kernel to what `cluster` asks of this node. On error the kernel keeps the
     /// previous ruleset (every apply is one transaction) and the next reconcile retries.
     pub fn reconcile(&mut self, cluster: &Cluster) -> Result<ReconcileReport, ApplyError> {
@@ -59,7 +67,10 @@ impl<N: Nft> Reconciler<N> {
         let local_pods = local.len();
         let ruleset = render(&NodeState { cluster, local, options: self.options.clone() });
         let render_time = start.elapsed();
-        let apply = self.dataplane.sync(&ruleset, Instant::now(), self.resync_every)?;
+        let apply = self.dataplane.sync(&ruleset, Instant::now(), self.resync_every).inspect_err(|error| {
+            *self.apply_errors.entry(error.reason()).or_default() += 1;
+            tracing::error!(node = %self.node, %error, "the kernel refused this node's ruleset; the previous one stays in force");
+        })?;
         tracing::debug!(node = %self.node, %apply, "reconciled");
         Ok(ReconcileReport { node: self.node.clone(), local_pods, render_time, apply })
     }
@@ -103,6 +114,23 @@ kind: NetworkPolicy
 metadata: {name: deny, namespace: default}
 spec: {podSelector: {}}
 ";
+
+    /// Refuses every transaction, as nft does a table the kernel will not take.
+    struct Refuses;
+
+    impl Nft for Refuses {
+        fn apply(&self, _: &str) -> Result<(), ApplyError> {
+            Err(ApplyError::rejected("internal:0:0-0: Error: Could not process rule: File exists"))
+        }
+    }
+
+    #[test]
+    fn refused_applies_are_counted_by_reason() {
+        let mut agent = Reconciler::new("node-1", Refuses, RenderOptions::default());
+        assert!(agent.reconcile(&cluster(PODS)).is_err());
+        assert!(agent.reconcile(&cluster(PODS)).is_err());
+        assert_eq!(agent.apply_errors().get("object_exists"), Some(&2));
+    }
 
     #[test]
     fn only_the_nodes_own_pods_are_local() {

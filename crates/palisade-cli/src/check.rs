@@ -7,7 +7,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, ValueEnum};
 use palisade_model::{Cluster, Protocol};
 use palisade_policy::service::{ServiceError, backends};
-use palisade_policy::{Flow, FlowEnd, Verdict, verdict};
+use palisade_policy::{Families, Flow, FlowEnd, Verdict, verdict};
 use serde::Serialize;
 
 use crate::endpoint_ref::{Target, resolve};
@@ -60,7 +60,19 @@ struct JudgedFlow {
     to: String,
     port: u16,
     protocol: Protocol,
+    /// The families this verdict holds in; omitted when every flow of the question is IPv4
+    /// alone (as before families were judged).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    families: Option<Families>,
     #[serde(flatten)]
+    verdict: Verdict,
+}
+
+/// One judged flow, in the families it was judged in: a dual-stack pair whose families
+/// decide alike (with the same explanation) is one of these, else one per family.
+struct Judged {
+    flow: Flow,
+    families: Families,
     verdict: Verdict,
 }
 
@@ -101,9 +113,11 @@ pub fn run(args: &CheckArgs, verbose: u8) -> Result<bool> {
         let context = |what: &str| if args.flows.is_some() { format!("flow {}: {what}", i + 1) } else { what.to_string() };
         let src = resolve(cluster, &q.from).with_context(|| context(&format!("--from {}", q.from)))?;
         let dst = resolve(cluster, &q.to).with_context(|| context(&format!("--to {}", q.to)))?;
-        let flows = flows(cluster, src, dst, &q.port, q.protocol).with_context(|| context("flow"))?;
-        let judged: Vec<(Flow, Verdict)> = flows.into_iter().map(|flow| (flow, verdict(cluster, &flow))).collect();
-        let allowed = judged.iter().all(|(_, v)| v.allowed);
+        let restrict = |text: &str| text.parse::<IpAddr>().map_or(Families::BOTH, Families::of_ip);
+        let families = restrict(&q.from).intersection(restrict(&q.to));
+        let destinations = flows(cluster, src, dst, &q.port, q.protocol, families).with_context(|| context("flow"))?;
+        let judged: Vec<Vec<Judged>> = destinations.into_iter().map(|flows| judge(cluster, flows)).collect();
+        let allowed = judged.iter().all(|d| !d.is_empty() && d.iter().all(|j| j.verdict.allowed));
         match args.output {
             CheckOutput::Json => reports.push(CheckReport {
                 from: q.from.clone(),
@@ -112,16 +126,19 @@ pub fn run(args: &CheckArgs, verbose: u8) -> Result<bool> {
                 allowed,
                 flows: judged
                     .iter()
-                    .map(|(flow, verdict)| JudgedFlow {
-                        from: flow.src.display(cluster),
-                        to: flow.dst.display(cluster),
-                        port: flow.port,
-                        protocol: flow.protocol,
-                        verdict: verdict.clone(),
+                    .flatten()
+                    .map(|j| JudgedFlow {
+                        from: j.flow.src.display(cluster),
+                        to: j.flow.dst.display(cluster),
+                        port: j.flow.port,
+                        protocol: j.flow.protocol,
+                        // Named unless every flow is IPv4 alone (read as before families were judged).
+                        families: judged.iter().flatten().any(|j| j.families != Families::V4).then_some(j.families),
+                        verdict: j.verdict.clone(),
                     })
                     .collect(),
             }),
-            CheckOutput::Text => texts.push(text_report(cluster, &q.port, dst, &judged, allowed)),
+            CheckOutput::Text => texts.push(text_report(cluster, (src, dst), &q.port, &judged, allowed)),
         }
     }
     let all_allowed = match args.output {
@@ -172,47 +189,108 @@ fn word(allowed: bool) -> &'static str {
     if allowed { "ALLOWED" } else { "DENIED" }
 }
 
-fn text_report(cluster: &Cluster, port: &str, dst: Target, judged: &[(Flow, Verdict)], allowed: bool) -> (String, bool) {
+/// Judges the flows of one destination (one per family the pair has in common) and merges
+/// the families that decide alike for the same reasons.
+fn judge(cluster: &Cluster, flows: Vec<(Flow, Families)>) -> Vec<Judged> {
+    let mut judged: Vec<Judged> = Vec::new();
+    for (flow, families) in flows {
+        let verdict = verdict(cluster, &flow);
+        let same = |j: &Judged| j.verdict.allowed == verdict.allowed && explain(cluster, &j.flow, &j.verdict, 0) == explain(cluster, &flow, &verdict, 0);
+        match judged.iter_mut().find(|j| same(j)) {
+            Some(j) => j.families = j.families.union(families),
+            None => judged.push(Judged { flow, families, verdict }),
+        }
+    }
+    judged
+}
+
+/// ` (IPv6)`, ` (IPv4 and IPv6)`; nothing for IPv4 alone.
+fn family_note(families: Families) -> String {
+    if families == Families::V4 { String::new() } else { format!(" ({})", families.describe()) }
+}
+
+/// The verdict of one destination, and its explanation per family where the families differ.
+fn destination_text(cluster: &Cluster, judged: &[Judged], indent: usize) -> (String, String) {
+    let pad = " ".repeat(indent);
+    match judged {
+        [] => (String::new(), String::new()),
+        [one] => (format!("{}{}", word(one.verdict.allowed), family_note(one.families)), explain(cluster, &one.flow, &one.verdict, indent)),
+        several => {
+            let words: Vec<String> = several.iter().map(|j| format!("{}: {}", j.families.describe(), word(j.verdict.allowed))).collect();
+            let all = several.iter().all(|j| j.verdict.allowed);
+            let mut body = String::new();
+            for j in several {
+                body.push_str(&format!("{pad}over {}: {}\n", j.families.describe(), word(j.verdict.allowed)));
+                body.push_str(&explain(cluster, &j.flow, &j.verdict, indent + 2));
+            }
+            (format!("{} ({})", word(all), words.join(", ")), body)
+        }
+    }
+}
+
+fn text_report(cluster: &Cluster, (src, dst): (Target, Target), port: &str, judged: &[Vec<Judged>], allowed: bool) -> (String, bool) {
     let mut out = String::new();
-    let (first, _) = &judged[0];
-    let src = first.src.display(cluster);
+    let src_name = match src {
+        Target::Endpoint(i) => cluster.endpoints[i].display_name(),
+        Target::External(ip) => ip.to_string(),
+        Target::Service(s) => cluster.services[s].display_name(),
+    };
     match dst {
         Target::Service(s) => {
             let service = &cluster.services[s];
-            let denied = judged.iter().filter(|(_, v)| !v.allowed).count();
+            let allowing = judged.iter().filter(|d| !d.is_empty() && d.iter().all(|j| j.verdict.allowed)).count();
             out.push_str(&format!(
-                "{}: {src} -> Service {} port {} ({} of {} backends allow it)\n",
+                "{}: {src_name} -> Service {} port {} ({} of {} backends allow it)\n",
                 word(allowed),
                 service.display_name(),
                 port,
-                judged.len() - denied,
+                allowing,
                 judged.len()
             ));
-            for (flow, verdict) in judged {
+            for destination in judged {
+                let Some(first) = destination.first() else { continue };
+                let (verdict, body) = destination_text(cluster, destination, 4);
                 out.push_str(&format!(
-                    "\n  backend {} port {}: {}\n",
-                    flow.dst.display(cluster),
-                    port_text(flow.port, flow.protocol),
-                    word(verdict.allowed)
+                    "\n  backend {} port {}: {verdict}\n",
+                    first.flow.dst.display(cluster),
+                    port_text(first.flow.port, first.flow.protocol),
                 ));
-                out.push_str(&explain(cluster, flow, verdict, 4));
+                out.push_str(&body);
             }
         }
         _ => {
+            let Some(first) = judged.first().and_then(|d| d.first()) else {
+                return (no_common_family(cluster, src, dst), false);
+            };
+            let (verdict, body) = destination_text(cluster, &judged[0], 2);
             out.push_str(&format!(
-                "{}: {src} -> {} port {}\n\n",
-                word(allowed),
-                first.dst.display(cluster),
-                port_text(first.port, first.protocol)
+                "{verdict}: {src_name} -> {} port {}\n\n",
+                first.flow.dst.display(cluster),
+                port_text(first.flow.port, first.flow.protocol)
             ));
-            out.push_str(&explain(cluster, first, &judged[0].1, 2));
+            out.push_str(&body);
         }
     }
     (out, allowed)
 }
 
-/// The flows to judge: one per Service backend, or the single one.
-fn flows(cluster: &Cluster, src: Target, dst: Target, port: &str, protocol: Option<Protocol>) -> Result<Vec<Flow>> {
+/// What `check` says of a pair that no packet can go between.
+fn no_common_family(cluster: &Cluster, src: Target, dst: Target) -> String {
+    let describe = |t: Target| match t {
+        Target::Endpoint(i) => format!("{} ({} only)", cluster.endpoints[i].display_name(), Families::of_endpoint(&cluster.endpoints[i]).describe()),
+        Target::External(ip) => ip.to_string(),
+        Target::Service(s) => cluster.services[s].display_name(),
+    };
+    format!(
+        "NOT A FLOW: {} and {} have no address family in common, so no packet can go between them (nothing to judge)\n",
+        describe(src),
+        describe(dst)
+    )
+}
+
+/// The flows to judge: per destination (each Service backend, or the single one), one per
+/// address family both ends have (of `families`); a destination with none has no flows.
+fn flows(cluster: &Cluster, src: Target, dst: Target, port: &str, protocol: Option<Protocol>, families: Families) -> Result<Vec<Vec<(Flow, Families)>>> {
     if let Target::Service(s) = src {
         bail!("--from: {} is a Service; a Service does not send traffic, name one of its pods", cluster.services[s].display_name());
     }
@@ -251,8 +329,11 @@ fn flows(cluster: &Cluster, src: Target, dst: Target, port: &str, protocol: Opti
     destinations
         .into_iter()
         .map(|(dst, port, protocol)| {
-            let v6 = family(cluster, src, dst)?;
-            Ok(Flow { src: end(cluster, src, v6)?, dst: end(cluster, dst, v6)?, port, protocol })
+            let common = target_families(cluster, src).intersection(target_families(cluster, dst)).intersection(families);
+            common
+                .iter()
+                .map(|v6| Ok((Flow { src: end(cluster, src, v6)?, dst: end(cluster, dst, v6)?, port, protocol }, Families::one(v6))))
+                .collect()
         })
         .collect()
 }
@@ -270,21 +351,13 @@ fn service_error(cluster: &Cluster, service: &str, port: &str, error: ServiceErr
     }
 }
 
-/// The address family of the flow: that of an explicit address, else IPv4 when both ends
-/// have one.
-fn family(cluster: &Cluster, src: Target, dst: Target) -> Result<bool> {
-    let families = |t: Target| -> Vec<bool> {
-        match t {
-            Target::External(ip) => vec![ip.is_ipv6()],
-            Target::Endpoint(i) => cluster.endpoints[i].ips.iter().map(IpAddr::is_ipv6).collect(),
-            Target::Service(_) => vec![false, true],
-        }
-    };
-    let (a, b) = (families(src), families(dst));
-    [false, true]
-        .into_iter()
-        .find(|v6| a.contains(v6) && b.contains(v6))
-        .ok_or_else(|| anyhow!("the two ends have no address family in common (one is IPv4 only, the other IPv6 only)"))
+/// The families an end has addresses in.
+fn target_families(cluster: &Cluster, target: Target) -> Families {
+    match target {
+        Target::External(ip) => Families::of_ip(ip),
+        Target::Endpoint(i) => Families::of_endpoint(&cluster.endpoints[i]),
+        Target::Service(_) => Families::BOTH,
+    }
 }
 
 fn end(cluster: &Cluster, target: Target, v6: bool) -> Result<FlowEnd> {

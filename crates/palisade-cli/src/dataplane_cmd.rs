@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use palisade_model::Cluster;
-use palisade_nft::{Dataplane, DenyAction, Generation, NftBinary, NodeState, RenderOptions, Ruleset, json, render, text};
+use palisade_nft::{Dataplane, DenyAction, Naming, NftBinary, NodeState, RenderOptions, Ruleset, json, render, text};
 use serde::{Deserialize, Serialize};
 
 use crate::input::{self, InputArgs};
@@ -100,7 +100,7 @@ pub fn run(command: &DataplaneCommand, verbose: u8) -> Result<()> {
 /// What `apply` remembers between runs, per network namespace and table.
 #[derive(Serialize, Deserialize)]
 struct State {
-    generation: Generation,
+    naming: Naming,
     ruleset: Ruleset,
 }
 
@@ -113,13 +113,13 @@ fn apply(args: &ApplyArgs, verbose: u8) -> Result<()> {
     let previous: Option<State> = std::fs::read(&state_file).ok().and_then(|bytes| serde_json::from_slice(&bytes).ok());
     let nft = NftBinary::default();
     let mut dataplane = match previous {
-        Some(state) => Dataplane::resume(nft, state.ruleset, state.generation),
+        Some(state) => Dataplane::resume(nft, state.ruleset, state.naming),
         None => Dataplane::new(nft),
     };
     let report = dataplane.replace(&ruleset).context("applying the table")?;
-    if let Some((ruleset, generation)) = dataplane.state() {
+    if let Some((ruleset, naming)) = dataplane.state() {
         std::fs::create_dir_all(&args.state_dir).with_context(|| format!("creating {}", args.state_dir.display()))?;
-        let state = serde_json::to_vec(&State { generation, ruleset: ruleset.clone() })?;
+        let state = serde_json::to_vec(&State { naming: naming.clone(), ruleset: ruleset.clone() })?;
         std::fs::write(&state_file, state).with_context(|| format!("writing {}", state_file.display()))?;
     }
     println!("table inet {}: {report}", args.node.table);

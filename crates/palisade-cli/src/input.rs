@@ -3,7 +3,7 @@
 use anyhow::{Result, bail};
 use clap::Args;
 use ipnet::IpNet;
-use palisade_model::{DEFAULT_POD_CIDR, LoadOptions, Loaded, Source};
+use palisade_model::{LoadOptions, Loaded, Source};
 
 #[derive(Args, Debug)]
 pub struct InputArgs {
@@ -17,8 +17,10 @@ pub struct InputArgs {
     #[arg(short = 'n', long, default_value = "default")]
     pub namespace: String,
 
-    /// CIDRs to give pods without status.podIPs deterministic addresses from (one per family).
-    #[arg(long = "pod-cidr", value_name = "CIDR", default_value = DEFAULT_POD_CIDR)]
+    /// CIDRs to give pods without any status.podIPs deterministic addresses from (one per
+    /// family; repeat for dual-stack). Default: 10.244.0.0/16 and/or fd00:10:244::/64, for
+    /// the families the pods' real addresses use (IPv4 when none has any).
+    #[arg(long = "pod-cidr", value_name = "CIDR")]
     pub pod_cidrs: Vec<IpNet>,
 }
 

@@ -9,7 +9,8 @@ use anyhow::{Result, bail};
 use clap::{Args, ValueEnum};
 use palisade_model::{Cluster, Protocol, format_labels};
 use palisade_policy::matrix::Entry;
-use palisade_policy::{Matrix, MatrixPlan, PortQuery, PortRef, PortSelection, Summary, matrix, summary};
+use palisade_policy::family::{self, Families};
+use palisade_policy::{Matrix, MatrixPlan, PortQuery, PortRef, PortSelection, Summary, matrix, pairs_without_common_family, summary};
 
 use crate::check::parse_protocol;
 use crate::input::{self, InputArgs};
@@ -36,8 +37,9 @@ pub struct MatrixArgs {
     #[arg(long)]
     pub summary: bool,
 
-    /// Address family whose addresses ipBlocks are judged against: 4 or 6. Default: 4, or 6
-    /// when no endpoint has an IPv4 address.
+    /// Judge only this address family: 4 or 6. Default: every family the endpoints have
+    /// addresses in; a pair is judged in the families both ends have, and pairs with none in
+    /// common are left out (and counted in --summary).
     #[arg(long, value_parser = ["4", "6"])]
     pub family: Option<String>,
 }
@@ -53,32 +55,37 @@ pub fn run(args: &MatrixArgs, verbose: u8) -> Result<()> {
     let loaded = input::load(&args.input, verbose)?;
     let cluster = &loaded.cluster;
     let selection = selection(args)?;
-    let v6 = match args.family.as_deref() {
-        Some("6") => true,
-        Some(_) => false,
-        None => !cluster.endpoints.iter().any(|e| e.ips.iter().any(|ip| ip.is_ipv4())) && !cluster.endpoints.is_empty(),
+    let judged = match args.family.as_deref() {
+        Some("6") => Families::V6,
+        Some(_) => Families::V4,
+        None => match family::present(&cluster.endpoints) {
+            Families::NONE => Families::V4,
+            present => present,
+        },
     };
     // Standard output as a plain file: Rust's stdout is line-buffered, which scans every
     // write for newlines (tens of megabytes for a large matrix).
     let stdout = std::fs::File::from(io::stdout().as_fd().try_clone_to_owned()?);
     let mut out = BufWriter::with_capacity(1 << 16, stdout);
     if args.summary {
-        let summary = summary(cluster, &selection, v6);
+        let summaries: Vec<Summary> = judged.iter().map(|v6| summary(cluster, &selection, v6)).collect();
+        let without = pairs_without_common_family(cluster, judged);
         match args.output {
-            MatrixOutput::Json => serde_json::to_writer(&mut out, &summary)?,
-            MatrixOutput::Csv => write_summary_csv(&mut out, &summary)?,
-            MatrixOutput::Table => write_summary_table(&mut out, &summary)?,
+            MatrixOutput::Json => write_summary_json(&mut out, &summaries, without)?,
+            MatrixOutput::Csv => write_summary_csv(&mut out, &summaries)?,
+            MatrixOutput::Table => write_summary_table(&mut out, &summaries, without)?,
         }
     } else {
         let names = endpoint_names(cluster);
         match args.output {
-            MatrixOutput::Json => {
-                let plan = MatrixPlan::new(cluster, &selection, v6);
-                write_json(&mut out, &plan, &names)?;
+            MatrixOutput::Json if judged != Families::BOTH => {
+                let plan = MatrixPlan::new(cluster, &selection, judged == Families::V6);
+                write_json(&mut out, &plan, &names, judged)?;
                 std::mem::forget(plan); // See below.
             }
-            MatrixOutput::Csv => write_csv(&mut out, &matrix(cluster, &selection, v6), &names)?,
-            MatrixOutput::Table => write_tables(&mut out, &matrix(cluster, &selection, v6), &names)?,
+            MatrixOutput::Json => write_json_entries(&mut out, &matrix(cluster, &selection, judged), &names)?,
+            MatrixOutput::Csv => write_csv(&mut out, &matrix(cluster, &selection, judged), &names)?,
+            MatrixOutput::Table => write_tables(&mut out, &matrix(cluster, &selection, judged), &names)?,
         }
     }
     if args.output == MatrixOutput::Json {
@@ -128,10 +135,12 @@ pub fn endpoint_names(cluster: &Cluster) -> Vec<String> {
         .collect()
 }
 
-/// Writes the full matrix as JSON. A 500-pod matrix has hundreds of thousands of entries, so
-/// entries are assembled from pre-rendered pieces and chunks of sources are formatted on all
-/// cores, then written in order.
-fn write_json(out: &mut impl Write, plan: &MatrixPlan<'_>, names: &[String]) -> Result<()> {
+/// Writes the full matrix of one family as JSON. A 500-pod matrix has hundreds of thousands
+/// of entries, so entries are assembled from pre-rendered pieces and chunks of sources are
+/// formatted on all cores, then written in order. Entries name their family only when it is
+/// IPv6 (IPv4 entries read as they did before families were judged).
+fn write_json(out: &mut impl Write, plan: &MatrixPlan<'_>, names: &[String], family: Families) -> Result<()> {
+    let families = if family == Families::V4 { String::new() } else { format!(",\"families\":{}", serde_json::to_string(&family)?) };
     let quoted: Vec<String> = names.iter().map(serde_json::to_string).collect::<Result<_, _>>()?;
     out.write_all(b"{\"endpoints\":[")?;
     for (i, &e) in plan.endpoints.iter().enumerate() {
@@ -153,7 +162,7 @@ fn write_json(out: &mut impl Write, plan: &MatrixPlan<'_>, names: &[String]) -> 
             let (port, protocol) = plan.ports[probe];
             let mut render = |allowed: bool| {
                 let start = tails.len();
-                let tail = format!("\"to\":{},\"port\":{port},\"protocol\":\"{protocol}\",\"allowed\":{allowed}}}", quoted[to]);
+                let tail = format!("\"to\":{},\"port\":{port},\"protocol\":\"{protocol}\",\"allowed\":{allowed}{families}}}", quoted[to]);
                 tails.extend_from_slice(tail.as_bytes());
                 start..tails.len()
             };
@@ -228,10 +237,42 @@ fn write_json(out: &mut impl Write, plan: &MatrixPlan<'_>, names: &[String]) -> 
     Ok(())
 }
 
+/// The matrix of several families as JSON: every entry names its families.
+fn write_json_entries(out: &mut impl Write, matrix: &Matrix, names: &[String]) -> Result<()> {
+    #[derive(serde::Serialize)]
+    struct Named<'a> {
+        from: &'a str,
+        to: &'a str,
+        port: u16,
+        protocol: Protocol,
+        allowed: bool,
+        families: Families,
+    }
+    let endpoints: Vec<&str> = matrix.endpoints.iter().map(|&e| names[e].as_str()).collect();
+    let entries: Vec<Named<'_>> = matrix
+        .entries
+        .iter()
+        .map(|e| Named { from: &names[e.from], to: &names[e.to], port: e.port, protocol: e.protocol, allowed: e.allowed, families: e.families })
+        .collect();
+    #[derive(serde::Serialize)]
+    struct Document<'a> {
+        endpoints: Vec<&'a str>,
+        entries: Vec<Named<'a>>,
+    }
+    serde_json::to_writer(out, &Document { endpoints, entries })?;
+    Ok(())
+}
+
 fn write_csv(out: &mut impl Write, matrix: &Matrix, names: &[String]) -> Result<()> {
-    writeln!(out, "from,to,port,protocol,allowed")?;
+    // IPv4-only matrices keep the columns they had before families were judged.
+    let with_families = matrix.families != Families::V4;
+    writeln!(out, "from,to,port,protocol,allowed{}", if with_families { ",families" } else { "" })?;
     for e in &matrix.entries {
-        writeln!(out, "{},{},{},{},{}", names[e.from], names[e.to], e.port, e.protocol, e.allowed)?;
+        write!(out, "{},{},{},{},{}", names[e.from], names[e.to], e.port, e.protocol, e.allowed)?;
+        if with_families {
+            write!(out, ",{}", e.families.short())?;
+        }
+        writeln!(out)?;
     }
     Ok(())
 }
@@ -239,10 +280,13 @@ fn write_csv(out: &mut impl Write, matrix: &Matrix, names: &[String]) -> Result<
 /// One truth table per port, like the upstream e2e suite prints: rows are clients,
 /// numbered columns are servers.
 fn write_tables(out: &mut impl Write, matrix: &Matrix, names: &[String]) -> Result<()> {
-    let mut by_port: BTreeMap<(u16, Protocol), HashMap<(usize, usize), bool>> = BTreeMap::new();
-    for Entry { from, to, port, protocol, allowed } in &matrix.entries {
-        by_port.entry((*port, *protocol)).or_default().insert((*from, *to), *allowed);
+    // Per port, per pair: the answer in each family judged (a pair whose families agree has
+    // one entry for both).
+    let mut by_port: BTreeMap<(u16, Protocol), HashMap<(usize, usize), Vec<(Families, bool)>>> = BTreeMap::new();
+    for Entry { from, to, port, protocol, allowed, families } in &matrix.entries {
+        by_port.entry((*port, *protocol)).or_default().entry((*from, *to)).or_default().push((*families, *allowed));
     }
+    let dual = matrix.families == Families::BOTH;
     if by_port.is_empty() {
         writeln!(out, "no probes: no destination declares a container port (use --port)")?;
         return Ok(());
@@ -254,18 +298,25 @@ fn write_tables(out: &mut impl Write, matrix: &Matrix, names: &[String]) -> Resu
         if n > 0 {
             writeln!(out)?;
         }
-        let allowed = cells.values().filter(|a| **a).count();
-        writeln!(out, "{port}/{protocol}: {allowed} of {} probes allowed   (. allowed  X denied  - not probed)", cells.len())?;
+        let allowed = cells.values().filter(|answers| answers.iter().all(|(_, a)| *a)).count();
+        let legend = if dual {
+            ". allowed  X denied  4 allowed over IPv4 only  6 allowed over IPv6 only  - not probed (no such port, or no address family in common)"
+        } else {
+            ". allowed  X denied  - not probed"
+        };
+        writeln!(out, "{port}/{protocol}: {allowed} of {} probes allowed   ({legend})", cells.len())?;
         let header: Vec<String> = (1..=order.len()).map(|i| format!("{i:>digits$}")).collect();
         writeln!(out, "{:label_width$} {}", "", header.join(" "))?;
         for (row, &from) in order.iter().enumerate() {
             let row_cells: Vec<String> = order
                 .iter()
                 .map(|&to| {
-                    let cell = match cells.get(&(from, to)) {
-                        Some(true) => ".",
-                        Some(false) => "X",
+                    let cell = match cells.get(&(from, to)).map(Vec::as_slice) {
                         None => "-",
+                        Some(answers) if answers.iter().all(|(_, a)| *a) => ".",
+                        Some(answers) if answers.iter().all(|(_, a)| !*a) => "X",
+                        Some(answers) if answers.iter().any(|(f, a)| *f == Families::V4 && *a) => "4",
+                        Some(_) => "6",
                     };
                     format!("{cell:>digits$}")
                 })
@@ -277,43 +328,70 @@ fn write_tables(out: &mut impl Write, matrix: &Matrix, names: &[String]) -> Resu
     Ok(())
 }
 
-fn write_summary_table(out: &mut impl Write, summary: &Summary) -> Result<()> {
-    writeln!(
-        out,
-        "{} endpoints in {} classes (endpoints with the same namespace, labels and ports are judged alike)\n",
-        summary.endpoints,
-        summary.classes.len()
-    )?;
-    for class in &summary.classes {
-        let ports: Vec<String> = class.ports.iter().map(|p| format!("{}/{}", p.number, p.protocol)).collect();
-        let first = class.members.first().cloned().unwrap_or_default();
-        let more = if class.members.len() > 1 { format!(" and {} more", class.members.len() - 1) } else { String::new() };
+/// One summary per family judged; a single IPv4 summary is written as it was before
+/// families were judged.
+fn write_summary_json(out: &mut impl Write, summaries: &[Summary], without_common_family: u64) -> Result<()> {
+    let mut value = match summaries {
+        [one] => serde_json::to_value(one)?,
+        several => serde_json::json!({"families": several}),
+    };
+    if without_common_family > 0 {
+        value["pairsWithoutCommonFamily"] = without_common_family.into();
+    }
+    serde_json::to_writer(out, &value)?;
+    Ok(())
+}
+
+fn write_summary_table(out: &mut impl Write, summaries: &[Summary], without_common_family: u64) -> Result<()> {
+    for (n, summary) in summaries.iter().enumerate() {
+        if n > 0 {
+            writeln!(out)?;
+        }
+        let family = if summaries.len() > 1 || summary.family != Families::V4 { format!(" ({})", summary.family.describe()) } else { String::new() };
         writeln!(
             out,
-            "C{:<4} ns={} labels={} ports={}{}: {first}{more}",
-            class.id,
-            class.namespace,
-            format_labels(&class.labels),
-            if ports.is_empty() { "-".to_string() } else { ports.join(",") },
-            if class.host_network { " hostNetwork" } else { "" },
+            "{} endpoints in {} classes{family} (endpoints with the same namespace, labels and ports are judged alike)\n",
+            summary.endpoints,
+            summary.classes.len()
         )?;
-    }
-    for port in &summary.ports {
-        writeln!(out, "\n{}/{}: {} of {} endpoint pairs allowed", port.port, port.protocol, port.allowed_pairs, port.pairs)?;
-        for edges in &port.allowed {
-            let to: Vec<String> = edges.to.iter().map(|c| format!("C{c}")).collect();
-            writeln!(out, "  C{} -> {}", edges.from, to.join(" "))?;
+        for class in &summary.classes {
+            let ports: Vec<String> = class.ports.iter().map(|p| format!("{}/{}", p.number, p.protocol)).collect();
+            let first = class.members.first().cloned().unwrap_or_default();
+            let more = if class.members.len() > 1 { format!(" and {} more", class.members.len() - 1) } else { String::new() };
+            writeln!(
+                out,
+                "C{:<4} ns={} labels={} ports={}{}: {first}{more}",
+                class.id,
+                class.namespace,
+                format_labels(&class.labels),
+                if ports.is_empty() { "-".to_string() } else { ports.join(",") },
+                if class.host_network { " hostNetwork" } else { "" },
+            )?;
         }
+        for port in &summary.ports {
+            writeln!(out, "\n{}/{}: {} of {} endpoint pairs allowed", port.port, port.protocol, port.allowed_pairs, port.pairs)?;
+            for edges in &port.allowed {
+                let to: Vec<String> = edges.to.iter().map(|c| format!("C{c}")).collect();
+                writeln!(out, "  C{} -> {}", edges.from, to.join(" "))?;
+            }
+        }
+    }
+    if without_common_family > 0 {
+        writeln!(out, "\n{without_common_family} endpoint pairs have no address family in common: no packet can go between them, they are not judged")?;
     }
     Ok(())
 }
 
-fn write_summary_csv(out: &mut impl Write, summary: &Summary) -> Result<()> {
-    writeln!(out, "port,protocol,from_class,to_class")?;
-    for port in &summary.ports {
-        for edges in &port.allowed {
-            for to in &edges.to {
-                writeln!(out, "{},{},{},{}", port.port, port.protocol, edges.from, to)?;
+fn write_summary_csv(out: &mut impl Write, summaries: &[Summary]) -> Result<()> {
+    let with_family = summaries.len() > 1 || summaries.iter().any(|s| s.family != Families::V4);
+    writeln!(out, "{}port,protocol,from_class,to_class", if with_family { "family," } else { "" })?;
+    for summary in summaries {
+        let family = if with_family { format!("{},", summary.family.short()) } else { String::new() };
+        for port in &summary.ports {
+            for edges in &port.allowed {
+                for to in &edges.to {
+                    writeln!(out, "{family}{},{},{},{}", port.port, port.protocol, edges.from, to)?;
+                }
             }
         }
     }

@@ -1,8 +1,15 @@
 //! Random clusters for property tests: a few namespaces, pods with labels and (named) ports,
-//! and policies built from every kind of selector, peer and port entry. Pod addresses are
-//! spread over 10.0.0.x .. 10.0.3.x so that ipBlocks and excepts cut between them.
+//! and policies built from every kind of selector, peer and port entry. Pods are IPv4-only,
+//! IPv6-only or dual-stack, with addresses spread over 10.0.0.x .. 10.0.3.x and
+//! fd00:0:0:0::x .. fd00:0:0:3::x so that ipBlocks and excepts cut between them.
+//!
+//! Rules overlap on purpose, as people write them (and as the kernel's interval sets refuse
+//! unless the dataplane makes them disjoint): a portless rule beside a rule with ports for the
+//! same peers, nested and equal ipBlocks with and without excepts, namespace and pod peers
+//! covering the same pods, endPort ranges holding listed ports, named ports resolving to
+//! listed numbers.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use palisade_model::{
     Cluster, ContainerPort, Endpoint, IpBlock, Labels, NAMESPACE_NAME_LABEL, Namespace, NamespaceScope, Operator, Origin,
@@ -13,7 +20,11 @@ use proptest::prelude::*;
 pub const KEYS: [&str; 3] = ["app", "role", "team"];
 pub const VALUES: [&str; 3] = ["a", "b", "c"];
 /// The ports probed; the named ones map to different numbers on different pods.
-pub const PROBES: [(u16, Protocol); 5] = [(80, Protocol::Tcp), (81, Protocol::Tcp), (8080, Protocol::Tcp), (53, Protocol::Udp), (80, Protocol::Sctp)];
+pub const PROBES: [(u16, Protocol); 6] =
+    [(80, Protocol::Tcp), (81, Protocol::Tcp), (8080, Protocol::Tcp), (8500, Protocol::Tcp), (53, Protocol::Udp), (80, Protocol::Sctp)];
+
+/// Outside addresses to probe, one per family (inside some ipBlocks, outside others).
+pub const OUTSIDE: [&str; 2] = ["10.0.3.99", "fd00:0:0:3::99"];
 
 pub fn labels() -> impl Strategy<Value = Labels> {
     proptest::collection::btree_map(
@@ -38,14 +49,24 @@ pub fn selector() -> impl Strategy<Value = Selector> {
     proptest::collection::vec(requirement(), 0..3).prop_map(Selector::new)
 }
 
+fn block(cidr: &str, except: &[&str]) -> IpBlock {
+    IpBlock { cidr: cidr.parse().expect("valid CIDR"), except: except.iter().map(|e| e.parse().expect("valid CIDR")).collect() }
+}
+
+/// ipBlocks of both families that nest in, equal and cut across each other.
 pub fn cidr() -> impl Strategy<Value = IpBlock> {
-    prop_oneof![
-        Just(IpBlock { cidr: "10.0.0.0/16".parse().unwrap(), except: vec![] }),
-        Just(IpBlock { cidr: "10.0.0.0/16".parse().unwrap(), except: vec!["10.0.1.0/24".parse().unwrap()] }),
-        Just(IpBlock { cidr: "10.0.2.0/24".parse().unwrap(), except: vec![] }),
-        Just(IpBlock { cidr: "0.0.0.0/0".parse().unwrap(), except: vec!["10.0.3.0/24".parse().unwrap()] }),
-        Just(IpBlock { cidr: "fd00::/8".parse().unwrap(), except: vec![] }),
-    ]
+    proptest::sample::select(vec![
+        block("10.0.0.0/8", &[]),
+        block("10.0.0.0/16", &[]),
+        block("10.0.0.0/16", &["10.0.1.0/24"]),
+        block("10.0.2.0/24", &[]),
+        block("0.0.0.0/0", &["10.0.3.0/24"]),
+        block("fd00::/8", &[]),
+        block("fd00::/48", &[]),
+        block("fd00::/48", &["fd00:0:0:1::/64"]),
+        block("fd00:0:0:2::/64", &[]),
+        block("::/0", &["fd00:0:0:3::/64"]),
+    ])
 }
 
 pub fn peer() -> impl Strategy<Value = Peer> {
@@ -65,6 +86,7 @@ pub fn port_match() -> impl Strategy<Value = PortMatch> {
         proptest::sample::select(vec![80u16, 81, 8080, 53]).prop_map(PortSpec::Number),
         Just(PortSpec::Range(80, 81)),
         Just(PortSpec::Range(53, 80)),
+        Just(PortSpec::Range(8000, 9000)),
         proptest::sample::select(vec!["http", "dns", "metrics"]).prop_map(|n| PortSpec::Named(n.to_string())),
     ];
     (protocol, spec).prop_map(|(protocol, port)| PortMatch { protocol, port })
@@ -74,8 +96,46 @@ pub fn rule() -> impl Strategy<Value = Rule> {
     (proptest::collection::vec(peer(), 0..3), proptest::collection::vec(port_match(), 0..3)).prop_map(|(peers, ports)| Rule { peers, ports })
 }
 
+/// A rule admitting some of what `rule` admits again, the way people repeat themselves.
+fn overlapping(rule: &Rule, how: u8) -> Rule {
+    let any_pod = Peer::Pods { namespaces: NamespaceScope::Selector(Selector::new(vec![])), pods: Selector::new(vec![]) };
+    let ports = |ports: &[(Protocol, PortSpec)]| ports.iter().map(|(protocol, port)| PortMatch { protocol: *protocol, port: port.clone() }).collect();
+    match how % 5 {
+        // The same peers on every port.
+        0 => Rule { peers: rule.peers.clone(), ports: vec![] },
+        // The same peers on a listed port, an endPort range holding it, and a named port
+        // resolving to it.
+        1 => Rule { peers: rule.peers.clone(), ports: ports(&[(Protocol::Tcp, PortSpec::Number(8080)), (Protocol::Tcp, PortSpec::Range(8000, 9000)), (Protocol::Tcp, PortSpec::Named("http".into()))]) },
+        // Every pod of every namespace (covering the rule's pod peers) on the same ports.
+        2 => Rule { peers: vec![any_pod], ports: rule.ports.clone() },
+        // Nested and equal ipBlocks of both families on the same ports.
+        3 => Rule { peers: vec![Peer::IpBlock(block("10.0.0.0/8", &[])), Peer::IpBlock(block("10.0.0.0/16", &["10.0.1.0/24"])), Peer::IpBlock(block("fd00::/48", &[]))], ports: rule.ports.clone() },
+        // The rule itself again.
+        _ => rule.clone(),
+    }
+}
+
 pub fn rules() -> impl Strategy<Value = Option<Vec<Rule>>> {
-    proptest::option::of(proptest::collection::vec(rule(), 0..3))
+    let with_overlaps = (proptest::collection::vec(rule(), 0..3), proptest::collection::vec(any::<u8>(), 0..2)).prop_map(|(mut rules, overlaps)| {
+        for how in overlaps {
+            if let Some(first) = rules.first().cloned() {
+                rules.push(overlapping(&first, how));
+            }
+        }
+        rules
+    });
+    proptest::option::of(with_overlaps)
+}
+
+/// A pod's addresses: IPv4 only, IPv6 only or dual-stack.
+fn addresses(i: usize, family: u8) -> Vec<IpAddr> {
+    let v4 = IpAddr::V4(Ipv4Addr::new(10, 0, (i % 4) as u8, 10 + i as u8));
+    let v6 = IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, (i % 4) as u16, 0, 0, 0, 10 + i as u16));
+    match family % 3 {
+        0 => vec![v4],
+        1 => vec![v6],
+        _ => vec![v4, v6],
+    }
 }
 
 pub fn container_ports() -> impl Strategy<Value = Vec<ContainerPort>> {
@@ -91,7 +151,7 @@ pub fn container_ports() -> impl Strategy<Value = Vec<ContainerPort>> {
 
 pub fn cluster() -> impl Strategy<Value = Cluster> {
     let namespaces = proptest::collection::vec(labels(), 1..4);
-    let pods = proptest::collection::vec((0usize..3, labels(), container_ports(), proptest::bool::weighted(0.1)), 1..7);
+    let pods = proptest::collection::vec((0usize..3, labels(), container_ports(), proptest::bool::weighted(0.1), any::<u8>()), 1..7);
     let policies = proptest::collection::vec((0usize..3, selector(), rules(), rules()), 0..5);
     (namespaces, pods, policies).prop_map(|(namespaces, pods, policies)| {
         let mut cluster = Cluster::default();
@@ -101,14 +161,13 @@ pub fn cluster() -> impl Strategy<Value = Cluster> {
             cluster.namespaces.insert(name.clone(), Namespace { name, labels, declared: true, origin: Origin::default() });
         }
         let count = cluster.namespaces.len();
-        for (i, (ns, labels, ports, host_network)) in pods.into_iter().enumerate() {
+        for (i, (ns, labels, ports, host_network, family)) in pods.into_iter().enumerate() {
             cluster.endpoints.push(Endpoint {
                 kind: WorkloadKind::Pod,
                 namespace: format!("n{}", ns % count),
                 name: format!("p{i}"),
                 labels,
-                // Pods spread over 10.0.0.x .. 10.0.3.x so that ipBlocks and excepts cut between them.
-                ips: vec![IpAddr::V4(Ipv4Addr::new(10, 0, (i % 4) as u8, 10 + i as u8))],
+                ips: addresses(i, family),
                 ports,
                 host_network,
                 node: None,

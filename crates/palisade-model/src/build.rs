@@ -11,6 +11,9 @@ use crate::selector::Labels;
 
 /// The pod CIDR kubeadm and kind default to.
 pub const DEFAULT_POD_CIDR: &str = "10.244.0.0/16";
+/// The IPv6 pod CIDR invented addresses come from in IPv6 clusters (a ULA, as kind's
+/// `fd00:10:244::/56`).
+pub const DEFAULT_POD_CIDR_V6: &str = "fd00:10:244::/64";
 
 /// Something worth telling the user that does not stop the analysis.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -73,11 +76,19 @@ impl ClusterBuilder {
         Ok(())
     }
 
-    /// Finishes the cluster. Endpoints without an address in a family of `pod_cidrs` get one.
+    /// Finishes the cluster. Endpoints without any address get one from each of
+    /// `pod_cidrs` (empty: [`default_pod_cidrs`]).
     pub fn build(mut self, pod_cidrs: &[IpNet]) -> Result<(Cluster, Vec<Note>), BuildError> {
         let mut notes = Vec::new();
         self.add_referenced_namespaces(&mut notes);
         notes.extend(duplicate_ip_notes(&self.endpoints));
+        let defaults;
+        let pod_cidrs = if pod_cidrs.is_empty() {
+            defaults = default_pod_cidrs(&self.endpoints);
+            &defaults
+        } else {
+            pod_cidrs
+        };
         assign_addresses(&mut self.endpoints, pod_cidrs)?;
         let cluster =
             Cluster { namespaces: self.namespaces, endpoints: self.endpoints, services: self.services, policies: self.policies };
@@ -133,11 +144,30 @@ fn stable_hash(text: &str) -> u64 {
     text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3))
 }
 
-/// Gives every non-hostNetwork endpoint lacking an address of a CIDR's family one from that
-/// CIDR: at a hash of its identity, probing forward past taken addresses. Endpoints are
-/// visited in name order so the result does not depend on the order of the input files.
+/// The CIDRs invented addresses come from when the user gives none: one per family that the
+/// cluster's real pod addresses use, so the pods of an IPv6-only cluster get IPv6 addresses
+/// and those of a dual-stack one both; IPv4 when no pod has an address.
+pub fn default_pod_cidrs(endpoints: &[Endpoint]) -> Vec<IpNet> {
+    let real = || endpoints.iter().filter(|e| !e.host_network).flat_map(|e| e.ips.iter());
+    let (v4, v6) = (real().any(IpAddr::is_ipv4), real().any(IpAddr::is_ipv6));
+    let mut cidrs = Vec::new();
+    if v4 || !v6 {
+        cidrs.push(DEFAULT_POD_CIDR.parse().expect("valid CIDR"));
+    }
+    if v6 {
+        cidrs.push(DEFAULT_POD_CIDR_V6.parse().expect("valid CIDR"));
+    }
+    cidrs
+}
+
+/// Gives every non-hostNetwork endpoint without any address (a manifest without status, a
+/// workload's template) one from each CIDR: at a hash of its identity, probing forward past
+/// taken addresses. A pod with addresses keeps exactly those: one the API says is IPv6-only
+/// must not be judged as if it had an IPv4 address. Endpoints are visited in name order so
+/// the result does not depend on the order of the input files.
 fn assign_addresses(endpoints: &mut [Endpoint], pod_cidrs: &[IpNet]) -> Result<(), BuildError> {
     let mut taken: HashSet<IpAddr> = endpoints.iter().flat_map(|e| e.ips.iter().copied()).collect();
+    let addressless: Vec<bool> = endpoints.iter().map(|e| !e.host_network && e.ips.is_empty()).collect();
     let mut order: Vec<usize> = (0..endpoints.len()).collect();
     order.sort_by(|&a, &b| {
         let key = |e: &Endpoint| (e.namespace.clone(), e.name.clone(), e.kind);
@@ -151,7 +181,7 @@ fn assign_addresses(endpoints: &mut [Endpoint], pod_cidrs: &[IpNet]) -> Result<(
         let usable = if v6 { size - 1 } else { size.saturating_sub(2) };
         for &i in &order {
             let endpoint = &mut endpoints[i];
-            if endpoint.host_network || endpoint.ip_of_family(v6).is_some() {
+            if !addressless[i] || endpoint.ip_of_family(v6).is_some() {
                 continue;
             }
             let identity = format!("{}/{}/{}", endpoint.kind, endpoint.namespace, endpoint.name);
@@ -240,6 +270,25 @@ mod tests {
         let (cluster, _) = build(vec![endpoint("x", "a", &[])], &["10.244.0.0/16", "fd00:10:244::/64"]).unwrap();
         assert_eq!(cluster.endpoints[0].ips.len(), 2);
         assert!(cluster.endpoints[0].ip_of_family(true).is_some());
+    }
+
+    #[test]
+    fn pods_with_addresses_keep_exactly_those() {
+        // An IPv6-only pod must not get an invented IPv4 address, even with an IPv4 CIDR.
+        let (cluster, _) =
+            build(vec![endpoint("x", "v6", &["fd00:99::20"]), endpoint("x", "none", &[])], &["10.244.0.0/16", "fd00:10:244::/64"]).unwrap();
+        assert_eq!(cluster.endpoints[0].ips, vec!["fd00:99::20".parse::<IpAddr>().unwrap()]);
+        assert_eq!(cluster.endpoints[1].ips.len(), 2, "addressless pods get one per CIDR");
+    }
+
+    #[test]
+    fn default_cidrs_follow_the_families_of_real_addresses() {
+        let v6_only = build(vec![endpoint("x", "a", &["fd00:10:244::10"]), endpoint("x", "b", &[])], &[]).unwrap().0;
+        assert!(v6_only.endpoints[1].ips.iter().all(IpAddr::is_ipv6) && v6_only.endpoints[1].ips.len() == 1);
+        let dual = build(vec![endpoint("x", "a", &["10.1.1.1"]), endpoint("x", "c", &["fd00::1"]), endpoint("x", "b", &[])], &[]).unwrap().0;
+        assert_eq!(dual.endpoints[2].ips.len(), 2);
+        let none = build(vec![endpoint("x", "b", &[])], &[]).unwrap().0;
+        assert!(none.endpoints[0].ips[0].is_ipv4());
     }
 
     #[test]

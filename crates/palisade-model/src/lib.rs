@@ -16,7 +16,7 @@ pub mod load;
 pub mod objects;
 pub mod selector;
 
-pub use build::{ClusterBuilder, DEFAULT_POD_CIDR};
+pub use build::{ClusterBuilder, DEFAULT_POD_CIDR, DEFAULT_POD_CIDR_V6, default_pod_cidrs};
 pub use diagnostic::{Diagnostic, LoadError, Location};
 pub use load::{LoadOptions, Loaded, Loader, Source, load, load_text, parse_yaml};
 pub use objects::*;

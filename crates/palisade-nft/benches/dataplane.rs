@@ -21,7 +21,7 @@ struct InNs<'a>(&'a NetNs);
 impl Nft for InNs<'_> {
     fn apply(&self, document: &str) -> Result<(), ApplyError> {
         let output = self.0.exec_with_input("nft", &["-j", "-f", "-"], document);
-        if output.status.success() { Ok(()) } else { Err(ApplyError::Rejected { stderr: String::from_utf8_lossy(&output.stderr).into_owned() }) }
+        if output.status.success() { Ok(()) } else { Err(ApplyError::rejected(String::from_utf8_lossy(&output.stderr))) }
     }
 }
 

@@ -1,26 +1,50 @@
 //! Applying rulesets: every change is one `nft -j -f -` transaction, so the kernel holds
 //! either the old or the new table, never a mix and never an empty table.
 
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::culprit::{self, Culprit};
 use crate::diff::{Changes, incremental, replacement_changes};
-use crate::generation::{Generation, named};
-use crate::json::{create_commands, delete_commands, document, replace_commands};
-use crate::ruleset::Ruleset;
+use crate::generation::{Generation, Naming, named};
+use crate::json::{create_unhooked_commands, delete_commands, document, hook_commands, replace_commands};
+use crate::ruleset::{Element, Ruleset, Value};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
     #[error("cannot run {binary}: {source}")]
     Spawn { binary: String, source: std::io::Error },
-    #[error("nft rejected the transaction (nothing was changed): {stderr}")]
-    Rejected { stderr: String },
+    #[error("nft rejected the transaction (nothing was changed){}: {stderr}", at.as_ref().map(|c| format!(" at {c}")).unwrap_or_default())]
+    Rejected { stderr: String, at: Option<Culprit> },
+}
+
+impl ApplyError {
+    pub fn rejected(stderr: impl Into<String>) -> Self {
+        ApplyError::Rejected { stderr: stderr.into(), at: None }
+    }
+
+    /// A short label for metrics: what kind of failure this was.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ApplyError::Spawn { .. } => "nft_unavailable",
+            ApplyError::Rejected { stderr, .. } if stderr.contains("File exists") => "object_exists",
+            ApplyError::Rejected { stderr, .. } if stderr.contains("No such file or directory") => "object_missing",
+            ApplyError::Rejected { .. } => "rejected",
+        }
+    }
 }
 
 /// Something that applies one nft JSON document as one transaction.
 pub trait Nft {
     fn apply(&self, document: &str) -> Result<(), ApplyError>;
+
+    /// A dry run: the kernel checks the transaction and aborts it (`nft -c`). Used only to
+    /// find what a rejected transaction failed on; `Ok` when dry runs are not available.
+    fn check(&self, _document: &str) -> Result<(), ApplyError> {
+        Ok(())
+    }
 }
 
 /// The `nft` binary, in the network namespace of the calling thread.
@@ -37,9 +61,19 @@ impl Default for NftBinary {
 
 impl Nft for NftBinary {
     fn apply(&self, document: &str) -> Result<(), ApplyError> {
+        self.run(&["-j", "-f", "-"], document)
+    }
+
+    fn check(&self, document: &str) -> Result<(), ApplyError> {
+        self.run(&["-c", "-j", "-f", "-"], document)
+    }
+}
+
+impl NftBinary {
+    fn run(&self, args: &[&str], document: &str) -> Result<(), ApplyError> {
         let spawn_error = |source| ApplyError::Spawn { binary: self.binary.clone(), source };
         let mut child = Command::new(&self.binary)
-            .args(["-j", "-f", "-"])
+            .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -52,7 +86,7 @@ impl Nft for NftBinary {
         if output.status.success() {
             Ok(())
         } else {
-            Err(ApplyError::Rejected { stderr: String::from_utf8_lossy(&output.stderr).trim().to_string() })
+            Err(ApplyError::rejected(String::from_utf8_lossy(&output.stderr).trim()))
         }
     }
 }
@@ -95,11 +129,12 @@ impl std::fmt::Display for ApplyReport {
 
 /// The dataplane of one network namespace: remembers what it applied last, so updates send
 /// only differences; a full resync repairs anything changed behind its back. Objects in the
-/// kernel carry a generation suffix (see [`crate::generation`]).
+/// kernel carry a generation suffix, and replaced interval sets a version (see
+/// [`crate::generation`]).
 pub struct Dataplane<N: Nft> {
     nft: N,
-    /// The desired ruleset last applied, and the generation that holds it in the kernel.
-    applied: Option<(Ruleset, Generation)>,
+    /// The desired ruleset last applied, and how its names map to the kernel's.
+    applied: Option<(Ruleset, Naming)>,
     /// When the table was last replaced as a whole.
     last_replace: Option<Instant>,
 }
@@ -109,11 +144,10 @@ impl<N: Nft> Dataplane<N> {
         Self { nft, applied: None, last_replace: None }
     }
 
-    /// A dataplane that believes the kernel holds `applied` in `generation` (for example,
-    /// as recorded by a previous process). If it does not, the next replace recreates the
-    /// table.
-    pub fn resume(nft: N, applied: Ruleset, generation: Generation) -> Self {
-        Self { nft, applied: Some((applied, generation)), last_replace: None }
+    /// A dataplane that believes the kernel holds `applied` under `naming` (for example, as
+    /// recorded by a previous process). If it does not, the next replace recreates the table.
+    pub fn resume(nft: N, applied: Ruleset, naming: Naming) -> Self {
+        Self { nft, applied: Some((applied, naming)), last_replace: None }
     }
 
     /// The reconcile step: an incremental update, or a full replace when the last one is
@@ -129,8 +163,8 @@ impl<N: Nft> Dataplane<N> {
     }
 
     /// What to record to `resume` later.
-    pub fn state(&self) -> Option<(&Ruleset, Generation)> {
-        self.applied.as_ref().map(|(r, g)| (r, *g))
+    pub fn state(&self) -> Option<(&Ruleset, &Naming)> {
+        self.applied.as_ref().map(|(r, n)| (r, n))
     }
 
     /// The ruleset last applied successfully.
@@ -138,9 +172,9 @@ impl<N: Nft> Dataplane<N> {
         self.applied.as_ref().map(|(ruleset, _)| ruleset)
     }
 
-    /// The table as the kernel holds it (with generation suffixes).
+    /// The table as the kernel holds it (with generation suffixes and set versions).
     pub fn live(&self) -> Option<Ruleset> {
-        self.applied.as_ref().map(|(ruleset, generation)| named(ruleset, *generation))
+        self.applied.as_ref().map(|(ruleset, naming)| named(ruleset, naming))
     }
 
     fn send(&self, commands: Vec<serde_json::Value>) -> Result<usize, ApplyError> {
@@ -150,25 +184,36 @@ impl<N: Nft> Dataplane<N> {
     }
 
     /// Replaces the whole table: the new generation is built next to the old one, then the
-    /// old one is deleted (two transactions, each atomic; no connection sees a state that
-    /// neither the old nor the new ruleset allows). Without a previous state, or when the
-    /// kernel no longer holds what Palisade applied, the table is deleted and created again
-    /// in one transaction.
+    /// old one is deleted (four transactions, each atomic; no connection sees a state that
+    /// neither the old nor the new ruleset allows; see [`crate::generation`]). Without a
+    /// previous state, or when the kernel no longer holds what Palisade applied, the table is
+    /// deleted and created again in one transaction.
     pub fn replace(&mut self, desired: &Ruleset) -> Result<ApplyReport, ApplyError> {
         let start = Instant::now();
         let changes = replacement_changes(self.applied(), desired);
         let (commands, bytes) = match &self.applied {
-            Some((old, generation)) if old.table == desired.table => {
-                let next = named(desired, generation.other());
-                let previous = named(old, *generation);
-                let create = create_commands(&next);
-                // Unhook the old generation first; delete its objects once nothing reaches them.
+            Some((old, naming)) if old.table == desired.table => {
+                let next_naming = Naming::new(naming.generation.other());
+                let next = named(desired, &next_naming);
+                let previous = named(old, naming);
+                // Build the new generation, hook it, unhook the old one, delete the rest of it.
                 let (unhook, delete) = delete_commands(&previous);
-                let count = create.len() + unhook.len() + delete.len();
-                let result = self.send(create).and_then(|a| self.send(unhook).map(|b| a + b)).and_then(|ab| self.send(delete).map(|c| ab + c));
+                let steps = [create_unhooked_commands(&next), hook_commands(&next), unhook, delete];
+                let count = steps.iter().map(Vec::len).sum();
+                let mut bytes = 0;
+                let mut result = Ok(());
+                for commands in steps.into_iter().filter(|c| !c.is_empty()) {
+                    match self.send(commands) {
+                        Ok(n) => bytes += n,
+                        Err(error) => {
+                            result = Err(error);
+                            break;
+                        }
+                    }
+                }
                 match result {
-                    Ok(bytes) => {
-                        self.applied = Some((desired.clone(), generation.other()));
+                    Ok(()) => {
+                        self.applied = Some((desired.clone(), next_naming));
                         (count, bytes)
                     }
                     Err(error) => {
@@ -182,13 +227,24 @@ impl<N: Nft> Dataplane<N> {
         Ok(ApplyReport { kind: ApplyKind::Full, changes, commands, bytes, duration: start.elapsed() })
     }
 
-    /// Deletes and creates the table in one transaction (first apply, or repair).
+    /// Deletes and creates the table in one transaction (first apply, or repair). Never open:
+    /// packets see the old table or the new one, though during the commit's set swap a new
+    /// connection the new table allows may still be rejected once (see
+    /// [`crate::generation`]).
     fn recreate(&mut self, desired: &Ruleset) -> Result<(usize, usize), ApplyError> {
-        let live = named(desired, Generation::A);
+        let naming = Naming::new(Generation::A);
+        let live = named(desired, &naming);
         let commands = replace_commands(&live);
         let count = commands.len();
-        let bytes = self.send(commands)?;
-        self.applied = Some((desired.clone(), Generation::A));
+        let bytes = match self.send(commands.clone()) {
+            Ok(bytes) => bytes,
+            // The last resort failed: find what the kernel refused, so the error names it.
+            Err(ApplyError::Rejected { stderr, .. }) => {
+                return Err(ApplyError::Rejected { stderr, at: culprit::find(&self.nft, &commands, desired) });
+            }
+            Err(error) => return Err(error),
+        };
+        self.applied = Some((desired.clone(), naming));
         Ok((count, bytes))
     }
 
@@ -196,17 +252,16 @@ impl<N: Nft> Dataplane<N> {
     /// to a full replace when there is no previous state, the table name changed, or the
     /// incremental transaction is rejected (the table was changed behind Palisade's back).
     pub fn update(&mut self, desired: &Ruleset) -> Result<ApplyReport, ApplyError> {
-        let Some((old, generation)) = self.applied.as_ref().filter(|(old, _)| old.table == desired.table) else {
+        let Some((old, naming)) = self.applied.as_ref().filter(|(old, _)| old.table == desired.table) else {
             return self.replace(desired);
         };
-        let generation = *generation;
         let start = Instant::now();
-        let update = incremental(&named(old, generation), &named(desired, generation));
-        let count = update.prepare.len() + update.switch.len();
+        let next_naming = versioned(old, desired, naming);
+        let update = incremental(&named(old, naming), &named(desired, &next_naming));
+        let count = update.prepare.len() + update.switch.len() + update.cleanup.len();
         let mut bytes = 0;
         // Prepare adds unreferenced objects, switch uses them, cleanup deletes what nothing
         // uses any more (see `diff::Update` for why these are three transactions).
-        let count = count + update.cleanup.len();
         for commands in [update.prepare, update.switch, update.cleanup] {
             if commands.is_empty() {
                 continue;
@@ -219,9 +274,49 @@ impl<N: Nft> Dataplane<N> {
                 }
             }
         }
-        self.applied = Some((desired.clone(), generation));
+        self.applied = Some((desired.clone(), next_naming));
         Ok(ApplyReport { kind: ApplyKind::Incremental, changes: update.changes, commands: count, bytes, duration: start.elapsed() })
     }
+}
+
+/// The naming for `desired` after `old`: an interval set whose change would move a key from
+/// one element to another gets a new version (see [`crate::generation`]); versions of sets
+/// that are gone are forgotten.
+fn versioned(old: &Ruleset, desired: &Ruleset, naming: &Naming) -> Naming {
+    let mut next = Naming { generation: naming.generation, versions: Default::default() };
+    for set in &desired.sets {
+        let current = naming.versions.get(&set.name).copied();
+        let moved = old.sets.iter().find(|o| o.name == set.name).is_some_and(|o| o.interval && set.interval && moves_keys(&o.elements, &set.elements));
+        match (current, moved) {
+            (current, true) => {
+                next.versions.insert(set.name.clone(), current.unwrap_or(1) + 1);
+            }
+            (Some(v), false) => {
+                next.versions.insert(set.name.clone(), v);
+            }
+            (None, false) => {}
+        }
+    }
+    next
+}
+
+/// Whether some element removed from an interval set covers a key some added element covers.
+fn moves_keys(old: &[Element], new: &[Element]) -> bool {
+    let (before, after): (BTreeSet<&Element>, BTreeSet<&Element>) = (old.iter().collect(), new.iter().collect());
+    let removed: Vec<&Element> = before.difference(&after).copied().collect();
+    if removed.is_empty() {
+        return false;
+    }
+    after.difference(&before).any(|added| removed.iter().any(|gone| overlaps(gone, added)))
+}
+
+fn overlaps(a: &Element, b: &Element) -> bool {
+    a.iter().zip(b).all(|(x, y)| match (x, y) {
+        (Value::Addr(a0, a1), Value::Addr(b0, b1)) => a0 <= b1 && b0 <= a1,
+        (Value::Proto(a0, a1), Value::Proto(b0, b1)) => a0 <= b1 && b0 <= a1,
+        (Value::Port(a0, a1), Value::Port(b0, b1)) => a0 <= b1 && b0 <= a1,
+        _ => false,
+    })
 }
 
 #[cfg(test)]
@@ -270,12 +365,53 @@ mod tests {
         assert_eq!((unchanged.kind, unchanged.commands), (ApplyKind::Incremental, 0), "nothing to send");
         let resync = dataplane.sync(&ruleset(&[80, 443]), start + Duration::from_secs(61), every).unwrap();
         assert_eq!(resync.kind, ApplyKind::Full, "a minute after the last replace");
-        // First apply (1 transaction) + one update (1) + resync (3, blue/green).
-        assert_eq!(recorder.0.borrow().len(), 5);
+        // First apply (1 transaction) + one update (1) + resync (4, blue/green).
+        assert_eq!(recorder.0.borrow().len(), 6);
         let sent = recorder.0.borrow();
-        // Blue/green: build generation b, unhook the old base chain, then delete the rest.
-        assert!(sent[2]["nftables"].to_string().contains("forward_b"), "{}", sent[2]);
-        assert!(sent[3]["nftables"].to_string().contains("\"delete\":{\"chain\":{\"family\":\"inet\",\"name\":\"forward_a\""), "{}", sent[3]);
-        assert!(sent[4]["nftables"].to_string().contains("\"delete\":{\"set\":{\"family\":\"inet\",\"name\":\"s_a\""), "{}", sent[4]);
+        // Blue/green: build generation b's sets, then hook its base chain, unhook the old one,
+        // then delete the rest.
+        assert!(sent[2]["nftables"].to_string().contains("s_b") && !sent[2]["nftables"].to_string().contains("forward_b"), "{}", sent[2]);
+        assert!(sent[3]["nftables"].to_string().contains("forward_b"), "{}", sent[3]);
+        assert!(sent[4]["nftables"].to_string().contains("\"delete\":{\"chain\":{\"family\":\"inet\",\"name\":\"forward_a\""), "{}", sent[4]);
+        assert!(sent[5]["nftables"].to_string().contains("\"delete\":{\"set\":{\"family\":\"inet\",\"name\":\"s_a\""), "{}", sent[5]);
+    }
+
+    fn interval_ruleset(elements: &[(&str, &str)]) -> Ruleset {
+        let addr = |a: &str, b: &str| crate::ruleset::Value::Addr(a.parse().unwrap(), b.parse().unwrap());
+        Ruleset {
+            table: "palisade".into(),
+            sets: vec![Set { name: "p".into(), key: vec![KeyType::Ipv4], interval: true, elements: elements.iter().map(|(a, b)| vec![addr(a, b)]).collect() }],
+            maps: vec![],
+            chains: vec![Chain {
+                name: "c".into(),
+                base: None,
+                rules: vec![crate::ruleset::Rule {
+                    statements: vec![crate::ruleset::Statement::Lookup { fields: vec![crate::ruleset::Field::Saddr4], set: "p".into() }],
+                    comment: None,
+                }],
+            }],
+        }
+    }
+
+    #[test]
+    fn an_interval_set_whose_keys_move_between_elements_gets_a_new_version() {
+        let recorder = Recorder::default();
+        let mut dataplane = Dataplane::new(&recorder);
+        dataplane.update(&interval_ruleset(&[("10.0.0.2", "10.0.0.2")])).unwrap();
+        // A new disjoint element: added in place.
+        dataplane.update(&interval_ruleset(&[("10.0.0.2", "10.0.0.2"), ("10.0.0.9", "10.0.0.9")])).unwrap();
+        assert_eq!(dataplane.live().unwrap().sets[0].name, "p_a");
+        // 10.0.0.2 moves into a merged range: a new version, built before the chain uses it.
+        dataplane.update(&interval_ruleset(&[("10.0.0.2", "10.0.0.3"), ("10.0.0.9", "10.0.0.9")])).unwrap();
+        assert_eq!(dataplane.live().unwrap().sets[0].name, "p_a_v2");
+        let sent = recorder.0.borrow();
+        let last: Vec<String> = sent[sent.len() - 3..].iter().map(|d| d["nftables"].to_string()).collect();
+        assert!(last[0].contains("\"add\":{\"set\"") && last[0].contains("p_a_v2"), "prepare: {}", last[0]);
+        assert!(last[1].contains("\"flush\":{\"chain\"") && last[1].contains("p_a_v2"), "switch: {}", last[1]);
+        assert!(last[2].contains("\"delete\":{\"set\"") && last[2].contains("\"p_a\""), "cleanup: {}", last[2]);
+        drop(sent);
+        // Removing an element moves no key: in place again, the version stays.
+        dataplane.update(&interval_ruleset(&[("10.0.0.2", "10.0.0.3")])).unwrap();
+        assert_eq!(dataplane.live().unwrap().sets[0].name, "p_a_v2");
     }
 }

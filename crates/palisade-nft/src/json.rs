@@ -16,6 +16,13 @@ pub fn replace_commands(ruleset: &Ruleset) -> Vec<Json> {
     commands
 }
 
+/// Commands that create every object of the table (which must exist and be empty).
+pub fn create_commands(ruleset: &Ruleset) -> Vec<Json> {
+    let mut commands = create_unhooked_commands(ruleset);
+    commands.extend(hook_commands(ruleset));
+    commands
+}
+
 /// Commands that delete every object of a ruleset, in two transactions: first the base
 /// chains (no new packet enters the old rules), then everything else.
 pub fn delete_commands(ruleset: &Ruleset) -> (Vec<Json>, Vec<Json>) {
@@ -40,15 +47,28 @@ pub fn delete_commands(ruleset: &Ruleset) -> (Vec<Json>, Vec<Json>) {
     (unhook, commands)
 }
 
-/// Commands that create every object of the table (which must exist and be empty).
-pub fn create_commands(ruleset: &Ruleset) -> Vec<Json> {
+/// Commands that create every object of the ruleset nothing can reach yet: sets with their
+/// elements, regular chains with their rules, verdict maps (base chains: `hook_commands`).
+pub fn create_unhooked_commands(ruleset: &Ruleset) -> Vec<Json> {
     let t = &ruleset.table;
+    let regular: Vec<&Chain> = ruleset.chains.iter().filter(|c| c.base.is_none()).collect();
     let mut commands = Vec::new();
     commands.extend(ruleset.sets.iter().map(|s| json!({"add": {"set": set(t, s, true)}})));
-    commands.extend(ruleset.chains.iter().map(|c| json!({"add": {"chain": chain(t, c)}})));
+    commands.extend(regular.iter().map(|c| json!({"add": {"chain": chain(t, c)}})));
     // Maps after chains: their elements jump to chains.
     commands.extend(ruleset.maps.iter().map(|m| json!({"add": {"map": map(t, m, true)}})));
-    for c in &ruleset.chains {
+    for c in &regular {
+        commands.extend(c.rules.iter().map(|r| json!({"add": {"rule": rule(t, &c.name, r)}})));
+    }
+    commands
+}
+
+/// Commands that create the base chains (hooked: packets enter them) with their rules.
+pub fn hook_commands(ruleset: &Ruleset) -> Vec<Json> {
+    let t = &ruleset.table;
+    let mut commands = Vec::new();
+    for c in ruleset.chains.iter().filter(|c| c.base.is_some()) {
+        commands.push(json!({"add": {"chain": chain(t, c)}}));
         commands.extend(c.rules.iter().map(|r| json!({"add": {"rule": rule(t, &c.name, r)}})));
     }
     commands

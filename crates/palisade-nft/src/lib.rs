@@ -5,6 +5,7 @@
 //! - [`text`] prints it in nft syntax (what `nft list table` shows, loadable with `nft -f`);
 //!   [`json`] in nft's JSON API, which `apply` feeds to `nft -j -f -`.
 
+pub mod disjoint;
 pub mod intervals;
 pub mod json;
 pub mod render;
@@ -14,9 +15,10 @@ pub mod text;
 pub use render::{DenyAction, NodeState, RenderOptions, render};
 pub use ruleset::Ruleset;
 pub mod apply;
+pub mod culprit;
 pub mod diff;
 pub mod generation;
 
 pub use apply::{ApplyError, ApplyKind, ApplyReport, Dataplane, Nft, NftBinary};
-pub use generation::Generation;
+pub use generation::{Generation, Naming};
 pub mod trace;

@@ -25,6 +25,7 @@ use palisade_model::{Cluster, Direction, NamespaceScope, Peer, Policy, PortSpec,
 use palisade_policy::flow::namespace_labels;
 use palisade_policy::matching::{Remote, match_peer};
 
+use crate::disjoint::{Box3, PortRange, ProtoRange, disjoint};
 use crate::intervals::{Range, block_ranges, everything, from_int, merge, to_int};
 use crate::ruleset::{BaseChain, Chain, Element, Field, Hook, KeyType, Rule, Ruleset, Set, Statement, Value, VerdictMap};
 
@@ -128,6 +129,9 @@ fn bounded(text: String) -> String {
     format!("{}...", &text[..end])
 }
 
+const ANY_PROTOCOL: ProtoRange = (0, 255);
+const ANY_PORT: PortRange = (0, 65535);
+
 fn addr_value(range: Range, v6: bool) -> Value {
     Value::Addr(from_int(range.0, v6), from_int(range.1, v6))
 }
@@ -196,42 +200,36 @@ impl Renderer<'_> {
         let base = policy_base(policy);
         let f = family_suffix(v6);
         let addr_key = if v6 { KeyType::Ipv6 } else { KeyType::Ipv4 };
-        let mut elements: BTreeSet<Element> = BTreeSet::new();
+        // Every (peer range x protocol x port range) the rules admit; rules overlap freely,
+        // the set gets their union as disjoint elements.
+        let mut boxes: Vec<Box3> = Vec::new();
         let mut contributing = Vec::new();
         for (k, rule) in rules.iter().enumerate() {
             let peers = self.peer_ranges(policy, &rule.peers, v6);
             if peers.is_empty() {
                 continue;
             }
-            let before = elements.len();
-            let mut ports: Vec<(Value, Value)> = Vec::new();
+            let before = boxes.len();
+            let mut ports: Vec<(ProtoRange, PortRange)> = Vec::new();
             if rule.ports.is_empty() {
-                ports.push((Value::Proto(0, 255), Value::Port(0, 65535)));
+                ports.push((ANY_PROTOCOL, ANY_PORT));
             }
             let mut named: Vec<(&str, Protocol)> = Vec::new();
             for entry in &rule.ports {
-                let proto = Value::Proto(entry.protocol.number(), entry.protocol.number());
+                let p = entry.protocol.number();
                 match &entry.port {
-                    PortSpec::Any => ports.push((proto, Value::Port(0, 65535))),
-                    PortSpec::Number(n) => ports.push((proto, Value::Port(*n, *n))),
-                    PortSpec::Range(lo, hi) => ports.push((proto, Value::Port(*lo, *hi))),
+                    PortSpec::Any => ports.push(((p, p), ANY_PORT)),
+                    PortSpec::Number(n) => ports.push(((p, p), (*n, *n))),
+                    PortSpec::Range(lo, hi) => ports.push(((p, p), (*lo, *hi))),
                     PortSpec::Named(name) => named.push((name, entry.protocol)),
                 }
             }
-            for &peer in &peers {
-                for (proto, port) in &ports {
-                    elements.insert(vec![addr_value(peer, v6), proto.clone(), port.clone()]);
-                }
-            }
-            if named.is_empty() {
-                if elements.len() > before {
-                    contributing.push(k);
-                }
-                continue;
+            for &addr in &peers {
+                boxes.extend(ports.iter().map(|&(proto, port)| Box3 { addr, proto, port }));
             }
             match direction {
                 // Egress: the destination is the peer; resolve the name on every pod in range.
-                Direction::Egress => {
+                Direction::Egress if !named.is_empty() => {
                     for endpoint in &self.cluster.endpoints {
                         let Some(ip) = endpoint.ip_of_family(v6) else { continue };
                         let at = to_int(ip);
@@ -241,16 +239,13 @@ impl Renderer<'_> {
                         for &(name, protocol) in &named {
                             if let Some(n) = endpoint.named_port(name, protocol) {
                                 let p = protocol.number();
-                                elements.insert(vec![addr_value((at, at), v6), Value::Proto(p, p), Value::Port(n, n)]);
+                                boxes.push(Box3 { addr: (at, at), proto: (p, p), port: (n, n) });
                             }
                         }
                     }
-                    if elements.len() > before {
-                        contributing.push(k);
-                    }
                 }
                 // Ingress: the destination is the local pod the policy selects.
-                Direction::Ingress => {
+                Direction::Ingress if !named.is_empty() => {
                     let mut destinations: BTreeSet<Element> = BTreeSet::new();
                     for &i in local {
                         let endpoint = &self.cluster.endpoints[i];
@@ -273,6 +268,7 @@ impl Renderer<'_> {
                         interval: true,
                         elements: peers.iter().map(|&r| vec![addr_value(r, v6)]).collect(),
                     });
+                    // Exact elements (no intervals): duplicates are merged by the BTreeSet.
                     self.sets.push(Set {
                         name: named_name.clone(),
                         key: vec![addr_key, KeyType::Proto, KeyType::Service],
@@ -280,19 +276,19 @@ impl Renderer<'_> {
                         elements: destinations.into_iter().collect(),
                     });
                     objects.named.push((k, peers_name, named_name));
-                    if elements.len() > before {
-                        contributing.push(k);
-                    }
                 }
+                _ => {}
+            }
+            if boxes.len() > before {
+                contributing.push(k);
             }
         }
         let name = format!("{base}_{}{f}", dir_tag(direction));
-        self.sets.push(Set {
-            name: name.clone(),
-            key: vec![addr_key, KeyType::Proto, KeyType::Service],
-            interval: true,
-            elements: elements.into_iter().collect(),
-        });
+        let elements = disjoint(boxes)
+            .into_iter()
+            .map(|b| vec![addr_value(b.addr, v6), Value::Proto(b.proto.0, b.proto.1), Value::Port(b.port.0, b.port.1)])
+            .collect();
+        self.sets.push(Set { name: name.clone(), key: vec![addr_key, KeyType::Proto, KeyType::Service], interval: true, elements });
         objects.main = Some((name, contributing));
         objects
     }

@@ -188,8 +188,28 @@ fn upstream_cases_with_real_packets() {
     if !require_privileges() {
         return;
     }
+    upstream_cases_on(default_pod_ips);
+}
+
+/// The same on an IPv6-only node: every pod has only an IPv6 address (ipBlocks of the
+/// cases are written from the pods' addresses, so they are IPv6 too).
+#[test]
+fn upstream_cases_with_real_packets_on_ipv6() {
+    if !require_privileges() {
+        return;
+    }
+    upstream_cases_on(v6_pod_ips);
+}
+
+fn v6_pod_ips(pod: &str) -> Vec<IpAddr> {
+    let v4 = default_pod_ips(pod)[0].to_string();
+    let octets: Vec<&str> = v4.split('.').collect();
+    vec![format!("fd00:10:244:{}::{}", octets[2], octets[3]).parse().expect("address")]
+}
+
+fn upstream_cases_on(addresses: fn(&str) -> Vec<IpAddr>) {
     let names: Vec<String> = ["x", "y", "z"].iter().flat_map(|ns| ["a", "b", "c"].iter().map(move |p| format!("{ns}/{p}"))).collect();
-    let pods: Vec<PodSpec> = names.iter().map(|n| PodSpec { name: n.clone(), ips: default_pod_ips(n) }).collect();
+    let pods: Vec<PodSpec> = names.iter().map(|n| PodSpec { name: n.clone(), ips: addresses(n) }).collect();
     let bed = Testbed::new(&pods);
     let _servers: Vec<Servers> = bed.pods.iter().map(|(_, ns)| Servers::start(ns, &[80, 81], &[80, 81])).collect();
     let probers: Vec<Prober> = bed.pods.iter().map(|(_, ns)| Prober::new(ns)).collect();
@@ -201,8 +221,11 @@ fn upstream_cases_with_real_packets() {
             continue;
         }
         for variant in &case.variants {
+            if variant.name == "full-3x3" && matches!(case.id.as_str(), "e2e-35" | "e2e-36") && addresses("x/a")[0].is_ipv6() {
+                continue; // The older model's unmasked '<podIP>/4' has no IPv6 form upstream.
+            }
             let mut dataplane = Dataplane::new(NodeNft(&bed));
-            let mismatches = Scenario::run(&case, variant, default_pod_ips, |cluster, from, to, port, protocol| {
+            let mismatches = Scenario::run(&case, variant, addresses, |cluster, from, to, port, protocol| {
                 let ruleset = all_local(cluster, DenyAction::Reject);
                 let report = dataplane.update(&ruleset).expect("apply");
                 incremental += usize::from(report.kind == ApplyKind::Incremental && report.commands > 0);

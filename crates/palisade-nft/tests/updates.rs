@@ -31,8 +31,9 @@ fn policy(name: &str, spec: &str) -> String {
 
 
 const WEB_IP: &str = "10.244.1.10";
+/// db's address is next to a's (they merge into one range when both are peers); b's is not.
 const PODS: [(&str, &str, &str); 4] =
-    [("web", "app: web", WEB_IP), ("db", "app: db", "10.244.1.11"), ("a", "role: client", "10.244.1.12"), ("b", "role: other", "10.244.1.13")];
+    [("web", "app: web", WEB_IP), ("db", "app: db", "10.244.1.11"), ("a", "role: client", "10.244.1.12"), ("b", "role: other", "10.244.1.14")];
 
 /// A node with the pods of `PODS` in namespace x.
 fn pods_testbed() -> Testbed {
@@ -52,9 +53,11 @@ fn incremental_updates_leave_the_kernel_as_a_full_render_would() {
     let bed = pods_testbed();
     let web_policy = policy("web", "podSelector: {matchLabels: {app: web}}\ningress: [{from: [{podSelector: {matchLabels: {role: client}}}], ports: [{port: http}]}]");
     let db_policy = policy("db", "podSelector: {matchLabels: {app: db}}\ningress: [{from: [{podSelector: {matchLabels: {app: web}}}]}]");
+    let web_and_db = web_policy.replace("[{podSelector: {matchLabels: {role: client}}}]", "[{podSelector: {matchLabels: {role: client}}}, {podSelector: {matchLabels: {app: db}}}]");
     let steps: Vec<(&str, String)> = vec![
         ("start", pods_yaml("role: other") + &web_policy),
         ("a label change adds a peer", pods_yaml("role: client") + &web_policy),
+        ("db's address merges with a's", pods_yaml("role: client") + &web_and_db),
         ("a second policy", pods_yaml("role: client") + &web_policy + &db_policy),
         ("a policy edited", pods_yaml("role: client") + &web_policy.replace("port: http", "port: 8080") + &db_policy),
         ("a policy deleted", pods_yaml("role: client") + &db_policy),
@@ -67,11 +70,18 @@ fn incremental_updates_leave_the_kernel_as_a_full_render_would() {
         assert_eq!(report.kind, if i == 0 { ApplyKind::Full } else { ApplyKind::Incremental }, "{what}");
         assert_eq!(normalize_listing(&bed.nft_list("palisade")), normalize_listing(&text::table(&dataplane.live().expect("applied"))), "{what}");
         if *what == "a label change adds a peer" {
-            // Only set elements change: b joins the peers of web's policy (its address merges
-            // with a's into one range, so one element is replaced).
+            // Only set elements change: b joins the peers of web's policy (an element of its
+            // own: its address is not next to a's).
             assert!(report.changes.elements_added > 0, "{what}: {}", report.changes);
             let structural = report.changes.chains_changed + report.changes.chains_added + report.changes.sets_added + report.changes.sets_removed;
             assert_eq!(structural, 0, "{what}: {}", report.changes);
+        }
+        if *what == "db's address merges with a's" {
+            // a's element is replaced by the range of both: the set gets a new version, built
+            // before the chain is switched to it (never changed in place).
+            assert_eq!((report.changes.sets_added, report.changes.sets_removed, report.changes.chains_changed), (1, 1, 1), "{what}: {}", report.changes);
+            let live = dataplane.live().expect("applied");
+            assert!(live.sets.iter().any(|s| s.name.starts_with("p_x_web_") && s.name.ends_with("_peers_a_v2")), "{what}: {:?}", live.sets);
         }
     }
 }
@@ -98,7 +108,7 @@ fn resync_repairs_changes_made_behind_palisades_back() {
     // incremental transaction, and the dataplane replaces the table instead.
     let live = dataplane.live().expect("applied");
     let set = live.sets.iter().find(|s| s.name.starts_with("p_x_web_2d375e_in4")).expect("web's set").name.clone();
-    let output = bed.node.exec("nft", &["delete", "element", "inet", "palisade", &set, "{ 10.244.1.12/31 . 0-255 . 0-65535 }"]);
+    let output = bed.node.exec("nft", &["delete", "element", "inet", "palisade", &set, "{ 10.244.1.14 . 0-255 . 0-65535 }"]);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let report = dataplane.update(&without_b).expect("update");
     assert_eq!(report.kind, ApplyKind::Full, "{report}");
@@ -159,9 +169,13 @@ fn two_hundred_updates_under_load_are_atomic() {
     let states: Vec<Ruleset> = (0..200)
         .map(|i| {
             let extra_port = 1000 + i;
+            // Every third state also admits db (10.244.1.11) on port 80: its address and a's
+            // (10.244.1.12) merge into one range, so the element a's connections hit is
+            // replaced by another.
+            let db_port = if i % 3 == 0 { "80".to_string() } else { extra_port.to_string() };
             let base = policy(
                 "web",
-                &format!("podSelector: {{matchLabels: {{app: web}}}}\ningress:\n- from: [{{podSelector: {{matchLabels: {{role: client}}}}}}]\n  ports: [{{port: 80}}]\n- from: [{{podSelector: {{matchLabels: {{app: db}}}}}}]\n  ports: [{{port: {extra_port}}}]"),
+                &format!("podSelector: {{matchLabels: {{app: web}}}}\ningress:\n- from: [{{podSelector: {{matchLabels: {{role: client}}}}}}]\n  ports: [{{port: 80}}]\n- from: [{{podSelector: {{matchLabels: {{app: db}}}}}}]\n  ports: [{{port: {db_port}}}]"),
             );
             // Every other state adds a second policy selecting web: its chain changes name.
             let second = if i % 2 == 1 {

@@ -1,11 +1,13 @@
 //! Equivalence classes of endpoints. Two endpoints that no policy can tell apart (same
-//! namespace, labels, container ports, hostNetwork, and the same set of ipBlocks containing
-//! their address) get the same verdicts in both directions, so the matrix is computed per
-//! class and never per pair of pods.
+//! namespace, labels, container ports, hostNetwork, an address of the family or not, and the
+//! same set of ipBlocks containing their address) get the same verdicts in both directions,
+//! so the matrix is computed per class and never per pair of pods.
 
 use std::collections::HashMap;
 
 use palisade_model::{Cluster, ContainerPort, Endpoint, IpBlock, Labels, Peer};
+
+use crate::family::Families;
 
 #[derive(Clone, Debug)]
 pub struct Class {
@@ -32,6 +34,9 @@ struct Key<'a> {
     labels: &'a Labels,
     ports: Vec<&'a ContainerPort>,
     host_network: bool,
+    /// Whether the endpoint has an address of the family (flows exist only in families
+    /// both ends have).
+    in_family: bool,
     blocks: Vec<u32>,
 }
 
@@ -89,7 +94,8 @@ fn key<'a>(endpoint: &'a Endpoint, ip_blocks: &[IpBlock], v6: bool) -> Key<'a> {
         Some(ip) => (0..ip_blocks.len() as u32).filter(|&b| ip_blocks[b as usize].contains(ip)).collect(),
         None => Vec::new(),
     };
-    Key { namespace: &endpoint.namespace, labels: &endpoint.labels, ports, host_network: endpoint.host_network, blocks }
+    let in_family = Families::of_endpoint(endpoint).contains(Families::one(v6));
+    Key { namespace: &endpoint.namespace, labels: &endpoint.labels, ports, host_network: endpoint.host_network, in_family, blocks }
 }
 
 fn distinct_ip_blocks(cluster: &Cluster) -> Vec<IpBlock> {

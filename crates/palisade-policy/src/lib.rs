@@ -11,12 +11,14 @@
 pub mod analysis;
 pub mod bitset;
 pub mod classes;
+pub mod family;
 pub mod flow;
 pub mod matching;
 pub mod matrix;
 pub mod service;
 pub mod verdict;
 
+pub use family::Families;
 pub use flow::{Flow, FlowEnd};
-pub use matrix::{Matrix, MatrixPlan, PortQuery, PortRef, PortSelection, Summary, matrix, summary};
+pub use matrix::{Matrix, MatrixPlan, PortQuery, PortRef, PortSelection, Summary, matrix, pairs_without_common_family, summary};
 pub use verdict::{PeerMismatch, PolicyRef, RuleMiss, RuleRef, SideVerdict, Verdict, allowed, verdict};

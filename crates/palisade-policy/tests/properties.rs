@@ -6,21 +6,27 @@
 
 use std::collections::BTreeSet;
 
-use palisade_conformance::strategies::{PROBES, cluster, rule};
+use palisade_conformance::strategies::{OUTSIDE, PROBES, cluster, rule};
 use palisade_model::{Cluster, Protocol};
 use palisade_policy::matrix::{PortSelection, matrix};
-use palisade_policy::{Flow, FlowEnd, allowed, verdict};
+use palisade_policy::{Families, Flow, FlowEnd, allowed, verdict};
 use proptest::prelude::*;
 
-/// Every flow between the cluster's endpoints and one outside address, on every probe port.
+/// Every flow between the cluster's endpoints and an outside address, on every probe port,
+/// in each family: only between ends that have an address of it.
 fn all_flows(cluster: &Cluster) -> Vec<Flow> {
-    let mut ends: Vec<FlowEnd> = (0..cluster.endpoints.len()).map(|i| FlowEnd::endpoint(cluster, i, Some(false))).collect();
-    ends.push(FlowEnd::External("10.0.3.99".parse().unwrap()));
     let mut flows = Vec::new();
-    for src in &ends {
-        for dst in &ends {
-            for &(port, protocol) in &PROBES {
-                flows.push(Flow { src: *src, dst: *dst, port, protocol });
+    for v6 in [false, true] {
+        let mut ends: Vec<FlowEnd> = (0..cluster.endpoints.len())
+            .filter(|&i| Families::of_endpoint(&cluster.endpoints[i]).contains(Families::one(v6)))
+            .map(|i| FlowEnd::endpoint(cluster, i, Some(v6)))
+            .collect();
+        ends.push(FlowEnd::External(OUTSIDE[usize::from(v6)].parse().unwrap()));
+        for src in &ends {
+            for dst in &ends {
+                for &(port, protocol) in &PROBES {
+                    flows.push(Flow { src: *src, dst: *dst, port, protocol });
+                }
             }
         }
     }
@@ -78,26 +84,40 @@ proptest! {
         }
     }
 
+    /// In every family a pair has in common, on every port: the matrix says what the
+    /// single-flow verdict says; pairs with no family in common are left out and counted.
     #[test]
     fn the_class_matrix_equals_single_flow_verdicts(cluster in cluster()) {
         let queries = PROBES.iter().map(|&(port, protocol)| palisade_policy::PortQuery { port: palisade_policy::PortRef::Number(port), protocol }).collect();
-        let m = matrix(&cluster, &PortSelection::Explicit(queries), false);
-        let expected = cluster.endpoints.len() * (cluster.endpoints.len() - 1) * PROBES.len();
-        prop_assert_eq!(m.entries.len(), expected);
-        for entry in &m.entries {
-            let flow = Flow {
-                src: FlowEnd::endpoint(&cluster, entry.from, Some(false)),
-                dst: FlowEnd::endpoint(&cluster, entry.to, Some(false)),
-                port: entry.port,
-                protocol: entry.protocol,
-            };
-            prop_assert_eq!(entry.allowed, verdict(&cluster, &flow).allowed, "{:?}", entry);
+        let m = matrix(&cluster, &PortSelection::Explicit(queries), Families::BOTH);
+        let n = cluster.endpoints.len();
+        let mut judged = 0;
+        let mut without = 0;
+        for from in 0..n {
+            for to in (0..n).filter(|&to| to != from) {
+                let common = Families::of_endpoint(&cluster.endpoints[from]).intersection(Families::of_endpoint(&cluster.endpoints[to]));
+                without += u64::from(common.is_empty());
+                for &(port, protocol) in &PROBES {
+                    let entries: Vec<_> = m.entries.iter().filter(|e| (e.from, e.to, e.port, e.protocol) == (from, to, port, protocol)).collect();
+                    let covered = entries.iter().fold(Families::NONE, |all, e| all.union(e.families));
+                    prop_assert_eq!(covered, common, "{} -> {} {}", from, to, port);
+                    for v6 in common.iter() {
+                        let flow = Flow { src: FlowEnd::endpoint(&cluster, from, Some(v6)), dst: FlowEnd::endpoint(&cluster, to, Some(v6)), port, protocol };
+                        let entry = entries.iter().find(|e| e.families.contains(Families::one(v6))).expect("covered");
+                        prop_assert_eq!(entry.allowed, verdict(&cluster, &flow).allowed, "{:?} v6={}", entry, v6);
+                        judged += 1;
+                    }
+                }
+            }
         }
+        prop_assert_eq!(m.without_common_family, without);
+        prop_assert_eq!(palisade_policy::pairs_without_common_family(&cluster, Families::BOTH), without);
+        prop_assert!(m.entries.len() <= judged);
     }
 
     #[test]
     fn declared_ports_matrix_probes_exactly_the_declared_ports(cluster in cluster()) {
-        let m = matrix(&cluster, &PortSelection::Declared { protocols: vec![] }, false);
+        let m = matrix(&cluster, &PortSelection::Declared { protocols: vec![] }, Families::BOTH);
         for entry in &m.entries {
             let declared: BTreeSet<(u16, Protocol)> = cluster.endpoints[entry.to].ports.iter().map(|p| (p.number, p.protocol)).collect();
             prop_assert!(declared.contains(&(entry.port, entry.protocol)));
@@ -107,7 +127,8 @@ proptest! {
     #[test]
     fn a_pod_always_reaches_itself(cluster in cluster()) {
         for i in 0..cluster.endpoints.len() {
-            let me = FlowEnd::endpoint(&cluster, i, Some(false));
+            let v6 = Families::of_endpoint(&cluster.endpoints[i]) == Families::V6;
+            let me = FlowEnd::endpoint(&cluster, i, Some(v6));
             for &(port, protocol) in &PROBES {
                 let flow = Flow { src: me, dst: me, port, protocol };
                 prop_assert!(verdict(&cluster, &flow).allowed);

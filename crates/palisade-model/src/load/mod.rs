@@ -17,7 +17,7 @@ use std::str::FromStr;
 use ipnet::IpNet;
 use serde_json::Value;
 
-use crate::build::{ClusterBuilder, DEFAULT_POD_CIDR, Duplicate};
+use crate::build::{ClusterBuilder, Duplicate};
 use crate::diagnostic::{Diagnostic, LoadError, Location};
 use crate::field_path::FieldPath;
 use crate::objects::{Cluster, Origin};
@@ -72,16 +72,15 @@ impl fmt::Display for Source {
 pub struct LoadOptions {
     /// Where objects without `metadata.namespace` go when their source names none.
     pub default_namespace: String,
-    /// Endpoints without `status.podIPs` get deterministic addresses from these.
+    /// Endpoints without any `status.podIPs` get deterministic addresses from these (one
+    /// per family). Empty: the default CIDR of each family the cluster's real pod addresses
+    /// use (IPv4 when none has any), see [`crate::build::default_pod_cidrs`].
     pub pod_cidrs: Vec<IpNet>,
 }
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        Self {
-            default_namespace: "default".to_string(),
-            pod_cidrs: vec![DEFAULT_POD_CIDR.parse().expect("default pod CIDR is valid")],
-        }
+        Self { default_namespace: "default".to_string(), pod_cidrs: Vec::new() }
     }
 }
 

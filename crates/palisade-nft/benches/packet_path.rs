@@ -1,0 +1,189 @@
+//! The packet path's own cost (needs root; throwaway network namespaces): new TCP connections
+//! per second from a client pod to a server pod through the node's forward hook, with
+//! - no table at all,
+//! - a conntrack-only table (`ct state established,related accept`: the cost every stateful
+//!   firewall pays, so the comparison isolates Palisade's own rules),
+//! - Palisade's table for clusters of 100, 1,000 and 5,000 policies, 20 of them selecting
+//!   the server (one of which allows the client).
+//!
+//! Configurations are measured in interleaved rounds (the machine's speed drifts over
+//! minutes), each round `SECONDS` per configuration; the table shows medians over rounds.
+//! `cargo bench -p palisade-nft --bench packet_path [-- ROUNDS]` (default 5).
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use palisade_conformance::synthetic;
+use palisade_model::{
+    Cluster, Endpoint, IpBlock, Labels, NAMESPACE_NAME_LABEL, Namespace, NamespaceScope, Origin, Peer, Policy, PortMatch, PortSpec,
+    Protocol, Rule, Selector, WorkloadKind,
+};
+use palisade_nft::apply::{ApplyError, Dataplane, Nft};
+use palisade_nft::{NodeState, RenderOptions, Ruleset, render};
+use palisade_testbed::{NetNs, PodSpec, Testbed, require_privileges};
+
+const SECONDS: f64 = 2.0;
+const SERVER: &str = "10.250.0.10";
+const CLIENT: &str = "10.250.0.11";
+
+struct InNs<'a>(&'a NetNs);
+
+impl Nft for InNs<'_> {
+    fn apply(&self, document: &str) -> Result<(), ApplyError> {
+        let output = self.0.exec_with_input("nft", &["-j", "-f", "-"], document);
+        if output.status.success() { Ok(()) } else { Err(ApplyError::rejected(String::from_utf8_lossy(&output.stderr))) }
+    }
+}
+
+/// The server answers every connection with a greeting and a reset (no TIME_WAIT pile-up);
+/// the client connects, reads the greeting and closes, in a loop.
+fn connections_per_second(bed: &Testbed, port: u16) -> f64 {
+    let stop = Arc::new(AtomicBool::new(false));
+    let server_stop = stop.clone();
+    let server = bed.pod("bench/server").enter(move || {
+        let listener = TcpListener::bind(SocketAddr::from(([0, 0, 0, 0], port))).expect("bind");
+        for stream in listener.incoming() {
+            if server_stop.load(Ordering::Relaxed) {
+                break;
+            }
+            if let Ok(mut stream) = stream {
+                let _ = stream.write_all(b"hello\n");
+                let _ = nix::sys::socket::setsockopt(&stream, nix::sys::socket::sockopt::Linger, &nix::libc::linger { l_onoff: 1, l_linger: 0 });
+            }
+        }
+    });
+    let server_ip: IpAddr = SERVER.parse().expect("address");
+    let client = bed.pod("bench/client").enter(move || {
+        let target = SocketAddr::new(server_ip, port);
+        let deadline = Instant::now() + Duration::from_secs_f64(SECONDS);
+        let mut count = 0u64;
+        while Instant::now() < deadline {
+            let mut buf = [0u8; 6];
+            if TcpStream::connect_timeout(&target, Duration::from_secs(1)).and_then(|mut s| s.read_exact(&mut buf)).is_ok() {
+                count += 1;
+            }
+        }
+        count as f64 / SECONDS
+    });
+    let rate = client.join().expect("client");
+    stop.store(true, Ordering::Relaxed);
+    let _ = TcpStream::connect_timeout(&SocketAddr::new(server_ip, port), Duration::from_millis(100));
+    drop(server);
+    rate
+}
+
+fn pod(name: &str, ip: &str) -> Endpoint {
+    Endpoint {
+        kind: WorkloadKind::Pod,
+        namespace: "bench".into(),
+        name: name.into(),
+        labels: Labels::from([("app".to_string(), name.to_string())]),
+        ips: vec![ip.parse().expect("address")],
+        ports: vec![],
+        host_network: false,
+        node: None,
+        origin: Origin::default(),
+    }
+}
+
+/// `policies` policies in all: 20 select the server (rules from other namespaces' pods,
+/// ipBlocks and ports; one allows the client), the rest come from the synthetic cluster.
+fn cluster(policies: usize) -> Cluster {
+    const SELECTING: usize = 20;
+    let mut cluster = synthetic::cluster(1000, policies - SELECTING);
+    cluster.endpoints.push(pod("server", SERVER));
+    cluster.endpoints.push(pod("client", CLIENT));
+    let labels = Labels::from([(NAMESPACE_NAME_LABEL.to_string(), "bench".to_string())]);
+    cluster.namespaces.insert("bench".into(), Namespace { name: "bench".into(), labels, declared: true, origin: Origin::default() });
+    for k in 0..SELECTING {
+        let peers = if k == 0 {
+            vec![Peer::Pods { namespaces: NamespaceScope::PolicyNamespace, pods: Selector::from_match_labels([("app", "client")]) }]
+        } else if k % 2 == 0 {
+            vec![Peer::IpBlock(IpBlock { cidr: format!("172.{}.0.0/16", 16 + k).parse().expect("CIDR"), except: vec![] })]
+        } else {
+            let ns = Selector::from_match_labels([("team", format!("t{}", k % 5).as_str())]);
+            vec![Peer::Pods { namespaces: NamespaceScope::Selector(ns), pods: Selector::from_match_labels([("app", format!("app-{}", k % 10).as_str())]) }]
+        };
+        let ports = if k == 0 { vec![] } else { vec![PortMatch { protocol: Protocol::Tcp, port: PortSpec::Number(8000 + k as u16) }] };
+        cluster.policies.push(Policy {
+            namespace: "bench".into(),
+            name: format!("server-{k}"),
+            subject: Selector::from_match_labels([("app", "server")]),
+            ingress: Some(vec![Rule { peers, ports }]),
+            egress: None,
+            origin: Origin::default(),
+        });
+    }
+    cluster
+}
+
+fn rendered(cluster: &Cluster) -> Ruleset {
+    // The node of the two bench pods (the synthetic pods are elsewhere).
+    let local = vec![cluster.endpoints.len() - 2, cluster.endpoints.len() - 1];
+    render(&NodeState { cluster, local, options: RenderOptions::default() })
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
+    v[v.len() / 2]
+}
+
+enum Config {
+    NoTable,
+    ConntrackOnly,
+    Palisade(usize, Ruleset),
+}
+
+fn main() {
+    if !require_privileges() {
+        return;
+    }
+    let rounds: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(5);
+    let bed = Testbed::new(&[
+        PodSpec { name: "bench/server".into(), ips: vec![SERVER.parse().expect("address")] },
+        PodSpec { name: "bench/client".into(), ips: vec![CLIENT.parse().expect("address")] },
+    ]);
+    let mut configs = vec![Config::NoTable, Config::ConntrackOnly];
+    for policies in [100, 1000, 5000] {
+        configs.push(Config::Palisade(policies, rendered(&cluster(policies))));
+    }
+    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); configs.len()];
+    let mut port = 9000;
+    for _ in 0..rounds {
+        for (c, config) in configs.iter().enumerate() {
+            let _ = bed.node.exec("nft", &["delete", "table", "inet", "palisade"]);
+            let _ = bed.node.exec("nft", &["delete", "table", "inet", "conntrack_only"]);
+            match config {
+                Config::NoTable => {}
+                Config::ConntrackOnly => {
+                    let table = "table inet conntrack_only {\n chain forward {\n  type filter hook forward priority 0; policy accept;\n  ct state established,related accept\n }\n}\n";
+                    let output = bed.node.exec_with_input("nft", &["-f", "-"], table);
+                    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+                }
+                Config::Palisade(_, ruleset) => {
+                    Dataplane::new(InNs(&bed.node)).replace(ruleset).expect("apply");
+                }
+            }
+            port += 1;
+            rates[c].push(connections_per_second(&bed, port));
+        }
+    }
+    let medians: Vec<f64> = rates.into_iter().map(median).collect();
+    let (none, conntrack) = (medians[0], medians[1]);
+    println!("\n## New connections per second through the forward path (median of {rounds} interleaved rounds, {SECONDS} s each)\n");
+    println!("| table on the node | connections/s | vs conntrack-only | vs no table |");
+    println!("|---|---|---|---|");
+    for (config, rate) in configs.iter().zip(&medians) {
+        let label = match config {
+            Config::NoTable => "none".to_string(),
+            Config::ConntrackOnly => "conntrack only (`ct state established,related accept`)".to_string(),
+            Config::Palisade(policies, ruleset) => {
+                format!("Palisade, {policies} policies (20 select the server; {} rules, {} elements)", ruleset.rule_count(), ruleset.element_count())
+            }
+        };
+        println!("| {label} | {rate:.0} | {:.3} | {:.3} |", rate / conntrack, rate / none);
+    }
+}
