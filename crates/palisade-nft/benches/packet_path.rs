@@ -7,8 +7,13 @@
 //!   the server (one of which allows the client).
 //!
 //! Configurations are measured in interleaved rounds (the machine's speed drifts over
-//! minutes), each round `SECONDS` per configuration; the table shows medians over rounds.
-//! `cargo bench -p palisade-nft --bench packet_path [-- ROUNDS]` (default 5).
+//! minutes), each round `SECONDS` per configuration; the table shows medians over rounds,
+//! and the ratios are medians of each round's ratio (neighbouring measurements, so a slow
+//! stretch of the machine weighs on both sides alike). The policy that allows the client is
+//! the last of the 20 in name order: the worst case for the chain that judges the server.
+//! `cargo bench -p palisade-nft --bench packet_path [-- ROUNDS]` (default 5);
+//! `-- profile` (`-- profile-conntrack`) runs only the 1,000-policy (conntrack-only) table for
+//! 20 s, to be sampled with `perf record -a -g`.
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
@@ -26,6 +31,9 @@ use palisade_nft::{NodeState, RenderOptions, Ruleset, render};
 use palisade_testbed::{NetNs, PodSpec, Testbed, require_privileges};
 
 const SECONDS: f64 = 2.0;
+/// The baseline every stateful firewall pays: connection tracking and one rule.
+const CONNTRACK_ONLY: &str =
+    "table inet conntrack_only {\n chain forward {\n  type filter hook forward priority 0; policy accept;\n  ct state established,related accept\n }\n}\n";
 const SERVER: &str = "10.250.0.10";
 const CLIENT: &str = "10.250.0.11";
 
@@ -38,41 +46,63 @@ impl Nft for InNs<'_> {
     }
 }
 
+/// Client threads connecting at once: the machine is saturated, so the rate measures the
+/// CPU a connection costs rather than the latency of waking threads.
+const CLIENTS: usize = 4;
+
 /// The server answers every connection with a greeting and a reset (no TIME_WAIT pile-up);
-/// the client connects, reads the greeting and closes, in a loop.
-fn connections_per_second(bed: &Testbed, port: u16) -> f64 {
+/// each client connects, reads the greeting and closes, in a loop.
+fn connections_per_second(bed: &Testbed, port: u16, seconds: f64) -> f64 {
     let stop = Arc::new(AtomicBool::new(false));
-    let server_stop = stop.clone();
-    let server = bed.pod("bench/server").enter(move || {
-        let listener = TcpListener::bind(SocketAddr::from(([0, 0, 0, 0], port))).expect("bind");
-        for stream in listener.incoming() {
-            if server_stop.load(Ordering::Relaxed) {
-                break;
-            }
-            if let Ok(mut stream) = stream {
-                let _ = stream.write_all(b"hello\n");
-                let _ = nix::sys::socket::setsockopt(&stream, nix::sys::socket::sockopt::Linger, &nix::libc::linger { l_onoff: 1, l_linger: 0 });
-            }
-        }
-    });
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let listener = bed.pod("bench/server").enter(move || TcpListener::bind(SocketAddr::from(([0, 0, 0, 0], port))).expect("bind")).join().expect("bind");
+    let listener = Arc::new(listener);
+    let servers: Vec<_> = (0..2)
+        .map(|_| {
+            let (listener, stop, ready) = (listener.clone(), stop.clone(), ready_tx.clone());
+            std::thread::spawn(move || {
+                ready.send(()).expect("ready");
+                for stream in listener.incoming() {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    if let Ok(mut stream) = stream {
+                        let _ = stream.write_all(b"hello\n");
+                        let _ = nix::sys::socket::setsockopt(&stream, nix::sys::socket::sockopt::Linger, &nix::libc::linger { l_onoff: 1, l_linger: 0 });
+                    }
+                }
+            })
+        })
+        .collect();
+    for _ in 0..2 {
+        ready_rx.recv().expect("server ready");
+    }
     let server_ip: IpAddr = SERVER.parse().expect("address");
-    let client = bed.pod("bench/client").enter(move || {
-        let target = SocketAddr::new(server_ip, port);
-        let deadline = Instant::now() + Duration::from_secs_f64(SECONDS);
-        let mut count = 0u64;
-        while Instant::now() < deadline {
-            let mut buf = [0u8; 6];
-            if TcpStream::connect_timeout(&target, Duration::from_secs(1)).and_then(|mut s| s.read_exact(&mut buf)).is_ok() {
-                count += 1;
-            }
-        }
-        count as f64 / SECONDS
-    });
-    let rate = client.join().expect("client");
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            bed.pod("bench/client").enter(move || {
+                let target = SocketAddr::new(server_ip, port);
+                let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+                let mut count = 0u64;
+                while Instant::now() < deadline {
+                    let mut buf = [0u8; 6];
+                    if TcpStream::connect_timeout(&target, Duration::from_secs(1)).and_then(|mut s| s.read_exact(&mut buf)).is_ok() {
+                        count += 1;
+                    }
+                }
+                count
+            })
+        })
+        .collect();
+    let total: u64 = clients.into_iter().map(|c| c.join().expect("client")).sum();
     stop.store(true, Ordering::Relaxed);
-    let _ = TcpStream::connect_timeout(&SocketAddr::new(server_ip, port), Duration::from_millis(100));
-    drop(server);
-    rate
+    for _ in 0..2 {
+        let _ = bed.pod("bench/client").enter(move || TcpStream::connect_timeout(&SocketAddr::new(server_ip, port), Duration::from_millis(100))).join();
+    }
+    for server in servers {
+        let _ = server.join();
+    }
+    total as f64 / seconds
 }
 
 fn pod(name: &str, ip: &str) -> Endpoint {
@@ -110,7 +140,8 @@ fn cluster(policies: usize) -> Cluster {
         let ports = if k == 0 { vec![] } else { vec![PortMatch { protocol: Protocol::Tcp, port: PortSpec::Number(8000 + k as u16) }] };
         cluster.policies.push(Policy {
             namespace: "bench".into(),
-            name: format!("server-{k}"),
+            // The client's policy sorts last.
+            name: if k == 0 { "server-zz-client".to_string() } else { format!("server-{k:02}") },
             subject: Selector::from_match_labels([("app", "server")]),
             ingress: Some(vec![Rule { peers, ports }]),
             egress: None,
@@ -146,6 +177,17 @@ fn main() {
         PodSpec { name: "bench/server".into(), ips: vec![SERVER.parse().expect("address")] },
         PodSpec { name: "bench/client".into(), ips: vec![CLIENT.parse().expect("address")] },
     ]);
+    if std::env::args().any(|a| a == "profile") {
+        Dataplane::new(InNs(&bed.node)).replace(&rendered(&cluster(1000))).expect("apply");
+        println!("{:.0} connections/s", connections_per_second(&bed, 9000, 20.0));
+        return;
+    }
+    if std::env::args().any(|a| a == "profile-conntrack") {
+        let output = bed.node.exec_with_input("nft", &["-f", "-"], CONNTRACK_ONLY);
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        println!("{:.0} connections/s", connections_per_second(&bed, 9000, 20.0));
+        return;
+    }
     let mut configs = vec![Config::NoTable, Config::ConntrackOnly];
     for policies in [100, 1000, 5000] {
         configs.push(Config::Palisade(policies, rendered(&cluster(policies))));
@@ -159,8 +201,7 @@ fn main() {
             match config {
                 Config::NoTable => {}
                 Config::ConntrackOnly => {
-                    let table = "table inet conntrack_only {\n chain forward {\n  type filter hook forward priority 0; policy accept;\n  ct state established,related accept\n }\n}\n";
-                    let output = bed.node.exec_with_input("nft", &["-f", "-"], table);
+                    let output = bed.node.exec_with_input("nft", &["-f", "-"], CONNTRACK_ONLY);
                     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
                 }
                 Config::Palisade(_, ruleset) => {
@@ -168,15 +209,16 @@ fn main() {
                 }
             }
             port += 1;
-            rates[c].push(connections_per_second(&bed, port));
+            rates[c].push(connections_per_second(&bed, port, SECONDS));
         }
     }
+    let ratio = |c: usize, base: usize| median(rates[c].iter().zip(&rates[base]).map(|(a, b)| a / b).collect());
+    let ratios: Vec<(f64, f64)> = (0..configs.len()).map(|c| (ratio(c, 1), ratio(c, 0))).collect();
     let medians: Vec<f64> = rates.into_iter().map(median).collect();
-    let (none, conntrack) = (medians[0], medians[1]);
     println!("\n## New connections per second through the forward path (median of {rounds} interleaved rounds, {SECONDS} s each)\n");
     println!("| table on the node | connections/s | vs conntrack-only | vs no table |");
     println!("|---|---|---|---|");
-    for (config, rate) in configs.iter().zip(&medians) {
+    for ((config, rate), (vs_conntrack, vs_none)) in configs.iter().zip(&medians).zip(&ratios) {
         let label = match config {
             Config::NoTable => "none".to_string(),
             Config::ConntrackOnly => "conntrack only (`ct state established,related accept`)".to_string(),
@@ -184,6 +226,6 @@ fn main() {
                 format!("Palisade, {policies} policies (20 select the server; {} rules, {} elements)", ruleset.rule_count(), ruleset.element_count())
             }
         };
-        println!("| {label} | {rate:.0} | {:.3} | {:.3} |", rate / conntrack, rate / none);
+        println!("| {label} | {rate:.0} | {vs_conntrack:.3} | {vs_none:.3} |");
     }
 }

@@ -13,7 +13,7 @@ use crate::ruleset::{Ruleset, Statement};
 /// The object a refused command was about, and the policy that object comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Culprit {
-    /// `set p_x_web_2d375e_in4`, `chain in_3f2a...`, `map ingress_pods_v4`, ...
+    /// `set in_4dfd7876a19a_4`, `chain in_4dfd7876a19a`, `map ingress_pods_v4`, ...
     pub object: String,
     /// `namespace/name` of the policy whose rules reference the object, if any.
     pub policy: Option<String>,

@@ -6,18 +6,19 @@
 //!
 //! The decomposition is canonical: it depends only on the union, never on how the boxes
 //! were written, so equal states give equal sets and incremental updates diff disjoint
-//! decompositions (whose removals and additions never overlap what stays).
+//! decompositions.
 //!
-//! Sweep along the address axis: between two consecutive box edges the boxes covering the
-//! addresses are fixed, and so is their (protocol x port) union, its "profile". Neighbouring
-//! stretches with the same profile merge. A profile is itself canonical: the protocol axis
-//! cut where the set of port ranges changes, each piece with its merged port ranges. Cost:
-//! O(B log B) for B boxes plus the profiles of the distinct sets of overlapping boxes, which
-//! are few (pods are single addresses; CIDRs nest rarely).
+//! Service-major: the protocol axis is cut where the boxes covering it change, then each
+//! protocol piece's port axis likewise; every (protocol, port) cell gets the merged address
+//! ranges of the boxes covering it, and neighbouring cells with the same addresses join.
+//! Policies have few distinct ports and many addresses, so this keeps a big CIDR on one port
+//! beside pods on another as one element plus the pods (an address-major cut would split the
+//! CIDR around every pod). Cost: O(B log B) per protocol piece, plus the merged addresses of
+//! each port cell.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
-use crate::intervals::Range;
+use crate::intervals::{Range, merge};
 
 /// An inclusive protocol-number range (0-255: any protocol).
 pub type ProtoRange = (u8, u8);
@@ -32,102 +33,71 @@ pub struct Box3 {
     pub port: PortRange,
 }
 
-/// A (protocol x port) union as disjoint rectangles, in protocol order.
-type Profile = Vec<(ProtoRange, PortRange)>;
-
 /// The union of `boxes` as disjoint boxes, sorted by address, protocol and port.
-pub fn disjoint(mut boxes: Vec<Box3>) -> Vec<Box3> {
-    boxes.sort_unstable();
-    boxes.dedup();
-    // Edges along the address axis: a box starts at `addr.0` and ends after `addr.1`
-    // (`None` past the end of the address space).
-    let mut edges: Vec<(Option<u128>, bool, usize)> = Vec::with_capacity(boxes.len() * 2);
-    for (i, b) in boxes.iter().enumerate() {
-        edges.push((Some(b.addr.0), true, i));
-        edges.push((b.addr.1.checked_add(1), false, i));
+pub fn disjoint(boxes: Vec<Box3>) -> Vec<Box3> {
+    // Protocol pieces: cut at every box's protocol edges; each piece with the port cells of
+    // the boxes covering it. Neighbouring pieces with the same cells join.
+    let mut cuts: Vec<u16> = boxes.iter().flat_map(|b| [u16::from(b.proto.0), u16::from(b.proto.1) + 1]).collect();
+    cuts.sort_unstable();
+    cuts.dedup();
+    let mut pieces: Vec<(ProtoRange, Vec<(PortRange, Vec<Range>)>)> = Vec::new();
+    for pair in cuts.windows(2) {
+        let (lo, hi) = (pair[0] as u8, (pair[1] - 1) as u8);
+        let covering: Vec<&Box3> = boxes.iter().filter(|b| b.proto.0 <= lo && hi <= b.proto.1).collect();
+        let cells = port_cells(&covering);
+        if cells.is_empty() {
+            continue;
+        }
+        match pieces.last_mut() {
+            Some(((_, last_hi), last)) if u16::from(*last_hi) + 1 == u16::from(lo) && *last == cells => *last_hi = hi,
+            _ => pieces.push(((lo, hi), cells)),
+        }
     }
-    // `None` (the end of the space) sorts after every address.
-    edges.sort_unstable_by_key(|&(at, starts, i)| (at.is_none(), at, starts, i));
+    let mut out: Vec<Box3> = Vec::new();
+    for (proto, cells) in pieces {
+        for (port, addresses) in cells {
+            out.extend(addresses.into_iter().map(|addr| Box3 { addr, proto, port }));
+        }
+    }
+    out.sort_unstable();
+    out
+}
 
-    let mut active: BTreeMap<(ProtoRange, PortRange), usize> = BTreeMap::new();
-    let mut profiles: HashMap<Vec<(ProtoRange, PortRange)>, Profile> = HashMap::new();
-    // Stretches of the address axis with a non-empty profile, merged with their neighbours.
-    let mut stretches: Vec<(Range, Profile)> = Vec::new();
+/// The port axis of one protocol piece, cut where the covering boxes change: each cell with
+/// the merged address ranges of the boxes covering it; neighbouring cells with the same
+/// addresses joined. A sweep: boxes enter at their first port and leave after their last.
+fn port_cells(boxes: &[&Box3]) -> Vec<(PortRange, Vec<Range>)> {
+    let mut edges: Vec<(u32, bool, Range)> = boxes.iter().flat_map(|b| [(u32::from(b.port.0), true, b.addr), (u32::from(b.port.1) + 1, false, b.addr)]).collect();
+    edges.sort_unstable();
+    let mut active: BTreeMap<Range, usize> = BTreeMap::new();
+    let mut cells: Vec<(PortRange, Vec<Range>)> = Vec::new();
     let mut k = 0;
     while k < edges.len() {
-        let Some(at) = edges[k].0 else { break };
-        while k < edges.len() && edges[k].0 == Some(at) {
-            let (_, starts, i) = edges[k];
-            let key = (boxes[i].proto, boxes[i].port);
-            if starts {
-                *active.entry(key).or_default() += 1;
-            } else if let Some(n) = active.get_mut(&key) {
+        let at = edges[k].0;
+        while k < edges.len() && edges[k].0 == at {
+            let (_, enters, addr) = edges[k];
+            if enters {
+                *active.entry(addr).or_default() += 1;
+            } else if let Some(n) = active.get_mut(&addr) {
                 *n -= 1;
                 if *n == 0 {
-                    active.remove(&key);
+                    active.remove(&addr);
                 }
             }
             k += 1;
         }
+        let Some(&(next, _, _)) = edges.get(k) else { break };
         if active.is_empty() {
             continue;
         }
-        // The stretch runs to the next edge (exclusive), or to the end of the space.
-        let end = match edges.get(k) {
-            Some((Some(next), _, _)) => next - 1,
-            _ => u128::MAX,
-        };
-        let rectangles: Vec<(ProtoRange, PortRange)> = active.keys().copied().collect();
-        let profile = profiles.entry(rectangles).or_insert_with_key(|r| profile(r)).clone();
-        match stretches.last_mut() {
-            Some((range, last)) if range.1.checked_add(1) == Some(at) && *last == profile => range.1 = end,
-            _ => stretches.push(((at, end), profile)),
+        let (lo, hi) = (at as u16, (next - 1) as u16);
+        let addresses = merge(active.keys().copied().collect());
+        match cells.last_mut() {
+            Some(((_, last_hi), last)) if u32::from(*last_hi) + 1 == at && *last == addresses => *last_hi = hi,
+            _ => cells.push(((lo, hi), addresses)),
         }
     }
-    let mut out = Vec::new();
-    for (addr, profile) in stretches {
-        out.extend(profile.into_iter().map(|(proto, port)| Box3 { addr, proto, port }));
-    }
-    out
-}
-
-/// The union of (protocol range x port range) rectangles as disjoint rectangles: the
-/// protocol axis cut at every rectangle edge, each piece with its merged port ranges, and
-/// neighbouring pieces with the same port ranges joined.
-fn profile(rectangles: &[(ProtoRange, PortRange)]) -> Profile {
-    let mut cuts: Vec<u16> = Vec::with_capacity(rectangles.len() * 2);
-    for &((lo, hi), _) in rectangles {
-        cuts.push(u16::from(lo));
-        cuts.push(u16::from(hi) + 1);
-    }
-    cuts.sort_unstable();
-    cuts.dedup();
-    let mut pieces: Vec<(ProtoRange, Vec<PortRange>)> = Vec::new();
-    for pair in cuts.windows(2) {
-        let (lo, hi) = (pair[0] as u8, (pair[1] - 1) as u8);
-        let ports = merge_ports(rectangles.iter().filter(|((a, b), _)| *a <= lo && hi <= *b).map(|&(_, port)| port).collect());
-        if ports.is_empty() {
-            continue;
-        }
-        match pieces.last_mut() {
-            Some(((_, last_hi), last_ports)) if u16::from(*last_hi) + 1 == u16::from(lo) && *last_ports == ports => *last_hi = hi,
-            _ => pieces.push(((lo, hi), ports)),
-        }
-    }
-    pieces.into_iter().flat_map(|(proto, ports)| ports.into_iter().map(move |port| (proto, port))).collect()
-}
-
-/// Sorts port ranges and joins overlapping or adjacent ones.
-fn merge_ports(mut ports: Vec<PortRange>) -> Vec<PortRange> {
-    ports.sort_unstable();
-    let mut out: Vec<PortRange> = Vec::with_capacity(ports.len());
-    for (lo, hi) in ports {
-        match out.last_mut() {
-            Some(last) if u32::from(lo) <= u32::from(last.1) + 1 => last.1 = last.1.max(hi),
-            _ => out.push((lo, hi)),
-        }
-    }
-    out
+    cells
 }
 
 #[cfg(test)]
@@ -158,18 +128,13 @@ mod tests {
     }
 
     #[test]
-    fn nested_cidrs_with_other_ports_are_cut_apart() {
-        // 10.0.0.0/8 on 80/TCP and 10.1.0.0/16 on 443/TCP.
+    fn nested_cidrs_with_other_ports_stay_whole() {
+        // 10.0.0.0/8 on 80/TCP and 10.1.0.0/16 on 443/TCP: different ports, no overlap.
         let out = disjoint(vec![b((0x0a00_0000, 0x0aff_ffff), TCP, (80, 80)), b((0x0a01_0000, 0x0a01_ffff), TCP, (443, 443))]);
-        assert_eq!(
-            out,
-            vec![
-                b((0x0a00_0000, 0x0a00_ffff), TCP, (80, 80)),
-                b((0x0a01_0000, 0x0a01_ffff), TCP, (80, 80)),
-                b((0x0a01_0000, 0x0a01_ffff), TCP, (443, 443)),
-                b((0x0a02_0000, 0x0aff_ffff), TCP, (80, 80)),
-            ]
-        );
+        assert_eq!(out, vec![b((0x0a00_0000, 0x0aff_ffff), TCP, (80, 80)), b((0x0a01_0000, 0x0a01_ffff), TCP, (443, 443))]);
+        // On overlapping ports the nested block is absorbed where they overlap.
+        let out = disjoint(vec![b((0x0a00_0000, 0x0aff_ffff), TCP, (80, 80)), b((0x0a01_0000, 0x0a01_ffff), TCP, (80, 443))]);
+        assert_eq!(out, vec![b((0x0a00_0000, 0x0aff_ffff), TCP, (80, 80)), b((0x0a01_0000, 0x0a01_ffff), TCP, (81, 443))]);
     }
 
     #[test]
@@ -183,6 +148,13 @@ mod tests {
         // Any protocol on port 53, TCP on 80-81.
         let out = disjoint(vec![b((1, 1), ANY_PROTO, (53, 53)), b((1, 1), TCP, (80, 81))]);
         assert_eq!(out, vec![b((1, 1), (0, 5), (53, 53)), b((1, 1), TCP, (53, 53)), b((1, 1), TCP, (80, 81)), b((1, 1), (7, 255), (53, 53))]);
+    }
+
+    #[test]
+    fn a_big_block_on_one_port_is_not_split_around_pods_on_another() {
+        let mut boxes = vec![b((0, 0xffff_ffff), TCP, (443, 443))];
+        boxes.extend((0..100).map(|i| b((1000 + 2 * i, 1000 + 2 * i), TCP, (80, 80))));
+        assert_eq!(disjoint(boxes).len(), 101);
     }
 
     #[test]

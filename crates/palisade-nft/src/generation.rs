@@ -2,7 +2,7 @@
 //! sets.
 //!
 //! Every object in the kernel carries the suffix of the generation it belongs to
-//! (`forward_a`, `p_x_web_2d375e_in4_a`). A full replace builds the other generation
+//! (`forward_a`, `in_4dfd7876a19a_4_a`). A full replace builds the other generation
 //! completely, then deletes the old one:
 //!
 //! 1. Create every object of the new generation but its base chain: sets with their

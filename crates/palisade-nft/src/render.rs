@@ -8,15 +8,14 @@
 //!   direction are not in that direction's map.
 //! - Peers are decided by the engine's `match_peer`, so the rules and the analysis CLI can
 //!   never disagree on who a selector means.
-//! - One interval set per policy, direction and family, keyed `peer . protocol . port`,
-//!   holding every (peer range, port range) its rules admit, shared by all pods the policy
-//!   selects. Egress named ports resolve on each destination pod into that set; ingress named
-//!   ports resolve on the local pods into a `destination . protocol . port` set next to the
-//!   rule's peer set.
-//! - One chain per distinct combination of isolating policies: a lookup per policy that
-//!   returns on a match (allowed), then the deny verdict. nft cannot report a match through
-//!   two levels of `jump` without packet marks, so lookups sit in the combination chain
-//!   rather than in per-policy chains.
+//! - One chain per distinct combination of isolating policies, and one interval set per
+//!   combination and family keyed `peer . protocol . port`, holding the union of every (peer
+//!   range, port range) the combination's policies admit, as disjoint elements: one lookup
+//!   per packet however many policies select the pod. Egress named ports resolve on each
+//!   destination pod into that set; ingress named ports resolve on the local pods into a
+//!   `destination . protocol . port` set next to the rule's peer set (a rule of its own in the
+//!   chain). The chain ends in the deny verdict. nft cannot report a match through two levels
+//!   of `jump` without packet marks, so there are no per-policy chains.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -136,11 +135,12 @@ fn addr_value(range: Range, v6: bool) -> Value {
     Value::Addr(from_int(range.0, v6), from_int(range.1, v6))
 }
 
-/// The rendered objects of one policy in one direction and family.
+/// What one policy admits in one direction and family.
 struct PolicyObjects {
-    /// The `peer . protocol . port` set, if the policy has rules in this direction, and the
-    /// indices of the rules whose elements it holds.
-    main: Option<(String, Vec<usize>)>,
+    /// Every (peer range x protocol x port range) its rules admit (overlapping freely), and
+    /// the indices of the rules they come from. Combinations merge these into one set.
+    boxes: Vec<Box3>,
+    contributing: Vec<usize>,
     /// Per rule with ingress named ports: (rule index, peer set, named set).
     named: Vec<(usize, String, String)>,
 }
@@ -193,15 +193,13 @@ impl Renderer<'_> {
 
     fn policy_objects(&mut self, policy: &Policy, direction: Direction, v6: bool, local: &[usize]) -> PolicyObjects {
         let rules = policy.rules(direction).unwrap_or_default();
-        let mut objects = PolicyObjects { main: None, named: Vec::new() };
+        let mut objects = PolicyObjects { boxes: Vec::new(), contributing: Vec::new(), named: Vec::new() };
         if rules.is_empty() {
             return objects;
         }
         let base = policy_base(policy);
         let f = family_suffix(v6);
         let addr_key = if v6 { KeyType::Ipv6 } else { KeyType::Ipv4 };
-        // Every (peer range x protocol x port range) the rules admit; rules overlap freely,
-        // the set gets their union as disjoint elements.
         let mut boxes: Vec<Box3> = Vec::new();
         let mut contributing = Vec::new();
         for (k, rule) in rules.iter().enumerate() {
@@ -283,13 +281,8 @@ impl Renderer<'_> {
                 contributing.push(k);
             }
         }
-        let name = format!("{base}_{}{f}", dir_tag(direction));
-        let elements = disjoint(boxes)
-            .into_iter()
-            .map(|b| vec![addr_value(b.addr, v6), Value::Proto(b.proto.0, b.proto.1), Value::Port(b.port.0, b.port.1)])
-            .collect();
-        self.sets.push(Set { name: name.clone(), key: vec![addr_key, KeyType::Proto, KeyType::Service], interval: true, elements });
-        objects.main = Some((name, contributing));
+        objects.boxes = boxes;
+        objects.contributing = contributing;
         objects
     }
 }
@@ -367,19 +360,37 @@ pub fn render(state: &NodeState<'_>) -> Ruleset {
         let names: Vec<String> = policies.iter().map(|&p| cluster.policies[p].display_name()).collect();
         let chain_name = format!("{}_{:012x}", dir_tag(*direction), fnv(&names.join(",")) & 0xffff_ffff_ffff);
         let mut rules = Vec::new();
+        // One lookup per family in the union of what every isolating policy admits: the
+        // packet's cost does not grow with the number of policies selecting the pod.
+        for &v6 in &families {
+            let mut boxes = Vec::new();
+            let mut sources = Vec::new();
+            for &p in policies {
+                let Some(o) = objects.get(&(p, *direction, v6)) else { continue };
+                boxes.extend_from_slice(&o.boxes);
+                if !o.contributing.is_empty() {
+                    let indices: Vec<String> = o.contributing.iter().map(|k| k.to_string()).collect();
+                    sources.push(format!("{} {direction}[{}]", cluster.policies[p].display_name(), indices.join(",")));
+                }
+            }
+            if boxes.is_empty() {
+                continue;
+            }
+            let set = format!("{chain_name}_{}", family_suffix(v6));
+            let elements = disjoint(boxes)
+                .into_iter()
+                .map(|b| vec![addr_value(b.addr, v6), Value::Proto(b.proto.0, b.proto.1), Value::Port(b.port.0, b.port.1)])
+                .collect();
+            let addr_key = if v6 { KeyType::Ipv6 } else { KeyType::Ipv4 };
+            renderer.sets.push(Set { name: set.clone(), key: vec![addr_key, KeyType::Proto, KeyType::Service], interval: true, elements });
+            rules.push(Rule {
+                statements: vec![Statement::Lookup { fields: vec![peer_field(*direction, v6), Field::L4Proto, Field::Dport], set }, Statement::Return],
+                comment: Some(comment_listing("", &sources)),
+            });
+        }
         for &p in policies {
             for &v6 in &families {
                 let Some(o) = objects.get(&(p, *direction, v6)) else { continue };
-                if let Some((set, contributing)) = &o.main {
-                    let indices: Vec<String> = contributing.iter().map(|k| k.to_string()).collect();
-                    rules.push(Rule {
-                        statements: vec![
-                            Statement::Lookup { fields: vec![peer_field(*direction, v6), Field::L4Proto, Field::Dport], set: set.clone() },
-                            Statement::Return,
-                        ],
-                        comment: Some(bounded(format!("{} {direction}[{}]", cluster.policies[p].display_name(), indices.join(",")))),
-                    });
-                }
                 for (k, peers, named) in &o.named {
                     rules.push(Rule {
                         statements: vec![
@@ -427,7 +438,7 @@ pub fn render(state: &NodeState<'_>) -> Ruleset {
     chains.push(deny_chain(state.options.deny_action));
     chains.sort_by(|a, b| a.name.cmp(&b.name));
     chains.insert(0, Chain { name: "forward".to_string(), base: Some(BaseChain { hook: Hook::Forward, priority: 0 }), rules: forward });
-    let mut sets = renderer.sets;
+    let mut sets = std::mem::take(&mut renderer.sets);
     sets.sort_by(|a, b| a.name.cmp(&b.name));
     Ruleset { table: state.options.table.clone(), sets, maps: vmaps, chains }
 }
