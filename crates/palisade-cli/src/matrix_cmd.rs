@@ -329,16 +329,30 @@ fn write_tables(out: &mut impl Write, matrix: &Matrix, names: &[String]) -> Resu
 }
 
 /// One summary per family judged; a single IPv4 summary is written as it was before
-/// families were judged.
+/// families were judged. Streamed: a 10k-pod summary is tens of megabytes of JSON.
 fn write_summary_json(out: &mut impl Write, summaries: &[Summary], without_common_family: u64) -> Result<()> {
-    let mut value = match summaries {
-        [one] => serde_json::to_value(one)?,
-        several => serde_json::json!({"families": several}),
-    };
-    if without_common_family > 0 {
-        value["pairsWithoutCommonFamily"] = without_common_family.into();
+    fn is_zero(n: &u64) -> bool {
+        *n == 0
     }
-    serde_json::to_writer(out, &value)?;
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct One<'a> {
+        #[serde(flatten)]
+        summary: &'a Summary,
+        #[serde(skip_serializing_if = "is_zero")]
+        pairs_without_common_family: u64,
+    }
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Several<'a> {
+        families: &'a [Summary],
+        #[serde(skip_serializing_if = "is_zero")]
+        pairs_without_common_family: u64,
+    }
+    match summaries {
+        [one] => serde_json::to_writer(out, &One { summary: one, pairs_without_common_family: without_common_family })?,
+        several => serde_json::to_writer(out, &Several { families: several, pairs_without_common_family: without_common_family })?,
+    }
     Ok(())
 }
 
