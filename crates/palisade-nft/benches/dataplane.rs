@@ -1,20 +1,17 @@
 //! Dataplane benchmark (needs root; everything happens in throwaway network namespaces):
-//! render and apply times by cluster size, incremental changes, ruleset size, and new
-//! connections per second through the forward path. `cargo bench -p palisade-nft --bench dataplane`
-//! (`-- quick` for the small sizes only, `-- 10k` for the 10k-pod sync and incremental rows).
+//! render and apply times by cluster size, incremental changes, ruleset size.
+//! `cargo bench -p palisade-nft --bench dataplane` (`-- quick` for the small sizes only, `-- 10k`
+//! for the 10k-pod sync and incremental rows). The packet path is `benches/packet_path.rs`.
 
-use std::io::{Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use palisade_conformance::synthetic;
-use palisade_model::{Cluster, Endpoint, Labels, NamespaceScope, Origin, Peer, Policy, Rule, Selector, WorkloadKind};
+use palisade_model::Cluster;
 use palisade_nft::apply::{ApplyError, Dataplane, Nft};
 use palisade_nft::json::{document, replace_commands};
 use palisade_nft::{NodeState, RenderOptions, Ruleset, render, text};
-use palisade_testbed::{NetNs, PodSpec, Testbed, require_privileges};
+use palisade_testbed::{NetNs, require_privileges};
 
 struct InNs<'a>(&'a NetNs);
 
@@ -156,113 +153,6 @@ fn incremental(pods: usize, policies: usize) {
     }
 }
 
-/// TCP connections per second (connect, read a greeting, close) from one pod to another
-/// through the node, for `seconds`.
-fn connections_per_second(bed: &Testbed, server_ip: IpAddr, port: u16, seconds: f64) -> (f64, u64) {
-    let stop = Arc::new(AtomicBool::new(false));
-    let server_stop = stop.clone();
-    let server = bed.pod("bench/server").enter(move || {
-        let listener = TcpListener::bind(SocketAddr::from(([0, 0, 0, 0], port))).expect("bind");
-        listener.set_nonblocking(false).expect("blocking");
-        for stream in listener.incoming() {
-            if server_stop.load(Ordering::Relaxed) {
-                break;
-            }
-            if let Ok(mut stream) = stream {
-                let _ = stream.write_all(b"hello\n");
-                // Reset instead of FIN: no TIME_WAIT pile-up at thousands of connections a second.
-                let _ = socket_linger_zero(&stream);
-            }
-        }
-    });
-    let client = bed.pod("bench/client").enter(move || {
-        let target = SocketAddr::new(server_ip, port);
-        let deadline = Instant::now() + Duration::from_secs_f64(seconds);
-        let (mut count, mut errors) = (0u64, 0u64);
-        while Instant::now() < deadline {
-            let mut buf = [0u8; 6];
-            match TcpStream::connect_timeout(&target, Duration::from_secs(1)).and_then(|mut s| s.read_exact(&mut buf)) {
-                Ok(()) => count += 1,
-                Err(_) => errors += 1,
-            }
-        }
-        (count as f64 / seconds, errors)
-    });
-    let rate = client.join().expect("client");
-    stop.store(true, Ordering::Relaxed);
-    let _ = TcpStream::connect_timeout(&SocketAddr::new(server_ip, port), Duration::from_millis(100));
-    // The server thread may still be in the pod namespace's accept; it ends with the process.
-    drop(server);
-    rate
-}
-
-fn socket_linger_zero(stream: &TcpStream) -> std::io::Result<()> {
-    stream.set_linger_zero()
-}
-
-trait LingerZero {
-    fn set_linger_zero(&self) -> std::io::Result<()>;
-}
-
-impl LingerZero for TcpStream {
-    fn set_linger_zero(&self) -> std::io::Result<()> {
-        nix::sys::socket::setsockopt(self, nix::sys::socket::sockopt::Linger, &nix::libc::linger { l_onoff: 1, l_linger: 0 })
-            .map_err(std::io::Error::from)
-    }
-}
-
-fn packet_path() {
-    println!("\n## New connections per second through the forward path (2 s each, TCP connect + read + close)\n");
-    println!("| policies in the cluster | server isolated by | connections/s |");
-    println!("|---|---|---|");
-    let specs = vec![
-        PodSpec { name: "bench/server".into(), ips: vec!["10.250.0.10".parse().unwrap()] },
-        PodSpec { name: "bench/client".into(), ips: vec!["10.250.0.11".parse().unwrap()] },
-    ];
-    let bed = Testbed::new(&specs);
-    let server_ip: IpAddr = "10.250.0.10".parse().unwrap();
-    let (baseline, errors) = connections_per_second(&bed, server_ip, 8000, 2.0);
-    println!("| no table at all | - | {baseline:.0} ({errors} failed) |");
-    for (run, policies) in [10, 100, 1000].into_iter().enumerate() {
-        let mut cluster = synthetic::cluster(1000, policies);
-        let pod = |name: &str, ip: &str| Endpoint {
-            kind: WorkloadKind::Pod,
-            namespace: "bench".into(),
-            name: name.into(),
-            labels: Labels::from([("app".to_string(), name.to_string())]),
-            ips: vec![ip.parse().unwrap()],
-            ports: vec![],
-            host_network: false,
-            node: None,
-            origin: Origin::default(),
-        };
-        cluster.endpoints.push(pod("server", "10.250.0.10"));
-        cluster.endpoints.push(pod("client", "10.250.0.11"));
-        cluster.namespaces.insert("bench".into(), palisade_model::Namespace {
-            name: "bench".into(),
-            labels: Labels::from([(palisade_model::NAMESPACE_NAME_LABEL.to_string(), "bench".to_string())]),
-            declared: true,
-            origin: Origin::default(),
-        });
-        cluster.policies.push(Policy {
-            namespace: "bench".into(),
-            name: "allow-client".into(),
-            subject: Selector::from_match_labels([("app", "server")]),
-            ingress: Some(vec![Rule {
-                peers: vec![Peer::Pods { namespaces: NamespaceScope::PolicyNamespace, pods: Selector::from_match_labels([("app", "client")]) }],
-                ports: vec![],
-            }]),
-            egress: None,
-            origin: Origin::default(),
-        });
-        let all: Vec<usize> = (0..cluster.endpoints.len()).collect();
-        let (ruleset, _) = rendered(&cluster, &all);
-        Dataplane::new(InNs(&bed.node)).replace(&ruleset).expect("apply");
-        let (rate, errors) = connections_per_second(&bed, server_ip, 8001 + run as u16, 2.0);
-        println!("| {} | 1 policy | {rate:.0} ({errors} failed) |", policies + 1);
-    }
-}
-
 fn main() {
     if !require_privileges() {
         return;
@@ -279,7 +169,4 @@ fn main() {
         text_versus_json(if quick { 1000 } else { 10_000 }, 1000);
     }
     incremental(if quick { 1000 } else { 10_000 }, 1000);
-    if mode != "10k" {
-        packet_path();
-    }
 }
