@@ -35,7 +35,7 @@ pub fn supported_api_version(kind: &str) -> Option<&'static str> {
 
 /// Deserializes into the k8s-openapi type, reporting the failing field path. The path is
 /// tracked only when deserialization fails (tracking it costs as much as deserializing).
-fn typed<T: DeserializeOwned>(value: &Value) -> Result<T, Vec<FieldError>> {
+pub fn typed<T: DeserializeOwned>(value: &Value) -> Result<T, Vec<FieldError>> {
     if let Ok(typed) = T::deserialize(value) {
         return Ok(typed);
     }
@@ -56,7 +56,7 @@ fn typed<T: DeserializeOwned>(value: &Value) -> Result<T, Vec<FieldError>> {
 /// Fields of `input` the typed object does not have, found by a serialization round trip
 /// (k8s-openapi ignores unknown fields; kubectl's strict validation rejects them, and a
 /// typo such as `podselector` would otherwise silently select every pod).
-fn unknown_fields<T: Serialize>(input: &Value, typed: &T) -> Vec<FieldError> {
+pub fn unknown_fields<T: Serialize>(input: &Value, typed: &T) -> Vec<FieldError> {
     let Ok(known) = serde_json::to_value(typed) else { return Vec::new() };
     let mut errors = Vec::new();
     compare(input, &known, &At::ROOT, &mut errors);

@@ -6,7 +6,7 @@
 
 mod block_yaml;
 mod json;
-mod kinds;
+pub mod kinds;
 mod read;
 mod yaml;
 
