@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Lab timings (as root, release build): lab up, pods realized per second, a policy's apply
-# (engine -> render -> nft on every node) with many pods, the seed walkthrough end to end.
+# Lab timings (as root, release build), everything through the lab's Kubernetes API with
+# the real kubectl: lab up; N pods created by one Deployment until all run with addresses
+# and answer (`kubectl wait`); a policy until every node enforces it; a denied curl through
+# `kubectl exec`; deleting the pods; the seed walkthrough end to end.
 # Usage: bench/lab.sh [PODS]   (default 100)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 palisade="${PALISADE:-$root/target/release/palisade}"
+kubectl="${KUBECTL:-/opt/palisade-tools/bin/kubectl}"
 pods="${1:-100}"
 export PALISADE_LAB=bench
 ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
@@ -18,6 +21,8 @@ for nodes in 1 2; do
 done
 
 "$palisade" lab up --nodes 2 >/dev/null
+KUBECONFIG="$("$palisade" lab kubeconfig)"
+export KUBECONFIG
 cat >"$tmp/app.yaml" <<YAML
 apiVersion: v1
 kind: Namespace
@@ -45,8 +50,13 @@ spec:
     spec:
       containers: [{name: web, image: nginx, ports: [{containerPort: 80}]}]
 YAML
-t=$(date +%s%N); out=$("$palisade" lab apply -f "$tmp/app.yaml"); took=$(ms "$t")
-echo "apply $((pods + 2)) pods over 2 nodes: $took ms ($(( (pods + 2) * 1000 / took )) pods/s); $(echo "$out" | tail -1)"
+t=$(date +%s%N)
+"$kubectl" apply -f "$tmp/app.yaml" >/dev/null
+"$kubectl" wait --for=condition=Available deployment --all -n bench --timeout=300s >/dev/null
+took=$(ms "$t")
+running=$("$kubectl" get pods -n bench --field-selector=status.phase=Running -o name | wc -l)
+echo "kubectl apply + wait: $((pods + 2)) pods over 2 nodes running with addresses: $took ms ($(( (pods + 2) * 1000 / took )) pods/s, $running running)"
+"$palisade" lab status --wait-synced 30 >/dev/null
 cat >"$tmp/policy.yaml" <<'YAML'
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
@@ -55,12 +65,18 @@ spec:
   podSelector: {matchLabels: {app: web}}
   ingress: [{from: [{podSelector: {matchLabels: {role: client}}}], ports: [{port: 80}]}]
 YAML
-t=$(date +%s%N); out=$("$palisade" lab apply -f "$tmp/policy.yaml"); echo "apply a policy with $((pods + 3)) pods: $(ms "$t") ms; $(echo "$out" | tail -1)"
-t=$(date +%s%N); out=$("$palisade" lab label deploy app -n bench role=client); echo "label (no pod change): $(ms "$t") ms"
-web=$("$palisade" lab get pods -n bench -o jsonpath='{.items[?(@.metadata.labels.app=="web")].status.podIP}' | cut -d' ' -f1)
+t=$(date +%s%N)
+"$kubectl" apply -f "$tmp/policy.yaml" >/dev/null
+sync=$("$palisade" lab status --wait-synced 30 | grep 'last dataplane sync')
+echo "kubectl apply of a policy until both nodes enforce it, $((pods + 3)) pods: $(ms "$t") ms ($sync)"
+t=$(date +%s%N); "$kubectl" get pods -A -o json >/dev/null; echo "kubectl get pods -A -o json ($((pods + 3)) pods): $(ms "$t") ms"
+web=$("$kubectl" get pods -n bench -l app=web -o jsonpath='{.items[0].status.podIP}')
 for i in 1 2 3; do
-  t=$(date +%s%N); "$palisade" lab exec -n bench deploy/app -- curl -s -o /dev/null --max-time 2 "http://$web" || true; echo "denied curl, exec included: $(ms "$t") ms"
+  t=$(date +%s%N); "$kubectl" exec -n bench deploy/app -- curl -s -o /dev/null --max-time 2 "http://$web" || true; echo "denied curl, kubectl exec included: $(ms "$t") ms"
 done
-t=$(date +%s%N); "$palisade" lab delete deploy app -n bench >/dev/null; echo "delete $pods pods: $(ms "$t") ms"
+t=$(date +%s%N)
+"$kubectl" delete deploy app -n bench >/dev/null
+"$kubectl" wait --for=delete pod -l app=app -n bench --timeout=300s >/dev/null 2>&1 || true
+echo "kubectl delete of the $pods-pod Deployment until its pods are gone: $(ms "$t") ms"
 "$palisade" lab down >/dev/null
 t=$(date +%s%N); PALISADE="$palisade" "$root/examples/seed-demo/run.sh" >/dev/null; echo "seed walkthrough (run.sh, lab up to last check): $(ms "$t") ms"

@@ -72,10 +72,23 @@ pub fn apply(resource: &Resource, object: &mut Value) {
             ensure_object(object, "spec");
             set_default(object, "/spec/replicas", json!(1));
             set_default(object, "/spec/revisionHistoryLimit", json!(10));
+            match resource.kind {
+                "Deployment" => {
+                    set_default(object, "/spec/progressDeadlineSeconds", json!(600));
+                    set_default(object, "/spec/strategy", json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}}));
+                }
+                "StatefulSet" => {
+                    set_default(object, "/spec/podManagementPolicy", json!("OrderedReady"));
+                    set_default(object, "/spec/updateStrategy", json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}));
+                }
+                _ => {}
+            }
             pod_spec(&mut object["spec"]["template"]["spec"], "Always");
         }
         ("apps", "DaemonSet") => {
             ensure_object(object, "spec");
+            set_default(object, "/spec/revisionHistoryLimit", json!(10));
+            set_default(object, "/spec/updateStrategy", json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}));
             pod_spec(&mut object["spec"]["template"]["spec"], "Always");
         }
         ("batch", "Job") => {

@@ -92,6 +92,40 @@ pub fn by_path(path: &str) -> Option<Value> {
     }
 }
 
+/// The OpenAPI v2 document: no schemas, like the v3 documents. kubectl falls back to it
+/// for kinds the v3 documents do not describe (a custom resource's kind, before it reports
+/// "no matches for kind"): without it, it fails with a 404 instead of that message.
+#[derive(Clone, PartialEq, prost::Message)]
+struct SwaggerDocument {
+    #[prost(string, tag = "1")]
+    swagger: String,
+    #[prost(message, optional, tag = "2")]
+    info: Option<SwaggerInfo>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct SwaggerInfo {
+    #[prost(string, tag = "1")]
+    title: String,
+    #[prost(string, tag = "2")]
+    version: String,
+}
+
+/// The media type of `/openapi/v2` in protobuf. kubectl asks for the older spelling
+/// (`...spec.v2@v1.0+protobuf`), which Go's media type parser rejects in a response, so
+/// kube-openapi answers with this one, as here.
+pub const V2_PROTOBUF: &str = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
+
+/// `/openapi/v2` in protobuf (what client-go's discovery reads) or JSON.
+pub fn v2(protobuf: bool) -> Vec<u8> {
+    if protobuf {
+        let info = SwaggerInfo { title: "Kubernetes (palisade lab)".into(), version: "v1.33.0".into() };
+        prost::Message::encode_to_vec(&SwaggerDocument { swagger: "2.0".into(), info: Some(info) })
+    } else {
+        json!({"swagger": "2.0", "info": {"title": "Kubernetes (palisade lab)", "version": "v1.33.0"}, "paths": {}, "definitions": {}}).to_string().into_bytes()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

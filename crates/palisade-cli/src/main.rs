@@ -7,7 +7,6 @@ mod endpoint_ref;
 mod explain;
 mod input;
 mod lab_cmd;
-mod lab_manifests;
 mod matrix_cmd;
 
 use std::process::ExitCode;

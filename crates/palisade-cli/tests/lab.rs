@@ -1,5 +1,6 @@
 //! `palisade lab` end to end, as root: each test runs its own lab (its own namespaces,
-//! daemon and state) and takes it down, even when it fails. Real processes, real packets.
+//! daemon, API server and state) and takes it down, even when it fails. The lab is driven
+//! by the real kubectl; real processes, real packets.
 
 mod support;
 
@@ -139,7 +140,7 @@ fn two_nodes_ingress_on_the_destination_node_egress_on_the_source_node() {
     }
 
     let applied = lab.apply("policies.yaml", MULTI_POLICIES);
-    assert!(applied.contains("dataplane: 2 nodes enforce 2 NetworkPolicies"), "{applied}");
+    assert_eq!(applied, "networkpolicy.networking.k8s.io/web-from-clients created\nnetworkpolicy.networking.k8s.io/other-only-outside created\n");
     for from in &client {
         for to in &web {
             assert!(connects(&lab.pod_netns(from), ip_of(to), 8080), "client {} -> web {}", from["spec"]["nodeName"], to["spec"]["nodeName"]);
@@ -159,7 +160,8 @@ fn two_nodes_ingress_on_the_destination_node_egress_on_the_source_node() {
     // Ingress only: relabel an `other` pod so its egress policy no longer applies; web's
     // ingress policy now denies it on web's node.
     let name = other_on_1["metadata"]["name"].as_str().unwrap();
-    lab.ok(&["label", "pod", name, "-n", "multi", "app=stray", "--overwrite"]);
+    lab.k(&["label", "pod", name, "-n", "multi", "app=stray", "--overwrite"]);
+    lab.synced();
     let (before_1, before_2) = (lab.denied_on("node-1"), lab.denied_on("node-2"));
     assert!(!connects(&lab.pod_netns(other_on_1), ip_of(web_on_2), 8080));
     assert_eq!(lab.denied_on("node-1"), before_1, "the source node lets it out");
@@ -205,7 +207,8 @@ fn enforcement_follows_apply_change_and_delete_while_a_client_loops() {
                 lab.apply("gate.yaml", &yaml);
             }
             None => {
-                lab.ok(&["delete", "networkpolicy", "gate", "-n", "multi"]);
+                lab.k(&["delete", "networkpolicy", "gate", "-n", "multi"]);
+                lab.synced();
             }
         }
         phases.push((label, start, Instant::now()));
@@ -218,9 +221,9 @@ fn enforcement_follows_apply_change_and_delete_while_a_client_loops() {
         let until = phases.get(i + 1).map(|p| p.1);
         let window: Vec<bool> = attempts.iter().filter(|(at, _)| at >= returned && until.is_none_or(|u| *at < u)).map(|(_, ok)| *ok).collect();
         assert!(window.len() > 20, "{label}: only {} attempts", window.len());
-        assert!(window.iter().all(|ok| *ok == expected(label)), "{label}: after apply returned, {} of {} attempts disagreed", window.iter().filter(|ok| **ok != expected(label)).count(), window.len());
+        assert!(window.iter().all(|ok| *ok == expected(label)), "{label}: once every node reported the change, {} of {} attempts disagreed", window.iter().filter(|ok| **ok != expected(label)).count(), window.len());
         let took = returned.duration_since(*started);
-        assert!(took < Duration::from_secs(5), "{label}: apply took {took:?}");
+        assert!(took < Duration::from_secs(5), "{label}: kubectl and the sync took {took:?}");
     }
     let before: Vec<bool> = attempts.iter().filter(|(at, _)| *at < phases[0].1).map(|(_, ok)| *ok).collect();
     assert!(!before.is_empty() && before.iter().all(|ok| *ok), "before any policy every attempt connects");
@@ -237,132 +240,149 @@ fn cluster_dns_answers_and_default_deny_egress_breaks_it() {
     let service = lab.json(&["get", "svc", "web", "-n", "multi"]);
     let ips: Vec<&str> = service["spec"]["clusterIPs"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
     assert_eq!(ips.len(), 2, "dual-stack service: {service}");
-    let hosts = lab.ok(&["exec", "-n", "multi", "deploy/client", "--", "getent", "ahosts", "web"]);
+    let hosts = lab.k(&["exec", "-n", "multi", "deploy/client", "--", "getent", "ahosts", "web"]);
     assert!(hosts.contains(ips[0]) && hosts.contains(ips[1]), "A and AAAA through the search path: {hosts}");
-    let fqdn = lab.ok(&["exec", "-n", "multi", "deploy/client", "--", "getent", "hosts", "web.multi.svc.cluster.local"]);
+    let fqdn = lab.k(&["exec", "-n", "multi", "deploy/client", "--", "getent", "hosts", "web.multi.svc.cluster.local"]);
     assert!(fqdn.contains(ips[0]) || fqdn.contains(ips[1]), "{fqdn}");
     // Through the Service to the built-in server (HTTP answered with the pod's hostname).
-    let reply = lab.ok(&["exec", "-n", "multi", "deploy/client", "--", "curl", "-s", "http://web"]);
+    let reply = lab.k(&["exec", "-n", "multi", "deploy/client", "--", "curl", "-s", "http://web"]);
     assert!(reply.starts_with("web-"), "{reply}");
     // Hairpin: a web pod through its own Service lands on itself about half the time (24 tries: all elsewhere has odds 6e-8); the
     // node SNATs those so the replies come back.
     let web_pod = lab.pods("multi", "web-")[0]["metadata"]["name"].as_str().unwrap().to_string();
-    let replies = lab.ok(&["exec", "-n", "multi", &web_pod, "--", "sh", "-c", "for i in $(seq 24); do curl -s --max-time 2 http://web; done"]);
+    let replies = lab.k(&["exec", "-n", "multi", &web_pod, "--", "sh", "-c", "for i in $(seq 24); do curl -s --max-time 2 http://web; done"]);
     assert_eq!(replies.lines().count(), 24, "{replies}");
     assert!(replies.lines().any(|l| l == web_pod), "some replies come from the pod itself: {replies}");
 
     lab.apply("deny.yaml", "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: default-deny-egress, namespace: multi}\nspec:\n  podSelector: {}\n  policyTypes: [Egress]\n");
-    let failed = lab.cli(&["exec", "-n", "multi", "deploy/client", "--", "getent", "hosts", "web"]);
+    let failed = lab.kubectl(&["exec", "-n", "multi", "deploy/client", "--", "getent", "hosts", "web"]);
     assert!(!failed.status.success(), "DNS is egress too: {}", String::from_utf8_lossy(&failed.stdout));
 }
 
 #[test]
-fn bad_input_gets_a_clear_error_and_changes_nothing() {
+fn bad_input_gets_the_api_servers_error_and_is_not_stored() {
     if !require_privileges() {
         return;
     }
     let lab = TestLab::up(1);
-    lab.ok(&["create", "ns", "prod"]);
-    // An invalid policy next to a valid deployment: nothing is applied.
+    lab.k(&["create", "ns", "prod"]);
+    let stderr = |out: &std::process::Output| String::from_utf8_lossy(&out.stderr).into_owned();
+    // An invalid policy is refused with the engine's field path and reason; kubectl applies
+    // a file object by object (as against any API server), so the valid Deployment next to
+    // it is created and the policy is not.
     let file = lab.file(
         "bad.yaml",
         "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: ok, namespace: prod}\nspec:\n  selector: {matchLabels: {app: ok}}\n  template:\n    metadata: {labels: {app: ok}}\n    spec: {containers: [{name: c, image: busybox, command: [sleep, infinity]}]}\n---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: bad, namespace: prod}\nspec:\n  podSelector: {}\n  ingress:\n  - from:\n    - ipBlock: {cidr: 10.0.0/8}\n",
     );
-    let out = lab.cli(&["apply", "-f", &file]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let out = lab.kubectl(&["apply", "-f", &file]);
     assert!(!out.status.success());
-    assert!(stderr.contains("bad.yaml:17:") && stderr.contains("spec.ingress[0].from[0].ipBlock.cidr") && stderr.contains("10.0.0/8"), "{stderr}");
-    // A namespace that does not exist.
+    assert!(stderr(&out).contains("The NetworkPolicy \"bad\" is invalid: spec.ingress[0].from[0].ipBlock.cidr") && stderr(&out).contains("10.0.0/8"), "{}", stderr(&out));
+    assert!(lab.json(&["get", "networkpolicies", "-A"])["items"].as_array().unwrap().is_empty());
+    // An unknown field is refused (kubectl's default, --validate=strict), naming it.
+    let file = lab.file("typo.yaml", "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: typo, namespace: prod}\nspec:\n  podSelector: {}\n  ingres: []\n");
+    let out = lab.kubectl(&["apply", "-f", &file]);
+    assert!(!out.status.success() && stderr(&out).contains("unknown field \"spec.ingres\""), "{}", stderr(&out));
+    // A namespace that does not exist, a kind the lab does not serve.
     let file = lab.file("nons.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: nope}\nspec: {containers: [{name: c, image: busybox, command: [sleep, infinity]}]}\n");
-    let out = lab.cli(&["apply", "-f", &file]);
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("namespaces \"nope\" not found"), "{}", String::from_utf8_lossy(&out.stderr));
-    // A kind the lab does not serve.
+    let out = lab.kubectl(&["apply", "-f", &file]);
+    assert!(!out.status.success() && stderr(&out).contains("namespaces \"nope\" not found"), "{}", stderr(&out));
     let file = lab.file("crd.yaml", "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w, namespace: prod}\n");
-    let out = lab.cli(&["apply", "-f", &file]);
-    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("no matches for kind \"Widget\""), "{}", String::from_utf8_lossy(&out.stderr));
-    // exec into an unknown namespace, a missing pod, a missing deployment.
+    let out = lab.kubectl(&["apply", "-f", &file]);
+    assert!(!out.status.success() && stderr(&out).contains("no matches for kind \"Widget\" in version \"example.com/v1\""), "{}", stderr(&out));
     for (args, message) in [
         (vec!["exec", "-n", "nope", "x", "--", "true"], "namespaces \"nope\" not found"),
         (vec!["exec", "-n", "prod", "missing", "--", "true"], "pods \"missing\" not found"),
         (vec!["exec", "-n", "prod", "deploy/missing", "--", "true"], "deployments.apps \"missing\" not found"),
-        (vec!["get", "widgets"], "doesn't have a resource type \"widgets\""),
+        (vec!["get", "widgets"], "the server doesn't have a resource type \"widgets\""),
         (vec!["get", "pods", "missing", "-n", "prod"], "pods \"missing\" not found"),
         (vec!["create", "ns", "prod"], "namespaces \"prod\" already exists"),
-        (vec!["label", "ns", "prod", "bad key!=x"], "metadata.labels: Invalid value: \"bad key!=x\""),
-        (vec!["label", "ns", "prod", "kubernetes.io/metadata.name=other", "--overwrite"], "immutable"),
+        (vec!["label", "ns", "prod", "bad!key=x"], "metadata.labels: Invalid value: \"bad!key=x\""),
+        (vec!["delete", "ns", "kube-system"], "this namespace may not be deleted"),
     ] {
-        let out = lab.cli(&args);
+        let out = lab.kubectl(&args);
         assert!(!out.status.success(), "{args:?}");
-        assert!(String::from_utf8_lossy(&out.stderr).contains(message), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(stderr(&out).contains(message), "{args:?}: {}", stderr(&out));
     }
-    // Nothing changed.
-    assert_eq!(lab.ok(&["status"]).lines().filter(|l| l.contains("prod")).count(), 0);
-    assert!(lab.json(&["get", "deployments", "-n", "prod"])["items"].as_array().unwrap().is_empty());
-    assert!(lab.json(&["get", "networkpolicies", "-A"])["items"].as_array().unwrap().is_empty());
-    // An unknown program makes the pod fail with a clear status, as a runtime would.
-    lab.apply("typo.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: typo, namespace: prod}\nspec: {containers: [{name: c, image: busybox, command: [no-such-program]}]}\n");
+    // The namespace's name label follows its name whatever a client writes, as upstream.
+    lab.k(&["label", "ns", "prod", "kubernetes.io/metadata.name=other", "--overwrite"]);
+    assert_eq!(lab.k(&["get", "ns", "prod", "-o", "jsonpath={.metadata.labels.kubernetes\\.io/metadata\\.name}"]), "prod");
+    // An unknown program makes the pod fail to start with the runtime's message.
+    lab.apply("start.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: typo, namespace: prod}\nspec: {restartPolicy: Never, containers: [{name: c, image: busybox, command: [no-such-program]}]}\n");
     let pod = lab.json(&["get", "pod", "typo", "-n", "prod"]);
-    assert_eq!(pod["status"]["phase"], "Failed");
+    assert_eq!(pod["status"]["phase"], "Failed", "{pod}");
     let terminated = &pod["status"]["containerStatuses"][0]["state"]["terminated"];
     assert_eq!(terminated["reason"], "StartError");
     assert!(terminated["message"].as_str().unwrap().contains("exec: \"no-such-program\": executable file not found in $PATH"), "{terminated}");
-    assert!(lab.ok(&["get", "pods", "-n", "prod"]).contains("StartError"));
+    assert!(lab.k(&["get", "pods", "-n", "prod"]).contains("StartError"));
 }
 
 #[test]
-fn kubectl_shaped_verbs() {
+fn kubectl_verbs_against_the_labs_api() {
     if !require_privileges() {
         return;
     }
     let lab = TestLab::up(2);
-    let file = lab.file(
-        "app.yaml",
-        "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n---\napiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: db, namespace: shop}\nspec:\n  serviceName: db\n  replicas: 2\n  selector: {matchLabels: {app: db}}\n  template:\n    metadata: {labels: {app: db}}\n    spec:\n      containers:\n      - {name: main, image: busybox, command: [sleep, infinity]}\n      - {name: side, image: agnhost, ports: [{containerPort: 9000}, {containerPort: 9001, protocol: UDP}]}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: db, namespace: shop}\nspec: {clusterIP: None, selector: {app: db}}\n---\napiVersion: apps/v1\nkind: DaemonSet\nmetadata: {name: agent, namespace: shop}\nspec:\n  selector: {matchLabels: {app: agent}}\n  template:\n    metadata: {labels: {app: agent}}\n    spec: {containers: [{name: a, image: busybox, command: [sleep, infinity]}]}\n",
-    );
-    let out = lab.ok(&["apply", "-f", &file]);
-    assert!(out.starts_with("namespace/shop created\nstatefulset.apps/db created\nservice/db created\ndaemonset.apps/agent created\n"), "{out}");
-    assert!(lab.ok(&["apply", "-f", &file]).starts_with("namespace/shop unchanged\nstatefulset.apps/db unchanged\n"));
-    // Tables, YAML, jsonpath, -A.
-    let pods = lab.ok(&["get", "pods", "-n", "shop"]);
+    let app = "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n---\napiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: db, namespace: shop}\nspec:\n  serviceName: db\n  replicas: 2\n  selector: {matchLabels: {app: db}}\n  template:\n    metadata: {labels: {app: db}}\n    spec:\n      containers:\n      - {name: main, image: busybox, command: [sh, -c, 'echo $(hostname) started; exec sleep infinity']}\n      - {name: side, image: agnhost, ports: [{containerPort: 9000}, {containerPort: 9001, protocol: UDP}]}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: db, namespace: shop}\nspec: {clusterIP: None, selector: {app: db}}\n---\napiVersion: apps/v1\nkind: DaemonSet\nmetadata: {name: agent, namespace: shop}\nspec:\n  selector: {matchLabels: {app: agent}}\n  template:\n    metadata: {labels: {app: agent}}\n    spec: {containers: [{name: a, image: busybox, command: [sleep, infinity]}]}\n";
+    let out = lab.apply("app.yaml", app);
+    assert_eq!(out, "namespace/shop created\nstatefulset.apps/db created\nservice/db created\ndaemonset.apps/agent created\n");
+    let file = lab.file("app.yaml", app);
+    assert_eq!(lab.k(&["apply", "-f", &file]), "namespace/shop unchanged\nstatefulset.apps/db unchanged\nservice/db unchanged\ndaemonset.apps/agent unchanged\n");
+    // Tables, YAML, jsonpath, -A, rollout status.
+    let pods = lab.k(&["get", "pods", "-n", "shop"]);
     assert!(pods.starts_with("NAME") && pods.contains("db-0 ") && pods.contains("db-1 ") && pods.contains("2/2"), "{pods}");
-    let yaml = lab.ok(&["get", "sts", "db", "-n", "shop", "-o", "yaml"]);
+    let yaml = lab.k(&["get", "sts", "db", "-n", "shop", "-o", "yaml"]);
     assert!(yaml.contains("kind: StatefulSet") && yaml.contains("readyReplicas: 2"), "{yaml}");
-    assert_eq!(lab.ok(&["get", "ds", "agent", "-n", "shop", "-o", "jsonpath={.status.numberReady}"]), "2", "one per node");
-    let nodes = lab.ok(&["get", "pods", "-n", "shop", "-o", "jsonpath={range .items[*]}{.metadata.name} {.spec.nodeName}{\"\\n\"}{end}"]);
+    assert_eq!(lab.k(&["get", "ds", "agent", "-n", "shop", "-o", "jsonpath={.status.numberReady}"]), "2", "one per node");
+    let nodes = lab.k(&["get", "pods", "-n", "shop", "-o", "jsonpath={range .items[*]}{.metadata.name} {.spec.nodeName}{\"\\n\"}{end}"]);
     assert_eq!(nodes.lines().count(), 4, "{nodes}");
-    assert!(lab.ok(&["get", "pods", "-A"]).starts_with("NAMESPACE"));
+    assert!(lab.k(&["get", "pods", "-A"]).starts_with("NAMESPACE"));
+    assert!(lab.k(&["rollout", "status", "ds/agent", "-n", "shop", "--timeout=30s"]).contains("successfully rolled out"));
+    // A changed file is patched (client-side apply's strategic merge patch): a third replica.
+    lab.file("app.yaml", &app.replace("replicas: 2", "replicas: 3"));
+    assert!(lab.k(&["apply", "-f", &file]).contains("statefulset.apps/db configured"));
+    lab.settle();
+    assert!(lab.k(&["get", "pods", "-n", "shop"]).contains("db-2 "));
     // exec: a chosen container, stdin passed through, the exit status propagated.
-    let mut child = Command::new(PALISADE)
-        .args(["lab", "exec", "-n", "shop", "db-0", "-c", "side", "--", "sh", "-c", "cat; hostname; exit 3"])
-        .env("PALISADE_LAB", &lab.name)
+    let mut child = lab
+        .kubectl_command(&["exec", "-i", "-n", "shop", "db-0", "-c", "side", "--", "sh", "-c", "cat; hostname; exit 3"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     use std::io::Write;
     child.stdin.take().unwrap().write_all(b"from stdin\n").unwrap();
     let output = child.wait_with_output().unwrap();
-    assert_eq!(output.status.code(), Some(3));
+    assert_eq!(output.status.code(), Some(3), "{}", String::from_utf8_lossy(&output.stderr));
     assert_eq!(String::from_utf8_lossy(&output.stdout), "from stdin\ndb-0\n");
     // The built-in server answers TCP and UDP with the hostname, also through the pod's FQDN.
-    let tcp = lab.ok(&["exec", "-n", "shop", "db-1", "--", "sh", "-c", "nc -w 2 db-0.db.shop.svc.cluster.local 9000 </dev/null"]);
+    let tcp = lab.k(&["exec", "-n", "shop", "db-1", "--", "sh", "-c", "nc -w 2 db-0.db.shop.svc.cluster.local 9000 </dev/null"]);
     assert_eq!(tcp, "db-0\n");
-    let udp = lab.ok(&["exec", "-n", "shop", "db-1", "--", "sh", "-c", "echo hi | nc -u -w 1 db-0.db.shop.svc.cluster.local 9001"]);
+    let udp = lab.k(&["exec", "-n", "shop", "db-1", "--", "sh", "-c", "echo hi | nc -u -w 1 db-0.db.shop.svc.cluster.local 9001"]);
     assert_eq!(udp, "db-0\n");
+    // A container's log.
+    assert_eq!(lab.k(&["logs", "db-0", "-c", "main", "-n", "shop"]), "db-0 started\n");
     // Labels: add, refuse to overwrite, overwrite, remove.
-    assert_eq!(lab.ok(&["label", "pod", "db-0", "-n", "shop", "tier=data"]).lines().next(), Some("pod/db-0 labeled"));
-    let refused = lab.cli(&["label", "pod", "db-0", "-n", "shop", "tier=cache"]);
+    assert_eq!(lab.k(&["label", "pod", "db-0", "-n", "shop", "tier=data"]).lines().next(), Some("pod/db-0 labeled"));
+    let refused = lab.kubectl(&["label", "pod", "db-0", "-n", "shop", "tier=cache"]);
     assert!(!refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("'tier' already has a value (data), and --overwrite is false"));
-    lab.ok(&["label", "pod", "db-0", "-n", "shop", "tier=cache", "--overwrite"]);
-    lab.ok(&["label", "pod", "db-0", "-n", "shop", "tier-"]);
-    assert_eq!(lab.ok(&["get", "pod", "db-0", "-n", "shop", "-o", "jsonpath={.metadata.labels.tier}"]), "");
-    // delete -f removes what the file made; the pods go with their owners.
-    let out = lab.ok(&["delete", "-f", &file]);
-    assert!(out.starts_with("namespace \"shop\" deleted\nstatefulset.apps \"db\" deleted\nservice \"db\" deleted\ndaemonset.apps \"agent\" deleted\n"), "{out}");
-    let none = lab.cli(&["get", "pods", "-n", "shop"]);
+    lab.k(&["label", "pod", "db-0", "-n", "shop", "tier=cache", "--overwrite"]);
+    lab.k(&["label", "pod", "db-0", "-n", "shop", "tier-"]);
+    assert_eq!(lab.k(&["get", "pod", "db-0", "-n", "shop", "-o", "jsonpath={.metadata.labels.tier}"]), "");
+    // delete -f removes what a file made (kubectl waits until it is gone); the pods go with
+    // their owners, their sandboxes with the pods. (Deleting the namespace in the same
+    // command races its own emptying, here as on any cluster.)
+    let workloads = lab.file("workloads.yaml", app.split_once("---\n").unwrap().1);
+    let out = lab.k(&["delete", "-f", &workloads]);
+    assert_eq!(out, "statefulset.apps \"db\" deleted from shop namespace\nservice \"db\" deleted from shop namespace\ndaemonset.apps \"agent\" deleted from shop namespace\n");
+    lab.k(&["wait", "--for=delete", "pod", "--all", "-n", "shop", "--timeout=30s"]);
+    let none = lab.kubectl(&["get", "pods", "-n", "shop"]);
     assert!(String::from_utf8_lossy(&none.stderr).contains("No resources found in shop namespace."));
-    let missing = lab.cli(&["delete", "pod", "ghost", "-n", "default"]);
+    lab.synced();
+    let pod_namespaces = palisade_net::list_named(&lab.paths.netns_prefix()).into_iter().filter(|n| n.contains("-pod-")).count();
+    assert_eq!(pod_namespaces, 1, "only the cluster DNS pod's sandbox is left");
+    assert_eq!(lab.k(&["delete", "ns", "shop"]), "namespace \"shop\" deleted\n");
+    let missing = lab.kubectl(&["delete", "pod", "ghost", "-n", "default"]);
     assert!(!missing.status.success() && String::from_utf8_lossy(&missing.stderr).contains("pods \"ghost\" not found"));
-    assert!(lab.cli(&["delete", "pod", "ghost", "-n", "default", "--ignore-not-found"]).status.success());
+    assert!(lab.kubectl(&["delete", "pod", "ghost", "-n", "default", "--ignore-not-found"]).status.success());
 }

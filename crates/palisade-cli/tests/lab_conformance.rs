@@ -1,5 +1,5 @@
 //! The upstream NetworkPolicy e2e cases (newest topology) on a two-node lab, through the
-//! whole product path: `palisade lab` verbs -> store -> engine -> each node's agent -> nft,
+//! whole product path: kubectl -> the lab's API server -> engine -> each node's agent -> nft,
 //! with real TCP and UDP between pod namespaces spread over both nodes. Needs root. SCTP
 //! cases are left out (this kernel has no SCTP sockets; the rules are traced in palisade-nft).
 
@@ -47,7 +47,8 @@ fn run_case(lab: &TestLab, case: &palisade_conformance::Case, probes: &mut usize
     }
     let list = json!({"apiVersion": "v1", "kind": "List", "items": objects});
     let file = lab.file("topology.json", &list.to_string());
-    lab.ok(&["apply", "-f", &file]);
+    lab.k(&["apply", "-f", &file]);
+    lab.settle();
     let pods: BTreeMap<String, Value> = ["x", "y", "z"]
         .iter()
         .flat_map(|ns| lab.json(&["get", "pods", "-n", ns])["items"].as_array().unwrap().clone())
@@ -65,12 +66,12 @@ fn run_case(lab: &TestLab, case: &palisade_conformance::Case, probes: &mut usize
                 scenario.expand_templates(&mut policy);
                 let name = policy["metadata"]["name"].as_str().unwrap().to_string();
                 let file = lab.file("policy.json", &policy.to_string());
-                lab.ok(&["apply", "-f", &file, "-n", namespace]);
+                lab.k(&["apply", "-f", &file, "-n", namespace]);
                 applied.push((namespace.clone(), name));
             }
             Step::DeleteAllPolicies { namespaces } => {
                 for (ns, name) in applied.iter().filter(|(ns, _)| namespaces.contains(ns)) {
-                    lab.ok(&["delete", "networkpolicy", name, "-n", ns, "--ignore-not-found"]);
+                    lab.k(&["delete", "networkpolicy", name, "-n", ns, "--ignore-not-found"]);
                 }
                 applied.retain(|(ns, _)| !namespaces.contains(ns));
             }
@@ -78,14 +79,15 @@ fn run_case(lab: &TestLab, case: &palisade_conformance::Case, probes: &mut usize
                 let (ns, name) = pod.split_once('/').unwrap();
                 let mut args = vec!["label".to_string(), "pod".into(), name.into(), "-n".into(), ns.into(), "--overwrite".into()];
                 args.extend(labels.iter().map(|(k, v)| format!("{k}={v}")));
-                lab.ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+                lab.k(&args.iter().map(String::as_str).collect::<Vec<_>>());
             }
             Step::AddNamespaceLabels { namespace, labels } => {
                 let mut args = vec!["label".to_string(), "ns".into(), namespace.clone(), "--overwrite".into()];
                 args.extend(labels.iter().map(|(k, v)| format!("{k}={v}")));
-                lab.ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+                lab.k(&args.iter().map(String::as_str).collect::<Vec<_>>());
             }
             Step::Probe { port, protocol, expect } => {
+                lab.synced();
                 for e in expect {
                     let netns = lab.pod_netns(&pods[&e.from]);
                     let target = ip_of(&pods[&e.to]);
@@ -102,7 +104,7 @@ fn run_case(lab: &TestLab, case: &palisade_conformance::Case, probes: &mut usize
             }
         }
     }
-    lab.ok(&["delete", "ns", "x", "y", "z"]);
+    lab.k(&["delete", "ns", "x", "y", "z"]);
     mismatches
 }
 

@@ -39,15 +39,7 @@ pub fn add(conf: &NetConf, env: &Env) -> Result<Value, CniError> {
     let allocation = store.update(|state| state.allocate(&conf.ranges, &env.container_id, &env.ifname, &host, &netns))?;
     crash_point("allocated");
     match build(conf, env, &netns, &host, &allocation.ips) {
-        Ok(value) => {
-            store.update(|state| {
-                if let Some(a) = state.find_mut(&env.container_id, &env.ifname) {
-                    a.result = Some(value.clone());
-                }
-                Ok(())
-            })?;
-            Ok(value)
-        }
+        Ok(value) => Ok(value),
         Err(error) => {
             // Roll back what this ADD did: the link (with its routes) and the addresses.
             tracing::warn!(%error, "ADD failed; rolling back");

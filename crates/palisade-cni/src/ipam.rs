@@ -14,11 +14,11 @@ use std::path::{Path, PathBuf};
 use ipnet::IpNet;
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use crate::error::{CniError, Code};
 
-/// One attachment's addresses and what ADD built for it.
+/// One attachment's addresses and its host interface. (What ADD built is not kept: a
+/// repeated ADD rebuilds its result from the links, and CHECK compares the links.)
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Allocation {
@@ -28,9 +28,6 @@ pub struct Allocation {
     pub ips: Vec<IpAddr>,
     pub host_interface: String,
     pub netns: String,
-    /// Set once ADD finished; its result, for CHECK.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub result: Option<Value>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -44,10 +41,6 @@ pub struct State {
 impl State {
     pub fn find(&self, container_id: &str, ifname: &str) -> Option<&Allocation> {
         self.allocations.iter().find(|a| a.container_id == container_id && a.ifname == ifname)
-    }
-
-    pub fn find_mut(&mut self, container_id: &str, ifname: &str) -> Option<&mut Allocation> {
-        self.allocations.iter_mut().find(|a| a.container_id == container_id && a.ifname == ifname)
     }
 
     /// Removes and returns an attachment's allocation.
@@ -83,7 +76,6 @@ impl State {
             ips,
             host_interface: host_interface.to_string(),
             netns: netns.to_string(),
-            result: None,
         };
         self.allocations.push(allocation.clone());
         Ok(allocation)
@@ -181,7 +173,9 @@ impl Store {
         // One fixed name: writers hold the lock, and a file left by a writer killed before
         // its rename is simply overwritten by the next one instead of piling up.
         let temporary = self.path.with_extension("json.tmp");
-        let bytes = serde_json::to_vec_pretty(state).expect("state serializes");
+        // Compact: the file is rewritten on every ADD and DEL under the lock, so its size is
+        // what a node's pod churn waits on.
+        let bytes = serde_json::to_vec(state).expect("state serializes");
         let mut file = File::create(&temporary).map_err(io_error(format!("writing {}", temporary.display())))?;
         file.write_all(&bytes).and_then(|()| file.sync_all()).map_err(io_error(format!("writing {}", temporary.display())))?;
         std::fs::rename(&temporary, &self.path).map_err(io_error(format!("replacing {}", self.path.display())))?;

@@ -62,27 +62,25 @@ pub fn start_daemon(paths: &LabPaths, exe: &Path, nodes: u8) -> Result<(), LabEr
     Err(LabError::failed(format!("the lab daemon did not come up within {}s (see {})", START_TIMEOUT.as_secs(), paths.daemon_log().display())))
 }
 
-/// Sends a request, starting the lab first if it is not running.
-pub fn request(paths: &LabPaths, exe: &Path, request: &Request, nodes: u8) -> Result<Response, LabError> {
-    if let Some(response) = try_request(paths, request)? {
-        return Ok(response);
-    }
-    start_daemon(paths, exe, nodes)?;
-    try_request(paths, request)?.ok_or_else(|| LabError::failed("the lab daemon stopped listening"))
-}
 
 /// Processes carrying the lab's marker in their environment: what the lab started.
 pub fn marked_processes(paths: &LabPaths) -> Vec<i32> {
     let (key, value) = paths.process_marker();
     let needle = format!("{key}={value}");
     let me = std::process::id() as i32;
-    std::fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|&pid| pid != me)
-        .filter(|pid| std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| env.split(|b| *b == 0).any(|var| var == needle.as_bytes())))
-        .collect()
+    let namespaces: Vec<_> = palisade_net::list_named(&paths.netns_prefix()).iter().map(|n| palisade_net::netns_path(n)).collect();
+    let mut pids = palisade_net::processes_in(&namespaces);
+    pids.extend(
+        std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|pid| std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| env.split(|b| *b == 0).any(|var| var == needle.as_bytes()))),
+    );
+    pids.sort_unstable();
+    pids.dedup();
+    pids.retain(|&pid| pid != me);
+    pids
 }
 
 /// `down` when no daemon answers (it crashed or was killed): kill what the lab started,

@@ -1,5 +1,5 @@
 //! Cluster DNS: `<service>.<namespace>.svc.cluster.local` A and AAAA records, as CoreDNS
-//! serves them on a cluster. The daemon computes the records from its store and writes them
+//! serves them on a cluster. The daemon computes the records from the API's objects and writes them
 //! to a file; the DNS server runs as an ordinary pod (`kube-system`, `k8s-app: kube-dns`)
 //! and re-reads the file when it changes. Messages are parsed and built with hickory-proto.
 
@@ -16,7 +16,6 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 use serde_json::Value;
 
 use crate::error::LabError;
-use crate::store::Store;
 
 pub const CLUSTER_DOMAIN: &str = "cluster.local";
 /// Answers are short-lived: the lab's objects change while users watch.
@@ -36,10 +35,9 @@ fn labels_match(selector: &serde_json::Map<String, Value>, labels: &Value) -> bo
 /// The records the store's Services and Pods call for: a Service's cluster IPs, or for a
 /// headless Service the addresses of its ready pods (and `<hostname>.<service>` for pods
 /// with that subdomain, as StatefulSets have).
-pub fn records(store: &Store) -> Records {
+pub fn records(services: &[Value], pods: &[Value]) -> Records {
     let mut records = Records::new();
-    let pods = store.list("Pod", None);
-    for service in store.list("Service", None) {
+    for service in services {
         let (name, namespace) = (service["metadata"]["name"].as_str().unwrap_or_default(), service["metadata"]["namespace"].as_str().unwrap_or_default());
         let fqdn = format!("{name}.{namespace}.svc.{CLUSTER_DOMAIN}.");
         let cluster_ips: Vec<IpAddr> = ips_of(&service["spec"]["clusterIPs"]);
@@ -181,21 +179,21 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn store() -> Store {
-        let mut store = Store::new("t");
-        store.apply(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "nginx", "namespace": "production"},
-                           "spec": {"clusterIP": "10.96.0.11", "clusterIPs": ["10.96.0.11", "fd00:10:96::b"], "selector": {"app": "nginx"}}}));
-        store.apply(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "db", "namespace": "production"},
-                           "spec": {"clusterIP": "None", "selector": {"app": "db"}}}));
-        store.apply(json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "db-0", "namespace": "production", "labels": {"app": "db"}},
-                           "spec": {"hostname": "db-0", "subdomain": "db"}}));
-        store.update(&crate::store::Key::new("Pod", "production", "db-0"), |p| p["status"] = json!({"podIPs": [{"ip": "10.244.1.7"}]}));
-        store
+    fn cluster() -> Records {
+        let services = [
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "nginx", "namespace": "production"},
+                   "spec": {"clusterIP": "10.96.0.11", "clusterIPs": ["10.96.0.11", "fd00:10:96::b"], "selector": {"app": "nginx"}}}),
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "db", "namespace": "production"},
+                   "spec": {"clusterIP": "None", "selector": {"app": "db"}}}),
+        ];
+        let pods = [json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "db-0", "namespace": "production", "labels": {"app": "db"}},
+                           "spec": {"hostname": "db-0", "subdomain": "db"}, "status": {"podIPs": [{"ip": "10.244.1.7"}]}})];
+        records(&services, &pods)
     }
 
     #[test]
     fn services_and_headless_services() {
-        let records = records(&store());
+        let records = cluster();
         assert_eq!(records["nginx.production.svc.cluster.local."], vec!["10.96.0.11".parse::<IpAddr>().unwrap(), "fd00:10:96::b".parse().unwrap()]);
         assert_eq!(records["db.production.svc.cluster.local."], vec!["10.244.1.7".parse::<IpAddr>().unwrap()]);
         assert_eq!(records["db-0.db.production.svc.cluster.local."], vec!["10.244.1.7".parse::<IpAddr>().unwrap()]);
@@ -203,7 +201,7 @@ mod tests {
 
     #[test]
     fn answers_a_aaaa_and_nxdomain() {
-        let records = records(&store());
+        let records = cluster();
         let reply = answer(&query("NGINX.production.svc.cluster.local.", RecordType::A), &records);
         assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
         assert_eq!(reply.answers.len(), 1);

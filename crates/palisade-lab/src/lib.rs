@@ -1,10 +1,12 @@
 //! `palisade lab`: Kubernetes NetworkPolicy with real packets on one Linux machine.
 //!
-//! Not a toy Kubernetes: a small local runtime. Nodes are network namespaces routed to each
-//! other over an underlay; pods are network namespaces wired by the real `palisade-cni`
-//! binary over the CNI protocol; containers are host processes entered into their pod's
-//! namespaces; Services are DNAT rules in each node's own table; every node runs the agent's
-//! reconcile step (engine -> render -> apply) on the lab's object store.
+//! Not a toy Kubernetes: a small local cluster behind a Kubernetes API of its own
+//! (`palisade-apiserver`), which kubectl, kube-rs and other clients use as they use any
+//! cluster. Nodes are network namespaces routed to each other over an underlay; pods are
+//! network namespaces wired by the real `palisade-cni` binary over the CNI protocol;
+//! containers are host processes entered into their pod's namespaces; Services are DNAT
+//! rules in each node's own table; every node runs the agent's reconcile step (engine ->
+//! render -> apply) on the API's objects.
 
 pub mod agents;
 pub mod client;
@@ -13,10 +15,8 @@ pub mod controllers;
 pub mod daemon;
 pub mod dns;
 pub mod error;
-pub mod format;
 pub mod images;
-pub mod jsonpath;
-pub mod kinds;
+pub mod kubelet;
 pub mod lab;
 pub mod paths;
 pub mod protocol;
@@ -24,7 +24,6 @@ pub mod proxy;
 pub mod runtime;
 pub mod sandbox;
 pub mod serve;
-pub mod store;
 pub mod time;
 pub mod topology;
 

@@ -38,6 +38,21 @@ impl LabPaths {
         self.state_dir.join("daemon.log")
     }
 
+    /// The admin's kubeconfig (mode 0600).
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.state_dir.join("kubeconfig")
+    }
+
+    /// The API server's store, certificates and admin token.
+    pub fn api_dir(&self) -> PathBuf {
+        self.state_dir.join("api")
+    }
+
+    /// The loopback port the API server listens on (kept across daemon restarts).
+    pub fn api_port_file(&self) -> PathBuf {
+        self.state_dir.join("api-port")
+    }
+
     /// Every namespace of this lab starts with this.
     pub fn netns_prefix(&self) -> String {
         format!("pal-{}-", self.name)

@@ -4,19 +4,20 @@
 //! cluster. A pod reaching itself through its Service (hairpin) is SNATed to the node's
 //! address on the way back in, as kube-proxy's masquerade bit does.
 
-use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use crate::error::LabError;
-use crate::store::Store;
+use palisade_apiserver::api::Api;
+
+use crate::controllers;
 
 pub const TABLE: &str = "palisade-proxy";
 /// Service CIDRs (`--service-cidr` on a cluster).
-pub const SERVICE_V4: (Ipv4Addr, u8) = (Ipv4Addr::new(10, 96, 0, 0), 16);
-pub const SERVICE_V6: (Ipv6Addr, u8) = (Ipv6Addr::new(0xfd00, 0x10, 0x96, 0, 0, 0, 0, 0), 112);
+pub const SERVICE_CIDRS: [&str; 2] = ["10.96.0.0/16", "fd00:10:96::/112"];
+/// The `kubernetes` Service's address, the first of the range.
+pub const KUBERNETES_V4: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 1);
 /// kube-dns's address, as kubeadm picks it (the tenth of the range).
 pub const DNS_V4: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 10);
 pub const DNS_V6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x10, 0x96, 0, 0, 0, 0, 0xa);
@@ -39,97 +40,8 @@ pub struct ServiceView {
     pub ports: Vec<ServicePort>,
 }
 
-fn in_range(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => u32::from(v4) >> (32 - SERVICE_V4.1) == u32::from(SERVICE_V4.0) >> (32 - SERVICE_V4.1),
-        IpAddr::V6(v6) => u128::from(v6) >> (128 - SERVICE_V6.1) == u128::from(SERVICE_V6.0) >> (128 - SERVICE_V6.1),
-    }
-}
-
-fn used_ips(store: &Store) -> BTreeSet<IpAddr> {
-    store
-        .list("Service", None)
-        .iter()
-        .flat_map(|s| s["spec"]["clusterIPs"].as_array().cloned().unwrap_or_default())
-        .filter_map(|ip| ip.as_str()?.parse().ok())
-        .collect()
-}
-
-/// The first free address of a family after the reserved ones (.1 for `kubernetes`, .10
-/// for DNS).
-fn next_free(used: &BTreeSet<IpAddr>, v6: bool) -> Option<IpAddr> {
-    (11u32..65_000).map(|i| if v6 { IpAddr::V6(Ipv6Addr::from(u128::from(SERVICE_V6.0) + u128::from(i))) } else { IpAddr::V4(Ipv4Addr::from(u32::from(SERVICE_V4.0) + i)) }).find(|ip| !used.contains(ip))
-}
-
-/// Fills in what the API server defaults and allocates for a Service: type, port protocols
-/// and target ports, ipFamilies, clusterIP(s). Keeps what is already set (re-applies keep
-/// their addresses); rejects a requested address outside the range or taken.
-pub fn default_service(store: &Store, service: &mut Value, previous: Option<&Value>) -> Result<(), LabError> {
-    let spec = &mut service["spec"];
-    if !spec.is_object() {
-        *spec = json!({});
-    }
-    if spec.get("type").is_none() {
-        spec["type"] = json!("ClusterIP");
-    }
-    if spec.get("sessionAffinity").is_none() {
-        spec["sessionAffinity"] = json!("None");
-    }
-    if let Some(ports) = spec["ports"].as_array_mut() {
-        for port in ports {
-            if port.get("protocol").is_none() {
-                port["protocol"] = json!("TCP");
-            }
-            if port.get("targetPort").is_none() {
-                port["targetPort"] = port["port"].clone();
-            }
-        }
-    }
-    if spec["clusterIP"] == "None" {
-        spec["clusterIPs"] = json!(["None"]);
-        return Ok(());
-    }
-    let policy = spec["ipFamilyPolicy"].as_str().unwrap_or("SingleStack").to_string();
-    spec["ipFamilyPolicy"] = json!(policy);
-    if spec.get("ipFamilies").is_none() {
-        spec["ipFamilies"] = if policy == "SingleStack" { json!(["IPv4"]) } else { json!(["IPv4", "IPv6"]) };
-    }
-    let kept = previous.and_then(|p| p["spec"]["clusterIPs"].as_array().cloned());
-    let requested: Option<IpAddr> = spec["clusterIP"].as_str().filter(|s| !s.is_empty()).map(|s| s.parse()).transpose().map_err(|_| {
-        LabError::invalid(format!("Service {:?}: spec.clusterIP: {} is not an IP address", service["metadata"]["name"], service["spec"]["clusterIP"]))
-    })?;
-    let spec = &mut service["spec"];
-    if let Some(kept) = kept {
-        spec["clusterIP"] = kept[0].clone();
-        spec["clusterIPs"] = Value::Array(kept);
-        return Ok(());
-    }
-    let mut used = used_ips(store);
-    let mut ips = Vec::new();
-    for family in spec["ipFamilies"].as_array().cloned().unwrap_or_default() {
-        let v6 = family == "IPv6";
-        let ip = match requested.filter(|ip| ip.is_ipv6() == v6) {
-            Some(ip) if !in_range(ip) => {
-                return Err(LabError::invalid(format!("spec.clusterIP: Invalid value: \"{ip}\": provided IP is not in the valid range (10.96.0.0/16)")));
-            }
-            Some(ip) if used.contains(&ip) => return Err(LabError::invalid(format!("spec.clusterIP: Invalid value: \"{ip}\": provided IP is already allocated"))),
-            Some(ip) => ip,
-            None => next_free(&used, v6).ok_or_else(|| LabError::failed("the service range is exhausted"))?,
-        };
-        used.insert(ip);
-        ips.push(json!(ip.to_string()));
-    }
-    spec["clusterIP"] = ips.first().cloned().unwrap_or(Value::Null);
-    spec["clusterIPs"] = Value::Array(ips);
-    Ok(())
-}
-
-fn ready(pod: &Value) -> bool {
-    pod["status"]["conditions"].as_array().is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
-}
-
 /// A Service port's target on one pod: a number, or a container port name.
-fn target_port(port: &Value, pod: &Value) -> Option<u16> {
+pub fn target_port(port: &Value, pod: &Value) -> Option<u16> {
     match &port["targetPort"] {
         Value::Number(n) => n.as_u64().and_then(|n| u16::try_from(n).ok()),
         Value::String(name) => name.parse().ok().or_else(|| {
@@ -141,31 +53,58 @@ fn target_port(port: &Value, pod: &Value) -> Option<u16> {
     }
 }
 
-/// Every Service with cluster IPs, with the ready pods its selector picks as backends.
-pub fn services(store: &Store) -> Vec<ServiceView> {
-    let pods = store.list("Pod", None);
+fn protocol_number(port: &Value) -> Option<u8> {
+    Some(port["protocol"].as_str().unwrap_or("TCP").parse::<palisade_model::Protocol>().ok()?.number())
+}
+
+/// The backends of a Service without a selector: its Endpoints object's addresses and the
+/// port of the same name (the `kubernetes` Service points at the API server this way).
+fn endpoint_backends(endpoints: Option<&Value>, port: &Value) -> Vec<(IpAddr, u16)> {
+    let name = port["name"].as_str().unwrap_or_default();
+    let mut out = Vec::new();
+    for subset in endpoints.and_then(|e| e["subsets"].as_array()).into_iter().flatten() {
+        let Some(target) = subset["ports"].as_array().into_iter().flatten().find(|p| p["name"].as_str().unwrap_or_default() == name) else { continue };
+        let Some(number) = target["port"].as_u64().and_then(|n| u16::try_from(n).ok()) else { continue };
+        for address in subset["addresses"].as_array().into_iter().flatten() {
+            if let Some(ip) = address["ip"].as_str().and_then(|ip| ip.parse().ok()) {
+                out.push((ip, number));
+            }
+        }
+    }
+    out
+}
+
+/// Every Service with cluster IPs, with its backends: the ready pods its selector picks
+/// (every address of each: both families), or its Endpoints without a selector.
+pub fn services(api: &Api) -> Vec<ServiceView> {
+    let pods = controllers::list(api, controllers::pods());
+    let endpoints = controllers::list(api, controllers::resource("v1", "Endpoints"));
     let mut views = Vec::new();
-    for service in store.list("Service", None) {
+    for service in controllers::list(api, controllers::resource("v1", "Service")) {
         let cluster_ips: Vec<IpAddr> = service["spec"]["clusterIPs"].as_array().into_iter().flatten().filter_map(|v| v.as_str()?.parse().ok()).collect();
         if cluster_ips.is_empty() {
             continue;
         }
         let namespace = service["metadata"]["namespace"].as_str().unwrap_or_default();
-        let selector = service["spec"]["selector"].as_object();
+        let name = service["metadata"]["name"].as_str().unwrap_or_default();
+        let selector = service["spec"]["selector"].as_object().filter(|s| !s.is_empty());
         let backends: Vec<&Value> = pods
             .iter()
-            .filter(|p| p["metadata"]["namespace"] == namespace && ready(p))
-            .filter(|p| selector.is_some_and(|s| !s.is_empty() && s.iter().all(|(k, v)| p["metadata"]["labels"].get(k) == Some(v))))
-            .copied()
+            .filter(|p| p["metadata"]["namespace"] == namespace && controllers::ready(p))
+            .filter(|p| selector.is_some_and(|s| s.iter().all(|(k, v)| p["metadata"]["labels"].get(k) == Some(v))))
             .collect();
+        let own_endpoints = endpoints.iter().find(|e| e["metadata"]["namespace"] == namespace && e["metadata"]["name"] == name);
         let ports = service["spec"]["ports"]
             .as_array()
             .into_iter()
             .flatten()
             .filter_map(|port| {
-                let protocol = port["protocol"].as_str().unwrap_or("TCP").parse::<palisade_model::Protocol>().ok()?.number();
+                let protocol = protocol_number(port)?;
                 let number = u16::try_from(port["port"].as_u64()?).ok()?;
                 let mut targets = Vec::new();
+                if selector.is_none() {
+                    targets = endpoint_backends(own_endpoints, port);
+                }
                 for pod in &backends {
                     let Some(target) = target_port(port, pod) else { continue };
                     for ip in pod["status"]["podIPs"].as_array().into_iter().flatten().filter_map(|v| v["ip"].as_str()?.parse::<IpAddr>().ok()) {
@@ -176,12 +115,7 @@ pub fn services(store: &Store) -> Vec<ServiceView> {
                 Some(ServicePort { protocol, port: number, backends: targets })
             })
             .collect();
-        views.push(ServiceView {
-            namespace: namespace.to_string(),
-            name: service["metadata"]["name"].as_str().unwrap_or_default().to_string(),
-            cluster_ips,
-            ports,
-        });
+        views.push(ServiceView { namespace: namespace.to_string(), name: name.to_string(), cluster_ips, ports });
     }
     views
 }
@@ -266,45 +200,16 @@ pub fn render(services: &[ServiceView], node_v4: Ipv4Addr, node_v6: Ipv6Addr) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn service(store: &Store, yaml: Value) -> Value {
-        let mut s = yaml;
-        default_service(store, &mut s, None).unwrap();
-        s
-    }
+    use serde_json::json;
 
     #[test]
-    fn defaults_and_allocation() {
-        let mut store = Store::new("t");
-        let a = service(&store, json!({"kind": "Service", "metadata": {"name": "a", "namespace": "x"}, "spec": {"ports": [{"port": 80}]}}));
-        assert_eq!(a["spec"]["clusterIP"], "10.96.0.11");
-        assert_eq!(a["spec"]["ports"][0], json!({"port": 80, "protocol": "TCP", "targetPort": 80}));
-        assert_eq!(a["spec"]["ipFamilies"], json!(["IPv4"]));
-        store.apply(a.clone());
-        let b = service(&store, json!({"kind": "Service", "metadata": {"name": "b", "namespace": "x"}, "spec": {"ipFamilyPolicy": "PreferDualStack", "ports": [{"port": 53, "protocol": "UDP"}]}}));
-        assert_eq!(b["spec"]["clusterIPs"], json!(["10.96.0.12", "fd00:10:96::b"]));
-        let mut taken = json!({"kind": "Service", "metadata": {"name": "c", "namespace": "x"}, "spec": {"clusterIP": "10.96.0.11"}});
-        assert!(default_service(&store, &mut taken, None).unwrap_err().to_string().contains("already allocated"));
-        let mut outside = json!({"kind": "Service", "metadata": {"name": "c", "namespace": "x"}, "spec": {"clusterIP": "192.0.2.1"}});
-        assert!(default_service(&store, &mut outside, None).unwrap_err().to_string().contains("not in the valid range"));
-        let headless = service(&store, json!({"kind": "Service", "metadata": {"name": "h", "namespace": "x"}, "spec": {"clusterIP": "None"}}));
-        assert_eq!(headless["spec"]["clusterIPs"], json!(["None"]));
-    }
-
-    #[test]
-    fn endpoints_are_ready_pods_with_resolved_target_ports() {
-        let mut store = Store::new("t");
-        let svc = service(&store, json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "x"}, "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": "http"}]}}));
-        store.apply(svc);
-        for (name, ip, is_ready) in [("a", "10.244.1.2", true), ("b", "10.244.2.2", true), ("c", "10.244.1.3", false)] {
-            store.apply(json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "x", "labels": {"app": "web"}},
-                               "spec": {"containers": [{"name": "c", "ports": [{"name": "http", "containerPort": 8080}]}]}}));
-            store.update(&crate::store::Key::new("Pod", "x", name), |p| {
-                p["status"] = json!({"podIPs": [{"ip": ip}], "conditions": [{"type": "Ready", "status": if is_ready { "True" } else { "False" }}]});
-            });
-        }
-        let views = services(&store);
-        assert_eq!(views[0].ports[0].backends, vec![("10.244.1.2".parse().unwrap(), 8080), ("10.244.2.2".parse().unwrap(), 8080)]);
+    fn render_dispatches_services_to_backends() {
+        let views = vec![ServiceView {
+            namespace: "x".into(),
+            name: "web".into(),
+            cluster_ips: vec!["10.96.0.11".parse().unwrap()],
+            ports: vec![ServicePort { protocol: 6, port: 80, backends: vec![("10.244.1.2".parse().unwrap(), 8080), ("10.244.2.2".parse().unwrap(), 8080)] }],
+        }];
         let text = render(&views, Ipv4Addr::new(172, 30, 1, 2), "fd00:172:30:1::2".parse().unwrap());
         assert!(text.contains("10.96.0.11 . 6 . 80 : goto svc_0_0_4"), "{text}");
         assert!(text.contains("numgen random mod 2 vmap { 0 : goto svc_0_0_4_0, 1 : goto svc_0_0_4_1 }"), "{text}");
@@ -312,5 +217,14 @@ mod tests {
         assert!(text.contains("snat ip to 172.30.1.2"), "{text}");
         assert!(text.starts_with("table inet palisade-proxy {}\ndelete table inet palisade-proxy\n"), "one transaction replaces the table");
     }
-}
 
+    #[test]
+    fn target_ports_resolve_names_per_pod() {
+        let pod = json!({"spec": {"containers": [{"name": "c", "ports": [{"name": "http", "containerPort": 8080}]}]}});
+        assert_eq!(target_port(&json!({"port": 80, "targetPort": "http"}), &pod), Some(8080));
+        assert_eq!(target_port(&json!({"port": 80, "targetPort": 9090}), &pod), Some(9090));
+        assert_eq!(target_port(&json!({"port": 80, "targetPort": "nope"}), &pod), None);
+        let endpoints = json!({"subsets": [{"addresses": [{"ip": "172.30.0.1"}], "ports": [{"name": "https", "port": 6443}]}]});
+        assert_eq!(endpoint_backends(Some(&endpoints), &json!({"name": "https", "port": 443})), vec![("172.30.0.1".parse().unwrap(), 6443)]);
+    }
+}

@@ -1,9 +1,12 @@
 //! The container runtime: pod sandboxes (a network namespace wired by `palisade-cni` ADD,
-//! the pod's resolv.conf and hosts files) and containers (host processes entered into the
-//! sandbox, supervised and restarted per the pod's restartPolicy). It reports pod status as
-//! the kubelet does.
+//! the pod's resolv.conf and hosts files, its ServiceAccount token) and containers (host
+//! processes entered into the sandbox, supervised and restarted per the pod's
+//! restartPolicy). It reports pod status as the kubelet does. A sandbox that survived the
+//! daemon (its namespace still exists) is adopted: CNI ADD is idempotent, so the pod keeps
+//! its addresses; its containers start again.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
 use std::fs::File;
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr, TcpStream};
@@ -21,17 +24,49 @@ use crate::images::{self, NGINX_INDEX, Program, StartError};
 use crate::paths::LabPaths;
 use crate::proxy::DNS_V4;
 use crate::sandbox::Sandbox;
-use crate::store::Key;
 use crate::time::now_rfc3339;
 use crate::topology::NodeInfo;
+
+/// A pod by namespace and name (for messages and CNI arguments).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PodRef {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl PodRef {
+    pub fn of(pod: &Value) -> Self {
+        let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+        Self { namespace: text(&pod["metadata"]["namespace"]), name: text(&pod["metadata"]["name"]) }
+    }
+}
+
+impl std::fmt::Display for PodRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// What entering a pod's containers needs, per pod uid and container name: what
+/// `pods/exec` uses.
+pub type SandboxIndex = Arc<RwLock<HashMap<String, HashMap<String, Sandbox>>>>;
+
+/// What a pod's ServiceAccount mount holds.
+#[derive(Clone, Debug)]
+pub struct AccountFiles {
+    pub token: String,
+    pub ca_pem: String,
+}
 
 /// How long a new pod's declared ports may take to accept connections before `apply`
 /// stops waiting (the pod then shows not ready).
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct RuntimeConfig {
     pub paths: LabPaths,
+    /// A ServiceAccount token (and the CA) for a pod's `(namespace, account)`.
+    pub account_files: Arc<dyn Fn(&str, &str) -> Option<AccountFiles> + Send + Sync>,
     /// The `palisade-cni` binary, called as a runtime calls CNI plugins.
     pub cni_binary: PathBuf,
     /// The `palisade` binary: containers start through `palisade lab pod-exec`.
@@ -59,7 +94,7 @@ struct Container {
 }
 
 struct PodRuntime {
-    key: Key,
+    key: PodRef,
     node: NodeInfo,
     netns: PathBuf,
     netns_name: String,
@@ -76,6 +111,10 @@ struct PodRuntime {
 pub struct Runtime {
     config: RuntimeConfig,
     pods: BTreeMap<String, PodRuntime>,
+    sandboxes: SandboxIndex,
+    /// Pods whose sandbox could not be made: how many attempts failed, and when to try
+    /// again (the kubelet retries with back-off; the pod stays Pending meanwhile).
+    sandbox_failures: HashMap<String, (u32, Instant)>,
 }
 
 fn write_file(path: &Path, text: &str) -> Result<(), LabError> {
@@ -92,7 +131,7 @@ pub fn cni_config(paths: &LabPaths, node: &NodeInfo) -> Value {
 }
 
 /// Runs `palisade-cni` in the node's namespace, as the kubelet's runtime does.
-fn cni(config: &RuntimeConfig, node: &NodeInfo, command: &str, uid: &str, netns: &Path, key: &Key) -> Result<Value, LabError> {
+fn cni(config: &RuntimeConfig, node: &NodeInfo, command: &str, uid: &str, netns: &Path, key: &PodRef) -> Result<Value, LabError> {
     let network = cni_config(&config.paths, node).to_string();
     let output = palisade_net::run_in(&node.netns, || {
         let mut child = Command::new(&config.cni_binary)
@@ -126,7 +165,14 @@ fn backoff(restarts: u32) -> Duration {
 /// The container's environment: PATH, HOSTNAME, its `env` (values and the common
 /// `fieldRef`s).
 fn container_env(pod: &Value, container: &Value, hostname: &str, ips: &[IpAddr], node: &NodeInfo) -> Vec<(String, String)> {
-    let mut env = vec![("PATH".to_string(), images::DEFAULT_PATH.to_string()), ("HOSTNAME".to_string(), hostname.to_string()), ("HOME".to_string(), "/root".to_string())];
+    let mut env = vec![
+        ("PATH".to_string(), images::DEFAULT_PATH.to_string()),
+        ("HOSTNAME".to_string(), hostname.to_string()),
+        ("HOME".to_string(), "/root".to_string()),
+        // Where in-cluster clients find the API server (the `kubernetes` Service).
+        ("KUBERNETES_SERVICE_HOST".to_string(), crate::proxy::KUBERNETES_V4.to_string()),
+        ("KUBERNETES_SERVICE_PORT".to_string(), "443".to_string()),
+    ];
     for var in container["env"].as_array().into_iter().flatten() {
         let Some(name) = var["name"].as_str() else { continue };
         let value = match (&var["value"], var["valueFrom"]["fieldRef"]["fieldPath"].as_str()) {
@@ -163,7 +209,15 @@ fn hosts_file(hostname: &str, fqdn: Option<&str>, ips: &[IpAddr]) -> String {
 
 impl PodRuntime {
     fn sandbox(&self, env: Vec<(String, String)>) -> Sandbox {
-        Sandbox { netns: self.netns.clone(), resolv_conf: self.dir.join("resolv.conf"), hosts: self.dir.join("hosts"), hostname: self.hostname.clone(), env }
+        let secrets = self.dir.join("serviceaccount");
+        Sandbox {
+            netns: self.netns.clone(),
+            resolv_conf: self.dir.join("resolv.conf"),
+            hosts: self.dir.join("hosts"),
+            hostname: self.hostname.clone(),
+            secrets: secrets.join("token").exists().then_some(secrets),
+            env,
+        }
     }
 
     /// The phase from the containers, as the kubelet computes it.
@@ -184,8 +238,20 @@ impl PodRuntime {
 }
 
 impl Runtime {
-    pub fn new(config: RuntimeConfig) -> Self {
-        Self { config, pods: BTreeMap::new() }
+    /// A runtime that keeps its containers' sandboxes in `sandboxes` (shared with the
+    /// kubelet's `pods/exec`).
+    pub fn new(config: RuntimeConfig, sandboxes: SandboxIndex) -> Self {
+        Self { config, pods: BTreeMap::new(), sandboxes, sandbox_failures: HashMap::new() }
+    }
+
+    /// The containers' sandboxes, shared with the kubelet's `pods/exec`.
+    pub fn sandboxes(&self) -> SandboxIndex {
+        self.sandboxes.clone()
+    }
+
+    fn index(&self, uid: &str, pod: &PodRuntime) {
+        let entries = pod.containers.iter().map(|c| (c.name.clone(), pod.sandbox(c.env.clone()))).collect();
+        self.sandboxes.write().unwrap_or_else(|e| e.into_inner()).insert(uid.to_string(), entries);
     }
 
     pub fn has(&self, uid: &str) -> bool {
@@ -207,11 +273,37 @@ impl Runtime {
             let handles: Vec<_> = pods.chunks(per_thread).map(|chunk| scope.spawn(move || chunk.iter().map(|(pod, node)| this.start_one(pod, node)).collect::<Vec<_>>())).collect();
             handles.into_iter().flat_map(|h| h.join().expect("pod start thread")).collect()
         });
+        let now = Instant::now();
+        for (uid, pod) in &made {
+            if pod.network {
+                self.index(uid, pod);
+            }
+            if pod.sandbox_error.is_some() {
+                let attempts = self.sandbox_failures.get(uid).map_or(0, |(n, _)| *n) + 1;
+                self.sandbox_failures.insert(uid.clone(), (attempts, now + backoff(attempts - 1)));
+            } else {
+                self.sandbox_failures.remove(uid);
+            }
+        }
         self.pods.extend(made);
     }
 
+    /// Tears down the pods whose sandbox failed and whose back-off has passed, so that the
+    /// next settle makes them again. `true` if there were any.
+    pub fn retry_failed_sandboxes(&mut self) -> bool {
+        let now = Instant::now();
+        let due: Vec<String> = self.pods.iter().filter(|(uid, pod)| pod.sandbox_error.is_some() && self.sandbox_failures.get(*uid).is_some_and(|(_, at)| *at <= now)).map(|(uid, _)| uid.clone()).collect();
+        if due.is_empty() {
+            return false;
+        }
+        let failures: Vec<_> = due.iter().filter_map(|uid| self.sandbox_failures.get(uid).map(|f| (uid.clone(), *f))).collect();
+        self.stop(&due);
+        self.sandbox_failures.extend(failures);
+        true
+    }
+
     fn start_one(&self, pod: &Value, node: &NodeInfo) -> (String, PodRuntime) {
-        let key = Key::of(pod);
+        let key = PodRef::of(pod);
         let uid = pod["metadata"]["uid"].as_str().unwrap_or_default().to_string();
         let paths = &self.config.paths;
         let hostname = pod["spec"]["hostname"].as_str().unwrap_or(&key.name).to_string();
@@ -272,7 +364,13 @@ impl Runtime {
     fn create_sandbox(&self, pod: &Value, runtime: &mut PodRuntime) -> Result<(), LabError> {
         std::fs::create_dir_all(runtime.dir.join("html")).map_err(LabError::io(format!("creating {}", runtime.dir.display())))?;
         std::fs::create_dir_all(runtime.dir.join("tmp")).map_err(LabError::io(format!("creating {}", runtime.dir.display())))?;
-        palisade_net::create_named(&runtime.netns_name)?;
+        // A sandbox that outlived the daemon is adopted: same namespace, and CNI ADD of the
+        // same container gives the same addresses.
+        if !runtime.netns.exists() {
+            palisade_net::create_named(&runtime.netns_name)?;
+        } else {
+            kill_leftovers(&runtime.netns);
+        }
         let uid = pod["metadata"]["uid"].as_str().unwrap_or_default();
         let result = cni(&self.config, &runtime.node, "ADD", uid, &runtime.netns, &runtime.key)?;
         runtime.network = true;
@@ -281,6 +379,16 @@ impl Runtime {
         write_file(&runtime.dir.join("resolv.conf"), &resolv_conf(&runtime.key.namespace))?;
         write_file(&runtime.dir.join("hosts"), &hosts_file(&runtime.hostname, fqdn.as_deref(), &runtime.ips))?;
         write_file(&runtime.dir.join("html/index.html"), NGINX_INDEX)?;
+        let account = pod["spec"]["serviceAccountName"].as_str().unwrap_or("default");
+        if pod["spec"]["automountServiceAccountToken"] != false
+            && let Some(files) = (self.config.account_files)(&runtime.key.namespace, account)
+        {
+            let dir = runtime.dir.join("serviceaccount");
+            std::fs::create_dir_all(&dir).map_err(LabError::io(format!("creating {}", dir.display())))?;
+            write_file(&dir.join("token"), &files.token)?;
+            write_file(&dir.join("ca.crt"), &files.ca_pem)?;
+            write_file(&dir.join("namespace"), &runtime.key.namespace)?;
+        }
         Ok(())
     }
 
@@ -414,7 +522,16 @@ impl Runtime {
     /// (CNI DEL), namespaces and files. Pods are torn down in parallel: most of the time
     /// goes to the kernel unregistering veth devices.
     pub fn stop(&mut self, uids: &[String]) {
+        for uid in uids {
+            self.sandbox_failures.remove(uid);
+        }
         let mut pods: Vec<(String, PodRuntime)> = uids.iter().filter_map(|uid| self.pods.remove(uid).map(|p| (uid.clone(), p))).collect();
+        {
+            let mut index = self.sandboxes.write().unwrap_or_else(|e| e.into_inner());
+            for uid in uids {
+                index.remove(uid);
+            }
+        }
         let config = &self.config;
         let per_thread = pods.len().div_ceil(16).max(1);
         std::thread::scope(|scope| {
@@ -434,22 +551,6 @@ impl Runtime {
     pub fn stop_all(&mut self) {
         let uids = self.uids();
         self.stop(&uids);
-    }
-
-    /// What `lab exec` needs to enter a container of a pod.
-    pub fn sandbox(&self, uid: &str, container: Option<&str>) -> Result<Sandbox, LabError> {
-        let pod = self.pods.get(uid).ok_or_else(|| LabError::failed("the pod has no sandbox"))?;
-        if !pod.network {
-            return Err(LabError::invalid(format!("cannot exec in a container of {}: the pod is not running", pod.key.name)));
-        }
-        let chosen = match container {
-            Some(name) => pod.containers.iter().find(|c| c.name == name).ok_or_else(|| {
-                let names: Vec<&str> = pod.containers.iter().map(|c| c.name.as_str()).collect();
-                LabError::invalid(format!("container {name} is not valid for pod {}: the pod has {}", pod.key.name, names.join(", ")))
-            })?,
-            None => pod.containers.first().ok_or_else(|| LabError::failed("the pod has no containers"))?,
-        };
-        Ok(pod.sandbox(chosen.env.clone()))
     }
 
     /// The pod's status as the API shows it; `None` if the runtime does not know the pod.
@@ -499,6 +600,14 @@ impl Runtime {
             .collect();
         status["containerStatuses"] = Value::Array(containers);
         Some(status)
+    }
+}
+
+/// Kills the processes a previous daemon left in a pod it is adopting: whatever runs in
+/// the pod's network namespace (an environment marker would miss nginx, which clears it).
+fn kill_leftovers(netns: &Path) {
+    for pid in palisade_net::processes_in(&[netns.to_path_buf()]) {
+        let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
     }
 }
 

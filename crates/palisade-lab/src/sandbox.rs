@@ -19,9 +19,14 @@ pub struct Sandbox {
     pub resolv_conf: PathBuf,
     pub hosts: PathBuf,
     pub hostname: String,
+    /// The pod's ServiceAccount files, mounted where in-cluster clients look.
+    pub secrets: Option<PathBuf>,
     /// The container's environment (PATH, HOSTNAME, its `env`).
     pub env: Vec<(String, String)>,
 }
+
+/// Where in-cluster clients read their token, CA and namespace.
+pub const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 
 impl Sandbox {
     /// The arguments of `palisade lab pod-exec` that enter this sandbox and run `argv`.
@@ -39,8 +44,11 @@ impl Sandbox {
             self.hosts.display().to_string(),
             "--hostname".to_string(),
             self.hostname.clone(),
-            "--".to_string(),
         ];
+        if let Some(secrets) = &self.secrets {
+            args.extend(["--secrets".to_string(), secrets.display().to_string()]);
+        }
+        args.push("--".to_string());
         args.extend(argv.iter().cloned());
         args
     }
@@ -59,6 +67,13 @@ pub fn enter(sandbox: &Sandbox) -> Result<(), LabError> {
     mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>).map_err(failed("making / private"))?;
     for (file, target) in [(&sandbox.resolv_conf, "/etc/resolv.conf"), (&sandbox.hosts, "/etc/hosts")] {
         mount(Some(file.as_path()), target, None::<&str>, MsFlags::MS_BIND, None::<&str>).map_err(|e| LabError::failed(format!("bind-mounting {} over {target}: {e}", file.display())))?;
+    }
+    if let Some(secrets) = &sandbox.secrets {
+        // The mount point exists on the host (an empty directory under /run, made once); the
+        // pod's files are mounted over it in the pod's own mount namespace only.
+        std::fs::create_dir_all(SERVICE_ACCOUNT_DIR).map_err(LabError::io(format!("creating {SERVICE_ACCOUNT_DIR}")))?;
+        mount(Some(secrets.as_path()), SERVICE_ACCOUNT_DIR, None::<&str>, MsFlags::MS_BIND, None::<&str>)
+            .map_err(|e| LabError::failed(format!("bind-mounting {} over {SERVICE_ACCOUNT_DIR}: {e}", secrets.display())))?;
     }
     nix::unistd::sethostname(&sandbox.hostname).map_err(failed("setting the pod's hostname"))?;
     setns(&netns, CloneFlags::CLONE_NEWNET).map_err(failed("entering the pod's network namespace"))?;

@@ -5,7 +5,7 @@
 //! ```text
 //!   node-1 eth0 172.30.1.2 ─┐                 ┌─ outside eth0 203.0.113.10
 //!   node-2 eth0 172.30.2.2 ─┼─ underlay (router: n1, n2, ..., ext)
-//!   ...                     ┘   routes 10.244.<i>.0/24 via 172.30.<i>.2
+//!   ...                     ┘   routes 10.244.<4i>.0/22 via 172.30.<i>.2
 //! ```
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -18,7 +18,12 @@ use serde::{Deserialize, Serialize};
 use crate::error::LabError;
 use crate::paths::LabPaths;
 
+/// At most 50 nodes: node i's pod range is 10.244.<4i>.0/22.
 pub const MAX_NODES: u8 = 50;
+/// The API server's address inside the lab (on the underlay's loopback; every node routes
+/// to it through its default route), and its port there.
+pub const API_V4: Ipv4Addr = Ipv4Addr::new(172, 30, 0, 1);
+pub const API_PORT: u16 = 6443;
 pub const OUTSIDE_V4: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
 pub const OUTSIDE_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x203, 0, 0, 0, 0, 0x10);
 const MTU: u32 = 1500;
@@ -51,13 +56,21 @@ pub fn node_plan(paths: &LabPaths, i: u8) -> NodeInfo {
         index: i,
         ip4: Ipv4Addr::new(172, 30, i, 2),
         ip6: Ipv6Addr::new(0xfd00, 0x172, 0x30, u16::from(i), 0, 0, 0, 2),
-        pod_cidr4: Ipv4Net::new(Ipv4Addr::new(10, 244, i, 0), 24).expect("valid prefix"),
+        // A /22 per node (1022 pods): room for a thousand pods on a node, where a /24
+        // (kubeadm's and kind's default) would stop at 254.
+        pod_cidr4: Ipv4Net::new(Ipv4Addr::new(10, 244, i * 4, 0), 22).expect("valid prefix"),
         pod_cidr6: Ipv6Net::new(Ipv6Addr::new(0xfd00, 0x10, 0x244, u16::from(i), 0, 0, 0, 0), 64).expect("valid prefix"),
     }
 }
 
 fn underlay_side(node: &NodeInfo) -> (Ipv4Addr, Ipv6Addr) {
     (Ipv4Addr::new(172, 30, node.index, 1), Ipv6Addr::new(0xfd00, 0x172, 0x30, u16::from(node.index), 0, 0, 0, 1))
+}
+
+/// How many pods a node can hold: the addresses of its IPv4 range the CNI plugin hands out
+/// (all but the network and broadcast addresses).
+pub fn pod_capacity(node: &NodeInfo) -> usize {
+    (1usize << (32 - node.pod_cidr4.prefix_len())) - 2
 }
 
 fn forwarding_on() -> Result<(), LabError> {
@@ -92,6 +105,7 @@ fn wire(underlay: &Path, host: &Path, underlay_link: &str, ends: [(IpAddr, IpAdd
 fn build(paths: &LabPaths, nodes: u8) -> Result<Topology, LabError> {
     let underlay = create_named(&paths.underlay_netns())?;
     run_in(&underlay, forwarding_on)??;
+    run_in(&underlay, || add_address("lo", IpAddr::V4(API_V4), 32))??;
     let mut infos = Vec::new();
     for i in 1..=nodes {
         let node = node_plan(paths, i);
@@ -112,8 +126,26 @@ fn build(paths: &LabPaths, nodes: u8) -> Result<Topology, LabError> {
     Ok(Topology { nodes: infos, underlay, outside })
 }
 
-/// Creates the lab's machines. On failure, removes whatever it created.
+fn saved(paths: &LabPaths) -> PathBuf {
+    paths.state_dir.join("topology.json")
+}
+
+/// The machines of a lab whose daemon died, if they all still exist.
+pub fn reuse(paths: &LabPaths) -> Option<Topology> {
+    let topology: Topology = serde_json::from_slice(&std::fs::read(saved(paths)).ok()?).ok()?;
+    let all = topology.nodes.iter().map(|n| &n.netns).chain([&topology.underlay, &topology.outside]).all(|p| p.exists());
+    all.then_some(topology)
+}
+
+/// Creates the lab's machines and records them for a restarted daemon. On failure,
+/// removes whatever it created.
 pub fn create(paths: &LabPaths, nodes: u8) -> Result<Topology, LabError> {
+    let topology = create_fresh(paths, nodes)?;
+    std::fs::write(saved(paths), serde_json::to_vec(&topology).expect("topologies serialize")).map_err(LabError::io("recording the lab's topology"))?;
+    Ok(topology)
+}
+
+fn create_fresh(paths: &LabPaths, nodes: u8) -> Result<Topology, LabError> {
     if nodes == 0 || nodes > MAX_NODES {
         return Err(LabError::invalid(format!("--nodes {nodes}: a lab has 1 to {MAX_NODES} nodes")));
     }
@@ -150,7 +182,7 @@ mod tests {
         assert_eq!(node.name, "node-2");
         assert_eq!(node.netns, PathBuf::from("/run/netns/pal-t-node-2"));
         assert_eq!(node.ip4, Ipv4Addr::new(172, 30, 2, 2));
-        assert_eq!(node.pod_cidr4.to_string(), "10.244.2.0/24");
+        assert_eq!(node.pod_cidr4.to_string(), "10.244.8.0/22");
         assert_eq!(node.pod_cidr6.to_string(), "fd00:10:244:2::/64");
         assert_eq!(node.ip6.to_string(), "fd00:172:30:2::2");
         assert_eq!(OUTSIDE_V6.to_string(), "2001:db8:203::10");

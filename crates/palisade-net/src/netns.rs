@@ -118,3 +118,21 @@ pub fn run_in<T: Send>(path: &Path, f: impl FnOnce() -> T + Send) -> Result<T, N
             .unwrap_or_else(|_| Err(NetError::Io { what: "namespace thread panicked".into(), source: std::io::Error::other("panic") }))
     })
 }
+
+/// Processes whose network namespace is one of `namespaces` (paths of mounted namespaces).
+/// This finds a sandbox's processes whatever they did to their environment or process
+/// group (nginx, for one, clears its environment).
+pub fn processes_in(namespaces: &[PathBuf]) -> Vec<i32> {
+    use std::os::unix::fs::MetadataExt;
+    let identity = |path: &Path| std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()));
+    let wanted: Vec<(u64, u64)> = namespaces.iter().filter_map(|p| identity(p)).collect();
+    if wanted.is_empty() {
+        return Vec::new();
+    }
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| identity(Path::new(&format!("/proc/{pid}/ns/net"))).is_some_and(|id| wanted.contains(&id)))
+        .collect()
+}

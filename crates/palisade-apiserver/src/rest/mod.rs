@@ -162,6 +162,11 @@ fn non_resource(server: &Server, path: &str, accept: &str) -> Response {
         "/api" => ok(discovery::api_versions(&server.address)),
         "/apis" => ok(discovery::api_group_list()),
         "/openapi/v3" => ok(openapi::root()),
+        "/openapi/v2" => {
+            let protobuf = accept.contains("protobuf");
+            let content_type = if protobuf { openapi::V2_PROTOBUF } else { "application/json" };
+            (StatusCode::OK, [(header::CONTENT_TYPE, content_type)], openapi::v2(protobuf)).into_response()
+        }
         other => {
             if let Some(document) = other.strip_prefix("/openapi/v3/").and_then(openapi::by_path) {
                 return ok(document);

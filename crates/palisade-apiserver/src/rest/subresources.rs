@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -256,7 +256,7 @@ async fn run_exec(socket: WebSocket, process: Result<crate::kubelet::ExecProcess
             let mut frame = vec![ERROR];
             frame.extend(status.to_string().into_bytes());
             let _ = sink.send(Message::Binary(frame.into())).await;
-            let _ = sink.close().await;
+            close_normally(&mut sink).await;
             return;
         }
     };
@@ -332,6 +332,12 @@ async fn run_exec(socket: WebSocket, process: Result<crate::kubelet::ExecProcess
     let mut status = vec![ERROR];
     status.extend(exit_status(code, &command).to_string().into_bytes());
     let _ = sink.send(Message::Binary(status.into())).await;
-    let _ = sink.close().await;
+    close_normally(&mut sink).await;
     input.abort();
+}
+
+/// Ends the session with close code 1000: client-go reads a close without a code (1005) as
+/// a broken error stream and reports the exec as failed even after a clean exit status.
+async fn close_normally(sink: &mut futures::stream::SplitSink<WebSocket, Message>) {
+    let _ = sink.send(Message::Close(Some(CloseFrame { code: close_code::NORMAL, reason: "".into() }))).await;
 }

@@ -32,6 +32,14 @@ pub struct TestLab {
     pub files: tempfile::TempDir,
 }
 
+/// kubectl as `scripts/setup` installs it (or `$PALISADE_KUBECTL`): the lab is driven by
+/// the real client, as a user drives it.
+pub fn kubectl_binary() -> PathBuf {
+    let path = std::env::var_os("PALISADE_KUBECTL").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/opt/palisade-tools/bin/kubectl"));
+    assert!(path.is_file(), "{} is missing: run scripts/setup (it installs kubectl) or set PALISADE_KUBECTL", path.display());
+    path
+}
+
 impl TestLab {
     pub fn new() -> Self {
         let name = format!("t{}-{}", std::process::id() % 100_000, COUNTER.fetch_add(1, Ordering::Relaxed));
@@ -44,15 +52,30 @@ impl TestLab {
         lab
     }
 
+    /// `palisade lab ARGS` (the lab's own verbs: up, down, status...).
     pub fn cli(&self, args: &[&str]) -> Output {
         Command::new(PALISADE).arg("lab").args(args).env("PALISADE_LAB", &self.name).env("PALISADE_CNI", cni_binary()).output().expect("run palisade")
     }
 
-    /// Runs a verb that must succeed; returns stdout.
+    /// Runs a lab verb that must succeed; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
-        let output = self.cli(args);
-        assert!(output.status.success(), "palisade lab {args:?} failed:\n{}\n{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-        String::from_utf8_lossy(&output.stdout).into_owned()
+        succeeded(&format!("palisade lab {args:?}"), self.cli(args))
+    }
+
+    /// kubectl against this lab's API.
+    pub fn kubectl(&self, args: &[&str]) -> Output {
+        self.kubectl_command(args).output().expect("run kubectl")
+    }
+
+    pub fn kubectl_command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(kubectl_binary());
+        command.args(args).env("KUBECONFIG", self.paths.kubeconfig());
+        command
+    }
+
+    /// A kubectl command that must succeed; returns stdout.
+    pub fn k(&self, args: &[&str]) -> String {
+        succeeded(&format!("kubectl {args:?}"), self.kubectl(args))
     }
 
     pub fn file(&self, name: &str, yaml: &str) -> String {
@@ -61,15 +84,40 @@ impl TestLab {
         path.display().to_string()
     }
 
+    /// `kubectl apply -f` of the YAML, then waits until its pods run and every node
+    /// enforces what the API holds (see `settle`). Returns kubectl's output.
     pub fn apply(&self, name: &str, yaml: &str) -> String {
         let file = self.file(name, yaml);
-        self.ok(&["apply", "-f", &file])
+        let out = self.k(&["apply", "-f", &file]);
+        self.settle();
+        out
+    }
+
+    /// Waits until every workload has its pods, every pod is ready or finished (or failed
+    /// to start), then until every node enforces the API's current state.
+    pub fn settle(&self) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let all = self.json(&["get", "deployments,statefulsets,daemonsets,pods", "-A"]);
+            let unsettled: Vec<String> = all["items"].as_array().unwrap().iter().filter(|o| !settled(o)).map(|o| format!("{} {}/{}", o["kind"], o["metadata"]["namespace"], o["metadata"]["name"])).collect();
+            if unsettled.is_empty() {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "not settled after 60 s: {unsettled:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.synced();
+    }
+
+    /// Waits until every node enforces what the API holds now (`palisade lab status --wait-synced`).
+    pub fn synced(&self) -> String {
+        self.ok(&["status", "--wait-synced", "20"])
     }
 
     pub fn json(&self, args: &[&str]) -> Value {
         let mut all = args.to_vec();
         all.extend(["-o", "json"]);
-        serde_json::from_str(&self.ok(&all)).unwrap()
+        serde_json::from_str(&self.k(&all)).unwrap()
     }
 
     /// Pods of a namespace whose name starts with `prefix`.
@@ -102,6 +150,34 @@ impl TestLab {
             left.push(format!("state {}", self.paths.state_dir.display()));
         }
         left
+    }
+}
+
+fn succeeded(what: &str, output: Output) -> String {
+    assert!(output.status.success(), "{what} failed:\n{}\n{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// A workload with all its replicas ready, or a pod that is ready, finished, or failed to
+/// start (what a test waits for after an apply).
+fn settled(object: &Value) -> bool {
+    let status = &object["status"];
+    let generation_seen = object["metadata"]["generation"].is_null() || status["observedGeneration"] == object["metadata"]["generation"];
+    match object["kind"].as_str().unwrap_or_default() {
+        "Deployment" | "StatefulSet" => {
+            let want = object["spec"]["replicas"].as_u64().unwrap_or(1);
+            generation_seen && status["readyReplicas"].as_u64().unwrap_or(0) == want && status["replicas"].as_u64().unwrap_or(0) == want
+        }
+        "DaemonSet" => generation_seen && status["desiredNumberScheduled"].as_u64().is_some_and(|want| status["numberReady"].as_u64() == Some(want)),
+        "Pod" => {
+            let ready = status["conditions"].as_array().is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"));
+            let done = matches!(status["phase"].as_str(), Some("Succeeded" | "Failed"));
+            let stuck = status["containerStatuses"].as_array().is_some_and(|c| {
+                c.iter().any(|c| matches!(c["state"]["waiting"]["reason"].as_str(), Some("CrashLoopBackOff" | "StartError" | "CreateContainerError")))
+            });
+            object["metadata"]["deletionTimestamp"].is_string() || ready || done || stuck
+        }
+        _ => true,
     }
 }
 
