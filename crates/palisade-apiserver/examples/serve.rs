@@ -13,6 +13,7 @@ fn main() {
         listeners: vec![listener],
         addresses: vec!["127.0.0.1".parse().unwrap()],
         kubelet: None,
+        watch_history_bytes: None,
     })
     .expect("start");
     let path = dir.join("kubeconfig");

@@ -18,8 +18,9 @@ fn record_key(manager: &str, resource: &Resource, namespace: &str, name: &str) -
     format!("applied/{manager}/{}/{}/{namespace}/{name}", resource.group, resource.plural)
 }
 
-/// Parses an apply body: YAML (JSON is YAML too).
-fn parse(body: &[u8]) -> Result<Value, ApiError> {
+/// Parses an apply body, or a write sent as `application/yaml`: one YAML document (JSON is
+/// YAML too).
+pub(crate) fn parse(body: &[u8]) -> Result<Value, ApiError> {
     if let Ok(value) = serde_json::from_slice::<Value>(body) {
         return Ok(value);
     }

@@ -50,6 +50,9 @@ pub struct Options {
     /// Every address clients reach the server at (the serving certificate's IP SANs).
     pub addresses: Vec<IpAddr>,
     pub kubelet: Option<Arc<dyn kubelet::Kubelet>>,
+    /// How much recent history watches can resume from (`None`: 64 MiB of events); older
+    /// versions get `410 Gone` and clients re-list.
+    pub watch_history_bytes: Option<usize>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +74,7 @@ pub struct Running {
     pub address: SocketAddr,
     handle: axum_server::Handle<SocketAddr>,
     thread: Option<std::thread::JoinHandle<()>>,
+    lifecycle: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Running {
@@ -79,10 +83,15 @@ impl Running {
         server::kubeconfig(cluster, &format!("https://{}", self.address), &self.ca_pem, &self.admin_token)
     }
 
-    /// Stops serving (the store stays on disk).
+    /// Stops serving and the lifecycle controllers; the store stays on disk and is closed
+    /// once the last `Api` handle is dropped.
     pub fn stop(mut self) {
         self.handle.shutdown();
         if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        self.api.store.close_watches();
+        if let Some(thread) = self.lifecycle.take() {
             let _ = thread.join();
         }
     }
@@ -109,8 +118,11 @@ fn admin_token(options: &Options, api: &api::Api) -> Result<String, StartError> 
 pub fn start(options: Options) -> Result<Running, StartError> {
     std::fs::create_dir_all(&options.state_dir).map_err(|e| StartError::Setup(format!("creating {}: {e}", options.state_dir.display())))?;
     let api = Arc::new(api::Api::open(&options.state_dir.join("store.redb"), options.service_cidrs.clone())?);
+    if let Some(bytes) = options.watch_history_bytes {
+        api.store.set_history_budget(bytes);
+    }
     bootstrap::bootstrap(&api).map_err(|e| StartError::Setup(format!("bootstrapping the cluster's objects: {e}")))?;
-    lifecycle::start(api.clone());
+    let lifecycle = lifecycle::start(api.clone());
     let admin_token = admin_token(&options, &api)?;
     let names = ["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"];
     let certificates = server::Certificates::load_or_create(&options.state_dir.join("pki"), &options.addresses, &names)?;
@@ -128,5 +140,5 @@ pub fn start(options: Options) -> Result<Running, StartError> {
             }
         })
         .map_err(|e| StartError::Setup(format!("starting the server thread: {e}")))?;
-    Ok(Running { api, admin_token, ca_pem, address, handle, thread: Some(thread) })
+    Ok(Running { api, admin_token, ca_pem, address, handle, thread: Some(thread), lifecycle: Some(lifecycle) })
 }

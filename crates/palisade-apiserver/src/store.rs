@@ -27,8 +27,9 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// Small server-side records that are not API objects (tokens, appliers' configurations).
 const RECORDS: TableDefinition<&str, &[u8]> = TableDefinition::new("records");
 
-/// How much of the recent history watches can resume from (the JSON of the events).
-const HISTORY_BYTES: usize = 64 << 20;
+/// How much of the recent history watches can resume from (the JSON of the events), unless
+/// `Store::set_history_budget` says otherwise.
+pub const DEFAULT_HISTORY_BYTES: usize = 64 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -206,6 +207,7 @@ struct Inner {
     /// Recent events, oldest first, and their JSON size.
     history: VecDeque<Arc<Event>>,
     history_bytes: usize,
+    history_budget: usize,
     /// Events up to this version are no longer kept.
     compacted: u64,
     watchers: Vec<Watcher>,
@@ -245,12 +247,23 @@ impl Store {
             }
         }
         let uids = objects.values().map(|o: &Arc<Object>| (o.index.uid.clone(), o.key.clone())).collect();
-        let inner = Inner { objects, uids, rv, history: VecDeque::new(), history_bytes: 0, compacted: rv, watchers: Vec::new() };
+        let inner = Inner { objects, uids, rv, history: VecDeque::new(), history_bytes: 0, history_budget: DEFAULT_HISTORY_BYTES, compacted: rv, watchers: Vec::new() };
         Ok(Self { db, inner: Mutex::new(inner) })
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// How many bytes of events watches can resume from; older versions get `410 Gone`.
+    pub fn set_history_budget(&self, bytes: usize) {
+        self.lock().history_budget = bytes;
+    }
+
+    /// Ends every watch (their receivers see the channel close): how a stopping server
+    /// lets the threads that watch the store finish.
+    pub fn close_watches(&self) {
+        self.lock().watchers.clear();
     }
 
     /// The latest resource version.
@@ -479,7 +492,7 @@ fn check(precondition: &Precondition, key: &Key, current: Option<&Object>) -> Re
 fn publish(inner: &mut Inner, event: Arc<Event>) {
     inner.history_bytes += event.object.json.len();
     inner.history.push_back(event.clone());
-    while inner.history_bytes > HISTORY_BYTES {
+    while inner.history_bytes > inner.history_budget {
         let Some(old) = inner.history.pop_front() else { break };
         inner.history_bytes -= old.object.json.len();
         inner.compacted = old.rv;

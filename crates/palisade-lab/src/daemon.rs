@@ -108,6 +108,7 @@ pub fn run(paths: LabPaths, nodes: u8, cni_binary: PathBuf, self_exe: PathBuf) -
         listeners,
         addresses: vec![IpAddr::V4(Ipv4Addr::LOCALHOST), IpAddr::V4(API_V4), IpAddr::V4(crate::proxy::KUBERNETES_V4)],
         kubelet: Some(Arc::new(kubelet)),
+        watch_history_bytes: None,
     })
     .map_err(|e| LabError::failed(format!("starting the lab's API server: {e}")))?;
     palisade_apiserver::server::write_kubeconfig(&paths.kubeconfig(), &running.kubeconfig(&format!("palisade-{}", paths.name)))

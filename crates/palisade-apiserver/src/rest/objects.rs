@@ -86,13 +86,19 @@ fn one(resource: &Resource, object: &Object, shape: Shape, code: StatusCode) -> 
 }
 
 /// The body of a write: JSON (also without a Content-Type, as the Python client sends
-/// it), or Kubernetes protobuf.
+/// it), YAML, or Kubernetes protobuf.
 fn body_object(call: &Call) -> Result<Value, ApiError> {
     if call.content_type.starts_with("application/vnd.kubernetes.protobuf") {
         return super::protobuf::decode_body(&call.body);
     }
+    if call.content_type.starts_with("application/yaml") {
+        return crate::apply::parse(&call.body);
+    }
     if !(call.content_type.is_empty() || call.content_type.starts_with("application/json") || call.content_type.starts_with("*/*")) {
-        return Err(ApiError::unsupported_media_type(format!("the body's media type {:?} is not supported: send application/json", call.content_type)));
+        return Err(ApiError::unsupported_media_type(format!(
+            "the body's media type {:?} is not supported: send application/json, application/yaml or application/vnd.kubernetes.protobuf",
+            call.content_type
+        )));
     }
     serde_json::from_slice(&call.body).map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))
 }
