@@ -101,7 +101,14 @@ pub async fn serve(server: Arc<Server>, listeners: Vec<TcpListener>, certificate
     let mut tasks = Vec::new();
     for listener in listeners {
         listener.set_nonblocking(true).map_err(|e| ServeError::Tls(e.to_string()))?;
-        let served = axum_server::from_tcp_rustls(listener, config.clone()).map_err(|e| ServeError::Tls(e.to_string()))?.handle(handle.clone()).serve(app.clone().into_make_service());
+        // TCP_NODELAY: watch events are small writes; with Nagle's algorithm one waits for
+        // the peer's delayed ACK of the previous (40 ms) and watch latency's tail is that.
+        let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(config.clone()).acceptor(axum_server::accept::NoDelayAcceptor::new());
+        let served = axum_server::from_tcp(listener)
+            .map_err(|e| ServeError::Tls(e.to_string()))?
+            .acceptor(acceptor)
+            .handle(handle.clone())
+            .serve(app.clone().into_make_service());
         tasks.push(tokio::spawn(served));
     }
     for task in tasks {

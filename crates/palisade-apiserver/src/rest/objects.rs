@@ -169,10 +169,7 @@ fn list(call: &Call) -> Result<Response, ApiError> {
     };
     let resource = call.resource;
     match shape(&call.accept, &call.query)? {
-        Shape::Table(include) => {
-            let values: Vec<Value> = items.iter().map(|o| o.value()).collect();
-            Ok(json_response(StatusCode::OK, &table::table(resource, &values, rv, include, true, next.as_deref())))
-        }
+        Shape::Table(include) => Ok(raw_json(StatusCode::OK, table::table_json(resource, items.iter().map(|o| o.json.as_str()), rv, include, next.as_deref()))),
         Shape::Metadata => {
             let mut metadata = json!({"resourceVersion": rv.to_string()});
             if let Some(next) = &next {

@@ -153,10 +153,10 @@ pub async fn log(call: Call, name: String) -> Response {
         if let Some(limit) = call.query.number("limitBytes")?.filter(|l| *l > 0) {
             content.truncate(limit as usize);
         }
-        Ok::<_, ApiError>((file, content, call.query.flag("follow")))
+        Ok::<_, ApiError>((file, content, call.query.flag("follow"), container))
     }
     .await;
-    let (mut file, content, follow) = match result {
+    let (mut file, content, follow, container) = match result {
         Ok(r) => r,
         Err(e) => return error_response(&e),
     };
@@ -164,15 +164,31 @@ pub async fn log(call: Call, name: String) -> Response {
         return (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], content).into_response();
     }
     let (out, body) = tokio::sync::mpsc::channel::<Bytes>(16);
+    let (api, resource, namespace) = (call.server.api.clone(), call.resource, call.namespace.clone());
+    // Following ends, as the kubelet's does, once the container is no longer running (and
+    // what it wrote last has been sent) or the pod is gone.
+    let running = move || {
+        api.get(resource, &namespace, &name).is_ok_and(|pod| {
+            let pod = pod.value();
+            let status = pod["status"]["containerStatuses"].as_array().and_then(|c| c.iter().find(|c| c["name"] == container.as_str()).cloned());
+            status.is_none_or(|c| c["state"]["terminated"].is_null())
+        })
+    };
     tokio::spawn(async move {
         if out.send(Bytes::from(content)).await.is_err() {
             return;
         }
         let _ = file.seek(std::io::SeekFrom::End(0)).await;
         let mut buf = vec![0u8; 64 << 10];
+        let mut stopped = false;
         loop {
             match file.read(&mut buf).await {
+                Ok(0) if stopped => return,
                 Ok(0) => {
+                    stopped = !running();
+                    if stopped {
+                        continue;
+                    }
                     tokio::select! {
                         () = tokio::time::sleep(Duration::from_millis(100)) => {}
                         () = out.closed() => return,
@@ -297,6 +313,7 @@ async fn run_exec(socket: WebSocket, process: Result<crate::kubelet::ExecProcess
                 _ => continue,
             };
             let Some((&channel, payload)) = data.split_first() else { continue };
+            tracing::trace!(channel, payload = ?String::from_utf8_lossy(payload), "exec input");
             match channel {
                 STDIN => {
                     if let Some(writer) = stdin.as_mut()
