@@ -57,6 +57,8 @@ took=$(ms "$t")
 running=$("$kubectl" get pods -n bench --field-selector=status.phase=Running -o name | wc -l)
 echo "kubectl apply + wait: $((pods + 2)) pods over 2 nodes running with addresses: $took ms ($(( (pods + 2) * 1000 / took )) pods/s, $running running)"
 "$palisade" lab status --wait-synced 30 >/dev/null
+daemon=$(pgrep -f "lab --lab bench daemon" | head -1)
+echo "lab daemon resident memory with $((pods + 3)) pods running: $(awk '/VmRSS/ {printf "%.0f MiB", $2 / 1024}' "/proc/$daemon/status")"
 cat >"$tmp/policy.yaml" <<'YAML'
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy

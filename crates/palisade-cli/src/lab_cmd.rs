@@ -90,6 +90,22 @@ fn cni_binary() -> Result<PathBuf> {
     candidates.into_iter().find(|p| p.is_file()).ok_or_else(|| anyhow!("palisade-cni not found beside {} or in /opt/cni/bin (build it: cargo build -p palisade-cni, or set PALISADE_CNI)", exe.display()))
 }
 
+/// What a clean-up removed, counted by kind ("12 processes, 14 network namespaces, state
+/// /run/...") rather than listed: a lab of a thousand pods leaves thousands of each.
+fn summary(removed: &[String]) -> String {
+    let count = |prefix: &str| removed.iter().filter(|r| r.starts_with(prefix)).count();
+    let mut parts = Vec::new();
+    for (prefix, one, many) in [("process ", "process", "processes"), ("network namespace ", "network namespace", "network namespaces")] {
+        match count(prefix) {
+            0 => {}
+            1 => parts.push(format!("1 {one}")),
+            n => parts.push(format!("{n} {many}")),
+        }
+    }
+    parts.extend(removed.iter().filter(|r| !r.starts_with("process ") && !r.starts_with("network namespace ")).cloned());
+    parts.join(", ")
+}
+
 /// kubectl: `$PALISADE_KUBECTL`, the one `scripts/setup` installs, or the PATH's.
 pub fn kubectl_binary() -> Result<PathBuf> {
     if let Ok(path) = std::env::var("PALISADE_KUBECTL") {
@@ -153,7 +169,7 @@ pub fn run(args: &LabArgs) -> Result<u8> {
                 if removed.is_empty() {
                     println!("lab {:?} is not running; nothing to remove", paths.name);
                 } else {
-                    println!("lab {:?} had no daemon; removed {}", paths.name, removed.join(", "));
+                    println!("lab {:?} had no daemon; removed {}", paths.name, summary(&removed));
                 }
                 Ok(0)
             }
