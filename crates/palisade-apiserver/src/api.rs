@@ -50,6 +50,14 @@ pub struct DeletePreconditions {
     pub resource_version: Option<String>,
 }
 
+/// A deletion worked out but not yet committed.
+enum Planned {
+    /// Nothing to write: the answer is known.
+    Done(Deleted),
+    /// One write; `true` if it only marks the object (it is then pending).
+    Commit(Op, bool),
+}
+
 /// What a delete did.
 #[derive(Debug)]
 pub enum Deleted {
@@ -364,6 +372,37 @@ impl Api {
     /// propagation, namespaces); dependents go in the background.
     pub fn delete(&self, resource: &'static Resource, namespace: &str, name: &str, options: &DeleteOptions) -> Result<Deleted, ApiError> {
         let current = self.get(resource, namespace, name)?;
+        match self.plan_delete(&current, options)? {
+            Planned::Done(deleted) => Ok(deleted),
+            Planned::Commit(op, pending) => {
+                let stored = self.store.commit(vec![op])?.remove(0);
+                Ok(if pending { Deleted::Pending(stored) } else { Deleted::Gone(stored) })
+            }
+        }
+    }
+
+    /// Deletes several objects in one transaction (the garbage collector's batches: a
+    /// thousand pods of a deleted ReplicaSet are one commit, not a thousand fsyncs).
+    /// Objects already gone are skipped; if any other deletion is refused, none happens.
+    pub fn delete_all(&self, objects: &[Arc<Object>], options: &DeleteOptions) -> Result<usize, ApiError> {
+        let mut ops = Vec::new();
+        for object in objects {
+            let Some(current) = self.store.get(&object.key) else { continue };
+            if let Planned::Commit(op, _) = self.plan_delete(&current, options)? {
+                ops.push(op);
+            }
+        }
+        let count = ops.len();
+        if count > 0 {
+            self.store.commit(ops)?;
+        }
+        Ok(count)
+    }
+
+    /// What deleting `current` takes: a removal, a marking write (finalizers, namespaces),
+    /// or nothing (already being deleted, or a dry run).
+    fn plan_delete(&self, current: &Arc<Object>, options: &DeleteOptions) -> Result<Planned, ApiError> {
+        let (resource, name) = (current.key.resource, current.key.name.as_str());
         if let Some(pre) = &options.preconditions {
             if pre.uid.as_ref().is_some_and(|uid| *uid != current.index.uid) || pre.resource_version.as_ref().is_some_and(|rv| *rv != current.rv.to_string()) {
                 return Err(ApiError::conflict(resource, name));
@@ -373,7 +412,7 @@ impl Api {
             return Err(ApiError::forbidden(format!("namespaces \"{name}\" is forbidden: this namespace may not be deleted")));
         }
         if current.index.deleting {
-            return Ok(Deleted::Pending(current));
+            return Ok(Planned::Done(Deleted::Pending(current.clone())));
         }
         let dry_run = options.dry_run.iter().any(|d| d == "All");
         let propagation = options.propagation_policy.as_deref().unwrap_or("Background");
@@ -384,7 +423,11 @@ impl Api {
             "Background" | "Foreground" | "Orphan" => {}
             other => return Err(ApiError::bad_request(format!("invalid propagationPolicy {other:?}: one of Foreground, Background or Orphan"))),
         }
+        let present = Precondition::Present { rv: Some(current.rv), uid: None };
         if resource.kind == "Namespace" || !finalizers.is_empty() {
+            if dry_run {
+                return Ok(Planned::Done(Deleted::Pending(current.clone())));
+            }
             let mut marked = current.value();
             marked["metadata"]["deletionTimestamp"] = json!(meta::now());
             marked["metadata"]["deletionGracePeriodSeconds"] = json!(0);
@@ -394,17 +437,12 @@ impl Api {
             if resource.kind == "Namespace" {
                 marked["status"]["phase"] = json!("Terminating");
             }
-            if dry_run {
-                return Ok(Deleted::Pending(current));
-            }
-            let mut stored = self.store.commit(vec![Op::Put { key: current.key.clone(), object: marked, precondition: Precondition::Present { rv: Some(current.rv), uid: None } }])?;
-            return Ok(Deleted::Pending(stored.remove(0)));
+            return Ok(Planned::Commit(Op::Put { key: current.key.clone(), object: marked, precondition: present }, true));
         }
         if dry_run {
-            return Ok(Deleted::Gone(current));
+            return Ok(Planned::Done(Deleted::Gone(current.clone())));
         }
-        let mut gone = self.store.commit(vec![Op::Delete { key: current.key.clone(), precondition: Precondition::Present { rv: Some(current.rv), uid: None } }])?;
-        Ok(Deleted::Gone(gone.remove(0)))
+        Ok(Planned::Commit(Op::Delete { key: current.key.clone(), precondition: present }, false))
     }
 
     /// Deletes every object a list would return.

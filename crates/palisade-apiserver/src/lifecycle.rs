@@ -46,6 +46,12 @@ fn examine(api: &Api, object: &Arc<Object>, kind: EventKind) {
     match kind {
         EventKind::Deleted => {
             collect_dependents(api, &object.index.uid);
+            // An owner deleted in the foreground may have waited for this one last dependent.
+            for owner in object.index.owners.iter().filter_map(|uid| api.store.by_uid(uid)) {
+                if owner.index.deleting {
+                    finalize(api, &owner);
+                }
+            }
             if resource.kind == "Namespace" {
                 return;
             }
@@ -73,28 +79,32 @@ fn examine(api: &Api, object: &Arc<Object>, kind: EventKind) {
 
 /// Dependents of a deleted owner whose owners are all gone are deleted in turn.
 fn collect_dependents(api: &Api, uid: &str) {
-    for dependent in api.store.owned_by(uid) {
-        if dependent.index.owners.iter().all(|owner| api.store.by_uid(owner).is_none()) {
-            delete(api, &dependent, "Background");
-        }
-    }
+    let orphaned: Vec<Arc<Object>> = api.store.owned_by(uid).into_iter().filter(|d| d.index.owners.iter().all(|owner| api.store.by_uid(owner).is_none())).collect();
+    delete_all(api, &orphaned, "Background");
 }
 
 /// Dependents whose owners vanished while the server was down.
 fn orphans(api: &Api) {
-    for object in api.store.all() {
-        if !object.index.owners.is_empty() && object.index.owners.iter().all(|owner| api.store.by_uid(owner).is_none()) {
-            delete(api, &object, "Background");
-        }
-    }
+    let orphaned: Vec<Arc<Object>> = api.store.all().into_iter().filter(|o| !o.index.owners.is_empty() && o.index.owners.iter().all(|owner| api.store.by_uid(owner).is_none())).collect();
+    delete_all(api, &orphaned, "Background");
 }
 
-fn delete(api: &Api, object: &Object, propagation: &str) {
+/// Deletes the dependents in one transaction; if that is refused (one changed meanwhile),
+/// one by one, so one conflict does not keep the others.
+fn delete_all(api: &Api, objects: &[Arc<Object>], propagation: &str) {
+    if objects.is_empty() {
+        return;
+    }
     let options = DeleteOptions { propagation_policy: Some(propagation.to_string()), ..Default::default() };
-    if let Err(error) = api.delete(object.key.resource, &object.key.namespace, &object.key.name, &options)
-        && error.code != 404
-    {
-        tracing::warn!(object = %object.key.name, %error, "garbage collection could not delete a dependent");
+    if api.delete_all(objects, &options).is_ok() {
+        return;
+    }
+    for object in objects {
+        if let Err(error) = api.delete(object.key.resource, &object.key.namespace, &object.key.name, &options)
+            && error.code != 404
+        {
+            tracing::warn!(object = %object.key.name, %error, "garbage collection could not delete a dependent");
+        }
     }
 }
 
@@ -132,9 +142,8 @@ fn finalize(api: &Api, object: &Object) {
         if dependents.is_empty() {
             remove("foregroundDeletion");
         } else {
-            for dependent in dependents.iter().filter(|d| !d.index.deleting) {
-                delete(api, dependent, "Foreground");
-            }
+            let live: Vec<Arc<Object>> = dependents.iter().filter(|d| !d.index.deleting).cloned().collect();
+            delete_all(api, &live, "Foreground");
         }
     }
 }
@@ -143,9 +152,8 @@ fn finalize(api: &Api, object: &Object) {
 /// namespace object then goes).
 fn empty_namespace(api: &Api, namespace: &str) {
     let content = api.store.in_namespace(namespace);
-    for object in content.iter().filter(|o| !o.index.deleting) {
-        delete(api, object, "Background");
-    }
+    let live: Vec<Arc<Object>> = content.iter().filter(|o| !o.index.deleting).cloned().collect();
+    delete_all(api, &live, "Background");
     if !api.store.in_namespace(namespace).is_empty() {
         return;
     }

@@ -300,3 +300,63 @@ async fn reflectors_recover_from_a_restart_with_history_lost() {
     }
     assert_eq!(have, want, "the reflector holds every object after the restart");
 }
+
+/// Polls `done` until it holds (the collector runs after the owner's deletion returns).
+async fn eventually<F, Fut>(what: &str, mut done: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..200 {
+        if done().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{what} did not happen within 5 s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_collection_background_foreground_and_orphan() {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    let server = Server::start(None);
+    let client = server.client().await;
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    // An owner with `count` dependents (ConfigMaps owning ConfigMaps: the collector reads
+    // only ownerReferences, whatever the kinds).
+    let family = |owner: &'static str, count: usize| {
+        let maps = maps.clone();
+        async move {
+            let created = maps.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": owner}})).unwrap()).await.unwrap();
+            let reference = json!({"apiVersion": "v1", "kind": "ConfigMap", "name": owner, "uid": created.uid().unwrap()});
+            for i in 0..count {
+                let dependent = json!({"metadata": {"name": format!("{owner}-{i}"), "labels": {"family": owner}, "ownerReferences": [reference]}});
+                maps.create(&PostParams::default(), &serde_json::from_value(dependent).unwrap()).await.unwrap();
+            }
+        }
+    };
+    let members = |owner: &'static str| {
+        let maps = maps.clone();
+        async move { maps.list(&ListParams::default().labels(&format!("family={owner}"))).await.unwrap().items }
+    };
+
+    // Background: the owner goes at once, its 500 dependents right after.
+    family("bg", 500).await;
+    maps.delete("bg", &DeleteParams::background()).await.unwrap();
+    assert!(maps.get_opt("bg").await.unwrap().is_none());
+    eventually("collecting 500 dependents", || async { members("bg").await.is_empty() }).await;
+
+    // Foreground: the owner stays (with a deletionTimestamp) until its dependents are gone.
+    family("fg", 3).await;
+    maps.delete("fg", &DeleteParams::foreground()).await.unwrap();
+    eventually("foreground deletion", || async { maps.get_opt("fg").await.unwrap().is_none() }).await;
+    assert!(members("fg").await.is_empty());
+
+    // Orphan: the dependents stay, released from their owner.
+    family("or", 3).await;
+    maps.delete("or", &DeleteParams::orphan()).await.unwrap();
+    eventually("orphan deletion", || async { maps.get_opt("or").await.unwrap().is_none() }).await;
+    let left = members("or").await;
+    assert_eq!(left.len(), 3);
+    assert!(left.iter().all(|m| m.owner_references().is_empty()), "{left:?}");
+}
