@@ -1,8 +1,15 @@
-//! The node agent's reconcile step, level-triggered: from the whole desired cluster state to
-//! the ruleset this node enforces, applied to the kernel. The source of cluster state (the
-//! API server through kube-rs, or the lab's object store) feeds `Reconciler::reconcile`; the
-//! step itself is the same everywhere.
+//! Palisade's node agent. The reconcile step, level-triggered, from the whole desired
+//! cluster state to the ruleset this node enforces ([`Reconciler`], shared with anything
+//! that holds a cluster state); and `palisade agent` ([`agent::run`]): that step fed by
+//! kube-rs watches of a Kubernetes API, with health, readiness, metrics and Events.
 
+pub mod agent;
+mod http;
+pub mod metrics;
 mod reconcile;
+pub mod shared;
+pub mod state;
+mod watch;
 
+pub use agent::{AgentConfig, AgentError, run};
 pub use reconcile::{ReconcileReport, Reconciler, local_endpoints};

@@ -21,6 +21,9 @@ pub struct ReconcileReport {
     pub node: String,
     pub local_pods: usize,
     pub render_time: Duration,
+    /// Rules and set/map elements in the table the kernel now holds.
+    pub rules: usize,
+    pub elements: usize,
     pub apply: ApplyReport,
 }
 
@@ -72,7 +75,7 @@ impl<N: Nft> Reconciler<N> {
             tracing::error!(node = %self.node, %error, "the kernel refused this node's ruleset; the previous one stays in force");
         })?;
         tracing::debug!(node = %self.node, %apply, "reconciled");
-        Ok(ReconcileReport { node: self.node.clone(), local_pods, render_time, apply })
+        Ok(ReconcileReport { node: self.node.clone(), local_pods, render_time, rules: ruleset.rule_count(), elements: ruleset.element_count(), apply })
     }
 }
 

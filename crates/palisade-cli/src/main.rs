@@ -1,6 +1,7 @@
 //! `palisade`: one policy engine behind several faces. This binary is thin: it wires flags
 //! to the library crates and turns outcomes into exit statuses.
 
+mod agent_cmd;
 mod check;
 mod dataplane_cmd;
 mod endpoint_ref;
@@ -42,6 +43,8 @@ enum Command {
     /// Answer TCP (HTTP too) and UDP on the given ports with the hostname (the lab's
     /// built-in server for agnhost-like images).
     Serve(ServeArgs),
+    /// The node agent: watches a Kubernetes API, enforces NetworkPolicy on this node.
+    Agent(agent_cmd::AgentArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -78,10 +81,13 @@ fn main() -> ExitCode {
         2 => "debug",
         _ => "trace",
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| level.into()))
-        .with_writer(std::io::stderr)
-        .init();
+    // The agent is a daemon: its start, syncs' problems and recoveries are worth a line.
+    let level = if matches!(cli.command, Command::Agent(_)) && cli.verbose < 2 { "info" } else { level };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| level.into());
+    match &cli.command {
+        Command::Agent(args) if args.log_format == "json" => tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(std::io::stderr).init(),
+        _ => tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init(),
+    }
 
     let outcome = match &cli.command {
         Command::Check(args) => check::run(args, cli.verbose).map(|allowed| if allowed { 0 } else { 1 }),
@@ -95,6 +101,7 @@ fn main() -> ExitCode {
                 return ExitCode::from(1);
             }
         },
+        Command::Agent(args) => agent_cmd::run(args).map(|()| 0),
         Command::Serve(args) => {
             let hostname = args.hostname.clone().unwrap_or_else(nix_hostname);
             palisade_lab::serve::serve(&args.tcp, &args.udp, &hostname).map(|()| 0).map_err(anyhow::Error::from)

@@ -1,0 +1,176 @@
+//! `palisade agent`: the node agent on a Kubernetes API. kube-rs watches feed the shared
+//! state; one thread syncs this node's table from it (coalesced: a burst of events is one
+//! sync, at most one per `min_sync_interval`; a full replace every `resync`); an HTTP
+//! listener serves `/healthz`, `/readyz` and `/metrics`; refused policies and rulesets
+//! become Events on the policies.
+//!
+//! Never open: the agent never flushes its table. Stopping or crashing leaves the last
+//! ruleset in the kernel; the first sync after a start replaces the table in one
+//! transaction, and only once every kind has been listed (a ruleset built from pods without
+//! their policies would open what the policies close).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use palisade_nft::{Nft, RenderOptions};
+
+use crate::Reconciler;
+use crate::metrics::{Metrics, ReasonLabel};
+use crate::shared::{Report, Shared};
+
+#[derive(Clone, Debug)]
+pub struct AgentConfig {
+    /// This node's name (`NODE_NAME` from the downward API on a cluster).
+    pub node: String,
+    /// `None`: in-cluster configuration (or `KUBECONFIG`).
+    pub kubeconfig: Option<PathBuf>,
+    /// `/healthz`, `/readyz` and `/metrics`.
+    pub listen: SocketAddr,
+    pub resync: Duration,
+    pub min_sync_interval: Duration,
+    pub api_grace: Duration,
+    pub render: RenderOptions,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("cannot configure the Kubernetes client: {0}")]
+    Client(String),
+    #[error("cannot listen on {address}: {source}")]
+    Listen { address: SocketAddr, source: std::io::Error },
+}
+
+async fn client(config: &AgentConfig) -> Result<kube::Client, AgentError> {
+    let kube_config = match &config.kubeconfig {
+        Some(path) => {
+            let kubeconfig = Kubeconfig::read_from(path).map_err(|e| AgentError::Client(format!("reading {}: {e}", path.display())))?;
+            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await.map_err(|e| AgentError::Client(e.to_string()))?
+        }
+        None => kube::Config::infer().await.map_err(|e| AgentError::Client(e.to_string()))?,
+    };
+    kube::Client::try_from(kube_config).map_err(|e| AgentError::Client(e.to_string()))
+}
+
+/// Runs the agent until `shutdown` completes. The kernel keeps the last ruleset after.
+pub async fn run<N: Nft + Send + 'static>(config: AgentConfig, nft: N, shutdown: impl std::future::Future<Output = ()>) -> Result<(), AgentError> {
+    tracing::info!(node = %config.node, listen = %config.listen, resync_s = config.resync.as_secs_f64(), min_sync_interval_ms = config.min_sync_interval.as_millis() as u64,
+        api_grace_s = config.api_grace.as_secs_f64(), deny_action = ?config.render.deny_action, table = %config.render.table, "palisade agent starting");
+    let client = client(&config).await?;
+    let shared = Arc::new(Shared::new(Metrics::default(), config.api_grace));
+    let listener = tokio::net::TcpListener::bind(config.listen).await.map_err(|source| AgentError::Listen { address: config.listen, source })?;
+    let http = tokio::spawn(crate::http::serve(listener, shared.clone()));
+    let watches = crate::watch::start(&client, &shared);
+    let events = tokio::spawn(publish_events(client.clone(), shared.clone(), config.node.clone()));
+    let reconciler = Reconciler::new(config.node.clone(), nft, config.render.clone()).with_resync(config.resync);
+    let sync = {
+        let shared = shared.clone();
+        let (min_interval, resync) = (config.min_sync_interval, config.resync);
+        std::thread::Builder::new().name("sync".into()).spawn(move || sync_loop(&shared, reconciler, min_interval, resync)).expect("spawn the sync thread")
+    };
+    shutdown.await;
+    tracing::info!("stopping; the table stays in the kernel");
+    shared.stop();
+    for task in watches.into_iter().chain([http, events]) {
+        task.abort();
+    }
+    let _ = tokio::task::spawn_blocking(move || sync.join()).await;
+    Ok(())
+}
+
+/// The sync thread: waits for a change (or the resync period), then reconciles.
+fn sync_loop<N: Nft>(shared: &Shared, mut reconciler: Reconciler<N>, min_interval: Duration, resync: Duration) {
+    let all = crate::watch::all_kinds();
+    let mut synced_version: Option<u64> = None;
+    let mut last_sync: Option<Instant> = None;
+    loop {
+        let mut inner = shared.lock();
+        loop {
+            if inner.stopping {
+                return;
+            }
+            let complete = all.is_subset(&inner.listed);
+            let changed = Some(inner.state.version()) != synced_version;
+            let resync_due = last_sync.is_some_and(|t| t.elapsed() >= resync);
+            if complete && (changed || resync_due) {
+                break;
+            }
+            inner = shared.wait(inner, Duration::from_millis(250));
+        }
+        drop(inner);
+        // At most one sync per interval: the changes of a burst wait here and go together.
+        if let Some(since) = last_sync.map(|t| t.elapsed())
+            && since < min_interval
+        {
+            std::thread::sleep(min_interval - since);
+        }
+        let (cluster, version, pending_since) = {
+            let mut inner = shared.lock();
+            (inner.state.cluster(), inner.state.version(), inner.pending_since.take())
+        };
+        let started = Instant::now();
+        let result = reconciler.reconcile(&cluster);
+        let finished = Instant::now();
+        last_sync = Some(finished);
+        synced_version = Some(version);
+        let metrics = &shared.metrics;
+        metrics.sync_duration.observe((finished - started).as_secs_f64());
+        match result {
+            Ok(report) => {
+                if let Some(since) = pending_since {
+                    metrics.event_to_kernel.observe((finished - since).as_secs_f64());
+                }
+                metrics.last_successful_sync.set(SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or_default());
+                metrics.rules.set(report.rules as i64);
+                metrics.set_elements.set(report.elements as i64);
+                let mut inner = shared.lock();
+                if !inner.first_sync_done {
+                    tracing::info!(%report, pods = cluster.endpoints.len(), policies = cluster.policies.len(), "first full sync");
+                }
+                inner.first_sync_done = true;
+                inner.last_apply_error = None;
+                tracing::debug!(%report, "synced");
+            }
+            Err(error) => {
+                metrics.apply_errors.get_or_create(&ReasonLabel { reason: error.reason().to_string() }).inc();
+                let mut inner = shared.lock();
+                inner.last_apply_error = Some(error.to_string());
+                drop(inner);
+                if let palisade_nft::ApplyError::Rejected { at: Some(culprit), .. } = &error
+                    && let Some((namespace, name)) = culprit.policy.as_deref().and_then(|p| p.split_once('/'))
+                {
+                    shared.report(Report {
+                        namespace: namespace.to_string(),
+                        name: name.to_string(),
+                        reason: "RulesetRejected",
+                        note: format!("the kernel refused the ruleset at {culprit} ({error}); the node keeps enforcing its previous ruleset"),
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// Publishes the reports as Events (events.k8s.io/v1) on their NetworkPolicies.
+async fn publish_events(client: kube::Client, shared: Arc<Shared>, node: String) {
+    let recorder = Recorder::new(client, Reporter { controller: "palisade-agent".into(), instance: Some(node.clone()) });
+    loop {
+        shared.reports_ready.notified().await;
+        for report in shared.take_reports() {
+            let reference = k8s_openapi::api::core::v1::ObjectReference {
+                api_version: Some("networking.k8s.io/v1".into()),
+                kind: Some("NetworkPolicy".into()),
+                namespace: Some(report.namespace.clone()),
+                name: Some(report.name.clone()),
+                ..Default::default()
+            };
+            let event = Event { type_: EventType::Warning, reason: report.reason.into(), note: Some(format!("{} (node {node})", report.note)), action: "Enforce".into(), secondary: None };
+            if let Err(error) = recorder.publish(&event, &reference).await {
+                tracing::warn!(policy = %format!("{}/{}", report.namespace, report.name), %error, "could not publish an Event");
+            }
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! What the watches, the sync loop and the health endpoints share: the cluster state, which
+//! kinds have been listed, when the oldest unsynced change arrived, the API's health, and
+//! the reports (refused policies, refused rulesets) waiting to become Kubernetes Events.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::metrics::{KindLabel, Metrics};
+use crate::state::{ClusterState, Refused};
+
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Kind {
+    Namespaces,
+    Pods,
+    NetworkPolicies,
+    Nodes,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Namespaces => "namespaces",
+            Kind::Pods => "pods",
+            Kind::NetworkPolicies => "networkpolicies",
+            Kind::Nodes => "nodes",
+        }
+    }
+}
+
+/// Something to report as an Event on a NetworkPolicy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Report {
+    pub namespace: String,
+    pub name: String,
+    /// `PolicyRejected` (the agent cannot read it) or `RulesetRejected` (the kernel refused
+    /// the node's ruleset while it held this policy).
+    pub reason: &'static str,
+    pub note: String,
+}
+
+#[derive(Default)]
+pub struct Inner {
+    pub state: ClusterState,
+    /// Kinds whose first list is complete.
+    pub listed: HashSet<Kind>,
+    /// When the oldest change not yet in the kernel arrived.
+    pub pending_since: Option<Instant>,
+    /// Per kind, since when its watch has been failing, and the last error.
+    pub watch_failing: BTreeMap<Kind, (Instant, String)>,
+    /// Whether the last sync was refused (and why).
+    pub last_apply_error: Option<String>,
+    pub first_sync_done: bool,
+    /// Policies refused by conversion, by namespace/name (reported once per content).
+    pub refused: BTreeMap<(String, String), String>,
+    pub reports: Vec<Report>,
+    pub stopping: bool,
+}
+
+pub struct Shared {
+    inner: Mutex<Inner>,
+    /// Wakes the sync loop.
+    wake: Condvar,
+    /// Wakes the Event publisher.
+    pub reports_ready: tokio::sync::Notify,
+    pub metrics: Metrics,
+    /// After this long without a working watch, readiness goes false (enforcement goes on).
+    pub api_grace: Duration,
+}
+
+impl Shared {
+    pub fn new(metrics: Metrics, api_grace: Duration) -> Self {
+        Self { inner: Mutex::default(), wake: Condvar::new(), reports_ready: tokio::sync::Notify::new(), metrics, api_grace }
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Applies a watch event to the state; wakes the sync loop if it changed anything.
+    pub fn update(&self, change: impl FnOnce(&mut ClusterState)) {
+        let mut inner = self.lock();
+        let before = inner.state.version();
+        change(&mut inner.state);
+        if inner.state.version() != before {
+            inner.pending_since.get_or_insert_with(Instant::now);
+            for (kind, count) in inner.state.counts() {
+                self.metrics.objects_watched.get_or_create(&KindLabel { kind: kind.to_string() }).set(count as i64);
+            }
+            self.wake.notify_all();
+        }
+    }
+
+    pub fn watch_ok(&self, kind: Kind, listed_now: bool) {
+        let mut inner = self.lock();
+        if let Some((_, error)) = inner.watch_failing.remove(&kind) {
+            tracing::info!(kind = kind.name(), previous_error = %error, "watch recovered");
+        }
+        if listed_now && inner.listed.insert(kind) {
+            tracing::info!(kind = kind.name(), "first list complete");
+            self.wake.notify_all();
+        }
+    }
+
+    pub fn watch_failed(&self, kind: Kind, error: &str) {
+        self.metrics.watch_errors.inc();
+        let mut inner = self.lock();
+        let first = !inner.watch_failing.contains_key(&kind);
+        inner.watch_failing.entry(kind).or_insert_with(|| (Instant::now(), String::new())).1 = error.to_string();
+        if first {
+            tracing::warn!(kind = kind.name(), %error, "watch failed; retrying with back-off, the last state stays enforced");
+        }
+    }
+
+    /// A policy the agent cannot take: reported once for each distinct reason.
+    pub fn refused(&self, refusal: Refused) {
+        let mut inner = self.lock();
+        let key = (refusal.namespace.clone(), refusal.name.clone());
+        if inner.refused.get(&key) == Some(&refusal.reason) {
+            return;
+        }
+        tracing::error!(policy = %format!("{}/{}", key.0, key.1), reason = %refusal.reason, "NetworkPolicy refused; it is not enforced");
+        inner.refused.insert(key, refusal.reason.clone());
+        self.metrics.policies_refused.set(inner.refused.len() as i64);
+        inner.reports.push(Report { namespace: refusal.namespace, name: refusal.name, reason: "PolicyRejected", note: refusal.reason });
+        drop(inner);
+        self.reports_ready.notify_one();
+    }
+
+    pub fn report(&self, report: Report) {
+        self.lock().reports.push(report);
+        self.reports_ready.notify_one();
+    }
+
+    pub fn take_reports(&self) -> Vec<Report> {
+        std::mem::take(&mut self.lock().reports)
+    }
+
+    /// Waits until there is something to sync, `timeout` passes, or the agent stops.
+    pub fn wait<'a>(&self, inner: MutexGuard<'a, Inner>, timeout: Duration) -> MutexGuard<'a, Inner> {
+        self.wake.wait_timeout(inner, timeout).unwrap_or_else(|e| e.into_inner()).0
+    }
+
+    pub fn stop(&self) {
+        self.lock().stopping = true;
+        self.wake.notify_all();
+    }
+
+    /// `None` when ready; otherwise why not, in a sentence.
+    pub fn not_ready(&self) -> Option<String> {
+        let inner = self.lock();
+        if let Some((kind, (since, error))) = inner.watch_failing.iter().find(|(_, (since, _))| since.elapsed() >= self.api_grace) {
+            return Some(format!(
+                "the {} watch has failed for {} s ({error}); the last synced state stays enforced",
+                kind.name(),
+                since.elapsed().as_secs()
+            ));
+        }
+        if !inner.first_sync_done {
+            let missing: Vec<&str> = crate::watch::all_kinds().difference(&inner.listed).map(|k| k.name()).collect();
+            return Some(if missing.is_empty() { "waiting for the first full sync".to_string() } else { format!("waiting for the first list of {}", missing.join(", ")) });
+        }
+        if let Some(error) = &inner.last_apply_error {
+            return Some(format!("the kernel refused the last ruleset ({error}); the previous one stays enforced"));
+        }
+        None
+    }
+}

@@ -1,0 +1,293 @@
+//! The cluster as the agent knows it, kept up to date one watch event at a time: each
+//! object is converted (and validated) by `palisade-model` when it arrives and only its
+//! converted form is kept, so an event costs the conversion of one object and the agent
+//! holds what the engine needs, not the API's objects.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Namespace as K8sNamespace, Node, Pod};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use palisade_model::{Cluster, Endpoint, Namespace, Origin, Policy, convert};
+
+/// `namespace/name`.
+type Key = (String, String);
+
+fn key_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Key {
+    (meta.namespace.clone().unwrap_or_default(), meta.name.clone().unwrap_or_default())
+}
+
+/// What an object's conversion refused, in one sentence per field ("spec.ingress[0]...:
+/// ..."), for the log line and the Event on the object.
+fn describe(errors: &[palisade_model::field_path::FieldError]) -> String {
+    errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+}
+
+/// Objects by kind, converted. `version` moves on every change that can change a ruleset.
+#[derive(Default)]
+pub struct ClusterState {
+    namespaces: BTreeMap<String, Namespace>,
+    pods: BTreeMap<Key, Endpoint>,
+    policies: BTreeMap<Key, Policy>,
+    /// Each node's pod CIDRs and internal addresses (routes between nodes).
+    nodes: BTreeMap<String, NodeInfo>,
+    version: u64,
+}
+
+/// What the agent keeps of a Node.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodeInfo {
+    pub pod_cidrs: Vec<ipnet::IpNet>,
+    pub internal_ips: Vec<std::net::IpAddr>,
+}
+
+/// A policy the agent could not take, to be reported where users look.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refused {
+    pub namespace: String,
+    pub name: String,
+    pub reason: String,
+}
+
+impl ClusterState {
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// Objects held, by kind (the agent's metrics).
+    pub fn counts(&self) -> [(&'static str, usize); 4] {
+        [("namespaces", self.namespaces.len()), ("pods", self.pods.len()), ("networkpolicies", self.policies.len()), ("nodes", self.nodes.len())]
+    }
+
+    pub fn nodes(&self) -> &BTreeMap<String, NodeInfo> {
+        &self.nodes
+    }
+
+    fn changed(&mut self) {
+        self.version += 1;
+    }
+
+    pub fn apply_namespace(&mut self, object: &K8sNamespace) {
+        let name = object.metadata.name.clone().unwrap_or_default();
+        match convert::namespace(object, Origin::default()) {
+            Ok(namespace) => {
+                if self.namespaces.get(&name) != Some(&namespace) {
+                    self.namespaces.insert(name, namespace);
+                    self.changed();
+                }
+            }
+            // The API server validated it; a namespace it took that the model refuses is
+            // logged and left out (its pods then match no namespaceSelector).
+            Err(errors) => {
+                tracing::warn!(namespace = %name, errors = %describe(&errors), "namespace not understood; left out");
+                self.delete_namespace(&name);
+            }
+        }
+    }
+
+    pub fn delete_namespace(&mut self, name: &str) {
+        if self.namespaces.remove(name).is_some() {
+            self.changed();
+        }
+    }
+
+    /// A pod is an endpoint once it has an address and until it finishes (finished pods
+    /// give their addresses back, which another pod may already hold).
+    pub fn apply_pod(&mut self, object: &Pod) {
+        let key = key_of(&object.metadata);
+        let endpoint = match convert::pod(object, &key.0, Origin::default()) {
+            Ok(Some(endpoint)) if !endpoint.ips.is_empty() => Some(endpoint),
+            Ok(_) => None,
+            Err(errors) => {
+                tracing::warn!(pod = %format!("{}/{}", key.0, key.1), errors = %describe(&errors), "pod not understood; left out");
+                None
+            }
+        };
+        match endpoint {
+            Some(endpoint) => {
+                if self.pods.get(&key) != Some(&endpoint) {
+                    self.pods.insert(key, endpoint);
+                    self.changed();
+                }
+            }
+            None => self.delete_pod(&key.0, &key.1),
+        }
+    }
+
+    pub fn delete_pod(&mut self, namespace: &str, name: &str) {
+        if self.pods.remove(&(namespace.to_string(), name.to_string())).is_some() {
+            self.changed();
+        }
+    }
+
+    /// Takes a policy, or says why not (the policy is then left out: the pods it selects
+    /// keep whatever the other policies give them, as with a policy not yet created).
+    pub fn apply_policy(&mut self, object: &NetworkPolicy) -> Result<(), Refused> {
+        let key = key_of(&object.metadata);
+        match convert::network_policy(object, &key.0, Origin::default()) {
+            Ok(policy) => {
+                if self.policies.get(&key) != Some(&policy) {
+                    self.policies.insert(key, policy);
+                    self.changed();
+                }
+                Ok(())
+            }
+            Err(errors) => {
+                self.delete_policy(&key.0, &key.1);
+                Err(Refused { namespace: key.0, name: key.1, reason: describe(&errors) })
+            }
+        }
+    }
+
+    pub fn delete_policy(&mut self, namespace: &str, name: &str) {
+        if self.policies.remove(&(namespace.to_string(), name.to_string())).is_some() {
+            self.changed();
+        }
+    }
+
+    pub fn apply_node(&mut self, object: &Node) {
+        let name = object.metadata.name.clone().unwrap_or_default();
+        let spec = object.spec.clone().unwrap_or_default();
+        let cidrs = spec.pod_cidrs.unwrap_or_default().into_iter().chain(spec.pod_cidr);
+        let mut pod_cidrs: Vec<ipnet::IpNet> = cidrs.filter_map(|c| c.parse().ok()).collect();
+        pod_cidrs.sort();
+        pod_cidrs.dedup();
+        let addresses = object.status.as_ref().and_then(|s| s.addresses.clone()).unwrap_or_default();
+        let internal_ips = addresses.iter().filter(|a| a.type_ == "InternalIP").filter_map(|a| a.address.parse().ok()).collect();
+        let info = NodeInfo { pod_cidrs, internal_ips };
+        if self.nodes.get(&name) != Some(&info) {
+            self.nodes.insert(name, info);
+            self.changed();
+        }
+    }
+
+    pub fn delete_node(&mut self, name: &str) {
+        if self.nodes.remove(name).is_some() {
+            self.changed();
+        }
+    }
+
+    /// Replaces every object of one kind (a watch's initial list or re-list): objects the
+    /// new list lacks were deleted while the agent was not watching.
+    pub fn retain_pods(&mut self, keep: &std::collections::HashSet<Key>) {
+        let before = self.pods.len();
+        self.pods.retain(|k, _| keep.contains(k));
+        if self.pods.len() != before {
+            self.changed();
+        }
+    }
+
+    pub fn retain_policies(&mut self, keep: &std::collections::HashSet<Key>) {
+        let before = self.policies.len();
+        self.policies.retain(|k, _| keep.contains(k));
+        if self.policies.len() != before {
+            self.changed();
+        }
+    }
+
+    pub fn retain_namespaces(&mut self, keep: &std::collections::HashSet<String>) {
+        let before = self.namespaces.len();
+        self.namespaces.retain(|k, _| keep.contains(k));
+        if self.namespaces.len() != before {
+            self.changed();
+        }
+    }
+
+    pub fn retain_nodes(&mut self, keep: &std::collections::HashSet<String>) {
+        let before = self.nodes.len();
+        self.nodes.retain(|k, _| keep.contains(k));
+        if self.nodes.len() != before {
+            self.changed();
+        }
+    }
+
+    /// The cluster the engine judges: every namespace, addressed pod and policy. No address
+    /// is invented (unlike manifests, an API's pod without one is not an endpoint yet).
+    pub fn cluster(&self) -> Cluster {
+        Cluster {
+            namespaces: self.namespaces.clone(),
+            endpoints: self.pods.values().cloned().collect(),
+            services: Vec::new(),
+            policies: self.policies.values().cloned().collect(),
+        }
+    }
+}
+
+/// Keys of a list of objects, for the `retain_*` calls after a re-list.
+pub fn keys<'a>(metas: impl IntoIterator<Item = &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>) -> std::collections::HashSet<Key> {
+    metas.into_iter().map(key_of).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pod(name: &str, labels: serde_json::Value, ip: Option<&str>, phase: &str) -> Pod {
+        let mut status = json!({"phase": phase});
+        if let Some(ip) = ip {
+            status["podIP"] = json!(ip);
+            status["podIPs"] = json!([{"ip": ip}]);
+        }
+        serde_json::from_value(json!({"metadata": {"name": name, "namespace": "prod", "labels": labels}, "spec": {"nodeName": "node-1", "containers": [{"name": "c"}]}, "status": status})).unwrap()
+    }
+
+    #[test]
+    fn pods_are_endpoints_only_with_an_address_and_until_they_finish() {
+        let mut state = ClusterState::default();
+        state.apply_pod(&pod("a", json!({"app": "a"}), None, "Pending"));
+        assert!(state.cluster().endpoints.is_empty());
+        state.apply_pod(&pod("a", json!({"app": "a"}), Some("10.244.0.5"), "Running"));
+        assert_eq!(state.cluster().endpoints.len(), 1);
+        state.apply_pod(&pod("a", json!({"app": "a"}), Some("10.244.0.5"), "Succeeded"));
+        assert!(state.cluster().endpoints.is_empty());
+    }
+
+    #[test]
+    fn version_moves_only_on_changes_that_matter() {
+        let mut state = ClusterState::default();
+        state.apply_pod(&pod("a", json!({"app": "a"}), Some("10.244.0.5"), "Running"));
+        let v = state.version();
+        // The same pod again (a status update the engine does not see): no change.
+        state.apply_pod(&pod("a", json!({"app": "a"}), Some("10.244.0.5"), "Running"));
+        assert_eq!(state.version(), v);
+        state.apply_pod(&pod("a", json!({"app": "b"}), Some("10.244.0.5"), "Running"));
+        assert!(state.version() > v);
+        let v = state.version();
+        state.delete_pod("prod", "missing");
+        assert_eq!(state.version(), v);
+    }
+
+    #[test]
+    fn an_invalid_policy_is_refused_with_its_field_and_left_out() {
+        let mut state = ClusterState::default();
+        let good: NetworkPolicy = serde_json::from_value(json!({"metadata": {"name": "p", "namespace": "prod"}, "spec": {"podSelector": {}}})).unwrap();
+        state.apply_policy(&good).unwrap();
+        assert_eq!(state.cluster().policies.len(), 1);
+        let bad: NetworkPolicy = serde_json::from_value(json!({"metadata": {"name": "p", "namespace": "prod"}, "spec": {"podSelector": {}, "ingress": [{"from": [{"ipBlock": {"cidr": "10.0.0/8"}}]}]}})).unwrap();
+        let refused = state.apply_policy(&bad).unwrap_err();
+        assert!(refused.reason.contains("spec.ingress[0].from[0].ipBlock.cidr"), "{refused:?}");
+        assert!(state.cluster().policies.is_empty());
+    }
+
+    #[test]
+    fn a_relist_drops_what_was_deleted_meanwhile() {
+        let mut state = ClusterState::default();
+        state.apply_pod(&pod("a", json!({}), Some("10.244.0.5"), "Running"));
+        state.apply_pod(&pod("b", json!({}), Some("10.244.0.6"), "Running"));
+        let listed = [pod("b", json!({}), Some("10.244.0.6"), "Running")];
+        state.retain_pods(&keys(listed.iter().map(|p| &p.metadata)));
+        let names: Vec<String> = state.cluster().endpoints.iter().map(|e| e.name.clone()).collect();
+        assert_eq!(names, ["b"]);
+    }
+
+    #[test]
+    fn nodes_keep_pod_cidrs_and_internal_addresses() {
+        let mut state = ClusterState::default();
+        let node: Node = serde_json::from_value(json!({"metadata": {"name": "n2"}, "spec": {"podCIDR": "10.244.4.0/22", "podCIDRs": ["10.244.4.0/22", "fd00:10:244:4::/64"]},
+            "status": {"addresses": [{"type": "InternalIP", "address": "172.30.0.3"}, {"type": "Hostname", "address": "n2"}]}})).unwrap();
+        state.apply_node(&node);
+        let info = &state.nodes()["n2"];
+        assert_eq!(info.pod_cidrs.len(), 2);
+        assert_eq!(info.internal_ips, ["172.30.0.3".parse::<std::net::IpAddr>().unwrap()]);
+    }
+}

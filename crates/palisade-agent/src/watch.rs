@@ -1,0 +1,153 @@
+//! The agent's source of cluster state: one kube-rs watcher per kind (Namespaces, Pods,
+//! NetworkPolicies, Nodes), each event applied to the shared [`ClusterState`] at once and
+//! the sync loop woken. A watch's initial list (and every re-list after an expired version)
+//! replaces that kind wholesale, so deletions missed while not watching are noticed.
+
+use std::collections::HashSet;
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::WatchStreamExt;
+use kube::{Api, Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+
+use crate::shared::{Kind, Shared};
+use crate::state::{ClusterState, keys};
+
+/// How one kind's objects enter the state.
+trait Watched: Resource + Clone + Debug + DeserializeOwned + Send + Sync + 'static {
+    const KIND: Kind;
+    /// Applies the object; a refusal (invalid policy) is reported by the caller.
+    fn apply(&self, state: &mut ClusterState) -> Option<crate::state::Refused>;
+    fn delete(&self, state: &mut ClusterState);
+    fn retain(listed: &[Self], state: &mut ClusterState);
+}
+
+impl Watched for Namespace {
+    const KIND: Kind = Kind::Namespaces;
+    fn apply(&self, state: &mut ClusterState) -> Option<crate::state::Refused> {
+        state.apply_namespace(self);
+        None
+    }
+    fn delete(&self, state: &mut ClusterState) {
+        state.delete_namespace(&self.name_any());
+    }
+    fn retain(listed: &[Self], state: &mut ClusterState) {
+        state.retain_namespaces(&listed.iter().map(ResourceExt::name_any).collect());
+    }
+}
+
+impl Watched for Pod {
+    const KIND: Kind = Kind::Pods;
+    fn apply(&self, state: &mut ClusterState) -> Option<crate::state::Refused> {
+        state.apply_pod(self);
+        None
+    }
+    fn delete(&self, state: &mut ClusterState) {
+        state.delete_pod(&self.namespace().unwrap_or_default(), &self.name_any());
+    }
+    fn retain(listed: &[Self], state: &mut ClusterState) {
+        state.retain_pods(&keys(listed.iter().map(|o| &o.metadata)));
+    }
+}
+
+impl Watched for NetworkPolicy {
+    const KIND: Kind = Kind::NetworkPolicies;
+    fn apply(&self, state: &mut ClusterState) -> Option<crate::state::Refused> {
+        state.apply_policy(self).err()
+    }
+    fn delete(&self, state: &mut ClusterState) {
+        state.delete_policy(&self.namespace().unwrap_or_default(), &self.name_any());
+    }
+    fn retain(listed: &[Self], state: &mut ClusterState) {
+        state.retain_policies(&keys(listed.iter().map(|o| &o.metadata)));
+    }
+}
+
+impl Watched for Node {
+    const KIND: Kind = Kind::Nodes;
+    fn apply(&self, state: &mut ClusterState) -> Option<crate::state::Refused> {
+        state.apply_node(self);
+        None
+    }
+    fn delete(&self, state: &mut ClusterState) {
+        state.delete_node(&self.name_any());
+    }
+    fn retain(listed: &[Self], state: &mut ClusterState) {
+        state.retain_nodes(&listed.iter().map(ResourceExt::name_any).collect());
+    }
+}
+
+/// Follows one kind until the stream ends (it does not: errors are retried with back-off).
+async fn follow<K>(stream: impl Stream<Item = Result<Event<K>, watcher::Error>>, shared: Arc<Shared>)
+where
+    K: Watched,
+    K::DynamicType: Default,
+{
+    let mut stream = std::pin::pin!(stream);
+    // The objects of a list in progress: applied as they come, then the rest dropped.
+    let mut listing: Option<Vec<K>> = None;
+    while let Some(item) = stream.next().await {
+        let event = match item {
+            Ok(event) => event,
+            Err(error) => {
+                shared.watch_failed(K::KIND, &error.to_string());
+                continue;
+            }
+        };
+        let mut refused = Vec::new();
+        let mut listed_now = false;
+        shared.update(|state| match event {
+            Event::Init => listing = Some(Vec::new()),
+            Event::InitApply(object) => {
+                refused.extend(object.apply(state));
+                listing.get_or_insert_with(Vec::new).push(object);
+            }
+            Event::InitDone => {
+                K::retain(&listing.take().unwrap_or_default(), state);
+                listed_now = true;
+            }
+            Event::Apply(object) => refused.extend(object.apply(state)),
+            Event::Delete(object) => object.delete(state),
+        });
+        shared.watch_ok(K::KIND, listed_now);
+        for refusal in refused {
+            shared.refused(refusal);
+        }
+    }
+}
+
+fn stream<K>(client: &Client) -> impl Stream<Item = Result<Event<K>, watcher::Error>> + Send + 'static
+where
+    K: Watched<Scope = k8s_openapi::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    watcher::watcher(Api::<K>::all(client.clone()), watcher::Config::default().any_semantic()).default_backoff()
+}
+
+fn cluster_stream<K>(client: &Client) -> impl Stream<Item = Result<Event<K>, watcher::Error>> + Send + 'static
+where
+    K: Watched<Scope = k8s_openapi::ClusterResourceScope>,
+    K::DynamicType: Default,
+{
+    watcher::watcher(Api::<K>::all(client.clone()), watcher::Config::default().any_semantic()).default_backoff()
+}
+
+/// Starts the four watches on the current runtime.
+pub fn start(client: &Client, shared: &Arc<Shared>) -> Vec<tokio::task::JoinHandle<()>> {
+    vec![
+        tokio::spawn(follow(cluster_stream::<Namespace>(client), shared.clone())),
+        tokio::spawn(follow(stream::<Pod>(client), shared.clone())),
+        tokio::spawn(follow(stream::<NetworkPolicy>(client), shared.clone())),
+        tokio::spawn(follow(cluster_stream::<Node>(client), shared.clone())),
+    ]
+}
+
+/// The set of kinds a full state needs before the first sync.
+pub fn all_kinds() -> HashSet<Kind> {
+    [Kind::Namespaces, Kind::Pods, Kind::NetworkPolicies, Kind::Nodes].into()
+}

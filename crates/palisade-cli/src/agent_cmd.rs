@@ -1,0 +1,65 @@
+//! `palisade agent`: flags (and the environment a DaemonSet gives) to the agent's config.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Result;
+use palisade_nft::{DenyAction, NftBinary, RenderOptions};
+
+#[derive(clap::Args, Debug)]
+pub struct AgentArgs {
+    /// This node's name, as the downward API gives it (`fieldRef: spec.nodeName`).
+    #[arg(long, env = "NODE_NAME")]
+    pub node_name: String,
+    /// A kubeconfig; without it, the in-cluster ServiceAccount (or `$KUBECONFIG`).
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// Where `/healthz`, `/readyz` and `/metrics` are served.
+    #[arg(long, env = "PALISADE_LISTEN", default_value = "0.0.0.0:9099")]
+    pub listen: SocketAddr,
+    /// A full replace of the table this often, repairing anything changed behind the agent.
+    #[arg(long, env = "PALISADE_RESYNC_SECONDS", default_value_t = 90.0)]
+    pub resync_seconds: f64,
+    /// At most one sync per this many milliseconds; changes arriving meanwhile go together.
+    #[arg(long, env = "PALISADE_MIN_SYNC_INTERVAL_MS", default_value_t = 10)]
+    pub min_sync_interval_ms: u64,
+    /// Readiness goes false once the API's watches have failed this long (the last state
+    /// stays enforced).
+    #[arg(long, env = "PALISADE_API_GRACE_SECONDS", default_value_t = 10.0)]
+    pub api_grace_seconds: f64,
+    /// What denied packets get: `reject` (TCP reset, ICMP prohibited) or `drop`.
+    #[arg(long, env = "PALISADE_DENY_ACTION", default_value = "reject", value_parser = ["reject", "drop"])]
+    pub deny_action: String,
+    /// Log lines as `text` or `json`.
+    #[arg(long, env = "PALISADE_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+}
+
+fn seconds(value: f64, flag: &str) -> Result<Duration> {
+    Duration::try_from_secs_f64(value).map_err(|_| anyhow::anyhow!("--{flag} must be a non-negative number of seconds, not {value}"))
+}
+
+pub fn run(args: &AgentArgs) -> Result<()> {
+    let config = palisade_agent::AgentConfig {
+        node: args.node_name.clone(),
+        kubeconfig: args.kubeconfig.clone(),
+        listen: args.listen,
+        resync: seconds(args.resync_seconds, "resync-seconds")?,
+        min_sync_interval: Duration::from_millis(args.min_sync_interval_ms),
+        api_grace: seconds(args.api_grace_seconds, "api-grace-seconds")?,
+        render: RenderOptions { deny_action: if args.deny_action == "drop" { DenyAction::Drop } else { DenyAction::Reject }, ..RenderOptions::default() },
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    runtime.block_on(async {
+        let shutdown = async {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        };
+        palisade_agent::run(config, NftBinary::default(), shutdown).await
+    })?;
+    Ok(())
+}
