@@ -5,6 +5,7 @@
 
 pub mod agent;
 mod http;
+pub mod install;
 pub mod metrics;
 mod reconcile;
 pub mod shared;

@@ -146,11 +146,7 @@ impl ClusterState {
 
     pub fn apply_node(&mut self, object: &Node) {
         let name = object.metadata.name.clone().unwrap_or_default();
-        let spec = object.spec.clone().unwrap_or_default();
-        let cidrs = spec.pod_cidrs.unwrap_or_default().into_iter().chain(spec.pod_cidr);
-        let mut pod_cidrs: Vec<ipnet::IpNet> = cidrs.filter_map(|c| c.parse().ok()).collect();
-        pod_cidrs.sort();
-        pod_cidrs.dedup();
+        let pod_cidrs = crate::install::pod_cidrs(object);
         let addresses = object.status.as_ref().and_then(|s| s.addresses.clone()).unwrap_or_default();
         let internal_ips = addresses.iter().filter(|a| a.type_ == "InternalIP").filter_map(|a| a.address.parse().ok()).collect();
         let info = NodeInfo { pod_cidrs, internal_ips };

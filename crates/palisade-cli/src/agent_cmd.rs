@@ -63,3 +63,50 @@ pub fn run(args: &AgentArgs) -> Result<()> {
     })?;
     Ok(())
 }
+
+#[derive(clap::Args, Debug)]
+pub struct InstallCniArgs {
+    /// This node's name: its `spec.podCIDRs` become the config's ranges.
+    #[arg(long, env = "NODE_NAME")]
+    pub node_name: String,
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// The plugin to install (default: `palisade-cni` beside this program).
+    #[arg(long)]
+    pub cni_binary: Option<PathBuf>,
+    /// Where the plugin goes (repeatable; created if missing).
+    #[arg(long = "bin-dir", required = true)]
+    pub bin_dirs: Vec<PathBuf>,
+    /// Where the network config goes (repeatable; created if missing).
+    #[arg(long = "conf-dir", required = true)]
+    pub conf_dirs: Vec<PathBuf>,
+    /// Directories used only if they exist (k3s keeps its own CNI directories:
+    /// `/var/lib/rancher/k3s/data/cni`, `/var/lib/rancher/k3s/agent/etc/cni/net.d`).
+    #[arg(long = "bin-dir-if-present")]
+    pub optional_bin_dirs: Vec<PathBuf>,
+    #[arg(long = "conf-dir-if-present")]
+    pub optional_conf_dirs: Vec<PathBuf>,
+}
+
+pub fn install_cni(args: &InstallCniArgs) -> Result<()> {
+    let binary = match &args.cni_binary {
+        Some(path) => path.clone(),
+        None => std::env::current_exe()?.with_file_name("palisade-cni"),
+    };
+    let existing = |dirs: &[PathBuf]| dirs.iter().filter(|d| d.is_dir()).cloned().collect::<Vec<_>>();
+    let bin_dirs: Vec<PathBuf> = args.bin_dirs.iter().cloned().chain(existing(&args.optional_bin_dirs)).collect();
+    let conf_dirs: Vec<PathBuf> = args.conf_dirs.iter().cloned().chain(existing(&args.optional_conf_dirs)).collect();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let cidrs = runtime.block_on(async {
+        let client = match &args.kubeconfig {
+            Some(path) => {
+                let kubeconfig = kube::config::Kubeconfig::read_from(path)?;
+                kube::Client::try_from(kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default()).await?)?
+            }
+            None => kube::Client::try_default().await?,
+        };
+        anyhow::Ok(palisade_agent::install::node_pod_cidrs(client, &args.node_name).await?)
+    })?;
+    palisade_agent::install::install(&binary, &cidrs, &bin_dirs, &conf_dirs)?;
+    Ok(())
+}

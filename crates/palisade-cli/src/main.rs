@@ -45,6 +45,8 @@ enum Command {
     Serve(ServeArgs),
     /// The node agent: watches a Kubernetes API, enforces NetworkPolicy on this node.
     Agent(agent_cmd::AgentArgs),
+    /// Install palisade-cni and this node's network config (the DaemonSet's init container).
+    InstallCni(agent_cmd::InstallCniArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -82,7 +84,7 @@ fn main() -> ExitCode {
         _ => "trace",
     };
     // The agent is a daemon: its start, syncs' problems and recoveries are worth a line.
-    let level = if matches!(cli.command, Command::Agent(_)) && cli.verbose < 2 { "info" } else { level };
+    let level = if matches!(cli.command, Command::Agent(_) | Command::InstallCni(_)) && cli.verbose < 2 { "info" } else { level };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| level.into());
     match &cli.command {
         Command::Agent(args) if args.log_format == "json" => tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(std::io::stderr).init(),
@@ -102,6 +104,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Agent(args) => agent_cmd::run(args).map(|()| 0),
+        Command::InstallCni(args) => agent_cmd::install_cni(args).map(|()| 0),
         Command::Serve(args) => {
             let hostname = args.hostname.clone().unwrap_or_else(nix_hostname);
             palisade_lab::serve::serve(&args.tcp, &args.udp, &hostname).map(|()| 0).map_err(anyhow::Error::from)
