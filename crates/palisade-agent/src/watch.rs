@@ -6,12 +6,15 @@
 use std::collections::HashSet;
 use std::fmt::Debug;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
+use kube::api::{ListParams, WatchParams};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
@@ -82,12 +85,50 @@ impl Watched for Node {
     }
 }
 
-/// Follows one kind until the stream ends (it does not: errors are retried with back-off).
-async fn follow<K>(stream: impl Stream<Item = Result<Event<K>, watcher::Error>>, shared: Arc<Shared>)
+/// Whether a watch of `K` works now: a one-item list, then a watch from its version that
+/// the server accepts (and that ends a second later). The same permissions and path as the
+/// watcher's own requests.
+async fn watch_works<K>(api: &Api<K>) -> Result<(), kube::Error>
 where
     K: Watched,
     K::DynamicType: Default,
 {
+    let list = api.list(&ListParams::default().limit(1)).await?;
+    let version = list.metadata.resource_version.unwrap_or_default();
+    let _stream = api.watch(&WatchParams::default().timeout(1), &version).await?;
+    Ok(())
+}
+
+/// After a watch error: kube's watcher retries on its own but says nothing when a retry
+/// succeeds without news (a quiet cluster), so a probe finds out when the watch works again
+/// and readiness comes back.
+fn probe_until_healthy<K>(api: Api<K>, shared: Arc<Shared>, probing: Arc<AtomicBool>)
+where
+    K: Watched,
+    K::DynamicType: Default,
+{
+    if probing.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            if watch_works(&api).await.is_ok() {
+                shared.watch_ok(K::KIND, false);
+                probing.store(false, Ordering::SeqCst);
+                return;
+            }
+        }
+    });
+}
+
+/// Follows one kind until the stream ends (it does not: errors are retried with back-off).
+async fn follow<K>(api: Api<K>, stream: impl Stream<Item = Result<Event<K>, watcher::Error>>, shared: Arc<Shared>)
+where
+    K: Watched,
+    K::DynamicType: Default,
+{
+    let probing = Arc::new(AtomicBool::new(false));
     let mut stream = std::pin::pin!(stream);
     // The objects of a list in progress: applied as they come, then the rest dropped.
     let mut listing: Option<Vec<K>> = None;
@@ -96,6 +137,7 @@ where
             Ok(event) => event,
             Err(error) => {
                 shared.watch_failed(K::KIND, &error.to_string());
+                probe_until_healthy(api.clone(), shared.clone(), probing.clone());
                 continue;
             }
         };
@@ -121,29 +163,23 @@ where
     }
 }
 
-fn stream<K>(client: &Client) -> impl Stream<Item = Result<Event<K>, watcher::Error>> + Send + 'static
+/// Watches every object of `K` (all namespaces).
+fn spawn<K>(api: Api<K>, shared: &Arc<Shared>) -> tokio::task::JoinHandle<()>
 where
-    K: Watched<Scope = k8s_openapi::NamespaceResourceScope>,
+    K: Watched,
     K::DynamicType: Default,
 {
-    watcher::watcher(Api::<K>::all(client.clone()), watcher::Config::default().any_semantic()).default_backoff()
-}
-
-fn cluster_stream<K>(client: &Client) -> impl Stream<Item = Result<Event<K>, watcher::Error>> + Send + 'static
-where
-    K: Watched<Scope = k8s_openapi::ClusterResourceScope>,
-    K::DynamicType: Default,
-{
-    watcher::watcher(Api::<K>::all(client.clone()), watcher::Config::default().any_semantic()).default_backoff()
+    let stream = watcher::watcher(api.clone(), watcher::Config::default().any_semantic()).default_backoff();
+    tokio::spawn(follow(api, stream, shared.clone()))
 }
 
 /// Starts the four watches on the current runtime.
 pub fn start(client: &Client, shared: &Arc<Shared>) -> Vec<tokio::task::JoinHandle<()>> {
     vec![
-        tokio::spawn(follow(cluster_stream::<Namespace>(client), shared.clone())),
-        tokio::spawn(follow(stream::<Pod>(client), shared.clone())),
-        tokio::spawn(follow(stream::<NetworkPolicy>(client), shared.clone())),
-        tokio::spawn(follow(cluster_stream::<Node>(client), shared.clone())),
+        spawn(Api::<Namespace>::all(client.clone()), shared),
+        spawn(Api::<Pod>::all(client.clone()), shared),
+        spawn(Api::<NetworkPolicy>::all(client.clone()), shared),
+        spawn(Api::<Node>::all(client.clone()), shared),
     ]
 }
 

@@ -1,0 +1,386 @@
+//! `palisade agent`, the real binary, on a node: it watches a Kubernetes API (palisade's API
+//! server on the node's loopback, HTTPS) with a ServiceAccount token under the ClusterRole
+//! of `deploy/palisade.yaml` (applied with the real kubectl), and programs the node
+//! namespace's kernel; pods in namespaces of their own connect for real. Root; everything
+//! lives in throwaway network namespaces.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use palisade_apiserver::{Options, Running, resources};
+use palisade_testbed::{Outcome, PodSpec, Prober, Servers, Testbed, normalize_listing, require_privileges};
+use serde_json::json;
+use support::{PALISADE, kubectl_binary, workspace};
+
+/// A node (the testbed's node namespace with three pods), an API server on its loopback,
+/// and the agent.
+struct Node {
+    bed: Testbed,
+    dir: tempfile::TempDir,
+    api_port: u16,
+    server: Option<Running>,
+    agent: Option<Child>,
+    agent_port: u16,
+}
+
+const PODS: [(&str, &str, &str); 3] = [("production/nginx", "10.244.1.10", "fd00:10:244:1::10"), ("production/curl", "10.244.1.11", "fd00:10:244:1::11"), ("develop/curl", "10.244.1.12", "fd00:10:244:1::12")];
+
+impl Node {
+    fn new() -> Self {
+        let specs: Vec<PodSpec> = PODS.iter().map(|(name, v4, v6)| PodSpec { name: name.to_string(), ips: vec![v4.parse().unwrap(), v6.parse().unwrap()] }).collect();
+        let bed = Testbed::new(&specs);
+        let dir = tempfile::tempdir().unwrap();
+        let mut node = Self { bed, dir, api_port: 0, server: None, agent: None, agent_port: 9099 };
+        node.start_server();
+        node
+    }
+
+    /// Starts (or restarts, on the same port and store) the API server inside the node.
+    fn start_server(&mut self) {
+        let (state_dir, port) = (self.dir.path().join("api"), self.api_port);
+        let running = self
+            .bed
+            .node
+            .enter(move || {
+                let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind the API port");
+                palisade_apiserver::start(Options {
+                    state_dir,
+                    service_cidrs: vec!["10.96.0.0/16".parse().unwrap()],
+                    listeners: vec![listener],
+                    addresses: vec!["127.0.0.1".parse().unwrap()],
+                    kubelet: None,
+                    watch_history_bytes: None,
+                })
+                .expect("the API server starts")
+            })
+            .join()
+            .unwrap();
+        self.api_port = running.address.port();
+        std::fs::write(self.dir.path().join("admin.kubeconfig"), running.kubeconfig("node")).unwrap();
+        self.server = Some(running);
+    }
+
+    fn stop_server(&mut self) {
+        self.server.take().expect("running").stop();
+    }
+
+    fn api(&self) -> &palisade_apiserver::api::Api {
+        &self.server.as_ref().expect("running").api
+    }
+
+    /// The real kubectl inside the node, as the admin.
+    fn kubectl(&self, args: &[&str]) -> String {
+        let kubeconfig = self.dir.path().join("admin.kubeconfig");
+        let output = Command::new("ip")
+            .args(["netns", "exec", &self.bed.node.name])
+            .arg(kubectl_binary())
+            .arg(format!("--kubeconfig={}", kubeconfig.display()))
+            .args(args)
+            .output()
+            .unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        assert!(output.status.success(), "kubectl {args:?}: {text}");
+        text
+    }
+
+    fn apply(&self, name: &str, yaml: &str) {
+        let file = self.dir.path().join(name);
+        std::fs::write(&file, yaml).unwrap();
+        self.kubectl(&["apply", "-f", &file.display().to_string()]);
+    }
+
+    /// A kubeconfig with the agent's ServiceAccount token (what the DaemonSet's pod gets).
+    fn agent_kubeconfig(&self) -> PathBuf {
+        let server = self.server.as_ref().unwrap();
+        let token = palisade_apiserver::auth::issue_for_account(&server.api, "palisade-system", "palisade-agent", 3600).expect("the manifest's ServiceAccount exists");
+        let text = palisade_apiserver::server::kubeconfig("node", &format!("https://127.0.0.1:{}", self.api_port), &server.ca_pem, &token);
+        let path = self.dir.path().join("agent.kubeconfig");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn start_agent(&mut self) {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.path().join("agent.log")).unwrap();
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.bed.node.name, PALISADE, "agent", "--node-name", "node-1", "--api-grace-seconds", "1", "--min-sync-interval-ms", "5"])
+            .arg("--kubeconfig")
+            .arg(self.agent_kubeconfig())
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{}", self.agent_port))
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.agent = Some(child);
+    }
+
+    /// `kill -9`, as a crash or an OOM kill does.
+    fn kill_agent(&mut self) {
+        if let Some(mut child) = self.agent.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn agent_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("agent.log")).unwrap_or_default()
+    }
+
+    /// GET on the agent's listener: (status code, body).
+    fn get(&self, path: &str) -> Option<(u16, String)> {
+        let (port, path) = (self.agent_port, path.to_string());
+        self.bed
+            .node
+            .enter(move || {
+                let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+                stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+                write!(stream, "GET {path} HTTP/1.0\r\nHost: agent\r\n\r\n").ok()?;
+                let mut response = String::new();
+                stream.read_to_string(&mut response).ok()?;
+                let code = response.split(' ').nth(1)?.parse().ok()?;
+                Some((code, response.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default()))
+            })
+            .join()
+            .unwrap()
+    }
+
+    fn wait_for(&self, what: &str, mut done: impl FnMut(&Self) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if done(self) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("{what} did not happen within 15 s; agent log:\n{}", self.agent_log());
+    }
+
+    fn ready(&self) -> Option<String> {
+        match self.get("/readyz") {
+            Some((200, _)) => None,
+            Some((_, body)) => Some(body),
+            None => Some("no answer".into()),
+        }
+    }
+
+    /// The table once the agent is done with it (a sync's preparing transaction adds
+    /// versioned sets before the main one switches to them and a last one removes the old).
+    fn settled_table(&self) -> String {
+        let mut last = self.table().expect("the table");
+        loop {
+            std::thread::sleep(Duration::from_millis(150));
+            let now = self.table().expect("the table");
+            if now == last {
+                return now;
+            }
+            last = now;
+        }
+    }
+
+    fn table(&self) -> Option<String> {
+        let output = self.bed.node.exec("nft", &["list", "table", "inet", "palisade"]);
+        output.status.success().then(|| String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+
+    /// Writes the pods' statuses (the kubelet's part): running, with the testbed's addresses.
+    fn pods_running(&self) {
+        let pods = resources::by_kind("v1", "Pod").unwrap();
+        for (name, v4, v6) in PODS {
+            let (namespace, name) = name.split_once('/').unwrap();
+            self.api()
+                .modify(pods, namespace, name, |pod| {
+                    pod["status"] = json!({"phase": "Running", "podIP": v4, "podIPs": [{"ip": v4}, {"ip": v6}], "hostIP": "192.0.2.1"});
+                    true
+                })
+                .unwrap();
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill_agent();
+        if let Some(server) = self.server.take() {
+            server.stop();
+        }
+    }
+}
+
+fn ip(pod: &str, v6: bool) -> IpAddr {
+    let (_, v4, v6_ip) = PODS.iter().find(|(name, ..)| *name == pod).unwrap();
+    if v6 { v6_ip.parse().unwrap() } else { v4.parse().unwrap() }
+}
+
+const WORKLOADS: &str = "
+apiVersion: v1
+kind: Namespace
+metadata: {name: production, labels: {env: production}}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: develop, labels: {env: develop}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: nginx, namespace: production, labels: {app: nginx}}
+spec: {nodeName: node-1, containers: [{name: nginx, image: nginx, ports: [{containerPort: 80}]}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: curl, namespace: production, labels: {app: curl}}
+spec: {nodeName: node-1, containers: [{name: curl, image: curl}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: curl, namespace: develop, labels: {app: curl}}
+spec: {nodeName: node-1, containers: [{name: curl, image: curl}]}
+";
+
+/// Ingress to production only from namespaces labelled env=production.
+const POLICY: &str = "
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: default-deny-ingress, namespace: production}
+spec:
+  podSelector: {}
+  policyTypes: [Ingress]
+  ingress:
+  - from:
+    - namespaceSelector: {matchLabels: {env: production}}
+";
+
+/// A listing compared by content: set versions (`_v3`, which an agent's incremental
+/// updates add and a fresh agent does not) are left out of the names.
+fn same_ruleset(listing: &str) -> Vec<String> {
+    let mut text = String::with_capacity(listing.len());
+    let mut rest = listing;
+    while let Some(at) = rest.find("_v") {
+        text.push_str(&rest[..at]);
+        let after = &rest[at + 2..];
+        let digits = after.chars().take_while(char::is_ascii_digit).count();
+        // Only a generation's version (`..._a_v3`), not `_v4` of `egress_pods_v4_a`.
+        let versioned = digits > 0 && (text.ends_with("_a") || text.ends_with("_b"));
+        if !versioned {
+            text.push_str("_v");
+            text.push_str(&after[..digits]);
+        }
+        rest = &after[digits..];
+    }
+    text.push_str(rest);
+    normalize_listing(&text)
+}
+
+fn probe(prober: &Prober, to: &str, v6: bool) -> Outcome {
+    prober.probe(ip(to, v6), 80, false, Duration::from_millis(500))
+}
+
+#[test]
+fn the_agent_enforces_the_apis_policies_on_its_node_and_never_opens() {
+    if !require_privileges() {
+        return;
+    }
+    let mut node = Node::new();
+    // The manifest, with the real kubectl, validated by the API server: its ServiceAccount
+    // and ClusterRole are what the agent runs with.
+    node.kubectl(&["apply", "-f", &workspace().join("deploy/palisade.yaml").display().to_string()]);
+    node.apply("workloads.yaml", WORKLOADS);
+    node.pods_running();
+    let _servers = Servers::start(node.bed.pod("production/nginx"), &[80], &[]);
+    let from_production = Prober::new(node.bed.pod("production/curl"));
+    let from_develop = Prober::new(node.bed.pod("develop/curl"));
+
+    node.start_agent();
+    node.wait_for("readiness after the first full sync", |n| n.ready().is_none());
+    for v6 in [false, true] {
+        assert_eq!(probe(&from_develop, "production/nginx", v6), Outcome::Connected);
+    }
+
+    // The seed's step: after the policy, production connects and develop is refused.
+    node.apply("policy.yaml", POLICY);
+    node.wait_for("develop refused", |_| probe(&from_develop, "production/nginx", false) == Outcome::Refused);
+    for v6 in [false, true] {
+        assert_eq!(probe(&from_production, "production/nginx", v6), Outcome::Connected);
+        assert_eq!(probe(&from_develop, "production/nginx", v6), Outcome::Refused);
+    }
+    // A namespace label change reaches the kernel.
+    node.kubectl(&["label", "namespace", "develop", "env=production", "--overwrite"]);
+    node.wait_for("develop allowed after its label change", |_| probe(&from_develop, "production/nginx", true) == Outcome::Connected);
+    node.kubectl(&["label", "namespace", "develop", "env=develop", "--overwrite"]);
+    node.wait_for("develop refused again", |_| probe(&from_develop, "production/nginx", true) == Outcome::Refused);
+
+    // Metrics: syncs, event-to-kernel latency, what is programmed, what is watched.
+    let (code, metrics) = node.get("/metrics").unwrap();
+    assert_eq!(code, 200);
+    for line in ["palisade_event_to_kernel_seconds_count", "palisade_ruleset_rules ", "palisade_objects_watched{kind=\"pods\"} 3", "palisade_objects_watched{kind=\"networkpolicies\"} 1"] {
+        assert!(metrics.contains(line), "{line} missing from:\n{metrics}");
+    }
+    assert_eq!(node.get("/healthz").map(|(code, _)| code), Some(200));
+
+    // kill -9: the ruleset stays; a new agent adopts the table with the same ruleset.
+    let before = same_ruleset(&node.settled_table());
+    node.kill_agent();
+    assert_eq!(same_ruleset(&node.table().expect("the table outlives the agent")), before);
+    assert_eq!(probe(&from_develop, "production/nginx", false), Outcome::Refused);
+    node.start_agent();
+    node.wait_for("readiness of the restarted agent", |n| n.ready().is_none());
+    assert_eq!(same_ruleset(&node.table().unwrap()), before, "a restarted agent programs the same ruleset");
+    assert!(node.agent_log().contains("first full sync"), "{}", node.agent_log());
+
+    // The API goes away: enforcement unchanged, readiness false with the reason; back again.
+    node.stop_server();
+    node.wait_for("readiness false during the API outage", |n| n.ready().is_some_and(|why| why.contains("watch has failed")));
+    assert_eq!(probe(&from_develop, "production/nginx", false), Outcome::Refused);
+    assert_eq!(probe(&from_production, "production/nginx", false), Outcome::Connected);
+    assert_eq!(same_ruleset(&node.table().unwrap()), before);
+    node.start_server();
+    node.wait_for("readiness after the API came back", |n| n.ready().is_none());
+    // Changes made after the outage are followed.
+    node.kubectl(&["delete", "networkpolicy", "default-deny-ingress", "-n", "production"]);
+    node.wait_for("develop allowed once the policy is gone", |_| probe(&from_develop, "production/nginx", false) == Outcome::Connected);
+}
+
+/// The role with `verbs` on networkpolicies instead of the manifest's.
+fn restrict_policies(node: &Node, verbs: &str) {
+    node.kubectl(&["patch", "clusterrole", "palisade-agent", "--type=json", "-p", &format!(r#"[{{"op": "replace", "path": "/rules/1/verbs", "value": {verbs}}}]"#)]);
+}
+
+#[test]
+fn an_agent_without_a_verb_of_its_role_fails_loudly() {
+    if !require_privileges() {
+        return;
+    }
+    let mut node = Node::new();
+    let manifest = workspace().join("deploy/palisade.yaml").display().to_string();
+    node.kubectl(&["apply", "-f", &manifest]);
+    node.apply("workloads.yaml", WORKLOADS);
+    node.apply("policy.yaml", POLICY);
+    node.pods_running();
+
+    // Without `list` nothing complete can be known: no table is programmed at all (one
+    // from pods without their policies would open what the policies close).
+    restrict_policies(&node, r#"["get"]"#);
+    node.start_agent();
+    node.wait_for("readiness false, naming the failing watch", |n| n.ready().is_some_and(|why| why.contains("networkpolicies watch has failed") && why.contains("403")));
+    assert!(node.table().is_none(), "the agent programmed a table without the policies");
+    assert!(node.agent_log().contains("watch failed"), "{}", node.agent_log());
+
+    // The verb restored, the agent recovers on its own and enforces.
+    node.kubectl(&["apply", "-f", &manifest]);
+    node.wait_for("readiness after the role is fixed", |n| n.ready().is_none());
+    assert!(node.table().expect("programmed").contains("production/default-deny-ingress"));
+
+    // Without `watch` (one verb): the listed state is enforced, but readiness says that
+    // changes are no longer followed.
+    node.kill_agent();
+    restrict_policies(&node, r#"["get", "list"]"#);
+    node.start_agent();
+    node.wait_for("readiness false without watch", |n| n.ready().is_some_and(|why| why.contains("networkpolicies watch has failed")));
+    assert!(node.table().expect("kept").contains("production/default-deny-ingress"));
+}
