@@ -30,6 +30,8 @@ pub struct AgentConfig {
     pub kubeconfig: Option<PathBuf>,
     /// `/healthz`, `/readyz` and `/metrics`.
     pub listen: SocketAddr,
+    /// Where the CNI plugin announces new pods (`agentSocket` in the network config).
+    pub cni_socket: PathBuf,
     pub resync: Duration,
     pub min_sync_interval: Duration,
     pub api_grace: Duration,
@@ -42,6 +44,8 @@ pub enum AgentError {
     Client(String),
     #[error("cannot listen on {address}: {source}")]
     Listen { address: SocketAddr, source: std::io::Error },
+    #[error("cannot listen on {}: {source}", path.display())]
+    Socket { path: PathBuf, source: std::io::Error },
 }
 
 async fn client(config: &AgentConfig) -> Result<kube::Client, AgentError> {
@@ -57,12 +61,14 @@ async fn client(config: &AgentConfig) -> Result<kube::Client, AgentError> {
 
 /// Runs the agent until `shutdown` completes. The kernel keeps the last ruleset after.
 pub async fn run<N: Nft + Send + 'static>(config: AgentConfig, nft: N, shutdown: impl std::future::Future<Output = ()>) -> Result<(), AgentError> {
-    tracing::info!(node = %config.node, listen = %config.listen, resync_s = config.resync.as_secs_f64(), min_sync_interval_ms = config.min_sync_interval.as_millis() as u64,
+    tracing::info!(node = %config.node, listen = %config.listen, cni_socket = %config.cni_socket.display(), resync_s = config.resync.as_secs_f64(), min_sync_interval_ms = config.min_sync_interval.as_millis() as u64,
         api_grace_s = config.api_grace.as_secs_f64(), deny_action = ?config.render.deny_action, table = %config.render.table, "palisade agent starting");
     let client = client(&config).await?;
     let shared = Arc::new(Shared::new(Metrics::default(), config.api_grace));
     let listener = tokio::net::TcpListener::bind(config.listen).await.map_err(|source| AgentError::Listen { address: config.listen, source })?;
     let http = tokio::spawn(crate::http::serve(listener, shared.clone()));
+    let socket = crate::cni_socket::bind(&config.cni_socket).map_err(|source| AgentError::Socket { path: config.cni_socket.clone(), source })?;
+    let cni = tokio::spawn(crate::cni_socket::serve(socket, config.cni_socket.clone(), shared.clone()));
     let watches = crate::watch::start(&client, &shared);
     let events = tokio::spawn(publish_events(client.clone(), shared.clone(), config.node.clone()));
     let reconciler = Reconciler::new(config.node.clone(), nft, config.render.clone()).with_resync(config.resync);
@@ -74,7 +80,7 @@ pub async fn run<N: Nft + Send + 'static>(config: AgentConfig, nft: N, shutdown:
     shutdown.await;
     tracing::info!("stopping; the table stays in the kernel");
     shared.stop();
-    for task in watches.into_iter().chain([http, events]) {
+    for task in watches.into_iter().chain([http, events, cni]) {
         task.abort();
     }
     let _ = tokio::task::spawn_blocking(move || sync.join()).await;
@@ -132,6 +138,8 @@ fn sync_loop<N: Nft>(shared: &Shared, mut reconciler: Reconciler<N>, min_interva
                 }
                 inner.first_sync_done = true;
                 inner.last_apply_error = None;
+                drop(inner);
+                shared.synced.send_replace(version);
                 tracing::debug!(%report, "synced");
             }
             Err(error) => {

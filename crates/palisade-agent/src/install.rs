@@ -13,6 +13,10 @@ use k8s_openapi::api::core::v1::Node;
 /// the first config in name order.
 pub const CONFLIST_NAME: &str = "10-palisade.conflist";
 
+/// Where the agent listens for the CNI plugin's announcements (`/run/palisade` is a hostPath
+/// of the DaemonSet, so the plugin, run by the runtime on the host, finds it).
+pub const AGENT_SOCKET: &str = "/run/palisade/agent.sock";
+
 #[derive(Debug, thiserror::Error)]
 pub enum InstallError {
     #[error("cannot read node {node} from the API: {message}")]
@@ -29,7 +33,7 @@ pub fn conflist(pod_cidrs: &[IpNet], mtu: u32) -> serde_json::Value {
     serde_json::json!({
         "cniVersion": "1.1.0",
         "name": "palisade",
-        "plugins": [{"type": "palisade-cni", "ipam": {"ranges": ranges}, "mtu": mtu}],
+        "plugins": [{"type": "palisade-cni", "ipam": {"ranges": ranges}, "mtu": mtu, "agentSocket": AGENT_SOCKET}],
     })
 }
 

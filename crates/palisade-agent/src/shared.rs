@@ -64,13 +64,15 @@ pub struct Shared {
     /// Wakes the Event publisher.
     pub reports_ready: tokio::sync::Notify,
     pub metrics: Metrics,
+    /// The state version the kernel enforces (after each successful sync).
+    pub synced: tokio::sync::watch::Sender<u64>,
     /// After this long without a working watch, readiness goes false (enforcement goes on).
     pub api_grace: Duration,
 }
 
 impl Shared {
     pub fn new(metrics: Metrics, api_grace: Duration) -> Self {
-        Self { inner: Mutex::default(), wake: Condvar::new(), reports_ready: tokio::sync::Notify::new(), metrics, api_grace }
+        Self { inner: Mutex::default(), wake: Condvar::new(), reports_ready: tokio::sync::Notify::new(), metrics, synced: tokio::sync::watch::Sender::new(0), api_grace }
     }
 
     pub fn lock(&self) -> MutexGuard<'_, Inner> {

@@ -26,7 +26,13 @@ fn describe(errors: &[palisade_model::field_path::FieldError]) -> String {
 #[derive(Default)]
 pub struct ClusterState {
     namespaces: BTreeMap<String, Namespace>,
+    /// Pods with addresses: the endpoints.
     pods: BTreeMap<Key, Endpoint>,
+    /// Pods without an address yet (scheduled, sandbox not made): kept so that the CNI's
+    /// announcement of their addresses can make them endpoints at once.
+    unaddressed: BTreeMap<Key, Endpoint>,
+    /// Addresses the CNI plugin announced for pods whose status may not show them yet.
+    announced: BTreeMap<Key, Vec<std::net::IpAddr>>,
     policies: BTreeMap<Key, Policy>,
     /// Each node's pod CIDRs and internal addresses (routes between nodes).
     nodes: BTreeMap<String, NodeInfo>,
@@ -90,26 +96,42 @@ impl ClusterState {
         }
     }
 
-    /// A pod is an endpoint once it has an address and until it finishes (finished pods
-    /// give their addresses back, which another pod may already hold).
+    /// A pod is an endpoint once it has an address (from its status, or announced by the
+    /// CNI plugin) and until it finishes (finished pods give their addresses back, which
+    /// another pod may already hold).
     pub fn apply_pod(&mut self, object: &Pod) {
         let key = key_of(&object.metadata);
         let endpoint = match convert::pod(object, &key.0, Origin::default()) {
-            Ok(Some(endpoint)) if !endpoint.ips.is_empty() => Some(endpoint),
-            Ok(_) => None,
+            Ok(endpoint) => endpoint,
             Err(errors) => {
                 tracing::warn!(pod = %format!("{}/{}", key.0, key.1), errors = %describe(&errors), "pod not understood; left out");
                 None
             }
         };
-        match endpoint {
-            Some(endpoint) => {
-                if self.pods.get(&key) != Some(&endpoint) {
-                    self.pods.insert(key, endpoint);
-                    self.changed();
-                }
-            }
-            None => self.delete_pod(&key.0, &key.1),
+        let Some(mut endpoint) = endpoint else {
+            self.announced.remove(&key);
+            self.unaddressed.remove(&key);
+            self.delete_pod(&key.0, &key.1);
+            return;
+        };
+        if endpoint.ips.is_empty()
+            && let Some(ips) = self.announced.get(&key)
+        {
+            endpoint.ips = ips.clone();
+        }
+        if endpoint.ips.is_empty() {
+            self.unaddressed.insert(key.clone(), endpoint);
+            self.delete_pod(&key.0, &key.1);
+        } else {
+            self.unaddressed.remove(&key);
+            self.set_endpoint(key, endpoint);
+        }
+    }
+
+    fn set_endpoint(&mut self, key: Key, endpoint: Endpoint) {
+        if self.pods.get(&key) != Some(&endpoint) {
+            self.pods.insert(key, endpoint);
+            self.changed();
         }
     }
 
@@ -117,6 +139,38 @@ impl ClusterState {
         if self.pods.remove(&(namespace.to_string(), name.to_string())).is_some() {
             self.changed();
         }
+    }
+
+    /// Forgets a deleted pod entirely (its announcement too).
+    pub fn forget_pod(&mut self, namespace: &str, name: &str) {
+        let key = (namespace.to_string(), name.to_string());
+        self.announced.remove(&key);
+        self.unaddressed.remove(&key);
+        self.delete_pod(namespace, name);
+    }
+
+    /// The CNI plugin gave the pod these addresses: the pod is an endpoint with them now,
+    /// before its status says so.
+    pub fn announce(&mut self, namespace: &str, name: &str, ips: Vec<std::net::IpAddr>) {
+        let key = (namespace.to_string(), name.to_string());
+        self.announced.insert(key.clone(), ips.clone());
+        let known = self.pods.get(&key).or_else(|| self.unaddressed.get(&key)).cloned();
+        if let Some(mut endpoint) = known {
+            endpoint.ips = ips;
+            self.unaddressed.remove(&key);
+            self.set_endpoint(key, endpoint);
+        }
+    }
+
+    /// The state version from which the pod is an endpoint with exactly `ips`; `None` while
+    /// the agent does not know the pod (its watch has not delivered it yet).
+    pub fn enforced_from(&self, namespace: &str, name: &str, ips: &[std::net::IpAddr]) -> Option<u64> {
+        let endpoint = self.pods.get(&(namespace.to_string(), name.to_string()))?;
+        let mut have = endpoint.ips.clone();
+        let mut want = ips.to_vec();
+        have.sort();
+        want.sort();
+        (have == want).then_some(self.version)
     }
 
     /// Takes a policy, or says why not (the policy is then left out: the pods it selects
@@ -166,6 +220,7 @@ impl ClusterState {
     /// new list lacks were deleted while the agent was not watching.
     pub fn retain_pods(&mut self, keep: &std::collections::HashSet<Key>) {
         let before = self.pods.len();
+        self.unaddressed.retain(|k, _| keep.contains(k));
         self.pods.retain(|k, _| keep.contains(k));
         if self.pods.len() != before {
             self.changed();
@@ -263,6 +318,27 @@ mod tests {
         let refused = state.apply_policy(&bad).unwrap_err();
         assert!(refused.reason.contains("spec.ingress[0].from[0].ipBlock.cidr"), "{refused:?}");
         assert!(state.cluster().policies.is_empty());
+    }
+
+    #[test]
+    fn an_announced_address_makes_a_pending_pod_an_endpoint_at_once() {
+        let mut state = ClusterState::default();
+        let ip: std::net::IpAddr = "10.244.0.9".parse().unwrap();
+        state.apply_pod(&pod("new", json!({"app": "x"}), None, "Pending"));
+        assert_eq!(state.enforced_from("prod", "new", &[ip]), None);
+        state.announce("prod", "new", vec![ip]);
+        let from = state.enforced_from("prod", "new", &[ip]).expect("an endpoint now");
+        assert_eq!(state.cluster().endpoints[0].labels.get("app").map(String::as_str), Some("x"));
+        // A status update still without addresses keeps the announced ones.
+        state.apply_pod(&pod("new", json!({"app": "x"}), None, "Pending"));
+        assert_eq!(state.enforced_from("prod", "new", &[ip]), Some(from));
+        // Announced before the watch delivers the pod: it becomes an endpoint on arrival.
+        state.announce("prod", "later", vec!["10.244.0.10".parse().unwrap()]);
+        assert!(state.enforced_from("prod", "later", &["10.244.0.10".parse().unwrap()]).is_none());
+        state.apply_pod(&pod("later", json!({}), None, "Pending"));
+        assert!(state.enforced_from("prod", "later", &["10.244.0.10".parse().unwrap()]).is_some());
+        state.forget_pod("prod", "later");
+        assert_eq!(state.cluster().endpoints.len(), 1);
     }
 
     #[test]

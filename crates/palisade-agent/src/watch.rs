@@ -51,7 +51,7 @@ impl Watched for Pod {
         None
     }
     fn delete(&self, state: &mut ClusterState) {
-        state.delete_pod(&self.namespace().unwrap_or_default(), &self.name_any());
+        state.forget_pod(&self.namespace().unwrap_or_default(), &self.name_any());
     }
     fn retain(listed: &[Self], state: &mut ClusterState) {
         state.retain_pods(&keys(listed.iter().map(|o| &o.metadata)));

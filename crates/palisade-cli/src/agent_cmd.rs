@@ -18,6 +18,10 @@ pub struct AgentArgs {
     /// Where `/healthz`, `/readyz` and `/metrics` are served.
     #[arg(long, env = "PALISADE_LISTEN", default_value = "0.0.0.0:9099")]
     pub listen: SocketAddr,
+    /// Where the CNI plugin announces new pods and waits for their rules (the network
+    /// config's `agentSocket`).
+    #[arg(long, env = "PALISADE_CNI_SOCKET", default_value = palisade_agent::install::AGENT_SOCKET)]
+    pub cni_socket: PathBuf,
     /// A full replace of the table this often, repairing anything changed behind the agent.
     #[arg(long, env = "PALISADE_RESYNC_SECONDS", default_value_t = 90.0)]
     pub resync_seconds: f64,
@@ -45,6 +49,7 @@ pub fn run(args: &AgentArgs) -> Result<()> {
         node: args.node_name.clone(),
         kubeconfig: args.kubeconfig.clone(),
         listen: args.listen,
+        cni_socket: args.cni_socket.clone(),
         resync: seconds(args.resync_seconds, "resync-seconds")?,
         min_sync_interval: Duration::from_millis(args.min_sync_interval_ms),
         api_grace: seconds(args.api_grace_seconds, "api-grace-seconds")?,

@@ -13,9 +13,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use palisade_apiserver::{Options, Running, resources};
-use palisade_testbed::{Outcome, PodSpec, Prober, Servers, Testbed, normalize_listing, require_privileges};
+use palisade_testbed::{NetNs, Outcome, PodSpec, Prober, Servers, Testbed, normalize_listing, require_privileges};
 use serde_json::json;
-use support::{PALISADE, kubectl_binary, workspace};
+use support::{PALISADE, cni_binary, kubectl_binary, workspace};
 
 /// A node (the testbed's node namespace with three pods), an API server on its loopback,
 /// and the agent.
@@ -26,6 +26,7 @@ struct Node {
     server: Option<Running>,
     agent: Option<Child>,
     agent_port: u16,
+    agent_flags: Vec<String>,
 }
 
 const PODS: [(&str, &str, &str); 3] = [("production/nginx", "10.244.1.10", "fd00:10:244:1::10"), ("production/curl", "10.244.1.11", "fd00:10:244:1::11"), ("develop/curl", "10.244.1.12", "fd00:10:244:1::12")];
@@ -35,7 +36,7 @@ impl Node {
         let specs: Vec<PodSpec> = PODS.iter().map(|(name, v4, v6)| PodSpec { name: name.to_string(), ips: vec![v4.parse().unwrap(), v6.parse().unwrap()] }).collect();
         let bed = Testbed::new(&specs);
         let dir = tempfile::tempdir().unwrap();
-        let mut node = Self { bed, dir, api_port: 0, server: None, agent: None, agent_port: 9099 };
+        let mut node = Self { bed, dir, api_port: 0, server: None, agent: None, agent_port: 9099, agent_flags: vec!["--min-sync-interval-ms".into(), "5".into()] };
         node.start_server();
         node
     }
@@ -107,11 +108,14 @@ impl Node {
     fn start_agent(&mut self) {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.path().join("agent.log")).unwrap();
         let child = Command::new("ip")
-            .args(["netns", "exec", &self.bed.node.name, PALISADE, "agent", "--node-name", "node-1", "--api-grace-seconds", "1", "--min-sync-interval-ms", "5"])
+            .args(["netns", "exec", &self.bed.node.name, PALISADE, "agent", "--node-name", "node-1", "--api-grace-seconds", "1"])
             .arg("--kubeconfig")
             .arg(self.agent_kubeconfig())
             .arg("--listen")
             .arg(format!("127.0.0.1:{}", self.agent_port))
+            .arg("--cni-socket")
+            .arg(self.socket())
+            .args(&self.agent_flags)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -119,6 +123,11 @@ impl Node {
             .spawn()
             .unwrap();
         self.agent = Some(child);
+    }
+
+    /// The agent's CNI socket (one per test: the filesystem is shared).
+    fn socket(&self) -> PathBuf {
+        self.dir.path().join("agent.sock")
     }
 
     /// `kill -9`, as a crash or an OOM kill does.
@@ -383,4 +392,102 @@ fn an_agent_without_a_verb_of_its_role_fails_loudly() {
     node.start_agent();
     node.wait_for("readiness false without watch", |n| n.ready().is_some_and(|why| why.contains("networkpolicies watch has failed")));
     assert!(node.table().expect("kept").contains("production/default-deny-ingress"));
+}
+
+impl Node {
+    /// The CNI plugin's ADD for a pod namespace, as the runtime runs it on this node, with
+    /// the handshake: (exit status success, stdout).
+    fn cni_add(&self, pod: &NetNs, namespace: &str, name: &str) -> (bool, serde_json::Value) {
+        let config = json!({
+            "cniVersion": "1.1.0", "name": "palisade", "type": "palisade-cni",
+            "ipam": {"ranges": ["10.244.1.128/25", "fd00:10:244:1::100/120"], "dataDir": self.dir.path().join("ipam")},
+            "agentSocket": self.socket(), "agentTimeoutSeconds": 2,
+        });
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &self.bed.node.name])
+            .arg(cni_binary())
+            .env("CNI_COMMAND", "ADD")
+            .env("CNI_CONTAINERID", format!("c-{name}"))
+            .env("CNI_NETNS", format!("/run/netns/{}", pod.name))
+            .env("CNI_IFNAME", "eth0")
+            .env("CNI_PATH", cni_binary().parent().unwrap())
+            .env("CNI_ARGS", format!("IgnoreUnknown=1;K8S_POD_NAMESPACE={namespace};K8S_POD_NAME={name}"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(config.to_string().as_bytes()).unwrap();
+        let output = child.wait_with_output().unwrap();
+        (output.status.success(), serde_json::from_slice(&output.stdout).unwrap_or(json!(null)))
+    }
+
+    fn links(&self) -> usize {
+        String::from_utf8_lossy(&self.bed.node.exec("ip", &["-o", "link"]).stdout).lines().count()
+    }
+}
+
+const FRESH_POD: &str = "
+apiVersion: v1
+kind: Pod
+metadata: {name: fresh, namespace: develop, labels: {app: fresh}}
+spec: {nodeName: node-1, containers: [{name: c, image: curl}]}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: fresh-no-egress, namespace: develop}
+spec: {podSelector: {matchLabels: {app: fresh}}, policyTypes: [Egress]}
+";
+
+const FRESH_ALLOWED: &str = "
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: fresh-to-production, namespace: develop}
+spec:
+  podSelector: {matchLabels: {app: fresh}}
+  policyTypes: [Egress]
+  egress: [{to: [{namespaceSelector: {matchLabels: {env: production}}}]}]
+";
+
+#[test]
+fn a_new_pod_is_isolated_before_its_first_packet() {
+    if !require_privileges() {
+        return;
+    }
+    let mut node = Node::new();
+    // At most one sync per 400 ms: a pod whose ADD returned before its rules were in the
+    // kernel would get its first packets through in that window.
+    node.agent_flags = vec!["--min-sync-interval-ms".into(), "400".into()];
+    node.kubectl(&["apply", "-f", &workspace().join("deploy/palisade.yaml").display().to_string()]);
+    node.apply("workloads.yaml", WORKLOADS);
+    node.pods_running();
+    let _servers = Servers::start(node.bed.pod("production/nginx"), &[80], &[]);
+    node.start_agent();
+    node.wait_for("readiness", |n| n.ready().is_none());
+
+    // The pod is created under a policy denying its egress; its status never shows an
+    // address (no kubelet here): the agent learns it from the CNI plugin alone.
+    node.apply("fresh.yaml", FRESH_POD);
+    let fresh = NetNs::new("fresh");
+    let (ok, result) = node.cni_add(&fresh, "develop", "fresh");
+    assert!(ok, "ADD failed: {result}\n{}", node.agent_log());
+    // The pod's first packets, at once after ADD: refused, over both families.
+    let prober = Prober::new(&fresh);
+    for v6 in [false, true] {
+        assert_eq!(probe(&prober, "production/nginx", v6), Outcome::Refused, "IPv6: {v6}; result {result}");
+    }
+    // Allowed later, it gets through.
+    node.apply("allowed.yaml", FRESH_ALLOWED);
+    node.wait_for("the fresh pod allowed", |_| probe(&prober, "production/nginx", false) == Outcome::Connected);
+    assert_eq!(probe(&prober, "production/nginx", true), Outcome::Connected);
+
+    // No agent: ADD fails with "try again later" and leaves nothing behind (fail closed).
+    node.kill_agent();
+    node.apply("late.yaml", &FRESH_POD.replace("name: fresh,", "name: late,"));
+    let late = NetNs::new("late");
+    let links = node.links();
+    let (ok, error) = node.cni_add(&late, "develop", "late");
+    assert!(!ok, "ADD succeeded without an agent: {error}");
+    assert_eq!(error["code"], 11, "{error}");
+    assert!(error["details"].as_str().unwrap_or_default().contains("agent.sock"), "{error}");
+    assert_eq!(node.links(), links, "a failed ADD left a link");
 }

@@ -29,8 +29,13 @@ fn crash_point(step: &str) {
     }
 }
 
-pub fn add(conf: &NetConf, env: &Env) -> Result<Value, CniError> {
+/// ADD. `pod` (namespace, name) comes from `CNI_ARGS`; with an agent socket configured the
+/// agent must confirm the pod's rules before ADD succeeds (see `agent.rs`).
+pub fn add(conf: &NetConf, env: &Env, pod: Option<&(String, String)>) -> Result<Value, CniError> {
     let netns = env.netns.clone().ok_or_else(|| CniError::new(Code::InvalidEnvironment, "CNI_NETNS is required for ADD"))?;
+    if conf.agent_socket.is_some() && pod.is_none() {
+        return Err(CniError::new(Code::InvalidEnvironment, "CNI_ARGS must name the pod (K8S_POD_NAMESPACE=...;K8S_POD_NAME=...) when agentSocket is set: the agent enforces that pod's policies"));
+    }
     if !Path::new(&netns).exists() {
         return Err(CniError::new(Code::InvalidEnvironment, format!("CNI_NETNS {netns} does not exist")));
     }
@@ -38,7 +43,13 @@ pub fn add(conf: &NetConf, env: &Env) -> Result<Value, CniError> {
     let store = Store::open(&conf.data_dir, &conf.name)?;
     let allocation = store.update(|state| state.allocate(&conf.ranges, &env.container_id, &env.ifname, &host, &netns))?;
     crash_point("allocated");
-    match build(conf, env, &netns, &host, &allocation.ips) {
+    let built = build(conf, env, &netns, &host, &allocation.ips).and_then(|value| {
+        if let (Some(socket), Some((namespace, name))) = (&conf.agent_socket, pod) {
+            crate::agent::announce(socket, namespace, name, &allocation.ips, conf.agent_timeout)?;
+        }
+        Ok(value)
+    });
+    match built {
         Ok(value) => Ok(value),
         Err(error) => {
             // Roll back what this ADD did: the link (with its routes) and the addresses.

@@ -2,7 +2,7 @@
 //! allowed.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
 use serde::Deserialize;
@@ -13,6 +13,8 @@ use crate::error::{CniError, Code};
 pub const SUPPORTED_VERSIONS: [&str; 3] = ["0.4.0", "1.0.0", "1.1.0"];
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/palisade/ipam";
 pub const DEFAULT_MTU: u32 = 1500;
+/// How long ADD waits for the agent to confirm a pod's rules.
+pub const DEFAULT_AGENT_TIMEOUT_SECONDS: u64 = 10;
 
 /// A validated network configuration.
 #[derive(Clone, Debug)]
@@ -27,6 +29,10 @@ pub struct NetConf {
     pub prev_result: Option<Value>,
     /// `cni.dev/valid-attachments` (GC): (containerID, ifname).
     pub valid_attachments: Vec<(String, String)>,
+    /// The node agent's socket: ADD returns only once the agent enforces the pod's rules.
+    /// Absent: no handshake (a node whose rules come from elsewhere, as in the lab).
+    pub agent_socket: Option<PathBuf>,
+    pub agent_timeout: std::time::Duration,
 }
 
 #[derive(Deserialize)]
@@ -137,7 +143,19 @@ pub fn parse(stdin: &[u8]) -> Result<NetConf, CniError> {
             .map(|a| (a.container_id, a.ifname))
             .collect(),
     };
-    Ok(NetConf { cni_version, name, ranges, data_dir, mtu, prev_result: object.get("prevResult").cloned(), valid_attachments })
+    let agent_socket = match object.get("agentSocket") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(path)) if Path::new(path).is_absolute() => Some(PathBuf::from(path)),
+        Some(other) => return Err(invalid("agentSocket", format!("{other} is not an absolute path: e.g. \"/run/palisade/agent.sock\""))),
+    };
+    let agent_timeout = match object.get("agentTimeoutSeconds") {
+        None | Some(Value::Null) => std::time::Duration::from_secs(DEFAULT_AGENT_TIMEOUT_SECONDS),
+        Some(value) => match value.as_f64() {
+            Some(seconds) if seconds > 0.0 && seconds <= 300.0 => std::time::Duration::from_secs_f64(seconds),
+            _ => return Err(invalid("agentTimeoutSeconds", format!("{value} is not a number of seconds from 0 to 300"))),
+        },
+    };
+    Ok(NetConf { cni_version, name, ranges, data_dir, mtu, prev_result: object.get("prevResult").cloned(), valid_attachments, agent_socket, agent_timeout })
 }
 
 /// `CNI_ARGS` (`K=V;K2=V2`).
@@ -151,6 +169,19 @@ mod tests {
 
     fn error(json: &str) -> CniError {
         parse(json.as_bytes()).unwrap_err()
+    }
+
+    #[test]
+    fn the_agent_socket_is_an_absolute_path_and_its_timeout_bounded() {
+        let base = r#""cniVersion": "1.1.0", "name": "n", "ipam": {"ranges": ["10.244.1.0/24"]}"#;
+        let conf = parse(format!("{{{base}, \"agentSocket\": \"/run/palisade/agent.sock\"}}").as_bytes()).unwrap();
+        assert_eq!(conf.agent_socket.as_deref(), Some(Path::new("/run/palisade/agent.sock")));
+        assert_eq!(conf.agent_timeout.as_secs(), DEFAULT_AGENT_TIMEOUT_SECONDS);
+        assert!(parse(format!("{{{base}}}").as_bytes()).unwrap().agent_socket.is_none());
+        let relative = error(&format!("{{{base}, \"agentSocket\": \"agent.sock\"}}"));
+        assert!(relative.to_string().contains("agentSocket") && relative.to_string().contains("absolute"), "{relative}");
+        let timeout = error(&format!("{{{base}, \"agentTimeoutSeconds\": 0}}"));
+        assert!(timeout.to_string().contains("agentTimeoutSeconds"), "{timeout}");
     }
 
     #[test]

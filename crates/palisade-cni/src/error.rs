@@ -12,6 +12,8 @@ pub enum Code {
     Io = 5,
     Decode = 6,
     InvalidConfig = 7,
+    /// The agent did not confirm the pod's rules in time: the runtime should retry.
+    TryAgainLater = 11,
     NotAvailable = 50,
     /// No free address in a range.
     RangeExhausted = 100,

@@ -2,6 +2,7 @@
 //! networking with its own IPAM. The runtime calls it with `CNI_*` variables and the network
 //! config on stdin; results and errors are JSON on stdout, logs go to stderr.
 
+mod agent;
 mod commands;
 mod config;
 mod error;
@@ -47,8 +48,9 @@ fn run(command: &str, stdin: &[u8]) -> Result<Option<String>, CniError> {
         "ADD" => {
             let conf = config::parse(stdin)?;
             let env = invocation_env(true)?;
-            let _args = config::parse_args(&std::env::var("CNI_ARGS").unwrap_or_default());
-            commands::add(&conf, &env).map(|v| Some(v.to_string()))
+            let args = config::parse_args(&std::env::var("CNI_ARGS").unwrap_or_default());
+            let pod = args.get("K8S_POD_NAMESPACE").zip(args.get("K8S_POD_NAME")).map(|(ns, name)| (ns.clone(), name.clone()));
+            commands::add(&conf, &env, pod.as_ref()).map(|v| Some(v.to_string()))
         }
         "DEL" => {
             let conf = config::parse(stdin)?;
