@@ -140,7 +140,8 @@ fn sync_loop<N: Nft>(shared: &Shared, mut reconciler: Reconciler<N>, min_interva
                 inner.last_apply_error = None;
                 drop(inner);
                 shared.synced.send_replace(version);
-                tracing::debug!(%report, "synced");
+                let latency_ms = pending_since.map(|since| (finished - since).as_secs_f64() * 1000.0);
+                tracing::debug!(event_to_kernel_ms = ?latency_ms, sync_ms = (finished - started).as_secs_f64() * 1000.0, %report, "synced");
             }
             Err(error) => {
                 metrics.apply_errors.get_or_create(&ReasonLabel { reason: error.reason().to_string() }).inc();

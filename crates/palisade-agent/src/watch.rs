@@ -19,7 +19,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
 use crate::shared::{Kind, Shared};
-use crate::state::{ClusterState, keys};
+use crate::state::ClusterState;
 
 /// How one kind's objects enter the state.
 trait Watched: Resource + Clone + Debug + DeserializeOwned + Send + Sync + 'static {
@@ -27,7 +27,17 @@ trait Watched: Resource + Clone + Debug + DeserializeOwned + Send + Sync + 'stat
     /// Applies the object; a refusal (invalid policy) is reported by the caller.
     fn apply(&self, state: &mut ClusterState) -> Option<crate::state::Refused>;
     fn delete(&self, state: &mut ClusterState);
-    fn retain(listed: &[Self], state: &mut ClusterState);
+    /// Keeps only the objects of this kind whose keys a (re-)list returned.
+    fn retain(listed: &HashSet<(String, String)>, state: &mut ClusterState);
+}
+
+/// `(namespace, name)`; cluster-scoped objects have an empty namespace.
+fn key_of<K: Resource>(object: &K) -> (String, String) {
+    (object.meta().namespace.clone().unwrap_or_default(), object.meta().name.clone().unwrap_or_default())
+}
+
+fn names(listed: &HashSet<(String, String)>) -> HashSet<String> {
+    listed.iter().map(|(_, name)| name.clone()).collect()
 }
 
 impl Watched for Namespace {
@@ -39,8 +49,8 @@ impl Watched for Namespace {
     fn delete(&self, state: &mut ClusterState) {
         state.delete_namespace(&self.name_any());
     }
-    fn retain(listed: &[Self], state: &mut ClusterState) {
-        state.retain_namespaces(&listed.iter().map(ResourceExt::name_any).collect());
+    fn retain(listed: &HashSet<(String, String)>, state: &mut ClusterState) {
+        state.retain_namespaces(&names(listed));
     }
 }
 
@@ -53,8 +63,8 @@ impl Watched for Pod {
     fn delete(&self, state: &mut ClusterState) {
         state.forget_pod(&self.namespace().unwrap_or_default(), &self.name_any());
     }
-    fn retain(listed: &[Self], state: &mut ClusterState) {
-        state.retain_pods(&keys(listed.iter().map(|o| &o.metadata)));
+    fn retain(listed: &HashSet<(String, String)>, state: &mut ClusterState) {
+        state.retain_pods(listed);
     }
 }
 
@@ -66,8 +76,8 @@ impl Watched for NetworkPolicy {
     fn delete(&self, state: &mut ClusterState) {
         state.delete_policy(&self.namespace().unwrap_or_default(), &self.name_any());
     }
-    fn retain(listed: &[Self], state: &mut ClusterState) {
-        state.retain_policies(&keys(listed.iter().map(|o| &o.metadata)));
+    fn retain(listed: &HashSet<(String, String)>, state: &mut ClusterState) {
+        state.retain_policies(listed);
     }
 }
 
@@ -80,8 +90,8 @@ impl Watched for Node {
     fn delete(&self, state: &mut ClusterState) {
         state.delete_node(&self.name_any());
     }
-    fn retain(listed: &[Self], state: &mut ClusterState) {
-        state.retain_nodes(&listed.iter().map(ResourceExt::name_any).collect());
+    fn retain(listed: &HashSet<(String, String)>, state: &mut ClusterState) {
+        state.retain_nodes(&names(listed));
     }
 }
 
@@ -130,8 +140,9 @@ where
 {
     let probing = Arc::new(AtomicBool::new(false));
     let mut stream = std::pin::pin!(stream);
-    // The objects of a list in progress: applied as they come, then the rest dropped.
-    let mut listing: Option<Vec<K>> = None;
+    // The keys of a list in progress (objects are applied as they come; only their keys
+    // are kept, to drop the rest at the end).
+    let mut listing: Option<HashSet<(String, String)>> = None;
     while let Some(item) = stream.next().await {
         let event = match item {
             Ok(event) => event,
@@ -144,10 +155,10 @@ where
         let mut refused = Vec::new();
         let mut listed_now = false;
         shared.update(|state| match event {
-            Event::Init => listing = Some(Vec::new()),
+            Event::Init => listing = Some(HashSet::new()),
             Event::InitApply(object) => {
                 refused.extend(object.apply(state));
-                listing.get_or_insert_with(Vec::new).push(object);
+                listing.get_or_insert_with(HashSet::new).insert(key_of(&object));
             }
             Event::InitDone => {
                 K::retain(&listing.take().unwrap_or_default(), state);

@@ -1,0 +1,228 @@
+//! The node agent at scale, as root: palisade's API server with 10,000 pods (1,000 on this
+//! node, over 10 nodes), 200 namespaces and 1,000 NetworkPolicies, all inside a throwaway
+//! network namespace; the `palisade agent` binary there programs that namespace's kernel.
+//! Measures the first full sync (start to ready), the agent's resident memory, and for pod
+//! adds, label changes and policy edits: event-to-kernel latency (the agent's own per-sync
+//! figure: from the event's arrival to the kernel accepting the sync) and CPU per event.
+//!
+//! `cargo bench -p palisade --bench agent` (`-- PODS POLICIES EVENTS` for other sizes).
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use palisade_apiserver::api::{Api, WriteOptions};
+use palisade_apiserver::{Options, resources};
+use palisade_testbed::NetNs;
+use serde_json::{Value, json};
+
+const TIERS: [&str; 5] = ["web", "api", "db", "cache", "batch"];
+
+fn pod_ip(i: usize) -> String {
+    format!("10.244.{}.{}", i / 250, i % 250 + 1)
+}
+
+fn namespaces(count: usize) -> Vec<Value> {
+    (0..count).map(|n| json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": format!("ns-{n}"), "labels": {"team": format!("team-{}", n % 20), "env": if n % 2 == 0 { "prod" } else { "dev" }}}})).collect()
+}
+
+fn pod(i: usize, namespaces: usize, node: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": format!("pod-{i}"), "namespace": format!("ns-{}", i % namespaces), "labels": {"app": format!("app-{}", i % 10), "tier": TIERS[i % 5], "version": if i % 2 == 0 { "v1" } else { "v2" }}},
+        "spec": {"nodeName": node, "containers": [{"name": "c", "image": "x", "ports": [{"name": "http", "containerPort": 80}, {"name": "metrics", "containerPort": 9090}]}]}})
+}
+
+/// Five policies per namespace: default deny, same-namespace app to web, team to api over
+/// a port range, egress to an ipBlock with an except, and an AND peer to db.
+fn policies(namespace: usize, port: u16) -> Vec<Value> {
+    let ns = format!("ns-{namespace}");
+    let meta = |name: &str| json!({"name": name, "namespace": ns});
+    vec![
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": meta("deny"), "spec": {"podSelector": {}}}),
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": meta("web"), "spec": {"podSelector": {"matchLabels": {"tier": "web"}}, "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": format!("app-{}", namespace % 10)}}}], "ports": [{"port": port}]}]}}),
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": meta("api"), "spec": {"podSelector": {"matchLabels": {"tier": "api"}}, "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"team": format!("team-{}", namespace % 20)}}}], "ports": [{"port": 8080, "endPort": 8090}, {"port": "metrics"}]}]}}),
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": meta("egress"), "spec": {"podSelector": {"matchLabels": {"tier": "batch"}}, "policyTypes": ["Egress"], "egress": [{"to": [{"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.244.0.0/16"]}}], "ports": [{"port": 443}]}]}}),
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": meta("db"), "spec": {"podSelector": {"matchLabels": {"tier": "db"}}, "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"env": "prod"}}, "podSelector": {"matchLabels": {"tier": "api"}}}], "ports": [{"port": 5432}]}]}}),
+    ]
+}
+
+fn create(api: &Api, object: Value) {
+    let r = resources::by_kind(object["apiVersion"].as_str().unwrap(), object["kind"].as_str().unwrap()).unwrap();
+    let namespace = object["metadata"]["namespace"].as_str().unwrap_or_default().to_string();
+    api.create(r, &namespace, object, &WriteOptions::default()).expect("created");
+}
+
+fn set_running(api: &Api, namespace: &str, name: &str, ip: &str) {
+    api.modify(resources::by_kind("v1", "Pod").unwrap(), namespace, name, |pod| {
+        pod["status"] = json!({"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}]});
+        true
+    })
+    .expect("status written");
+}
+
+fn ready(node: &NetNs) -> bool {
+    node.enter(|| {
+        let Ok(mut stream) = TcpStream::connect("127.0.0.1:9099") else { return false };
+        let _ = write!(stream, "GET /readyz HTTP/1.0\r\nHost: agent\r\n\r\n");
+        let mut response = String::new();
+        let _ = stream.read_to_string(&mut response);
+        response.split(' ').nth(1) == Some("200")
+    })
+    .join()
+    .unwrap()
+}
+
+fn proc_field(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status.lines().find_map(|l| l.strip_prefix(field)).and_then(|v| v.split_whitespace().next()?.parse().ok()).unwrap_or(0)
+}
+
+/// utime + stime in clock ticks (100 per second).
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(") ").map(|(_, rest)| rest).unwrap_or_default();
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    fields.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) + fields.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+}
+
+/// The agent's per-sync latencies logged after `from` bytes of its log.
+fn synced_latencies(log: &std::path::Path, from: usize) -> (Vec<f64>, usize) {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let fresh = &text[from.min(text.len())..];
+    let values = fresh
+        .lines()
+        .filter(|l| l.contains("synced"))
+        .filter_map(|l| l.split("event_to_kernel_ms=Some(").nth(1)?.split(')').next()?.parse().ok())
+        .collect();
+    (values, text.len())
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn main() {
+    let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let (pods, policy_count, events) = (args.first().copied().unwrap_or(10_000), args.get(1).copied().unwrap_or(1_000), args.get(2).copied().unwrap_or(50));
+    let namespace_count = (policy_count / 5).max(1);
+    assert!(nix::unistd::geteuid().is_root(), "the agent benchmark needs root (network namespaces, nftables)");
+    let node = NetNs::new("bench-node");
+    let dir = tempfile::tempdir().unwrap();
+    let state_dir = dir.path().join("api");
+    let running = node
+        .enter(move || {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            palisade_apiserver::start(Options { state_dir, service_cidrs: vec!["10.96.0.0/16".parse().unwrap()], listeners: vec![listener], addresses: vec!["127.0.0.1".parse().unwrap()], kubelet: None, watch_history_bytes: None }).unwrap()
+        })
+        .join()
+        .unwrap();
+    let api = running.api.clone();
+    let started = Instant::now();
+    for object in namespaces(namespace_count) {
+        create(&api, object);
+    }
+    for i in 0..pods {
+        let node_name = format!("node-{}", i % 10 + 1);
+        create(&api, pod(i, namespace_count, &node_name));
+        set_running(&api, &format!("ns-{}", i % namespace_count), &format!("pod-{i}"), &pod_ip(i));
+    }
+    for n in 0..namespace_count {
+        for policy in policies(n, 80) {
+            create(&api, policy);
+        }
+    }
+    eprintln!("stored {pods} pods, {namespace_count} namespaces, {} policies in {:.1} s", namespace_count * 5, started.elapsed().as_secs_f64());
+
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, running.kubeconfig("bench")).unwrap();
+    let log = dir.path().join("agent.log");
+    let palisade = std::path::Path::new(env!("CARGO_BIN_EXE_palisade"));
+    let start = Instant::now();
+    let mut agent = Command::new("ip")
+        .args(["netns", "exec", &node.name])
+        .arg(palisade)
+        .args(["agent", "--node-name", "node-1", "--listen", "127.0.0.1:9099"])
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .arg("--cni-socket")
+        .arg(dir.path().join("agent.sock"))
+        .env("RUST_LOG", "palisade_agent=debug")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    while !ready(&node) {
+        assert!(start.elapsed() < Duration::from_secs(120), "the agent did not get ready:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let first_sync = start.elapsed();
+    let pid = agent.id();
+    let first = std::fs::read_to_string(&log).unwrap_or_default();
+    let report = first.lines().find(|l| l.contains("first full sync")).unwrap_or("").split("report=").nth(1).unwrap_or("").to_string();
+    println!("first full sync (start to ready: list of every kind over HTTPS, conversion, render, apply): {:.0} ms", first_sync.as_secs_f64() * 1000.0);
+    println!("  {}", report.trim());
+    println!("agent resident memory after the first sync: {} MiB (peak {} MiB)", proc_field(pid, "VmRSS:") / 1024, proc_field(pid, "VmHWM:") / 1024);
+
+    let mut offset = first.len();
+    let pods_api = resources::by_kind("v1", "Pod").unwrap();
+    let policies_api = resources::by_kind("networking.k8s.io/v1", "NetworkPolicy").unwrap();
+    // Pods of node-1 in ns-0: pod-0 is on node-1 (i % 10 == 0).
+    for kind in ["pod add", "label change", "policy edit"] {
+        let ticks = cpu_ticks(pid);
+        let mut latencies = Vec::new();
+        for e in 0..events {
+            match kind {
+                "pod add" => {
+                    let name = format!("added-{e}");
+                    let mut object = pod(0, namespace_count, "node-1");
+                    object["metadata"]["name"] = json!(name);
+                    create(&api, object);
+                    set_running(&api, "ns-0", &name, &format!("10.250.{}.{}", e / 250, e % 250 + 1));
+                }
+                "label change" => {
+                    let tier = TIERS[(e + 1) % 5];
+                    api.modify(pods_api, "ns-0", "pod-0", |p| {
+                        p["metadata"]["labels"]["tier"] = json!(tier);
+                        true
+                    })
+                    .unwrap();
+                }
+                _ => {
+                    let port = 80 + (e % 2) as u16 + 1;
+                    api.modify(policies_api, "ns-0", "web", |p| {
+                        p["spec"]["ingress"][0]["ports"][0]["port"] = json!(port);
+                        true
+                    })
+                    .unwrap();
+                }
+            }
+            let waited = Instant::now();
+            loop {
+                let (values, end) = synced_latencies(&log, offset);
+                if let Some(&value) = values.last() {
+                    latencies.push(value);
+                    offset = end;
+                    break;
+                }
+                assert!(waited.elapsed() < Duration::from_secs(30), "no sync after a {kind}");
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+        let cpu_ms = (cpu_ticks(pid) - ticks) as f64 * 10.0 / events as f64;
+        latencies.sort_by(f64::total_cmp);
+        println!(
+            "{kind} ({events} events, one at a time): event-to-kernel median {:.1} ms, p99 {:.1} ms, max {:.1} ms; agent CPU {cpu_ms:.1} ms per event",
+            percentile(&latencies, 50.0),
+            percentile(&latencies, 99.0),
+            latencies.last().unwrap()
+        );
+    }
+    println!("agent resident memory after the events: {} MiB (peak {} MiB)", proc_field(pid, "VmRSS:") / 1024, proc_field(pid, "VmHWM:") / 1024);
+    let _ = agent.kill();
+    let _ = agent.wait();
+    running.stop();
+}
