@@ -92,6 +92,8 @@ fn sync_loop<N: Nft>(shared: &Shared, mut reconciler: Reconciler<N>, min_interva
     let all = crate::watch::all_kinds();
     let mut synced_version: Option<u64> = None;
     let mut last_sync: Option<Instant> = None;
+    // The node routes last installed (None: not yet, or the last attempt failed).
+    let mut routes: Option<Vec<palisade_net::NodeRoute>> = None;
     loop {
         let mut inner = shared.lock();
         loop {
@@ -113,10 +115,13 @@ fn sync_loop<N: Nft>(shared: &Shared, mut reconciler: Reconciler<N>, min_interva
         {
             std::thread::sleep(min_interval - since);
         }
-        let (cluster, version, pending_since) = {
+        let (cluster, version, pending_since, wanted_routes) = {
             let mut inner = shared.lock();
-            (inner.state.cluster(), inner.state.version(), inner.pending_since.take())
+            (inner.state.cluster(), inner.state.version(), inner.pending_since.take(), inner.state.node_routes(reconciler.node()))
         };
+        if routes.as_ref() != Some(&wanted_routes) {
+            routes = sync_routes(&wanted_routes);
+        }
         let started = Instant::now();
         let result = reconciler.reconcile(&cluster);
         let finished = Instant::now();
@@ -159,6 +164,25 @@ fn sync_loop<N: Nft>(shared: &Shared, mut reconciler: Reconciler<N>, min_interva
                     });
                 }
             }
+        }
+    }
+}
+
+/// Installs the routes to the other nodes' pods; `None` if that failed (retried next sync).
+fn sync_routes(wanted: &[palisade_net::NodeRoute]) -> Option<Vec<palisade_net::NodeRoute>> {
+    match palisade_net::sync_node_routes(wanted) {
+        Ok(changes) => {
+            for route in &changes.added {
+                tracing::info!(%route, "route to another node's pods added");
+            }
+            for route in &changes.removed {
+                tracing::info!(%route, "route to another node's pods removed");
+            }
+            Some(wanted.to_vec())
+        }
+        Err(error) => {
+            tracing::error!(%error, "could not install the routes to other nodes' pods; retrying at the next sync");
+            None
         }
     }
 }

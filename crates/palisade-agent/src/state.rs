@@ -68,6 +68,23 @@ impl ClusterState {
         &self.nodes
     }
 
+    /// The routes this node needs to the other nodes' pods (host-gw): each other node's pod
+    /// CIDRs via its InternalIP of the same family. A CIDR whose node has no address of its
+    /// family gets no route.
+    pub fn node_routes(&self, this_node: &str) -> Vec<palisade_net::NodeRoute> {
+        let mut routes = Vec::new();
+        for (name, node) in self.nodes.iter().filter(|(name, _)| name.as_str() != this_node) {
+            for cidr in &node.pod_cidrs {
+                match node.internal_ips.iter().find(|ip| ip.is_ipv4() == cidr.addr().is_ipv4()) {
+                    Some(gateway) => routes.push(palisade_net::NodeRoute { destination: cidr.trunc(), gateway: *gateway }),
+                    None => tracing::debug!(node = %name, %cidr, "no InternalIP of the pod CIDR's family: no route"),
+                }
+            }
+        }
+        routes.sort();
+        routes
+    }
+
     fn changed(&mut self) {
         self.version += 1;
     }
@@ -361,5 +378,9 @@ mod tests {
         let info = &state.nodes()["n2"];
         assert_eq!(info.pod_cidrs.len(), 2);
         assert_eq!(info.internal_ips, ["172.30.0.3".parse::<std::net::IpAddr>().unwrap()]);
+        // Routes: to n2's IPv4 CIDR only (it has no IPv6 address); none to this node itself.
+        let routes: Vec<String> = state.node_routes("n1").iter().map(ToString::to_string).collect();
+        assert_eq!(routes, ["10.244.4.0/22 via 172.30.0.3"]);
+        assert!(state.node_routes("n2").is_empty());
     }
 }

@@ -491,3 +491,64 @@ fn a_new_pod_is_isolated_before_its_first_packet() {
     assert!(error["details"].as_str().unwrap_or_default().contains("agent.sock"), "{error}");
     assert_eq!(node.links(), links, "a failed ADD left a link");
 }
+
+impl Node {
+    /// A Node object as the kubelet and the controller manager leave it.
+    fn node_object(&self, name: &str, v4: &str, v6: &str, cidrs: [&str; 2]) {
+        let nodes = resources::by_kind("v1", "Node").unwrap();
+        let object = json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}, "spec": {"podCIDR": cidrs[0], "podCIDRs": cidrs}});
+        if self.api().get(nodes, "", name).is_err() {
+            self.api().create(nodes, "", object, &palisade_apiserver::api::WriteOptions::default()).unwrap();
+        }
+        self.api()
+            .modify(nodes, "", name, |node| {
+                node["status"] = json!({"addresses": [{"type": "InternalIP", "address": v4}, {"type": "InternalIP", "address": v6}, {"type": "Hostname", "address": name}]});
+                true
+            })
+            .unwrap();
+    }
+
+    fn routes(&self, family: &str) -> String {
+        String::from_utf8_lossy(&self.bed.node.exec("ip", &[family, "route", "show", "proto", "77"]).stdout).into_owned()
+    }
+}
+
+#[test]
+fn routes_to_other_nodes_pods_follow_the_node_objects() {
+    if !require_privileges() {
+        return;
+    }
+    let mut node = Node::new();
+    // The node's link to the others (TEST-NET addresses, nothing outside the namespace), and
+    // a route someone else installed, which the agent must leave alone.
+    node.bed.node.ip_batch(&[
+        // A veth pair inside the namespace (this kernel has no dummy links).
+        "link add underlay type veth peer name underlay-peer".into(),
+        "link set underlay-peer up".into(),
+        "link set underlay up".into(),
+        "addr add 192.0.2.1/24 dev underlay".into(),
+        "addr add 2001:db8::1/64 dev underlay nodad".into(),
+        "route add 10.244.9.0/24 via 192.0.2.9".into(),
+    ]);
+    node.kubectl(&["apply", "-f", &workspace().join("deploy/palisade.yaml").display().to_string()]);
+    node.node_object("node-1", "192.0.2.1", "2001:db8::1", ["10.244.1.0/24", "fd00:10:244:1::/64"]);
+    node.node_object("node-2", "192.0.2.2", "2001:db8::2", ["10.244.2.0/24", "fd00:10:244:2::/64"]);
+    node.start_agent();
+    node.wait_for("readiness", |n| n.ready().is_none());
+    node.wait_for("routes to node-2's pods", |n| n.routes("-4").contains("10.244.2.0/24 via 192.0.2.2") && n.routes("-6").contains("fd00:10:244:2::/64 via 2001:db8::2"));
+    assert!(!node.routes("-4").contains("10.244.1.0/24"), "a route to this node's own pods: {}", node.routes("-4"));
+
+    // node-2 moves to another address; a third node joins.
+    node.node_object("node-2", "192.0.2.22", "2001:db8::22", ["10.244.2.0/24", "fd00:10:244:2::/64"]);
+    node.node_object("node-3", "192.0.2.3", "2001:db8::3", ["10.244.3.0/24", "fd00:10:244:3::/64"]);
+    node.wait_for("routes updated", |n| {
+        let v4 = n.routes("-4");
+        v4.contains("10.244.2.0/24 via 192.0.2.22") && v4.contains("10.244.3.0/24 via 192.0.2.3") && !v4.contains("192.0.2.2 ")
+    });
+
+    // Nodes leave: their routes go, the foreign route stays.
+    node.kubectl(&["delete", "node", "node-2", "node-3"]);
+    node.wait_for("routes removed", |n| n.routes("-4").trim().is_empty() && n.routes("-6").trim().is_empty());
+    let all = String::from_utf8_lossy(&node.bed.node.exec("ip", &["route"]).stdout).into_owned();
+    assert!(all.contains("10.244.9.0/24 via 192.0.2.9"), "the agent removed a route it does not own:\n{all}");
+}

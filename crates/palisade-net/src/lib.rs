@@ -12,6 +12,7 @@
 mod error;
 mod links;
 mod netns;
+mod node_routes;
 mod ops;
 mod pod;
 mod sysctl;
@@ -19,6 +20,7 @@ mod sysctl;
 pub use error::NetError;
 pub use pod::{HostSide, LinkInfo, PodInterface, PodState, check_pod, configure_host, configure_pod, create_veth, delete_link, host_link, pod_interface_exists, pod_link};
 pub use links::{add_address, add_route_via, link, link_names, link_up};
+pub use node_routes::{NodeRoute, ROUTE_PROTOCOL, RouteChanges, sync_node_routes};
 pub use netns::{NETNS_RUN_DIR, create_named, delete_named, list_named, netns_path, processes_in, run_in};
 pub use ops::{in_namespace, with_netlink};
 pub use sysctl::{read_sysctl, write_sysctl};
