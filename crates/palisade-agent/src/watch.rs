@@ -180,7 +180,7 @@ where
     K: Watched,
     K::DynamicType: Default,
 {
-    let stream = watcher::watcher(api.clone(), watcher::Config::default().any_semantic()).default_backoff();
+    let stream = watcher::watcher(api.clone(), watcher::Config::default().any_semantic().page_size(100)).default_backoff();
     tokio::spawn(follow(api, stream, shared.clone()))
 }
 
