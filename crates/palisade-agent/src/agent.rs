@@ -32,6 +32,8 @@ pub struct AgentConfig {
     pub listen: SocketAddr,
     /// Where the CNI plugin announces new pods (`agentSocket` in the network config).
     pub cni_socket: PathBuf,
+    /// Where the applied state is recorded for a restarted agent (see `Reconciler::resuming`).
+    pub state_file: PathBuf,
     pub resync: Duration,
     pub min_sync_interval: Duration,
     pub api_grace: Duration,
@@ -71,7 +73,7 @@ pub async fn run<N: Nft + Send + 'static>(config: AgentConfig, nft: N, shutdown:
     let cni = tokio::spawn(crate::cni_socket::serve(socket, config.cni_socket.clone(), shared.clone()));
     let watches = crate::watch::start(&client, &shared);
     let events = tokio::spawn(publish_events(client.clone(), shared.clone(), config.node.clone()));
-    let reconciler = Reconciler::new(config.node.clone(), nft, config.render.clone()).with_resync(config.resync);
+    let reconciler = Reconciler::resuming(config.node.clone(), nft, config.render.clone(), config.state_file.clone()).with_resync(config.resync);
     let sync = {
         let shared = shared.clone();
         let (min_interval, resync) = (config.min_sync_interval, config.resync);

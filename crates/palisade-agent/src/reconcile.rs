@@ -41,11 +41,24 @@ pub struct Reconciler<N: Nft> {
     resync_every: Duration,
     /// Applies the kernel refused, by [`ApplyError::reason`]: the agent's metrics export them.
     apply_errors: BTreeMap<&'static str, u64>,
+    /// Where what was applied is recorded, for a restarted agent to resume from.
+    state_file: Option<std::path::PathBuf>,
 }
 
 impl<N: Nft> Reconciler<N> {
     pub fn new(node: impl Into<String>, nft: N, options: RenderOptions) -> Self {
-        Self { node: node.into(), options, dataplane: Dataplane::new(nft), resync_every: DEFAULT_RESYNC, apply_errors: BTreeMap::new() }
+        Self { node: node.into(), options, dataplane: Dataplane::new(nft), resync_every: DEFAULT_RESYNC, apply_errors: BTreeMap::new(), state_file: None }
+    }
+
+    /// Records every applied state in `path`, and resumes from the one there: a restarted
+    /// agent's first sync is then a blue/green replace next to the table it finds (no
+    /// allowed connection is rejected during it), not a delete-and-create.
+    pub fn resuming(node: impl Into<String>, nft: N, options: RenderOptions, path: std::path::PathBuf) -> Self {
+        let dataplane = match palisade_nft::state_file::load(&path) {
+            Some((ruleset, naming)) => Dataplane::resume(nft, ruleset, naming),
+            None => Dataplane::new(nft),
+        };
+        Self { node: node.into(), options, dataplane, resync_every: DEFAULT_RESYNC, apply_errors: BTreeMap::new(), state_file: Some(path) }
     }
 
     pub fn with_resync(mut self, every: Duration) -> Self {
@@ -75,6 +88,12 @@ impl<N: Nft> Reconciler<N> {
             tracing::error!(node = %self.node, %error, "the kernel refused this node's ruleset; the previous one stays in force");
         })?;
         tracing::debug!(node = %self.node, %apply, "reconciled");
+        if let (Some(path), Some((applied, naming))) = (&self.state_file, self.dataplane.state())
+            && let Err(error) = palisade_nft::state_file::save(path, applied, naming)
+        {
+            // The kernel has the ruleset; only a restart's first replace is less smooth.
+            tracing::warn!(path = %path.display(), %error, "could not record the applied state");
+        }
         Ok(ReconcileReport { node: self.node.clone(), local_pods, render_time, rules: ruleset.rule_count(), elements: ruleset.element_count(), apply })
     }
 }

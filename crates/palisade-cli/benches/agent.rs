@@ -98,6 +98,15 @@ fn synced_latencies(log: &std::path::Path, from: usize) -> (Vec<f64>, usize) {
     (values, text.len())
 }
 
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
     sorted[rank.clamp(1, sorted.len()) - 1]
@@ -140,7 +149,7 @@ fn main() {
     let log = dir.path().join("agent.log");
     let palisade = std::path::Path::new(env!("CARGO_BIN_EXE_palisade"));
     let start = Instant::now();
-    let mut agent = Command::new("ip")
+    let agent = Command::new("ip")
         .args(["netns", "exec", &node.name])
         .arg(palisade)
         .args(["agent", "--node-name", "node-1", "--listen", "127.0.0.1:9099"])
@@ -148,6 +157,8 @@ fn main() {
         .arg(&kubeconfig)
         .arg("--cni-socket")
         .arg(dir.path().join("agent.sock"))
+        .arg("--state-file")
+        .arg(dir.path().join("agent-state.json"))
         .env("RUST_LOG", "palisade_agent=debug")
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
@@ -155,12 +166,14 @@ fn main() {
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
+    // Killed however the benchmark ends (a panic included): its namespace goes with `node`.
+    let agent = KillOnDrop(agent);
     while !ready(&node) {
         assert!(start.elapsed() < Duration::from_secs(120), "the agent did not get ready:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
         std::thread::sleep(Duration::from_millis(5));
     }
     let first_sync = start.elapsed();
-    let pid = agent.id();
+    let pid = agent.0.id();
     let first = std::fs::read_to_string(&log).unwrap_or_default();
     let report = first.lines().find(|l| l.contains("first full sync")).unwrap_or("").split("report=").nth(1).unwrap_or("").to_string();
     println!("first full sync (start to ready: list of every kind over HTTPS, conversion, render, apply): {:.0} ms", first_sync.as_secs_f64() * 1000.0);
@@ -222,7 +235,6 @@ fn main() {
         );
     }
     println!("agent resident memory after the events: {} MiB (peak {} MiB)", proc_field(pid, "VmRSS:") / 1024, proc_field(pid, "VmHWM:") / 1024);
-    let _ = agent.kill();
-    let _ = agent.wait();
+    drop(agent);
     running.stop();
 }

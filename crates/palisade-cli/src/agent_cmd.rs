@@ -22,6 +22,10 @@ pub struct AgentArgs {
     /// config's `agentSocket`).
     #[arg(long, env = "PALISADE_CNI_SOCKET", default_value = palisade_agent::install::AGENT_SOCKET)]
     pub cni_socket: PathBuf,
+    /// Where the agent records what it applied, so that a restarted agent replaces the table
+    /// next to the one it finds (blue/green) rather than deleting and creating it.
+    #[arg(long, env = "PALISADE_STATE_FILE", default_value = "/run/palisade/agent-state.json")]
+    pub state_file: PathBuf,
     /// A full replace of the table this often, repairing anything changed behind the agent.
     #[arg(long, env = "PALISADE_RESYNC_SECONDS", default_value_t = 90.0)]
     pub resync_seconds: f64,
@@ -50,6 +54,7 @@ pub fn run(args: &AgentArgs) -> Result<()> {
         kubeconfig: args.kubeconfig.clone(),
         listen: args.listen,
         cni_socket: args.cni_socket.clone(),
+        state_file: args.state_file.clone(),
         resync: seconds(args.resync_seconds, "resync-seconds")?,
         min_sync_interval: Duration::from_millis(args.min_sync_interval_ms),
         api_grace: seconds(args.api_grace_seconds, "api-grace-seconds")?,

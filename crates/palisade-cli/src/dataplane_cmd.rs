@@ -8,8 +8,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use palisade_model::Cluster;
-use palisade_nft::{Dataplane, DenyAction, Naming, NftBinary, NodeState, RenderOptions, Ruleset, json, render, text};
-use serde::{Deserialize, Serialize};
+use palisade_nft::{Dataplane, DenyAction, NftBinary, NodeState, RenderOptions, Ruleset, json, render, text};
 
 use crate::input::{self, InputArgs};
 
@@ -97,30 +96,20 @@ pub fn run(command: &DataplaneCommand, verbose: u8) -> Result<()> {
     }
 }
 
-/// What `apply` remembers between runs, per network namespace and table.
-#[derive(Serialize, Deserialize)]
-struct State {
-    naming: Naming,
-    ruleset: Ruleset,
-}
-
 fn apply(args: &ApplyArgs, verbose: u8) -> Result<()> {
     let loaded = input::load(&args.node.input, verbose)?;
     let ruleset = desired(&args.node, &loaded.cluster);
     // Namespaces are told apart by the inode of their namespace file.
     let netns = std::fs::metadata("/proc/self/ns/net").context("reading /proc/self/ns/net")?.ino();
     let state_file = args.state_dir.join(format!("{}-netns{netns}.json", args.node.table));
-    let previous: Option<State> = std::fs::read(&state_file).ok().and_then(|bytes| serde_json::from_slice(&bytes).ok());
     let nft = NftBinary::default();
-    let mut dataplane = match previous {
-        Some(state) => Dataplane::resume(nft, state.ruleset, state.naming),
+    let mut dataplane = match palisade_nft::state_file::load(&state_file) {
+        Some((ruleset, naming)) => Dataplane::resume(nft, ruleset, naming),
         None => Dataplane::new(nft),
     };
     let report = dataplane.replace(&ruleset).context("applying the table")?;
     if let Some((ruleset, naming)) = dataplane.state() {
-        std::fs::create_dir_all(&args.state_dir).with_context(|| format!("creating {}", args.state_dir.display()))?;
-        let state = serde_json::to_vec(&State { naming: naming.clone(), ruleset: ruleset.clone() })?;
-        std::fs::write(&state_file, state).with_context(|| format!("writing {}", state_file.display()))?;
+        palisade_nft::state_file::save(&state_file, ruleset, naming).with_context(|| format!("writing {}", state_file.display()))?;
     }
     println!("table inet {}: {report}", args.node.table);
     println!(

@@ -115,6 +115,8 @@ impl Node {
             .arg(format!("127.0.0.1:{}", self.agent_port))
             .arg("--cni-socket")
             .arg(self.socket())
+            .arg("--state-file")
+            .arg(self.dir.path().join("agent-state.json"))
             .args(&self.agent_flags)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -181,12 +183,13 @@ impl Node {
 
     /// The table once the agent is done with it (a sync's preparing transaction adds
     /// versioned sets before the main one switches to them and a last one removes the old).
+    /// Counters (which traffic moves) do not count as changes.
     fn settled_table(&self) -> String {
         let mut last = self.table().expect("the table");
         loop {
             std::thread::sleep(Duration::from_millis(150));
             let now = self.table().expect("the table");
-            if now == last {
+            if normalize_listing(&now) == normalize_listing(&last) {
                 return now;
             }
             last = now;
@@ -265,22 +268,30 @@ spec:
     - namespaceSelector: {matchLabels: {env: production}}
 ";
 
-/// A listing compared by content: set versions (`_v3`, which an agent's incremental
-/// updates add and a fresh agent does not) are left out of the names.
+/// A listing compared by content: the generation (`_a` or `_b`, which a blue/green replace
+/// flips) and set versions (`_v3`, which incremental updates add) are left out of names.
 fn same_ruleset(listing: &str) -> Vec<String> {
     let mut text = String::with_capacity(listing.len());
     let mut rest = listing;
-    while let Some(at) = rest.find("_v") {
+    while let Some(at) = rest.find(|c| c == '_') {
         text.push_str(&rest[..at]);
-        let after = &rest[at + 2..];
-        let digits = after.chars().take_while(char::is_ascii_digit).count();
-        // Only a generation's version (`..._a_v3`), not `_v4` of `egress_pods_v4_a`.
-        let versioned = digits > 0 && (text.ends_with("_a") || text.ends_with("_b"));
-        if !versioned {
-            text.push_str("_v");
-            text.push_str(&after[..digits]);
+        let after = &rest[at + 1..];
+        let ends_word = |s: &str| s.chars().next().is_none_or(|c| !c.is_ascii_alphanumeric() && c != '_');
+        let generation = (after.starts_with('a') || after.starts_with('b')) && (ends_word(&after[1..]) || after[1..].starts_with("_v"));
+        if generation {
+            text.push_str("_G");
+            rest = &after[1..];
+            // A version after the generation.
+            if let Some(version) = rest.strip_prefix("_v") {
+                let digits = version.chars().take_while(char::is_ascii_digit).count();
+                if digits > 0 && ends_word(&version[digits..]) {
+                    rest = &version[digits..];
+                }
+            }
+        } else {
+            text.push('_');
+            rest = after;
         }
-        rest = &after[digits..];
     }
     text.push_str(rest);
     normalize_listing(&text)
@@ -551,4 +562,77 @@ fn routes_to_other_nodes_pods_follow_the_node_objects() {
     node.wait_for("routes removed", |n| n.routes("-4").trim().is_empty() && n.routes("-6").trim().is_empty());
     let all = String::from_utf8_lossy(&node.bed.node.exec("ip", &["route"]).stdout).into_owned();
     assert!(all.contains("10.244.9.0/24 via 192.0.2.9"), "the agent removed a route it does not own:\n{all}");
+}
+
+/// The seed's policy in two forms that differ in their rules (and so in the table) but agree
+/// on the two pairs the test probes: production reaches nginx on 80, develop does not.
+fn policy_form(round: usize) -> String {
+    let ports = if round % 2 == 0 { "[{port: 80}]" } else { "[{port: 80}, {port: 8080}, {port: 9000, endPort: 9100}]" };
+    format!("{POLICY}    ports: {ports}\n")
+}
+
+#[test]
+fn kill_9_during_syncs_under_load_never_opens_or_closes_the_node() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    if !require_privileges() {
+        return;
+    }
+    let mut node = Node::new();
+    node.kubectl(&["apply", "-f", &workspace().join("deploy/palisade.yaml").display().to_string()]);
+    node.apply("workloads.yaml", WORKLOADS);
+    node.apply("policy.yaml", &policy_form(0));
+    node.pods_running();
+    let _servers = Servers::start(node.bed.pod("production/nginx"), &[80], &[]);
+    node.start_agent();
+    node.wait_for("readiness", |n| n.ready().is_none());
+
+    // Load: both pairs probed without pause for the whole test.
+    let (from_production, from_develop) = (Prober::new(node.bed.pod("production/curl")), Prober::new(node.bed.pod("develop/curl")));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (probes, wrong) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let load = {
+        let (stop, probes, wrong) = (stop.clone(), probes.clone(), wrong.clone());
+        std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                for (prober, expected) in [(&from_production, Outcome::Connected), (&from_develop, Outcome::Refused)] {
+                    let outcome = probe(prober, "production/nginx", false);
+                    probes.fetch_add(1, Ordering::Relaxed);
+                    if outcome != expected {
+                        wrong.fetch_add(1, Ordering::Relaxed);
+                        seen.push(format!("{expected:?} expected, {outcome:?} seen"));
+                    }
+                }
+            }
+            seen
+        })
+    };
+    let mut missing_table = 0;
+    for round in 1..=50 {
+        node.apply("policy.yaml", &policy_form(round));
+        if round % 5 == 0 {
+            // kill -9 while that change is being synced, and start a new agent at once.
+            node.kill_agent();
+            node.start_agent();
+        } else {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if node.table().is_none() {
+            missing_table += 1;
+        }
+    }
+    node.wait_for("readiness at the end", |n| n.ready().is_none());
+    let end = node.settled_table();
+    stop.store(true, Ordering::Relaxed);
+    let seen = load.join().unwrap();
+    assert_eq!(missing_table, 0, "the table was missing in {missing_table} of 50 checks");
+    assert!(seen.is_empty(), "{} of {} probes saw a state that was neither the old nor the new one: {seen:?}", wrong.load(Ordering::Relaxed), probes.load(Ordering::Relaxed));
+    assert!(probes.load(Ordering::Relaxed) > 100, "too little load: {} probes", probes.load(Ordering::Relaxed));
+    // The last form is enforced, and a fresh agent programs the same ruleset.
+    assert!(end.contains("9000-9100") == (50 % 2 == 1), "{end}");
+    node.kill_agent();
+    node.start_agent();
+    node.wait_for("readiness of a fresh agent", |n| n.ready().is_none());
+    assert_eq!(same_ruleset(&node.settled_table()), same_ruleset(&end));
 }

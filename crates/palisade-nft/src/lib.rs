@@ -18,6 +18,7 @@ pub mod apply;
 pub mod culprit;
 pub mod diff;
 pub mod generation;
+pub mod state_file;
 
 pub use apply::{ApplyError, ApplyKind, ApplyReport, Dataplane, Nft, NftBinary};
 pub use generation::{Generation, Naming};
