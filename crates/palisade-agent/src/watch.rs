@@ -174,13 +174,38 @@ where
     }
 }
 
+/// Retries of a failed watch: 0.5 s doubling to at most 5 s. kube's default backoff grows to
+/// 30 s, so after an API outage of half a minute the watch could stay silent (changes not
+/// followed) for up to 30 s more once the API was back.
+struct WatchBackoff {
+    next: Duration,
+}
+
+const RETRY_FIRST: Duration = Duration::from_millis(500);
+const RETRY_MAX: Duration = Duration::from_secs(5);
+
+impl Iterator for WatchBackoff {
+    type Item = Duration;
+    fn next(&mut self) -> Option<Duration> {
+        let delay = self.next;
+        self.next = (self.next * 2).min(RETRY_MAX);
+        Some(delay)
+    }
+}
+
+impl kube::runtime::utils::Backoff for WatchBackoff {
+    fn reset(&mut self) {
+        self.next = RETRY_FIRST;
+    }
+}
+
 /// Watches every object of `K` (all namespaces).
 fn spawn<K>(api: Api<K>, shared: &Arc<Shared>) -> tokio::task::JoinHandle<()>
 where
     K: Watched,
     K::DynamicType: Default,
 {
-    let stream = watcher::watcher(api.clone(), watcher::Config::default().any_semantic().page_size(100)).default_backoff();
+    let stream = watcher::watcher(api.clone(), watcher::Config::default().any_semantic().page_size(100)).backoff(WatchBackoff { next: RETRY_FIRST });
     tokio::spawn(follow(api, stream, shared.clone()))
 }
 
