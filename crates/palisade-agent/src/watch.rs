@@ -154,6 +154,9 @@ where
         };
         let mut refused = Vec::new();
         let mut listed_now = false;
+        // `Init` only says a (re-)list starts, also right before it fails again: not a sign
+        // that the watch works.
+        let healthy = !matches!(event, Event::Init);
         shared.update(|state| match event {
             Event::Init => listing = Some(HashSet::new()),
             Event::InitApply(object) => {
@@ -167,7 +170,9 @@ where
             Event::Apply(object) => refused.extend(object.apply(state)),
             Event::Delete(object) => object.delete(state),
         });
-        shared.watch_ok(K::KIND, listed_now);
+        if healthy {
+            shared.watch_ok(K::KIND, listed_now);
+        }
         for refusal in refused {
             shared.refused(refusal);
         }
