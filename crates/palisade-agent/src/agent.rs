@@ -50,8 +50,9 @@ pub enum AgentError {
     Socket { path: PathBuf, source: std::io::Error },
 }
 
-async fn client(config: &AgentConfig) -> Result<kube::Client, AgentError> {
-    let kube_config = match &config.kubeconfig {
+/// A client from `kubeconfig`, or the in-cluster ServiceAccount (or `$KUBECONFIG`).
+pub async fn client(kubeconfig: Option<&std::path::Path>) -> Result<kube::Client, AgentError> {
+    let kube_config = match kubeconfig {
         Some(path) => {
             let kubeconfig = Kubeconfig::read_from(path).map_err(|e| AgentError::Client(format!("reading {}: {e}", path.display())))?;
             kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await.map_err(|e| AgentError::Client(e.to_string()))?
@@ -65,7 +66,7 @@ async fn client(config: &AgentConfig) -> Result<kube::Client, AgentError> {
 pub async fn run<N: Nft + Send + 'static>(config: AgentConfig, nft: N, shutdown: impl std::future::Future<Output = ()>) -> Result<(), AgentError> {
     tracing::info!(node = %config.node, listen = %config.listen, cni_socket = %config.cni_socket.display(), resync_s = config.resync.as_secs_f64(), min_sync_interval_ms = config.min_sync_interval.as_millis() as u64,
         api_grace_s = config.api_grace.as_secs_f64(), deny_action = ?config.render.deny_action, table = %config.render.table, "palisade agent starting");
-    let client = client(&config).await?;
+    let client = client(config.kubeconfig.as_deref()).await?;
     let shared = Arc::new(Shared::new(Metrics::default(), config.api_grace));
     let listener = tokio::net::TcpListener::bind(config.listen).await.map_err(|source| AgentError::Listen { address: config.listen, source })?;
     let http = tokio::spawn(crate::http::serve(listener, shared.clone()));

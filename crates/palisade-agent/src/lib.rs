@@ -13,5 +13,5 @@ pub mod shared;
 pub mod state;
 mod watch;
 
-pub use agent::{AgentConfig, AgentError, run};
+pub use agent::{AgentConfig, AgentError, client, run};
 pub use reconcile::{ReconcileReport, Reconciler, local_endpoints};

@@ -47,7 +47,11 @@ pub struct Reconciler<N: Nft> {
 
 impl<N: Nft> Reconciler<N> {
     pub fn new(node: impl Into<String>, nft: N, options: RenderOptions) -> Self {
-        Self { node: node.into(), options, dataplane: Dataplane::new(nft), resync_every: DEFAULT_RESYNC, apply_errors: BTreeMap::new(), state_file: None }
+        Self::with_dataplane(node.into(), options, Dataplane::new(nft), None)
+    }
+
+    fn with_dataplane(node: String, options: RenderOptions, dataplane: Dataplane<N>, state_file: Option<std::path::PathBuf>) -> Self {
+        Self { node, options, dataplane, resync_every: DEFAULT_RESYNC, apply_errors: BTreeMap::new(), state_file }
     }
 
     /// Records every applied state in `path`, and resumes from the one there: a restarted
@@ -58,7 +62,7 @@ impl<N: Nft> Reconciler<N> {
             Some((ruleset, naming)) => Dataplane::resume(nft, ruleset, naming),
             None => Dataplane::new(nft),
         };
-        Self { node: node.into(), options, dataplane, resync_every: DEFAULT_RESYNC, apply_errors: BTreeMap::new(), state_file: Some(path) }
+        Self::with_dataplane(node.into(), options, dataplane, Some(path))
     }
 
     pub fn with_resync(mut self, every: Duration) -> Self {

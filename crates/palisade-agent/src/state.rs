@@ -3,7 +3,7 @@
 //! converted form is kept, so an event costs the conversion of one object and the agent
 //! holds what the engine needs, not the API's objects.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use k8s_openapi::api::core::v1::{Namespace as K8sNamespace, Node, Pod};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
@@ -235,35 +235,27 @@ impl ClusterState {
 
     /// Replaces every object of one kind (a watch's initial list or re-list): objects the
     /// new list lacks were deleted while the agent was not watching.
-    pub fn retain_pods(&mut self, keep: &std::collections::HashSet<Key>) {
-        let before = self.pods.len();
+    pub fn retain_pods(&mut self, keep: &HashSet<Key>) {
         self.unaddressed.retain(|k, _| keep.contains(k));
-        self.pods.retain(|k, _| keep.contains(k));
-        if self.pods.len() != before {
+        if retain(&mut self.pods, keep) {
             self.changed();
         }
     }
 
-    pub fn retain_policies(&mut self, keep: &std::collections::HashSet<Key>) {
-        let before = self.policies.len();
-        self.policies.retain(|k, _| keep.contains(k));
-        if self.policies.len() != before {
+    pub fn retain_policies(&mut self, keep: &HashSet<Key>) {
+        if retain(&mut self.policies, keep) {
             self.changed();
         }
     }
 
-    pub fn retain_namespaces(&mut self, keep: &std::collections::HashSet<String>) {
-        let before = self.namespaces.len();
-        self.namespaces.retain(|k, _| keep.contains(k));
-        if self.namespaces.len() != before {
+    pub fn retain_namespaces(&mut self, keep: &HashSet<String>) {
+        if retain(&mut self.namespaces, keep) {
             self.changed();
         }
     }
 
-    pub fn retain_nodes(&mut self, keep: &std::collections::HashSet<String>) {
-        let before = self.nodes.len();
-        self.nodes.retain(|k, _| keep.contains(k));
-        if self.nodes.len() != before {
+    pub fn retain_nodes(&mut self, keep: &HashSet<String>) {
+        if retain(&mut self.nodes, keep) {
             self.changed();
         }
     }
@@ -280,9 +272,11 @@ impl ClusterState {
     }
 }
 
-/// Keys of a list of objects, for the `retain_*` calls after a re-list.
-pub fn keys<'a>(metas: impl IntoIterator<Item = &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>) -> std::collections::HashSet<Key> {
-    metas.into_iter().map(key_of).collect()
+/// Keeps the entries whose keys are in `keep`; whether any went.
+fn retain<K: Ord + std::hash::Hash, V>(map: &mut BTreeMap<K, V>, keep: &HashSet<K>) -> bool {
+    let before = map.len();
+    map.retain(|k, _| keep.contains(k));
+    map.len() != before
 }
 
 #[cfg(test)]
@@ -363,8 +357,7 @@ mod tests {
         let mut state = ClusterState::default();
         state.apply_pod(&pod("a", json!({}), Some("10.244.0.5"), "Running"));
         state.apply_pod(&pod("b", json!({}), Some("10.244.0.6"), "Running"));
-        let listed = [pod("b", json!({}), Some("10.244.0.6"), "Running")];
-        state.retain_pods(&keys(listed.iter().map(|p| &p.metadata)));
+        state.retain_pods(&[("prod".to_string(), "b".to_string())].into());
         let names: Vec<String> = state.cluster().endpoints.iter().map(|e| e.name.clone()).collect();
         assert_eq!(names, ["b"]);
     }

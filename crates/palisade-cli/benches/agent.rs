@@ -24,12 +24,12 @@ fn pod_ip(i: usize) -> String {
 }
 
 fn namespaces(count: usize) -> Vec<Value> {
-    (0..count).map(|n| json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": format!("ns-{n}"), "labels": {"team": format!("team-{}", n % 20), "env": if n % 2 == 0 { "prod" } else { "dev" }}}})).collect()
+    (0..count).map(|n| json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": format!("ns-{n}"), "labels": {"team": format!("team-{}", n % 20), "env": if n.is_multiple_of(2) { "prod" } else { "dev" }}}})).collect()
 }
 
 fn pod(i: usize, namespaces: usize, node: &str) -> Value {
     json!({"apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": format!("pod-{i}"), "namespace": format!("ns-{}", i % namespaces), "labels": {"app": format!("app-{}", i % 10), "tier": TIERS[i % 5], "version": if i % 2 == 0 { "v1" } else { "v2" }}},
+        "metadata": {"name": format!("pod-{i}"), "namespace": format!("ns-{}", i % namespaces), "labels": {"app": format!("app-{}", i % 10), "tier": TIERS[i % 5], "version": if i.is_multiple_of(2) { "v1" } else { "v2" }}},
         "spec": {"nodeName": node, "containers": [{"name": "c", "image": "x", "ports": [{"name": "http", "containerPort": 80}, {"name": "metrics", "containerPort": 9090}]}]}})
 }
 

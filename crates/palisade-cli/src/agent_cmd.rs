@@ -108,13 +108,7 @@ pub fn install_cni(args: &InstallCniArgs) -> Result<()> {
     let conf_dirs: Vec<PathBuf> = args.conf_dirs.iter().cloned().chain(existing(&args.optional_conf_dirs)).collect();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let cidrs = runtime.block_on(async {
-        let client = match &args.kubeconfig {
-            Some(path) => {
-                let kubeconfig = kube::config::Kubeconfig::read_from(path)?;
-                kube::Client::try_from(kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default()).await?)?
-            }
-            None => kube::Client::try_default().await?,
-        };
+        let client = palisade_agent::client(args.kubeconfig.as_deref()).await?;
         anyhow::Ok(palisade_agent::install::node_pod_cidrs(client, &args.node_name).await?)
     })?;
     palisade_agent::install::install(&binary, &cidrs, &bin_dirs, &conf_dirs)?;
