@@ -90,7 +90,7 @@ run apply -f production-networkpolicy.yaml; expect_output '^networkpolicy.networ
 # kubectl returns once the API stored the policy; the nodes enforce it a few milliseconds
 # later. This waits for that (and says how long the nodes took).
 echo "\$ palisade lab status --wait-synced 10"
-"$PALISADE" lab status --wait-synced 10 | sed -n '/last dataplane sync/,$p'
+"$PALISADE" lab status --wait-synced 10 | sed -n '/^dataplane/,$p'
 echo
 
 echo "== After the policy: production still reaches nginx, develop does not =="

@@ -118,9 +118,9 @@ fn sync_loop<N: Nft>(shared: &Shared, mut reconciler: Reconciler<N>, min_interva
         {
             std::thread::sleep(min_interval - since);
         }
-        let (cluster, version, pending_since, wanted_routes) = {
+        let (cluster, version, pending_since, wanted_routes, observed) = {
             let mut inner = shared.lock();
-            (inner.state.cluster(), inner.state.version(), inner.pending_since.take(), inner.state.node_routes(reconciler.node()))
+            (inner.state.cluster(), inner.state.version(), inner.pending_since.take(), inner.state.node_routes(reconciler.node()), inner.observed.digest())
         };
         if routes.as_ref() != Some(&wanted_routes) {
             routes = sync_routes(&wanted_routes);
@@ -146,6 +146,7 @@ fn sync_loop<N: Nft>(shared: &Shared, mut reconciler: Reconciler<N>, min_interva
                 }
                 inner.first_sync_done = true;
                 inner.last_apply_error = None;
+                inner.enforced = Some((version, observed));
                 drop(inner);
                 shared.synced.send_replace(version);
                 let latency_ms = pending_since.map(|since| (finished - since).as_secs_f64() * 1000.0);
@@ -180,6 +181,9 @@ fn sync_routes(wanted: &[palisade_net::NodeRoute]) -> Option<Vec<palisade_net::N
             }
             for route in &changes.removed {
                 tracing::info!(%route, "route to another node's pods removed");
+            }
+            for route in &changes.off_link {
+                tracing::warn!(%route, "the other node is on no subnet of this node: no route installed (host-gw needs nodes on one subnet); its pods are reached through the default route, if at all");
             }
             Some(wanted.to_vec())
         }

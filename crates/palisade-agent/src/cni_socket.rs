@@ -70,7 +70,7 @@ async fn answer(stream: UnixStream, shared: Arc<Shared>) {
 /// Makes the pod an endpoint with its announced addresses and waits for a sync with it.
 async fn enforce(shared: &Shared, pod: Announcement) -> Result<(), String> {
     let started = std::time::Instant::now();
-    shared.update(|state| state.announce(&pod.namespace, &pod.name, pod.ips.clone()));
+    shared.update(|state, _| state.announce(&pod.namespace, &pod.name, pod.ips.clone()));
     let mut synced = shared.synced.subscribe();
     loop {
         let from = shared.lock().state.enforced_from(&pod.namespace, &pod.name, &pod.ips);

@@ -6,6 +6,7 @@
 pub mod agent;
 mod cni_socket;
 mod http;
+pub mod observed;
 pub mod install;
 pub mod metrics;
 mod reconcile;

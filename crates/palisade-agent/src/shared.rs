@@ -7,6 +7,7 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::metrics::{KindLabel, Metrics};
+use crate::observed::{Digest, Observed};
 use crate::state::{ClusterState, Refused};
 
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, PartialOrd, Ord)]
@@ -55,6 +56,20 @@ pub struct Inner {
     pub refused: BTreeMap<(String, String), String>,
     pub reports: Vec<Report>,
     pub stopping: bool,
+    /// The object versions the watches delivered (updated with `state`, under one lock).
+    pub observed: Observed,
+    /// The state version and the digest of object versions of the last successful sync.
+    pub enforced: Option<(u64, Digest)>,
+}
+
+/// What `/synced` answers: the digest of the object versions this node's kernel enforces
+/// (`None` before the first sync), and whether changes are waiting to be synced.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SyncedStatus {
+    pub enforced: Option<Digest>,
+    pub pending: bool,
+    #[serde(rename = "lastError")]
+    pub last_error: Option<String>,
 }
 
 pub struct Shared {
@@ -79,11 +94,13 @@ impl Shared {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Applies a watch event to the state; wakes the sync loop if it changed anything.
-    pub fn update(&self, change: impl FnOnce(&mut ClusterState)) {
+    /// Applies a watch event to the state (and the versions seen); wakes the sync loop if
+    /// it changed anything.
+    pub fn update(&self, change: impl FnOnce(&mut ClusterState, &mut Observed)) {
         let mut inner = self.lock();
         let before = inner.state.version();
-        change(&mut inner.state);
+        let inner = &mut *inner;
+        change(&mut inner.state, &mut inner.observed);
         if inner.state.version() != before {
             inner.pending_since.get_or_insert_with(Instant::now);
             for (kind, count) in inner.state.counts() {
@@ -146,6 +163,17 @@ impl Shared {
     pub fn stop(&self) {
         self.lock().stopping = true;
         self.wake.notify_all();
+    }
+
+    /// The object versions the kernel enforces. Events that changed nothing the ruleset
+    /// depends on (a status update, say) leave the state version alone: while the enforced
+    /// version is the current one, everything observed so far is enforced.
+    pub fn synced_status(&self) -> SyncedStatus {
+        let inner = self.lock();
+        let current = inner.state.version();
+        let enforced = inner.enforced.map(|(version, digest)| if version == current { inner.observed.digest() } else { digest });
+        let pending = inner.enforced.is_none_or(|(version, _)| version != current);
+        SyncedStatus { enforced, pending, last_error: inner.last_apply_error.clone() }
     }
 
     /// `None` when ready; otherwise why not, in a sentence.

@@ -157,18 +157,31 @@ where
         // `Init` only says a (re-)list starts, also right before it fails again: not a sign
         // that the watch works.
         let healthy = !matches!(event, Event::Init);
-        shared.update(|state| match event {
+        let kind = K::KIND.name();
+        shared.update(|state, observed| match event {
             Event::Init => listing = Some(HashSet::new()),
             Event::InitApply(object) => {
                 refused.extend(object.apply(state));
-                listing.get_or_insert_with(HashSet::new).insert(key_of(&object));
+                let (namespace, name) = key_of(&object);
+                observed.apply(kind, &namespace, &name, object.meta().resource_version.as_deref().unwrap_or_default());
+                listing.get_or_insert_with(HashSet::new).insert((namespace, name));
             }
             Event::InitDone => {
-                K::retain(&listing.take().unwrap_or_default(), state);
+                let listed = listing.take().unwrap_or_default();
+                K::retain(&listed, state);
+                observed.retain(kind, &listed);
                 listed_now = true;
             }
-            Event::Apply(object) => refused.extend(object.apply(state)),
-            Event::Delete(object) => object.delete(state),
+            Event::Apply(object) => {
+                refused.extend(object.apply(state));
+                let (namespace, name) = key_of(&object);
+                observed.apply(kind, &namespace, &name, object.meta().resource_version.as_deref().unwrap_or_default());
+            }
+            Event::Delete(object) => {
+                object.delete(state);
+                let (namespace, name) = key_of(&object);
+                observed.delete(kind, &namespace, &name);
+            }
         });
         if healthy {
             shared.watch_ok(K::KIND, listed_now);

@@ -69,6 +69,9 @@ pub enum Verb {
         hostname: String,
         #[arg(long)]
         secrets: Option<PathBuf>,
+        /// `SOURCE:TARGET` bind mounts (hostPath volumes).
+        #[arg(long = "mount", value_parser = parse_mount)]
+        mounts: Vec<(PathBuf, PathBuf)>,
         #[arg(last = true, required = true)]
         command: Vec<String>,
     },
@@ -80,14 +83,18 @@ pub enum Verb {
     },
 }
 
-/// The `palisade-cni` binary: `$PALISADE_CNI`, beside this binary, or the CNI directory.
-fn cni_binary() -> Result<PathBuf> {
-    if let Ok(path) = std::env::var("PALISADE_CNI") {
-        return Ok(PathBuf::from(path));
+fn parse_mount(text: &str) -> Result<(PathBuf, PathBuf), String> {
+    let (source, target) = text.split_once(':').ok_or_else(|| format!("{text:?}: expected SOURCE:TARGET"))?;
+    Ok((PathBuf::from(source), PathBuf::from(target)))
+}
+
+/// The lab runs Palisade's image as this binary's directory: `palisade-cni` must sit beside
+/// `palisade`, as in the image, for the DaemonSet's init container to install it.
+fn check_image(exe: &std::path::Path) -> Result<()> {
+    if exe.with_file_name("palisade-cni").is_file() {
+        return Ok(());
     }
-    let exe = std::env::current_exe().context("locating the palisade binary")?;
-    let candidates = [exe.with_file_name("palisade-cni"), PathBuf::from("/opt/cni/bin/palisade-cni")];
-    candidates.into_iter().find(|p| p.is_file()).ok_or_else(|| anyhow!("palisade-cni not found beside {} or in /opt/cni/bin (build it: cargo build -p palisade-cni, or set PALISADE_CNI)", exe.display()))
+    Err(anyhow!("palisade-cni not found beside {}: the lab's Palisade image is this binary's directory (build both: cargo build -p palisade -p palisade-cni)", exe.display()))
 }
 
 /// What a clean-up removed, counted by kind ("12 processes, 14 network namespaces, state
@@ -209,12 +216,13 @@ pub fn run(args: &LabArgs) -> Result<u8> {
         }
         Verb::Daemon { nodes } => {
             let self_exe = std::env::current_exe().context("locating the palisade binary")?;
-            daemon::run(paths, *nodes, cni_binary()?, self_exe)?;
+            check_image(&self_exe)?;
+            daemon::run(paths, *nodes, self_exe)?;
             Ok(0)
         }
-        Verb::PodExec { netns, resolv_conf, hosts, hostname, secrets, command } => {
+        Verb::PodExec { netns, resolv_conf, hosts, hostname, secrets, mounts, command } => {
             let env: Vec<(String, String)> = std::env::vars().collect();
-            let sandbox = Sandbox { netns: netns.clone(), resolv_conf: resolv_conf.clone(), hosts: hosts.clone(), hostname: hostname.clone(), secrets: secrets.clone(), env };
+            let sandbox = Sandbox { netns: netns.clone(), resolv_conf: resolv_conf.clone(), hosts: hosts.clone(), hostname: hostname.clone(), secrets: secrets.clone(), env, mounts: mounts.clone() };
             exec_in(&sandbox, command)
         }
         Verb::DnsServer { records } => {

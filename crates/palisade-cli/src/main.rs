@@ -88,7 +88,7 @@ fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| level.into());
     match &cli.command {
         Command::Agent(args) if args.log_format == "json" => tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(std::io::stderr).init(),
-        _ => tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init(),
+        _ => tracing_subscriber::fmt().with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).with_env_filter(filter).with_writer(std::io::stderr).init(),
     }
 
     let outcome = match &cli.command {

@@ -179,6 +179,13 @@ impl Node {
         panic!("{what} did not happen within 15 s; agent log:\n{}", self.agent_log());
     }
 
+    /// What the agent says its kernel enforces, and whether that is what the API holds.
+    fn enforces_the_apis_objects(&self) -> bool {
+        let Some((200, body)) = self.get("/synced") else { return false };
+        let status: palisade_agent::shared::SyncedStatus = serde_json::from_str(&body).expect("/synced answers JSON");
+        !status.pending && status.enforced == Some(palisade_lab::node_agents::api_digest(self.api()))
+    }
+
     fn ready(&self) -> Option<String> {
         match self.get("/readyz") {
             Some((200, _)) => None,
@@ -338,6 +345,10 @@ fn the_agent_enforces_the_apis_policies_on_its_node_and_never_opens() {
     node.wait_for("develop allowed after its label change", |_| probe(&from_develop, "production/nginx", true) == Outcome::Connected);
     node.kubectl(&["label", "namespace", "develop", "env=develop", "--overwrite"]);
     node.wait_for("develop refused again", |_| probe(&from_develop, "production/nginx", true) == Outcome::Refused);
+    // `/synced`: the object versions the kernel enforces are the API's (what the lab waits on).
+    node.wait_for("/synced to name the API's objects", Node::enforces_the_apis_objects);
+    node.kubectl(&["label", "pod", "-n", "develop", "curl", "probe=1"]);
+    node.wait_for("/synced to follow a label change", Node::enforces_the_apis_objects);
 
     // Metrics: syncs, event-to-kernel latency, what is programmed, what is watched.
     let (code, metrics) = node.get("/metrics").unwrap();
@@ -558,16 +569,20 @@ fn routes_to_other_nodes_pods_follow_the_node_objects() {
     node.wait_for("routes to node-2's pods", |n| n.routes("-4").contains("10.244.2.0/24 via 192.0.2.2") && n.routes("-6").contains("fd00:10:244:2::/64 via 2001:db8::2"));
     assert!(!node.routes("-4").contains("10.244.1.0/24"), "a route to this node's own pods: {}", node.routes("-4"));
 
-    // node-2 moves to another address; a third node joins.
+    // node-2 moves to another address; a third node joins, and a fourth on no subnet of this
+    // node (the kernel refuses a route to it): the others are routed all the same.
     node.node_object("node-2", "192.0.2.22", "2001:db8::22", ["10.244.2.0/24", "fd00:10:244:2::/64"]);
     node.node_object("node-3", "192.0.2.3", "2001:db8::3", ["10.244.3.0/24", "fd00:10:244:3::/64"]);
+    node.node_object("node-far", "198.51.100.7", "2001:db8:100::7", ["10.244.7.0/24", "fd00:10:244:7::/64"]);
     node.wait_for("routes updated", |n| {
         let v4 = n.routes("-4");
         v4.contains("10.244.2.0/24 via 192.0.2.22") && v4.contains("10.244.3.0/24 via 192.0.2.3") && !v4.contains("192.0.2.2 ")
     });
+    assert!(!node.routes("-4").contains("10.244.7.0/24") && !node.routes("-6").contains("fd00:10:244:7::"), "a route via an off-link gateway");
+    assert_eq!(node.ready(), None, "an off-link node made the agent unready");
 
     // Nodes leave: their routes go, the foreign route stays.
-    node.kubectl(&["delete", "node", "node-2", "node-3"]);
+    node.kubectl(&["delete", "node", "node-2", "node-3", "node-far"]);
     node.wait_for("routes removed", |n| n.routes("-4").trim().is_empty() && n.routes("-6").trim().is_empty());
     let all = String::from_utf8_lossy(&node.bed.node.exec("ip", &["route"]).stdout).into_owned();
     assert!(all.contains("10.244.9.0/24 via 192.0.2.9"), "the agent removed a route it does not own:\n{all}");

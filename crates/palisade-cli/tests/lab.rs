@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use palisade_testbed::require_privileges;
 use serde_json::Value;
-use support::{PALISADE, TestLab, cni_binary, connects, ip_of, root_namespace_state, root_tables, workspace};
+use support::{PALISADE, TestLab, connects, ip_of, root_namespace_state, root_tables, workspace};
 
 #[test]
 fn seed_walkthrough_with_real_packets_then_down_leaves_nothing() {
@@ -23,7 +23,7 @@ fn seed_walkthrough_with_real_packets_then_down_leaves_nothing() {
     let lab = TestLab::new();
     let output = Command::new(workspace().join("examples/seed-demo/run.sh"))
         .env("PALISADE", PALISADE)
-        .env("PALISADE_CNI", cni_binary())
+        
         .env("PALISADE_LAB", &lab.name)
         .output()
         .unwrap();
@@ -171,7 +171,7 @@ fn two_nodes_ingress_on_the_destination_node_egress_on_the_source_node() {
 }
 
 #[test]
-fn enforcement_follows_apply_change_and_delete_while_a_client_loops() {
+fn enforcement_follows_policies_pod_and_namespace_labels_while_a_client_loops() {
     if !require_privileges() {
         return;
     }
@@ -198,35 +198,55 @@ fn enforcement_follows_apply_change_and_delete_while_a_client_loops() {
     });
     let deny = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: gate, namespace: multi}\nspec:\n  podSelector: {matchLabels: {app: web}}\n  ingress: [{from: [{podSelector: {matchLabels: {app: nobody}}}]}]\n";
     let allow = deny.replace("app: nobody", "app: client");
+    let by_namespace = deny.replace("{podSelector: {matchLabels: {app: nobody}}}", "{namespaceSelector: {matchLabels: {team: blue}}}");
+    let client_name = client["metadata"]["name"].as_str().unwrap().to_string();
+    // Each step: what changes, and whether the client may connect once every node's agent
+    // enforces it (`lab status --wait-synced`): policies, the client pod's labels and its
+    // namespace's labels.
+    let steps: Vec<(&str, Box<dyn Fn()>, bool)> = vec![
+        ("deny", Box::new(|| drop(lab.apply("gate.yaml", deny))), false),
+        ("allow", Box::new(|| drop(lab.apply("gate.yaml", &allow))), true),
+        ("client pod relabeled", Box::new(|| drop(lab.k(&["label", "pod", "-n", "multi", &client_name, "app=other", "--overwrite"]))), false),
+        ("client pod label back", Box::new(|| drop(lab.k(&["label", "pod", "-n", "multi", &client_name, "app=client", "--overwrite"]))), true),
+        ("by namespace label", Box::new(|| drop(lab.apply("gate.yaml", &by_namespace))), false),
+        ("namespace labeled team=blue", Box::new(|| drop(lab.k(&["label", "namespace", "multi", "team=blue"]))), true),
+        ("namespace labeled team=red", Box::new(|| drop(lab.k(&["label", "namespace", "multi", "team=red", "--overwrite"]))), false),
+        ("deleted", Box::new(|| drop(lab.k(&["delete", "networkpolicy", "gate", "-n", "multi"]))), true),
+    ];
     let mut phases = Vec::new();
     std::thread::sleep(Duration::from_millis(200));
-    for (label, yaml) in [("deny", Some(deny.to_string())), ("allow", Some(allow)), ("deny again", Some(deny.to_string())), ("deleted", None)] {
+    for (label, change, _) in &steps {
         let start = Instant::now();
-        match yaml {
-            Some(yaml) => {
-                lab.apply("gate.yaml", &yaml);
-            }
-            None => {
-                lab.k(&["delete", "networkpolicy", "gate", "-n", "multi"]);
-                lab.synced();
-            }
-        }
-        phases.push((label, start, Instant::now()));
+        change();
+        lab.synced();
+        phases.push((*label, start, Instant::now()));
         std::thread::sleep(Duration::from_millis(300));
     }
     stop.store(true, Ordering::Relaxed);
     let attempts = prober.join().unwrap();
-    let expected = |label: &str| matches!(label, "allow" | "deleted");
-    for (i, (label, started, returned)) in phases.iter().enumerate() {
+    for (i, ((label, started, returned), (_, _, expected))) in phases.iter().zip(&steps).enumerate() {
         let until = phases.get(i + 1).map(|p| p.1);
         let window: Vec<bool> = attempts.iter().filter(|(at, _)| at >= returned && until.is_none_or(|u| *at < u)).map(|(_, ok)| *ok).collect();
         assert!(window.len() > 20, "{label}: only {} attempts", window.len());
-        assert!(window.iter().all(|ok| *ok == expected(label)), "{label}: once every node reported the change, {} of {} attempts disagreed", window.iter().filter(|ok| **ok != expected(label)).count(), window.len());
+        assert!(window.iter().all(|ok| ok == expected), "{label}: once every node reported the change, {} of {} attempts disagreed", window.iter().filter(|ok| *ok != expected).count(), window.len());
         let took = returned.duration_since(*started);
         assert!(took < Duration::from_secs(5), "{label}: kubectl and the sync took {took:?}");
     }
     let before: Vec<bool> = attempts.iter().filter(|(at, _)| *at < phases[0].1).map(|(_, ok)| *ok).collect();
     assert!(!before.is_empty() && before.iter().all(|ok| *ok), "before any policy every attempt connects");
+
+    // `--wait-synced` waits for the agents themselves: with the node's agent stopped, a
+    // change is not reported as enforced; once it runs again, it is.
+    let agent = lab.pods("palisade-system", "palisade-agent-").remove(0);
+    let pid: i32 = agent["status"]["containerStatuses"][0]["containerID"].as_str().unwrap().trim_start_matches("palisade://").parse().unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGSTOP).unwrap();
+    lab.k(&["apply", "-f", &lab.file("gate.yaml", deny)]);
+    let waited = lab.cli(&["status", "--wait-synced", "1"]);
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGCONT).unwrap();
+    let error = String::from_utf8_lossy(&waited.stderr);
+    assert!(!waited.status.success() && error.contains("node-1"), "wait-synced returned with the agent stopped: {error}");
+    lab.synced();
+    assert!(!connects(&lab.pod_netns(&client), target, 8080), "the change made while the agent was stopped is enforced");
 }
 
 #[test]

@@ -70,17 +70,21 @@ pub fn marked_processes(paths: &LabPaths) -> Vec<i32> {
     let me = std::process::id() as i32;
     let namespaces: Vec<_> = palisade_net::list_named(&paths.netns_prefix()).iter().map(|n| palisade_net::netns_path(n)).collect();
     let mut pids = palisade_net::processes_in(&namespaces);
-    pids.extend(
-        std::fs::read_dir("/proc")
-            .into_iter()
-            .flatten()
-            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-            .filter(|pid| std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| env.split(|b| *b == 0).any(|var| var == needle.as_bytes()))),
-    );
+    pids.extend(processes_with_env(&needle));
     pids.sort_unstable();
     pids.dedup();
     pids.retain(|&pid| pid != me);
     pids
+}
+
+/// Processes whose environment holds `needle` (`NAME=value`).
+pub fn processes_with_env(needle: &str) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| env.split(|b| *b == 0).any(|var| var == needle.as_bytes())))
+        .collect()
 }
 
 /// `down` when no daemon answers (it crashed or was killed): kill what the lab started,

@@ -85,7 +85,7 @@ fn lab_listener(topology: &topology::Topology) -> Result<TcpListener, LabError> 
 }
 
 /// Runs the daemon: brings up (or back) the lab with `nodes` nodes, then serves until `down`.
-pub fn run(paths: LabPaths, nodes: u8, cni_binary: PathBuf, self_exe: PathBuf) -> Result<(), LabError> {
+pub fn run(paths: LabPaths, nodes: u8, self_exe: PathBuf) -> Result<(), LabError> {
     std::fs::create_dir_all(&paths.state_dir).map_err(LabError::io(format!("creating {}", paths.state_dir.display())))?;
     let socket = paths.socket();
     if UnixStream::connect(&socket).is_ok() {
@@ -113,8 +113,9 @@ pub fn run(paths: LabPaths, nodes: u8, cni_binary: PathBuf, self_exe: PathBuf) -
     .map_err(|e| LabError::failed(format!("starting the lab's API server: {e}")))?;
     palisade_apiserver::server::write_kubeconfig(&paths.kubeconfig(), &running.kubeconfig(&format!("palisade-{}", paths.name)))
         .map_err(LabError::io("writing the kubeconfig"))?;
-    let config = lab::runtime_config(&paths, cni_binary, self_exe.clone(), running.api.clone(), running.ca_pem.clone());
+    let config = lab::runtime_config(&paths, self_exe.clone(), running.api.clone(), running.ca_pem.clone());
     let api = running.api.clone();
+    let node_infos = topology.nodes.clone();
     let lab = Lab::start(paths.clone(), topology, api.clone(), Runtime::new(config, sandboxes), &self_exe)?;
     tracing::info!(lab = %paths.name, api = %running.address, "lab is up");
     let lab = Arc::new(Mutex::new(Some(lab)));
@@ -150,13 +151,20 @@ pub fn run(paths: LabPaths, nodes: u8, cni_binary: PathBuf, self_exe: PathBuf) -
             }
             Request::Status { wait_synced } => {
                 let synced = synced.clone();
-                let (lab, api) = (lab.clone(), api.clone());
+                let (lab, api, nodes) = (lab.clone(), api.clone(), node_infos.clone());
                 // Waiting happens off the accepting thread.
                 std::thread::spawn(move || {
                     if let Some(seconds) = wait_synced {
+                        let started = Instant::now();
                         let target = api.store.current_rv();
                         if !synced.wait(target, Duration::from_secs_f64(seconds)) {
                             send(&stream, &Response::error(format!("the lab did not settle version {target} within {seconds} s")));
+                            return;
+                        }
+                        // Then every node's agent: it enforces what the API holds.
+                        let left = Duration::from_secs_f64(seconds).saturating_sub(started.elapsed());
+                        if let Err(error) = crate::node_agents::wait_synced(&api, &nodes, left) {
+                            send(&stream, &Response::error(error.to_string()));
                             return;
                         }
                     }

@@ -1,7 +1,9 @@
 //! What a container runs. The lab has no images: an image name maps to a program on this
 //! machine, as the table says. `nginx*` is the host's nginx with a per-pod config;
 //! `agnhost`, and images that declare ports but have no program here, get the built-in
-//! server; images like curl or busybox run their command with the host's tools.
+//! server; images like curl or busybox run their command with the host's tools; Palisade's
+//! own image (`localhost/palisade`, its DaemonSet's) runs this `palisade` binary, whose
+//! `palisade-cni` sits beside it as in the image.
 
 use std::path::{Path, PathBuf};
 
@@ -18,6 +20,8 @@ pub enum Program {
     Dns,
     /// A command line run as is.
     Exec { argv: Vec<String> },
+    /// The `palisade` binary with these arguments (Palisade's own image).
+    Palisade { args: Vec<String> },
 }
 
 /// Why a container cannot start, as a runtime reports it.
@@ -114,6 +118,21 @@ pub fn plan(container: &Value) -> Result<Program, StartError> {
     let (mut tcp, mut udp) = declared_ports(container);
     if image == DNS_IMAGE {
         return Ok(Program::Dns);
+    }
+    if base == "palisade" {
+        // The image's default command is `palisade agent` (Containerfile).
+        let argv = match (command.is_empty(), args.is_empty()) {
+            (true, true) => vec!["palisade".to_string(), "agent".to_string()],
+            (true, false) => args,
+            (false, _) => [command, args].concat(),
+        };
+        return match argv.split_first() {
+            Some((program, rest)) if image_base(program) == "palisade" => Ok(Program::Palisade { args: rest.to_vec() }),
+            _ => Err(StartError {
+                reason: "StartError".into(),
+                message: format!("image {image:?}: the lab runs only `palisade` from Palisade's image, not {:?}", argv.first().map(String::as_str).unwrap_or_default()),
+            }),
+        };
     }
     if base == "agnhost" {
         let (flag_tcp, flag_udp) = flag_ports(&[command.clone(), args.clone()].concat());
@@ -217,6 +236,10 @@ mod tests {
         assert_eq!(plan(&json!({"image": "curlimages/curl:8.8.0", "command": ["sleep", "infinity"]})), Ok(Program::Exec { argv: vec!["sleep".into(), "infinity".into()] }));
         assert_eq!(plan(&json!({"image": "busybox", "args": ["sleep", "10"]})), Ok(Program::Exec { argv: vec!["sleep".into(), "10".into()] }));
         assert_eq!(plan(&json!({"image": "busybox"})), Ok(Program::Exec { argv: vec!["sh".into()] }));
+        assert_eq!(plan(&json!({"image": "localhost/palisade:0.1.0", "command": ["palisade", "install-cni", "--bin-dir=/host/opt/cni/bin"]})), Ok(Program::Palisade { args: vec!["install-cni".into(), "--bin-dir=/host/opt/cni/bin".into()] }));
+        assert_eq!(plan(&json!({"image": "ghcr.io/x/palisade@sha256:ab", "command": ["/usr/local/bin/palisade"], "args": ["agent"]})), Ok(Program::Palisade { args: vec!["agent".into()] }));
+        assert_eq!(plan(&json!({"image": "localhost/palisade:0.1.0"})), Ok(Program::Palisade { args: vec!["agent".into()] }));
+        assert!(plan(&json!({"image": "localhost/palisade:0.1.0", "command": ["sh", "-c", "true"]})).is_err());
     }
 
     #[test]

@@ -1,16 +1,16 @@
 //! The lab: its machines, its API server's registry, and the node-side work a cluster does
-//! (controllers, the runtime, DNS, Services, every node's agent), brought to the API's state
-//! by `settle` whenever it changes (level-triggered, as on a cluster).
+//! (controllers, the runtime, DNS, Services), brought to the API's state by `settle`
+//! whenever it changes (level-triggered, as on a cluster). NetworkPolicy is enforced by
+//! Palisade's own DaemonSet, which `start` applies to the API (`node_agents`).
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use palisade_apiserver::api::{Api, WriteOptions};
 use palisade_apiserver::selectors::{FieldSelector, LabelSelector};
 use serde_json::{Value, json};
 
-use crate::agents::{NodeAgent, reconcile_all};
 use crate::controllers::{self, pods, resource};
 use crate::error::LabError;
 use crate::images::DNS_IMAGE;
@@ -18,22 +18,25 @@ use crate::paths::LabPaths;
 use crate::proxy::{self, DNS_V4, KUBERNETES_V4};
 use crate::runtime::{Runtime, RuntimeConfig};
 use crate::topology::{self, API_PORT, API_V4, NodeInfo, Topology};
-use crate::{cluster_view, dns};
+use crate::{dns, node_agents};
 
 pub struct Lab {
     pub paths: LabPaths,
     pub topology: Topology,
     pub api: Arc<Api>,
     runtime: Runtime,
-    agents: Vec<NodeAgent>,
     started: Instant,
-    /// The last dataplane sync: per node reports and how long the whole sync took.
-    last_sync: Option<(Vec<String>, f64)>,
     /// The outside host's server (TCP 80, 443 and UDP 53), for ipBlock tests.
     outside_server: Option<std::process::Child>,
     /// The pod status last written, per pod uid (written again only when it changes).
     written: HashMap<String, Value>,
+    /// Whether pods wait for a node's network plugin (no CNI config there yet).
+    waiting_for_network: bool,
 }
+
+/// How long `start` waits for Palisade's agents to enforce the lab's first state (a fresh
+/// lab: the DaemonSet's pods start, install the CNI plugin, list the API and sync).
+const AGENTS_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Starts `palisade serve` on the outside host, answering with "outside".
 fn start_outside_server(paths: &LabPaths, topology: &Topology, self_exe: &std::path::Path) -> Result<std::process::Child, LabError> {
@@ -127,17 +130,55 @@ fn ensure(api: &Api, object: Value) -> Result<(), LabError> {
 }
 
 impl Lab {
-    /// Brings the lab up on its machines and API: nodes' agents, the outside host, the
-    /// lab's own objects, then a first settle (which adopts surviving pod sandboxes).
+    /// Brings the lab up on its machines and API: the outside host, the lab's own objects,
+    /// Palisade's manifest (as `kubectl apply -f deploy/palisade.yaml` on a cluster), then a
+    /// first settle (which adopts surviving pod sandboxes) and the agents' first syncs.
     pub fn start(paths: LabPaths, topology: Topology, api: Arc<Api>, runtime: Runtime, self_exe: &std::path::Path) -> Result<Self, LabError> {
-        let agents = topology.nodes.iter().map(NodeAgent::start).collect();
         let outside_server = Some(start_outside_server(&paths, &topology, self_exe)?);
-        for object in lab_objects(&topology) {
+        for object in lab_objects(&topology).into_iter().chain(node_agents::manifest_objects()?) {
             ensure(&api, object)?;
         }
-        let mut lab = Self { paths, topology, api, runtime, agents, started: Instant::now(), last_sync: None, outside_server, written: HashMap::new() };
+        let mut lab = Self { paths, topology, api, runtime, started: Instant::now(), outside_server, written: HashMap::new(), waiting_for_network: false };
+        // The API's Service first: the agents reach the API through it.
+        lab.sync_services()?;
         lab.settle()?;
-        Ok(lab)
+        // The supervisor's loop until the agents run and enforce what the API holds.
+        let started = Instant::now();
+        loop {
+            let synced = if lab.waiting_for_network { Err("pods wait for the network plugin".to_string()) } else { node_agents::check_synced(&lab.api, &lab.topology.nodes) };
+            match synced {
+                Ok(()) => return Ok(lab),
+                Err(late) if started.elapsed() >= AGENTS_TIMEOUT => return Err(lab.explain_agents(node_agents::timed_out(AGENTS_TIMEOUT, &late))),
+                Err(_) => {
+                    std::thread::sleep(Duration::from_millis(10));
+                    lab.tick();
+                }
+            }
+        }
+    }
+
+    /// An agent failure with what its pods say (status and the last lines of their logs).
+    fn explain_agents(&self, error: LabError) -> LabError {
+        let mut lines = vec![error.to_string()];
+        let agent_pods = controllers::list(&self.api, pods()).into_iter().filter(|p| p["metadata"]["namespace"] == node_agents::AGENT_NAMESPACE);
+        for pod in agent_pods {
+            let uid = pod["metadata"]["uid"].as_str().unwrap_or_default();
+            let name = pod["metadata"]["name"].as_str().unwrap_or_default();
+            lines.push(format!("pod {}/{name}: phase {}, {}", node_agents::AGENT_NAMESPACE, pod["status"]["phase"].as_str().unwrap_or("unknown"), pod["status"]["message"].as_str().unwrap_or("")));
+            for container in ["install-cni", "agent"] {
+                let log = std::fs::read_to_string(self.paths.pod_dir(uid).join(format!("{container}.log"))).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(5).collect();
+                lines.extend(tail.into_iter().rev().map(|l| format!("  {container}: {l}")));
+            }
+        }
+        LabError::failed(lines.join("\n"))
+    }
+
+    /// kube-proxy's part: every node's Service table from the API's Services.
+    fn sync_services(&self) -> Result<(), LabError> {
+        let services = proxy::services(&self.api);
+        let tables: Vec<String> = self.topology.nodes.iter().map(|n| proxy::render(&services, n.ip4, n.ip6)).collect();
+        proxy::apply_all(&self.topology.nodes, &tables)
     }
 
     /// Stops everything the lab runs (the machines are removed by the caller).
@@ -147,16 +188,15 @@ impl Lab {
             let _ = server.kill();
             let _ = server.wait();
         }
-        self.agents.clear();
     }
 
     fn node_names(&self) -> Vec<String> {
         self.topology.nodes.iter().map(|n| n.name.clone()).collect()
     }
 
-    /// Brings controllers, runtime, DNS and every node's dataplane to the API's state.
-    /// Returns a one-line report of the dataplane sync.
-    pub fn settle(&mut self) -> Result<String, LabError> {
+    /// Brings controllers, runtime, DNS and every node's Service table to the API's state
+    /// (NetworkPolicy is the agents' business).
+    pub fn settle(&mut self) -> Result<(), LabError> {
         let nodes = self.node_names();
         for _ in 0..8 {
             let round = Instant::now();
@@ -170,17 +210,27 @@ impl Lab {
                 self.written.remove(uid);
             }
             let mut new_pods = Vec::new();
+            self.waiting_for_network = false;
             for pod in wanted {
                 let uid = pod["metadata"]["uid"].as_str().unwrap_or_default();
                 if self.runtime.has(uid) || !pod["metadata"]["deletionTimestamp"].is_null() {
                     continue;
                 }
                 let Some(node) = self.topology.nodes.iter().find(|n| pod["spec"]["nodeName"] == n.name.as_str()).cloned() else { continue };
+                // As a kubelet whose network plugin is not ready: only hostNetwork pods start.
+                if pod["spec"]["hostNetwork"] != true && crate::runtime::node_network(&self.paths, &node.name).is_none() {
+                    self.waiting_for_network = true;
+                    continue;
+                }
                 new_pods.push((pod, node));
             }
             let started: Vec<String> = new_pods.iter().filter_map(|(p, _)| p["metadata"]["uid"].as_str().map(str::to_string)).collect();
             let starting = Instant::now();
-            self.runtime.start(&new_pods);
+            // hostNetwork pods first: the network plugin's agent must run before the CNI ADD
+            // of other pods can return (a kubelet runs them concurrently; the lab in order).
+            let (host, others): (Vec<_>, Vec<_>) = new_pods.into_iter().partition(|(p, _)| p["spec"]["hostNetwork"] == true);
+            self.runtime.start(&host);
+            self.runtime.start(&others);
             let start_took = starting.elapsed();
             self.runtime.wait_ready(&started);
             let ready_took = starting.elapsed() - start_took;
@@ -203,21 +253,7 @@ impl Lab {
         let all_pods = controllers::list(&self.api, pods());
         let services = controllers::list(&self.api, resource("v1", "Service"));
         dns::write_records(&self.paths.dns_records(), &dns::records(&services, &all_pods))?;
-        let start = Instant::now();
-        let cluster = Arc::new(cluster_view::cluster(&self.api)?);
-        let services = proxy::services(&self.api);
-        let proxies: Vec<String> = self.topology.nodes.iter().map(|n| proxy::render(&services, n.ip4, n.ip6)).collect();
-        let reports = reconcile_all(&self.agents, &cluster, &proxies)?;
-        let took = start.elapsed().as_secs_f64() * 1000.0;
-        let policies = cluster.policies.len();
-        self.last_sync = Some((reports, took));
-        Ok(format!(
-            "dataplane: {} node{} enforce{} {policies} NetworkPolic{} (synced in {took:.0} ms)",
-            self.agents.len(),
-            if self.agents.len() == 1 { "" } else { "s" },
-            if self.agents.len() == 1 { "s" } else { "" },
-            if policies == 1 { "y" } else { "ies" },
-        ))
+        self.sync_services()
     }
 
     /// Writes the runtime's pod statuses that changed into the API (the kubelet's status
@@ -249,10 +285,12 @@ impl Lab {
         written
     }
 
-    /// The supervisor's tick: container exits and restarts; settles if anything changed.
+    /// The supervisor's tick: container exits and restarts, a node's network plugin
+    /// becoming ready; settles if anything changed.
     pub fn tick(&mut self) -> bool {
         let retried = self.runtime.retry_failed_sandboxes();
-        if !self.runtime.poll() && !retried {
+        let network_ready = self.waiting_for_network && self.topology.nodes.iter().any(|n| crate::runtime::node_network(&self.paths, &n.name).is_some());
+        if !self.runtime.poll() && !retried && !network_ready {
             return false;
         }
         if let Err(error) = self.settle() {
@@ -275,17 +313,20 @@ impl Lab {
         }
         lines.push(format!("{:<10}{:<16}{}", "outside", topology::OUTSIDE_V4, topology::OUTSIDE_V6));
         lines.push(format!("{:<10}{:<16}(the API server inside the lab, port {API_PORT})", "api", API_V4));
-        if let Some((reports, took)) = &self.last_sync {
-            lines.push(String::new());
-            lines.push(format!("last dataplane sync: {took:.0} ms"));
-            lines.extend(reports.iter().map(|r| format!("  {r}")));
-        }
+        lines.push(String::new());
+        lines.push(format!("dataplane: Palisade's DaemonSet {}/{} on every node", node_agents::AGENT_NAMESPACE, node_agents::AGENT_DAEMONSET));
+        lines.extend(node_agents::status_lines(&self.api, &self.topology.nodes).into_iter().map(|l| format!("  {l}")));
         lines
     }
 }
 
 /// The configuration of the lab's runtime, with ServiceAccount tokens issued by the API.
-pub fn runtime_config(paths: &LabPaths, cni_binary: std::path::PathBuf, self_exe: std::path::PathBuf, api: Arc<Api>, ca_pem: String) -> RuntimeConfig {
+pub fn runtime_config(paths: &LabPaths, self_exe: std::path::PathBuf, api: Arc<Api>, ca_pem: String) -> RuntimeConfig {
+    let maps = api.clone();
+    let config_value = Arc::new(move |namespace: &str, name: &str, key: &str| {
+        let object = maps.get(resource("v1", "ConfigMap"), namespace, name).ok()?.value();
+        object["data"][key].as_str().map(str::to_string)
+    });
     // One token per ServiceAccount (by uid: a recreated account gets a new one), shared by
     // its pods, as the legacy token Secrets were: a token per pod would add a stored
     // record per pod start and never expire them.
@@ -305,5 +346,5 @@ pub fn runtime_config(paths: &LabPaths, cni_binary: std::path::PathBuf, self_exe
         };
         Some(crate::runtime::AccountFiles { token, ca_pem: ca_pem.clone() })
     });
-    RuntimeConfig { paths: paths.clone(), account_files, cni_binary, self_exe }
+    RuntimeConfig { paths: paths.clone(), account_files, config_value, self_exe }
 }

@@ -5,10 +5,9 @@
 //! cluster. Nodes are network namespaces routed to each other over an underlay; pods are
 //! network namespaces wired by the real `palisade-cni` binary over the CNI protocol;
 //! containers are host processes entered into their pod's namespaces; Services are DNAT
-//! rules in each node's own table; every node runs the agent's reconcile step (engine ->
-//! render -> apply) on the API's objects.
+//! rules in each node's own table; NetworkPolicy is enforced by Palisade's own DaemonSet
+//! (`deploy/palisade.yaml`), applied to the lab's API and run on every node as on a cluster.
 
-pub mod agents;
 pub mod client;
 pub mod cluster_view;
 pub mod controllers;
@@ -18,6 +17,7 @@ pub mod error;
 pub mod images;
 pub mod kubelet;
 pub mod lab;
+pub mod node_agents;
 pub mod paths;
 pub mod protocol;
 pub mod proxy;

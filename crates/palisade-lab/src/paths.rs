@@ -75,8 +75,15 @@ impl LabPaths {
         format!("{}pod-{}", self.netns_prefix(), &uid[..uid.len().min(13)])
     }
 
-    pub fn cni_data(&self, node: &str) -> PathBuf {
-        self.state_dir.join("cni").join(node)
+    /// A lab node's own filesystem: its hostPath volumes and the CNI directories its
+    /// runtime reads live here, under the path they have on a real node.
+    pub fn node_root(&self, node: &str) -> PathBuf {
+        self.state_dir.join("nodes").join(node)
+    }
+
+    /// Where `path` (absolute, as on a real node) is on this machine for lab node `node`.
+    pub fn node_path(&self, node: &str, path: &Path) -> PathBuf {
+        self.node_root(node).join(path.strip_prefix("/").unwrap_or(path))
     }
 
     pub fn pod_dir(&self, uid: &str) -> PathBuf {

@@ -1,9 +1,11 @@
-//! The container runtime: pod sandboxes (a network namespace wired by `palisade-cni` ADD,
-//! the pod's resolv.conf and hosts files, its ServiceAccount token) and containers (host
-//! processes entered into the sandbox, supervised and restarted per the pod's
-//! restartPolicy). It reports pod status as the kubelet does. A sandbox that survived the
-//! daemon (its namespace still exists) is adopted: CNI ADD is idempotent, so the pod keeps
-//! its addresses; its containers start again.
+//! The container runtime: pod sandboxes (a network namespace wired by CNI ADD with the
+//! plugin and config installed in the node's CNI directories, or the node's own namespace
+//! for hostNetwork pods; the pod's resolv.conf and hosts files, its ServiceAccount token,
+//! its hostPath volumes from the node's own directories) and containers (init containers
+//! one after the other to completion, then the others: host processes entered into the
+//! sandbox, supervised and restarted per the pod's restartPolicy). It reports pod status as
+//! the kubelet does. A sandbox that survived the daemon is adopted: CNI ADD is idempotent,
+//! so the pod keeps its addresses; its containers start again.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
@@ -61,14 +63,19 @@ pub struct AccountFiles {
 /// How long a new pod's declared ports may take to accept connections before `apply`
 /// stops waiting (the pod then shows not ready).
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long starting a pod waits for its init containers (then the supervisor takes over).
+const INIT_WAIT: Duration = Duration::from_secs(30);
+
+/// A ServiceAccount token (and the CA) for a pod's `(namespace, account)`.
+pub type AccountFilesFn = Arc<dyn Fn(&str, &str) -> Option<AccountFiles> + Send + Sync>;
+/// A ConfigMap's value for `(namespace, name, key)` (`configMapKeyRef`).
+pub type ConfigValueFn = Arc<dyn Fn(&str, &str, &str) -> Option<String> + Send + Sync>;
 
 #[derive(Clone)]
 pub struct RuntimeConfig {
     pub paths: LabPaths,
-    /// A ServiceAccount token (and the CA) for a pod's `(namespace, account)`.
-    pub account_files: Arc<dyn Fn(&str, &str) -> Option<AccountFiles> + Send + Sync>,
-    /// The `palisade-cni` binary, called as a runtime calls CNI plugins.
-    pub cni_binary: PathBuf,
+    pub account_files: AccountFilesFn,
+    pub config_value: ConfigValueFn,
     /// The `palisade` binary: containers start through `palisade lab pod-exec`.
     pub self_exe: PathBuf,
 }
@@ -82,9 +89,13 @@ enum State {
 
 struct Container {
     name: String,
+    /// An init container: runs to completion before the next one and the app containers.
+    init: bool,
     image: String,
     program: Result<Program, StartError>,
     env: Vec<(String, String)>,
+    /// hostPath bind mounts `(node directory, mountPath)`.
+    mounts: Vec<(PathBuf, PathBuf)>,
     /// TCP ports whose readiness `start` waits for.
     ports: Vec<u16>,
     child: Option<Child>,
@@ -102,6 +113,10 @@ struct PodRuntime {
     hostname: String,
     ips: Vec<IpAddr>,
     network: bool,
+    /// `spec.hostNetwork`: the node's namespace and addresses; no CNI.
+    host_network: bool,
+    /// hostPath volumes by name: their directory in the node's own filesystem.
+    host_paths: HashMap<String, PathBuf>,
     restart_policy: String,
     containers: Vec<Container>,
     start_time: String,
@@ -121,26 +136,65 @@ fn write_file(path: &Path, text: &str) -> Result<(), LabError> {
     std::fs::write(path, text).map_err(LabError::io(format!("writing {}", path.display())))
 }
 
-/// The CNI network config each node's plugin gets (see the README's CNI section).
-pub fn cni_config(paths: &LabPaths, node: &NodeInfo) -> Value {
-    json!({
-        "cniVersion": "1.1.0", "name": "palisade", "type": "palisade-cni",
-        "ipam": {"ranges": [node.pod_cidr4.to_string(), node.pod_cidr6.to_string()], "dataDir": paths.cni_data(&node.name).display().to_string()},
-        "mtu": 1500,
-    })
+/// Where a node's runtime looks for CNI configs and plugins (containerd's defaults).
+pub const CNI_CONF_DIR: &str = "/etc/cni/net.d";
+pub const CNI_BIN_DIR: &str = "/opt/cni/bin";
+/// `palisade-cni`'s address store when its config names none.
+const DEFAULT_IPAM_DIR: &str = "/var/lib/palisade/ipam";
+
+/// The node's network config, as a runtime picks it: the first `.conflist` or `.conf` in
+/// name order in the node's CNI config directory; `None` while there is none (the network
+/// plugin is not ready: pods other than hostNetwork ones wait).
+pub fn node_network(paths: &LabPaths, node: &str) -> Option<(PathBuf, Value)> {
+    let dir = paths.node_path(node, Path::new(CNI_CONF_DIR));
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .ok()?
+        .filter_map(|e| Some(e.ok()?.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "conflist" || x == "conf" || x == "json"))
+        .collect();
+    files.sort();
+    let file = files.into_iter().next()?;
+    let config = serde_json::from_slice(&std::fs::read(&file).ok()?).ok()?;
+    Some((file, config))
 }
 
-/// Runs `palisade-cni` in the node's namespace, as the kubelet's runtime does.
+/// The config one plugin of a network config list gets (CNI spec: the list's `cniVersion`
+/// and `name` with the plugin's own fields), with the node's paths translated to where the
+/// lab keeps that node's filesystem: the plugin runs on this machine, not in the node.
+fn plugin_config(paths: &LabPaths, node: &str, network: &Value) -> Result<Value, LabError> {
+    let mut plugin = match network["plugins"].as_array() {
+        Some(plugins) => plugins.first().cloned().ok_or_else(|| LabError::failed("the node's CNI config lists no plugins"))?,
+        None => network.clone(),
+    };
+    plugin["cniVersion"] = network["cniVersion"].clone();
+    plugin["name"] = network["name"].clone();
+    let on_node = |path: &str| paths.node_path(node, Path::new(path)).display().to_string();
+    let data_dir = plugin["ipam"]["dataDir"].as_str().unwrap_or(DEFAULT_IPAM_DIR).to_string();
+    plugin["ipam"]["dataDir"] = json!(on_node(&data_dir));
+    if let Some(socket) = plugin["agentSocket"].as_str().map(str::to_string) {
+        plugin["agentSocket"] = json!(on_node(&socket));
+    }
+    Ok(plugin)
+}
+
+/// Runs the node's CNI plugin in the node's namespace, as the kubelet's runtime does.
 fn cni(config: &RuntimeConfig, node: &NodeInfo, command: &str, uid: &str, netns: &Path, key: &PodRef) -> Result<Value, LabError> {
-    let network = cni_config(&config.paths, node).to_string();
+    let paths = &config.paths;
+    let (file, network) = node_network(paths, &node.name)
+        .ok_or_else(|| LabError::failed(format!("network plugin not ready: no CNI config in {CNI_CONF_DIR} of {} (the network plugin's DaemonSet installs it)", node.name)))?;
+    let plugin = plugin_config(paths, &node.name, &network)?;
+    let kind = plugin["type"].as_str().ok_or_else(|| LabError::failed(format!("{}: the plugin has no type", file.display())))?;
+    let bin_dir = paths.node_path(&node.name, Path::new(CNI_BIN_DIR));
+    let binary = bin_dir.join(kind);
+    let network = plugin.to_string();
     let output = palisade_net::run_in(&node.netns, || {
-        let mut child = Command::new(&config.cni_binary)
+        let mut child = Command::new(&binary)
             .env_clear()
             .env("CNI_COMMAND", command)
             .env("CNI_CONTAINERID", uid)
             .env("CNI_NETNS", netns)
             .env("CNI_IFNAME", "eth0")
-            .env("CNI_PATH", config.cni_binary.parent().unwrap_or(Path::new("/")))
+            .env("CNI_PATH", &bin_dir)
             .env("CNI_ARGS", format!("IgnoreUnknown=1;K8S_POD_NAMESPACE={};K8S_POD_NAME={};K8S_POD_UID={uid}", key.namespace, key.name))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -149,7 +203,7 @@ fn cni(config: &RuntimeConfig, node: &NodeInfo, command: &str, uid: &str, netns:
         child.stdin.take().expect("piped").write_all(network.as_bytes())?;
         child.wait_with_output()
     })?
-    .map_err(LabError::io(format!("running {}", config.cni_binary.display())))?;
+    .map_err(LabError::io(format!("running {} (the node's CNI plugin)", binary.display())))?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     if !output.status.success() {
         let message = serde_json::from_str::<Value>(&stdout).ok().and_then(|v| v["msg"].as_str().map(str::to_string)).unwrap_or_else(|| stdout.trim().to_string());
@@ -162,9 +216,10 @@ fn backoff(restarts: u32) -> Duration {
     Duration::from_secs(1u64 << restarts.min(5)).min(Duration::from_secs(30))
 }
 
-/// The container's environment: PATH, HOSTNAME, its `env` (values and the common
-/// `fieldRef`s).
-fn container_env(pod: &Value, container: &Value, hostname: &str, ips: &[IpAddr], node: &NodeInfo) -> Vec<(String, String)> {
+/// The container's environment: PATH, HOSTNAME, its `env` (values, the common
+/// `fieldRef`s and `configMapKeyRef`s). A missing ConfigMap key is an error unless the
+/// reference is optional, as the kubelet's CreateContainerConfigError.
+fn container_env(config: &RuntimeConfig, pod: &Value, container: &Value, hostname: &str, ips: &[IpAddr], node: &NodeInfo) -> Result<Vec<(String, String)>, StartError> {
     let mut env = vec![
         ("PATH".to_string(), images::DEFAULT_PATH.to_string()),
         ("HOSTNAME".to_string(), hostname.to_string()),
@@ -175,6 +230,20 @@ fn container_env(pod: &Value, container: &Value, hostname: &str, ips: &[IpAddr],
     ];
     for var in container["env"].as_array().into_iter().flatten() {
         let Some(name) = var["name"].as_str() else { continue };
+        let config_map = &var["valueFrom"]["configMapKeyRef"];
+        if config_map.is_object() {
+            let namespace = pod["metadata"]["namespace"].as_str().unwrap_or_default();
+            let (map, key) = (config_map["name"].as_str().unwrap_or_default(), config_map["key"].as_str().unwrap_or_default());
+            match (config.config_value)(namespace, map, key) {
+                Some(value) => {
+                    env.retain(|(k, _)| k != name);
+                    env.push((name.to_string(), value));
+                }
+                None if config_map["optional"] == true => {}
+                None => return Err(StartError { reason: "CreateContainerConfigError".into(), message: format!("couldn't find key {key} in ConfigMap {namespace}/{map}") }),
+            }
+            continue;
+        }
         let value = match (&var["value"], var["valueFrom"]["fieldRef"]["fieldPath"].as_str()) {
             (Value::String(v), _) => Some(v.clone()),
             (_, Some("metadata.name")) => pod["metadata"]["name"].as_str().map(str::to_string),
@@ -189,7 +258,7 @@ fn container_env(pod: &Value, container: &Value, hostname: &str, ips: &[IpAddr],
             env.push((name.to_string(), value));
         }
     }
-    env
+    Ok(env)
 }
 
 fn resolv_conf(namespace: &str) -> String {
@@ -207,8 +276,41 @@ fn hosts_file(hostname: &str, fqdn: Option<&str>, ips: &[IpAddr]) -> String {
     hosts
 }
 
+impl Container {
+    /// Notes the container's exit, if it exited, and schedules its restart per the pod's
+    /// restart policy. `true` if it exited.
+    fn reap(&mut self, restart_policy: &str, now: Instant) -> bool {
+        use std::os::unix::process::ExitStatusExt;
+        let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) else { return false };
+        let exit_code = status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+        self.child = None;
+        let reason = if exit_code == 0 { "Completed" } else { "Error" };
+        self.state = State::Terminated { exit_code, reason: reason.into(), message: String::new(), finished_at: now_rfc3339() };
+        let restart = match restart_policy {
+            "Never" => false,
+            // An init container that completed is done; one that failed runs again.
+            _ if self.init => exit_code != 0,
+            "OnFailure" => exit_code != 0,
+            _ => true,
+        };
+        if restart && self.program.is_ok() {
+            self.next_start = Some(now + backoff(self.restarts));
+        }
+        true
+    }
+
+    fn completed(&self) -> bool {
+        matches!(self.state, State::Terminated { exit_code: 0, .. })
+    }
+
+    /// Terminated for good: no restart is due.
+    fn finished(&self) -> bool {
+        matches!(self.state, State::Terminated { .. }) && self.next_start.is_none()
+    }
+}
+
 impl PodRuntime {
-    fn sandbox(&self, env: Vec<(String, String)>) -> Sandbox {
+    fn sandbox(&self, container: &Container) -> Sandbox {
         let secrets = self.dir.join("serviceaccount");
         Sandbox {
             netns: self.netns.clone(),
@@ -216,8 +318,23 @@ impl PodRuntime {
             hosts: self.dir.join("hosts"),
             hostname: self.hostname.clone(),
             secrets: secrets.join("token").exists().then_some(secrets),
-            env,
+            env: container.env.clone(),
+            mounts: container.mounts.clone(),
         }
+    }
+
+    fn initialized(&self) -> bool {
+        self.containers.iter().filter(|c| c.init).all(Container::completed)
+    }
+
+    /// The containers to start now: the first init container not yet run, or, once all
+    /// completed, the app containers not yet started.
+    fn startable(&self) -> Vec<usize> {
+        let waiting = |c: &Container| matches!(c.state, State::Waiting { .. }) && c.child.is_none();
+        if let Some(index) = self.containers.iter().position(|c| c.init && !c.completed()) {
+            return if waiting(&self.containers[index]) { vec![index] } else { Vec::new() };
+        }
+        (0..self.containers.len()).filter(|&i| !self.containers[i].init && waiting(&self.containers[i])).collect()
     }
 
     /// The phase from the containers, as the kubelet computes it.
@@ -225,15 +342,19 @@ impl PodRuntime {
         if self.sandbox_error.is_some() {
             return "Pending";
         }
-        let all_terminated = self.containers.iter().all(|c| matches!(c.state, State::Terminated { .. }) && c.next_start.is_none());
-        if !all_terminated {
+        if !self.initialized() {
+            let failed = self.containers.iter().any(|c| c.init && c.finished() && !c.completed());
+            return if failed { "Failed" } else { "Pending" };
+        }
+        let apps = || self.containers.iter().filter(|c| !c.init);
+        if !apps().all(Container::finished) {
             return "Running";
         }
-        if self.containers.iter().all(|c| matches!(c.state, State::Terminated { exit_code: 0, .. })) { "Succeeded" } else { "Failed" }
+        if apps().all(Container::completed) { "Succeeded" } else { "Failed" }
     }
 
     fn ready(&self) -> bool {
-        self.sandbox_error.is_none() && self.containers.iter().all(|c| matches!(c.state, State::Running { .. }))
+        self.sandbox_error.is_none() && self.initialized() && self.containers.iter().filter(|c| !c.init).all(|c| matches!(c.state, State::Running { .. }))
     }
 }
 
@@ -250,7 +371,7 @@ impl Runtime {
     }
 
     fn index(&self, uid: &str, pod: &PodRuntime) {
-        let entries = pod.containers.iter().map(|c| (c.name.clone(), pod.sandbox(c.env.clone()))).collect();
+        let entries = pod.containers.iter().map(|c| (c.name.clone(), pod.sandbox(c))).collect();
         self.sandboxes.write().unwrap_or_else(|e| e.into_inner()).insert(uid.to_string(), entries);
     }
 
@@ -306,17 +427,31 @@ impl Runtime {
         let key = PodRef::of(pod);
         let uid = pod["metadata"]["uid"].as_str().unwrap_or_default().to_string();
         let paths = &self.config.paths;
-        let hostname = pod["spec"]["hostname"].as_str().unwrap_or(&key.name).to_string();
-        let netns_name = paths.pod_netns(&uid);
+        let host_network = pod["spec"]["hostNetwork"] == true;
+        // A hostNetwork pod lives in the node's namespace and has the node's hostname.
+        let (hostname, netns_name, netns) = if host_network {
+            (node.name.clone(), String::new(), node.netns.clone())
+        } else {
+            let name = paths.pod_netns(&uid);
+            (pod["spec"]["hostname"].as_str().unwrap_or(&key.name).to_string(), name.clone(), palisade_net::netns_path(&name))
+        };
+        let host_paths: HashMap<String, PathBuf> = pod["spec"]["volumes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| Some((v["name"].as_str()?.to_string(), paths.node_path(&node.name, Path::new(v["hostPath"]["path"].as_str()?)))))
+            .collect();
         let mut runtime = PodRuntime {
             key: key.clone(),
             node: node.clone(),
-            netns: palisade_net::netns_path(&netns_name),
+            netns,
             netns_name,
             dir: paths.pod_dir(&uid),
             hostname,
             ips: Vec::new(),
             network: false,
+            host_network,
+            host_paths,
             restart_policy: pod["spec"]["restartPolicy"].as_str().unwrap_or("Always").to_string(),
             containers: Vec::new(),
             start_time: now_rfc3339(),
@@ -327,8 +462,17 @@ impl Runtime {
             runtime.sandbox_error = Some(error.to_string());
             return (uid, runtime);
         }
-        for container in pod["spec"]["containers"].as_array().into_iter().flatten() {
-            let program = images::plan(container);
+        let inits = pod["spec"]["initContainers"].as_array().into_iter().flatten().map(|c| (true, c));
+        let apps = pod["spec"]["containers"].as_array().into_iter().flatten().map(|c| (false, c));
+        for (init, container) in inits.chain(apps) {
+            let env = container_env(&self.config, pod, container, &runtime.hostname, &runtime.ips, node);
+            let program = images::plan(container).and_then(|program| env.as_ref().map(|_| program).map_err(Clone::clone));
+            let mounts = container["volumeMounts"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|m| Some((runtime.host_paths.get(m["name"].as_str()?)?.clone(), PathBuf::from(m["mountPath"].as_str()?))))
+                .collect();
             let mut ports: Vec<u16> = container["ports"]
                 .as_array()
                 .into_iter()
@@ -345,9 +489,11 @@ impl Runtime {
             ports.dedup();
             runtime.containers.push(Container {
                 name: container["name"].as_str().unwrap_or("container").to_string(),
+                init,
                 image: container["image"].as_str().unwrap_or_default().to_string(),
                 program,
-                env: container_env(pod, container, &runtime.hostname, &runtime.ips, node),
+                env: env.unwrap_or_default(),
+                mounts,
                 ports,
                 child: None,
                 restarts: 0,
@@ -355,7 +501,8 @@ impl Runtime {
                 next_start: None,
             });
         }
-        for index in 0..runtime.containers.len() {
+        self.run_init_containers(&mut runtime);
+        for index in runtime.startable() {
             self.spawn(&mut runtime, index);
         }
         (uid, runtime)
@@ -364,17 +511,27 @@ impl Runtime {
     fn create_sandbox(&self, pod: &Value, runtime: &mut PodRuntime) -> Result<(), LabError> {
         std::fs::create_dir_all(runtime.dir.join("html")).map_err(LabError::io(format!("creating {}", runtime.dir.display())))?;
         std::fs::create_dir_all(runtime.dir.join("tmp")).map_err(LabError::io(format!("creating {}", runtime.dir.display())))?;
-        // A sandbox that outlived the daemon is adopted: same namespace, and CNI ADD of the
-        // same container gives the same addresses.
-        if !runtime.netns.exists() {
-            palisade_net::create_named(&runtime.netns_name)?;
-        } else {
-            kill_leftovers(&runtime.netns);
-        }
         let uid = pod["metadata"]["uid"].as_str().unwrap_or_default();
-        let result = cni(&self.config, &runtime.node, "ADD", uid, &runtime.netns, &runtime.key)?;
+        for (volume, dir) in &runtime.host_paths {
+            // DirectoryOrCreate and the unset type make the directory; the lab's nodes have
+            // no other files, so every hostPath is a directory of the node's own.
+            std::fs::create_dir_all(dir).map_err(LabError::io(format!("creating hostPath volume {volume} at {}", dir.display())))?;
+        }
+        if runtime.host_network {
+            kill_leftovers_of_pod(&self.config.paths, uid);
+            runtime.ips = vec![IpAddr::V4(runtime.node.ip4), IpAddr::V6(runtime.node.ip6)];
+        } else {
+            // A sandbox that outlived the daemon is adopted: same namespace, and CNI ADD of
+            // the same container gives the same addresses.
+            if !runtime.netns.exists() {
+                palisade_net::create_named(&runtime.netns_name)?;
+            } else {
+                kill_leftovers(&runtime.netns);
+            }
+            let result = cni(&self.config, &runtime.node, "ADD", uid, &runtime.netns, &runtime.key)?;
+            runtime.ips = result["ips"].as_array().into_iter().flatten().filter_map(|ip| ip["address"].as_str()?.split('/').next()?.parse().ok()).collect();
+        }
         runtime.network = true;
-        runtime.ips = result["ips"].as_array().into_iter().flatten().filter_map(|ip| ip["address"].as_str()?.split('/').next()?.parse().ok()).collect();
         let fqdn = pod["spec"]["subdomain"].as_str().map(|sub| format!("{}.{sub}.{}.svc.cluster.local", runtime.hostname, runtime.key.namespace));
         write_file(&runtime.dir.join("resolv.conf"), &resolv_conf(&runtime.key.namespace))?;
         write_file(&runtime.dir.join("hosts"), &hosts_file(&runtime.hostname, fqdn.as_deref(), &runtime.ips))?;
@@ -392,6 +549,28 @@ impl Runtime {
         Ok(())
     }
 
+    /// Runs the pod's init containers one after the other while they succeed, for at most
+    /// `INIT_WAIT` (the rest, and failures' restarts, are the supervisor's). A kubelet runs
+    /// pods concurrently; the lab starts them from one loop, so a network plugin's init
+    /// container that installs the CNI config is done before the loop starts pods that
+    /// need it, and the plugin's agent starts right after it.
+    fn run_init_containers(&self, pod: &mut PodRuntime) {
+        let deadline = Instant::now() + INIT_WAIT;
+        while let Some(index) = pod.startable().first().copied().filter(|&i| pod.containers[i].init) {
+            self.spawn(pod, index);
+            let policy = pod.restart_policy.clone();
+            while !pod.containers[index].reap(&policy, Instant::now()) {
+                if Instant::now() >= deadline {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if !pod.containers[index].completed() {
+                return;
+            }
+        }
+    }
+
     /// Starts (or restarts) one container's process.
     fn spawn(&self, pod: &mut PodRuntime, index: usize) {
         let paths = &self.config.paths;
@@ -400,6 +579,7 @@ impl Runtime {
         let argv: Result<Vec<String>, StartError> = match &container.program {
             Err(e) => Err(e.clone()),
             Ok(Program::Exec { argv }) => Ok(argv.clone()),
+            Ok(Program::Palisade { args }) => Ok([vec![self_exe.clone()], args.clone()].concat()),
             Ok(Program::Serve { tcp, udp }) => {
                 let mut argv = vec![self_exe.clone(), "serve".into(), "--hostname".into(), pod.hostname.clone()];
                 argv.extend(tcp.iter().flat_map(|p| ["--tcp".to_string(), p.to_string()]));
@@ -419,7 +599,8 @@ impl Runtime {
             },
         };
         let log_path = pod.dir.join(format!("{}.log", container.name));
-        let sandbox = pod.sandbox(container.env.clone());
+        let sandbox = pod.sandbox(container);
+        let pod_marker = pod_marker(&paths.name, &pod.dir);
         let spawned = argv.and_then(|argv| {
             let log = File::options().create(true).append(true).open(&log_path).map_err(|e| StartError { reason: "StartError".into(), message: format!("{}: {e}", log_path.display()) })?;
             let log2 = log.try_clone().map_err(|e| StartError { reason: "StartError".into(), message: e.to_string() })?;
@@ -429,6 +610,7 @@ impl Runtime {
                 .env_clear()
                 .envs(container.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
                 .env(marker, value)
+                .env(&pod_marker.0, &pod_marker.1)
                 .current_dir("/")
                 .process_group(0)
                 .stdin(Stdio::null())
@@ -484,27 +666,17 @@ impl Runtime {
             let mut pod = self.pods.remove(&uid).expect("listed");
             let phase_before = pod.phase();
             for index in 0..pod.containers.len() {
-                let container = &mut pod.containers[index];
-                if let Some(child) = container.child.as_mut()
-                    && let Ok(Some(status)) = child.try_wait()
-                {
-                    use std::os::unix::process::ExitStatusExt;
-                    let exit_code = status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
-                    container.child = None;
-                    let reason = if exit_code == 0 { "Completed" } else { "Error" };
-                    container.state = State::Terminated { exit_code, reason: reason.into(), message: String::new(), finished_at: now_rfc3339() };
-                    let restart = match pod.restart_policy.as_str() {
-                        "Never" => false,
-                        "OnFailure" => exit_code != 0,
-                        _ => true,
-                    };
-                    if restart && container.program.is_ok() {
-                        container.next_start = Some(now + backoff(container.restarts));
-                    }
-                    changed = true;
-                }
+                let policy = pod.restart_policy.clone();
+                changed |= pod.containers[index].reap(&policy, now);
                 if pod.containers[index].next_start.is_some_and(|at| at <= now) {
                     pod.containers[index].restarts += 1;
+                    self.spawn(&mut pod, index);
+                    changed = true;
+                }
+            }
+            // An init container completed: the next one, or the app containers, start.
+            if pod.sandbox_error.is_none() {
+                for index in pod.startable() {
                     self.spawn(&mut pod, index);
                     changed = true;
                 }
@@ -557,6 +729,7 @@ impl Runtime {
     pub fn status(&self, uid: &str) -> Option<Value> {
         let pod = self.pods.get(uid)?;
         let ready = if pod.ready() { "True" } else { "False" };
+        let initialized = if pod.initialized() { "True" } else { "False" };
         let mut status = json!({
             "phase": pod.phase(),
             "hostIP": pod.node.ip4.to_string(),
@@ -565,7 +738,7 @@ impl Runtime {
             "qosClass": "BestEffort",
             "conditions": [
                 {"type": "PodReadyToStartContainers", "status": if pod.network { "True" } else { "False" }},
-                {"type": "Initialized", "status": "True"},
+                {"type": "Initialized", "status": initialized},
                 {"type": "Ready", "status": ready},
                 {"type": "ContainersReady", "status": ready},
                 {"type": "PodScheduled", "status": "True"},
@@ -579,9 +752,10 @@ impl Runtime {
             status["message"] = json!(error);
             status["reason"] = json!("FailedCreatePodSandBox");
         }
-        let containers: Vec<Value> = pod
-            .containers
+        let statuses = |init: bool| -> Vec<Value> {
+            pod.containers
             .iter()
+            .filter(|c| c.init == init)
             .map(|c| {
                 let state = match (&c.state, c.next_start) {
                     (_, Some(_)) => json!({"waiting": {"reason": "CrashLoopBackOff", "message": format!("back-off restarting failed container {}", c.name)}}),
@@ -597,8 +771,12 @@ impl Runtime {
                     "containerID": c.child.as_ref().map(|ch| format!("palisade://{}", ch.id())), "state": state,
                 })
             })
-            .collect();
-        status["containerStatuses"] = Value::Array(containers);
+            .collect()
+        };
+        status["containerStatuses"] = Value::Array(statuses(false));
+        if pod.containers.iter().any(|c| c.init) {
+            status["initContainerStatuses"] = Value::Array(statuses(true));
+        }
         Some(status)
     }
 }
@@ -611,7 +789,27 @@ fn kill_leftovers(netns: &Path) {
     }
 }
 
+/// The environment variable that tells one pod's processes apart (a hostNetwork pod shares
+/// the node's namespace with other pods, so its leftovers are found by this instead).
+fn pod_marker(lab: &str, pod_dir: &Path) -> (String, String) {
+    let uid = pod_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    ("PALISADE_LAB_POD".to_string(), format!("{lab}/{uid}"))
+}
+
+/// Kills the processes a previous daemon left of a hostNetwork pod it is adopting.
+fn kill_leftovers_of_pod(paths: &LabPaths, uid: &str) {
+    let (name, value) = pod_marker(&paths.name, &paths.pod_dir(uid));
+    for pid in crate::client::processes_with_env(&format!("{name}={value}")) {
+        let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+    }
+}
+
 fn release_network(config: &RuntimeConfig, pod: &mut PodRuntime, uid: &str) {
+    if pod.host_network {
+        // The node's namespace is not the pod's to remove.
+        pod.network = false;
+        return;
+    }
     if pod.network {
         if let Err(error) = cni(config, &pod.node, "DEL", uid, &pod.netns, &pod.key) {
             tracing::warn!(key = %pod.key, %error, "CNI DEL failed");

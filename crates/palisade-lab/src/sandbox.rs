@@ -1,7 +1,8 @@
 //! Entering a pod: what a container runtime does before it execs a container's process. The
 //! pod's network namespace, a private mount namespace where the pod's own `/etc/resolv.conf`
 //! and `/etc/hosts` are bind-mounted over the host's, and a UTS namespace with the pod's
-//! hostname. Used for the lab's container processes and for `palisade lab exec`.
+//! hostname; a container's hostPath volumes are bind-mounted from its lab node's own
+//! directories. Used for the lab's container processes and for `palisade lab exec`.
 
 use std::ffi::CString;
 use std::path::PathBuf;
@@ -23,6 +24,9 @@ pub struct Sandbox {
     pub secrets: Option<PathBuf>,
     /// The container's environment (PATH, HOSTNAME, its `env`).
     pub env: Vec<(String, String)>,
+    /// Bind mounts `(source on the host, mountPath in the container)`: hostPath volumes,
+    /// whose sources are the lab node's own directories.
+    pub mounts: Vec<(PathBuf, PathBuf)>,
 }
 
 /// Where in-cluster clients read their token, CA and namespace.
@@ -47,6 +51,9 @@ impl Sandbox {
         ];
         if let Some(secrets) = &self.secrets {
             args.extend(["--secrets".to_string(), secrets.display().to_string()]);
+        }
+        for (source, target) in &self.mounts {
+            args.extend(["--mount".to_string(), format!("{}:{}", source.display(), target.display())]);
         }
         args.push("--".to_string());
         args.extend(argv.iter().cloned());
@@ -74,6 +81,14 @@ pub fn enter(sandbox: &Sandbox) -> Result<(), LabError> {
         std::fs::create_dir_all(SERVICE_ACCOUNT_DIR).map_err(LabError::io(format!("creating {SERVICE_ACCOUNT_DIR}")))?;
         mount(Some(secrets.as_path()), SERVICE_ACCOUNT_DIR, None::<&str>, MsFlags::MS_BIND, None::<&str>)
             .map_err(|e| LabError::failed(format!("bind-mounting {} over {SERVICE_ACCOUNT_DIR}: {e}", secrets.display())))?;
+    }
+    // Last: a mount may cover where the pod's own files above came from (`/run/palisade`).
+    for (source, target) in &sandbox.mounts {
+        // The mount point is made on the host if missing (an empty directory); what is
+        // mounted on it stays in the pod's mount namespace.
+        std::fs::create_dir_all(target).map_err(LabError::io(format!("creating the mount point {}", target.display())))?;
+        mount(Some(source.as_path()), target.as_path(), None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
+            .map_err(|e| LabError::failed(format!("bind-mounting {} over {}: {e}", source.display(), target.display())))?;
     }
     nix::unistd::sethostname(&sandbox.hostname).map_err(failed("setting the pod's hostname"))?;
     setns(&netns, CloneFlags::CLONE_NEWNET).map_err(failed("entering the pod's network namespace"))?;

@@ -1,7 +1,9 @@
 //! Routes between nodes (host-gw): on each node, a route to every other node's pod CIDRs via
 //! that node's address. Level-triggered: `sync_node_routes` makes the routes Palisade owns
 //! (marked with its own route protocol number) exactly the desired ones, replacing what
-//! differs and removing the rest, and never touches a route it does not own.
+//! differs and removing the rest, and never touches a route it does not own. Nodes must
+//! share a subnet: a gateway on no subnet of this node is reported, not routed to (the
+//! node's default route may still reach it, as in the lab, whose underlay routes pod CIDRs).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -35,6 +37,15 @@ impl std::fmt::Display for NodeRoute {
 pub struct RouteChanges {
     pub added: Vec<NodeRoute>,
     pub removed: Vec<NodeRoute>,
+    /// Routes whose gateway is on no subnet of this node (the kernel refuses them): that
+    /// node's pods are reached through this node's default route, if at all.
+    pub off_link: Vec<NodeRoute>,
+}
+
+/// Whether the kernel refused a route because its gateway is not on a connected subnet.
+fn gateway_off_link(error: &rtnetlink::Error) -> bool {
+    use nix::errno::Errno;
+    matches!(error, rtnetlink::Error::NetlinkError(e) if [Errno::ENETUNREACH, Errno::EHOSTUNREACH].iter().any(|code| e.raw_code() == -(*code as i32)))
 }
 
 fn message(route: &NodeRoute) -> Result<RouteMessage, NetError> {
@@ -101,8 +112,11 @@ pub fn sync_node_routes(desired: &[NodeRoute]) -> Result<RouteChanges, NetError>
             }
             // `replace`: a route to the same destination (ours with an old gateway, or one
             // left by hand) becomes ours.
-            handle.route().add(message(route)?).replace().execute().await.map_err(NetError::netlink(format!("adding the route {route}")))?;
-            changes.added.push(*route);
+            match handle.route().add(message(route)?).replace().execute().await {
+                Ok(()) => changes.added.push(*route),
+                Err(error) if gateway_off_link(&error) => changes.off_link.push(*route),
+                Err(error) => return Err(NetError::netlink(format!("adding the route {route}"))(error)),
+            }
         }
         Ok(changes)
     })

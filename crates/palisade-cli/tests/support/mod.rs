@@ -54,7 +54,7 @@ impl TestLab {
 
     /// `palisade lab ARGS` (the lab's own verbs: up, down, status...).
     pub fn cli(&self, args: &[&str]) -> Output {
-        Command::new(PALISADE).arg("lab").args(args).env("PALISADE_LAB", &self.name).env("PALISADE_CNI", cni_binary()).output().expect("run palisade")
+        Command::new(PALISADE).arg("lab").args(args).env("PALISADE_LAB", &self.name).output().expect("run palisade")
     }
 
     /// Runs a lab verb that must succeed; returns stdout.
