@@ -2,7 +2,8 @@
 # Lab timings (as root, release build), everything through the lab's Kubernetes API with
 # the real kubectl: lab up; N pods created by one Deployment until all run with addresses
 # and answer (`kubectl wait`); a policy until every node enforces it; a denied curl through
-# `kubectl exec`; deleting the pods; the seed walkthrough end to end.
+# `kubectl exec`; deleting the pods; the seed walkthrough end to end. Policy is enforced
+# by Palisade's DaemonSet, which lab up applies (one agent pod per node).
 # Usage: bench/lab.sh [PODS]   (default 100)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -58,7 +59,7 @@ running=$("$kubectl" get pods -n bench --field-selector=status.phase=Running -o 
 echo "kubectl apply + wait: $((pods + 2)) pods over 2 nodes running with addresses: $took ms ($(( (pods + 2) * 1000 / took )) pods/s, $running running)"
 "$palisade" lab status --wait-synced 30 >/dev/null
 daemon=$(pgrep -f "lab --lab bench daemon" | head -1)
-echo "lab daemon resident memory with $((pods + 3)) pods running: $(awk '/VmRSS/ {printf "%.0f MiB", $2 / 1024}' "/proc/$daemon/status")"
+echo "lab daemon resident memory with $((pods + 5)) pods running: $(awk '/VmRSS/ {printf "%.0f MiB", $2 / 1024}' "/proc/$daemon/status")"
 cat >"$tmp/policy.yaml" <<'YAML'
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
@@ -69,8 +70,13 @@ spec:
 YAML
 t=$(date +%s%N)
 "$kubectl" apply -f "$tmp/policy.yaml" >/dev/null
-sync=$("$palisade" lab status --wait-synced 30 | grep 'last dataplane sync')
-echo "kubectl apply of a policy until both nodes enforce it, $((pods + 3)) pods: $(ms "$t") ms ($sync)"
+"$palisade" lab status --wait-synced 30 >/dev/null
+echo "kubectl apply of a policy until both nodes' agents enforce it, $((pods + 5)) pods: $(ms "$t") ms"
+for pid in $(pgrep -f "palisade agent"); do
+  if tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -q "^PALISADE_LAB_POD=bench/"; then
+    echo "agent $pid resident memory: $(awk '/VmRSS/ {printf "%.0f MiB", $2 / 1024}' "/proc/$pid/status")"
+  fi
+done
 t=$(date +%s%N); "$kubectl" get pods -A -o json >/dev/null; echo "kubectl get pods -A -o json ($((pods + 3)) pods): $(ms "$t") ms"
 web=$("$kubectl" get pods -n bench -l app=web -o jsonpath='{.items[0].status.podIP}')
 for i in 1 2 3; do
@@ -81,7 +87,8 @@ t=$(date +%s%N)
 "$kubectl" wait --for=delete pod -l app=app -n bench --timeout=300s >/dev/null 2>&1 || true
 echo "kubectl delete of the $pods-pod Deployment until the API has no pods of it: $(ms "$t") ms"
 # The runtime tears the sandboxes down after the API let go of them (kill, CNI DEL, netns).
-# Three pods stay: the two web pods and cluster DNS.
+# Three pods stay in pod namespaces: the two web pods and cluster DNS (the agents are
+# hostNetwork pods).
 while [ "$(ip netns list 2>/dev/null | grep -c '^pal-bench-pod-')" -gt 3 ]; do sleep 0.05; done
 echo "... until the nodes removed their sandboxes: $(ms "$t") ms"
 "$palisade" lab down >/dev/null

@@ -27,6 +27,8 @@ struct Node {
     agent: Option<Child>,
     agent_port: u16,
     agent_flags: Vec<String>,
+    /// `PATH` for the agent (a directory with a stand-in `nft` first), if not inherited.
+    agent_path: Option<String>,
 }
 
 const PODS: [(&str, &str, &str); 3] = [("production/nginx", "10.244.1.10", "fd00:10:244:1::10"), ("production/curl", "10.244.1.11", "fd00:10:244:1::11"), ("develop/curl", "10.244.1.12", "fd00:10:244:1::12")];
@@ -36,7 +38,7 @@ impl Node {
         let specs: Vec<PodSpec> = PODS.iter().map(|(name, v4, v6)| PodSpec { name: name.to_string(), ips: vec![v4.parse().unwrap(), v6.parse().unwrap()] }).collect();
         let bed = Testbed::new(&specs);
         let dir = tempfile::tempdir().unwrap();
-        let mut node = Self { bed, dir, api_port: 0, server: None, agent: None, agent_port: 9099, agent_flags: vec!["--min-sync-interval-ms".into(), "5".into()] };
+        let mut node = Self { bed, dir, api_port: 0, server: None, agent: None, agent_port: 9099, agent_flags: vec!["--min-sync-interval-ms".into(), "5".into()], agent_path: None };
         node.start_server();
         node
     }
@@ -124,6 +126,7 @@ impl Node {
             .arg("--state-file")
             .arg(self.dir.path().join("agent-state.json"))
             .args(&self.agent_flags)
+            .envs(self.agent_path.iter().map(|path| ("PATH", path)))
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -385,6 +388,78 @@ fn the_agent_enforces_the_apis_policies_on_its_node_and_never_opens() {
     // Changes made after the outage are followed.
     node.kubectl(&["delete", "networkpolicy", "default-deny-ingress", "-n", "production"]);
     node.wait_for("develop allowed once the policy is gone", |_| probe(&from_develop, "production/nginx", false) == Outcome::Connected);
+}
+
+/// A policy whose pod sets the agent must create.
+const TAMPER: &str = "
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: tamper, namespace: production}
+spec:
+  podSelector: {matchLabels: {app: nginx}}
+  ingress:
+  - from:
+    - podSelector: {matchLabels: {app: curl}}
+";
+
+/// An `nft` standing in for a kernel that refuses whatever mentions policy
+/// production/tamper (its rules carry the policy's name in their comments), as a kernel
+/// without a feature the rules need would; everything else goes to the real nft.
+const REFUSING_NFT: &str = r#"#!/bin/sh
+case " $* " in
+*" -f "*)
+  input=$(cat)
+  case "$input" in
+  *production/tamper*) echo "internal:0:0-0: Error: Could not process rule: Operation not supported" >&2; exit 1 ;;
+  esac
+  printf '%s' "$input" | exec /usr/sbin/nft "$@" ;;
+*) exec /usr/sbin/nft "$@" ;;
+esac
+"#;
+
+#[test]
+fn a_ruleset_the_kernel_refuses_is_reported_on_its_policy() {
+    use std::os::unix::fs::PermissionsExt;
+    if !require_privileges() {
+        return;
+    }
+    let mut node = Node::new();
+    let bin = node.dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::write(bin.join("nft"), REFUSING_NFT).unwrap();
+    std::fs::set_permissions(bin.join("nft"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    node.agent_path = Some(format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", bin.display()));
+    node.apply_manifest();
+    node.apply("workloads.yaml", WORKLOADS);
+    node.pods_running();
+    let _servers = Servers::start(node.bed.pod("production/nginx"), &[80], &[]);
+    let from_develop = Prober::new(node.bed.pod("develop/curl"));
+    node.start_agent();
+    node.wait_for("readiness", |n| n.ready().is_none());
+    let before = same_ruleset(&node.settled_table());
+    node.apply("tamper.yaml", TAMPER);
+
+    // Where users look: an Event on the policy, readiness, a metric, the log.
+    let events = |n: &Node| n.kubectl(&["get", "events.events.k8s.io", "-n", "production", "-o", "json"]);
+    node.wait_for("a RulesetRejected Event on production/tamper", |n| events(n).contains("RulesetRejected"));
+    let listed: serde_json::Value = serde_json::from_str(&events(&node)).unwrap();
+    let event = listed["items"].as_array().unwrap().iter().find(|e| e["reason"] == "RulesetRejected").unwrap().clone();
+    assert_eq!((event["regarding"]["kind"].as_str(), event["regarding"]["name"].as_str()), (Some("NetworkPolicy"), Some("tamper")), "{event}");
+    assert_eq!(event["type"], "Warning", "{event}");
+    assert_eq!(event["reportingInstance"], "node-1", "{event}");
+    let note = event["note"].as_str().unwrap();
+    assert!(note.contains("of policy production/tamper") && note.contains("Operation not supported") && note.contains("keeps enforcing its previous ruleset"), "{note}");
+    let why = node.ready().expect("unready while the kernel refuses");
+    assert!(why.contains("the kernel refused the last ruleset"), "{why}");
+    let (_, metrics) = node.get("/metrics").unwrap();
+    assert!(metrics.contains("palisade_apply_errors_total{reason=\"rejected\"}"), "{metrics}");
+    // The previous ruleset stays in the kernel: develop still reaches nginx.
+    assert_eq!(same_ruleset(&node.table().unwrap()), before);
+    assert_eq!(probe(&from_develop, "production/nginx", false), Outcome::Connected);
+
+    // The policy gone, the next ruleset is taken and the agent is ready again.
+    node.kubectl(&["delete", "networkpolicy", "tamper", "-n", "production"]);
+    node.wait_for("readiness once the kernel takes the ruleset", |n| n.ready().is_none());
 }
 
 /// The role with `verbs` on networkpolicies instead of the manifest's.
