@@ -3,6 +3,7 @@
 
 mod agent_cmd;
 mod check;
+mod conformance;
 mod dataplane_cmd;
 mod endpoint_ref;
 mod explain;
@@ -43,10 +44,36 @@ enum Command {
     /// Answer TCP (HTTP too) and UDP on the given ports with the hostname (the lab's
     /// built-in server for agnhost-like images).
     Serve(ServeArgs),
+    /// The NetworkPolicy conformance suite on real packets, against a fresh lab or any
+    /// cluster (--kubeconfig): PASS/FAIL per case, truth tables for failures.
+    Conformance(conformance::ConformanceArgs),
+    /// One connection attempt from here, like agnhost connect: exit 0 connected, 1 refused
+    /// or timed out, 3 protocol unsupported by this kernel.
+    Probe(ProbeArgs),
     /// The node agent: watches a Kubernetes API, enforces NetworkPolicy on this node.
     Agent(agent_cmd::AgentArgs),
     /// Install palisade-cni and this node's network config (the DaemonSet's init container).
     InstallCni(agent_cmd::InstallCniArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct ProbeArgs {
+    /// tcp, udp or sctp.
+    #[arg(long, default_value = "tcp")]
+    protocol: String,
+    /// How long to wait (`1s`, `500ms`, or seconds).
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    timeout: std::time::Duration,
+    /// HOST:PORT (IPv6 as [ADDR]:PORT); HOST may be a name.
+    target: String,
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let (number, scale) = match text.strip_suffix("ms") {
+        Some(n) => (n, 0.001),
+        None => (text.strip_suffix('s').unwrap_or(text), 1.0),
+    };
+    number.parse::<f64>().ok().filter(|n| *n >= 0.0).map(|n| std::time::Duration::from_secs_f64(n * scale)).ok_or_else(|| format!("{text:?}: a duration such as 1s or 500ms"))
 }
 
 #[derive(clap::Args, Debug)]
@@ -105,6 +132,8 @@ fn main() -> ExitCode {
         },
         Command::Agent(args) => agent_cmd::run(args).map(|()| 0),
         Command::InstallCni(args) => agent_cmd::install_cni(args).map(|()| 0),
+        Command::Probe(args) => probe(args),
+        Command::Conformance(args) => conformance::run(args),
         Command::Serve(args) => {
             let hostname = args.hostname.clone().unwrap_or_else(nix_hostname);
             palisade_lab::serve::serve(&args.tcp, &args.udp, &hostname).map(|()| 0).map_err(anyhow::Error::from)
@@ -119,6 +148,15 @@ fn main() -> ExitCode {
             ExitCode::from(BAD_INPUT)
         }
     }
+}
+
+/// `palisade probe`: resolves the target, makes one attempt, prints the outcome's word.
+fn probe(args: &ProbeArgs) -> anyhow::Result<u8> {
+    use std::net::ToSocketAddrs;
+    let target = args.target.to_socket_addrs().map_err(|e| anyhow::anyhow!("{}: {e} (expected HOST:PORT)", args.target))?.next().ok_or_else(|| anyhow::anyhow!("{}: no address", args.target))?;
+    let (word, code) = palisade_lab::probe::probe(&args.protocol, target, args.timeout).report();
+    println!("{word}");
+    Ok(code)
 }
 
 fn nix_hostname() -> String {

@@ -1,7 +1,6 @@
 //! The case file format: steps, and truth tables for the probes.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use palisade_model::Protocol;
 use serde::Deserialize;
@@ -36,9 +35,14 @@ pub struct Expectation {
 pub enum Step {
     /// Create, or replace a policy of the same name (`update_policy`).
     ApplyPolicy { namespace: String, policy: Value },
+    DeletePolicy { namespace: String, name: String },
     DeleteAllPolicies { namespaces: Vec<String> },
     AddPodLabels { pod: String, labels: BTreeMap<String, String> },
+    /// The pod's labels become exactly these.
+    ReplacePodLabels { pod: String, labels: BTreeMap<String, String> },
     AddNamespaceLabels { namespace: String, labels: BTreeMap<String, String> },
+    /// The namespace's labels become exactly these (and its name label).
+    SetNamespaceLabels { namespace: String, labels: BTreeMap<String, String> },
     Probe { port: u16, protocol: Protocol, expect: Vec<Expectation> },
 }
 
@@ -128,23 +132,14 @@ fn convert(raw: RawCase) -> Result<Case, String> {
     Ok(Case { id: raw.id, title: raw.title, servers, variants })
 }
 
-/// Every case in `cases/`, sorted by id.
+/// Every case in `cases/` (compiled in), sorted by file name.
 pub fn load_cases() -> Vec<Case> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("cases");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
-        .map(|e| e.expect("directory entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .collect();
-    files.sort();
-    files
+    crate::builtin::FILES
         .iter()
-        .map(|file| {
-            let text = std::fs::read_to_string(file).expect("case file is readable");
-            let docs = palisade_model::parse_yaml(&text).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-            let raw: RawCase = serde_json::from_value(docs.into_iter().next().expect("one document"))
-                .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-            convert(raw).unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+        .map(|(file, text)| {
+            let docs = palisade_model::parse_yaml(text).unwrap_or_else(|e| panic!("{file}: {e}"));
+            let raw: RawCase = serde_json::from_value(docs.into_iter().next().expect("one document")).unwrap_or_else(|e| panic!("{file}: {e}"));
+            convert(raw).unwrap_or_else(|e| panic!("{file}: {e}"))
         })
         .collect()
 }

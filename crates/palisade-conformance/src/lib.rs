@@ -5,10 +5,15 @@
 //! serving every case port with a named container port `serve-<port>-<proto>`; probes go
 //! through a Service, so they are judged on the pod address and target port.
 
+mod builtin;
 mod case;
+pub mod file;
+pub mod report;
 mod scenario;
+pub mod topology;
 pub mod strategies;
 pub mod synthetic;
 
 pub use case::{Case, Expectation, Step, Variant, load_cases};
 pub use scenario::{Mismatch, Scenario, default_pod_ips};
+pub use topology::{LabelMap, PodDef, PortDef, Topology};

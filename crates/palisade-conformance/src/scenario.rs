@@ -12,6 +12,7 @@ use palisade_model::{
 use serde_json::Value;
 
 use crate::case::{Case, Step, Variant};
+use crate::topology::Topology;
 
 /// A probe whose observed result differs from the expectation.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -55,54 +56,37 @@ pub struct Scenario {
 impl Scenario {
     /// The upstream topology of a variant: namespaces x, y, z and the variant's pods.
     pub fn new(case: &Case, variant: &Variant, pod_ips: impl Fn(&str) -> Vec<IpAddr>) -> Self {
+        Self::from_topology(&Topology::upstream(case, variant), pod_ips)
+    }
+
+    /// Any topology: its namespaces, its pods (at their fixed address, or `pod_ips`), and a
+    /// Service `s-<ns>-<pod>` per pod with one port per container port, as upstream's.
+    pub fn from_topology(topology: &Topology, pod_ips: impl Fn(&str) -> Vec<IpAddr>) -> Self {
         let mut cluster = Cluster::default();
-        for ns in ["x", "y", "z"] {
-            cluster.namespaces.insert(
-                ns.to_string(),
-                Namespace {
-                    name: ns.to_string(),
-                    labels: Labels::from([(NAMESPACE_NAME_LABEL.to_string(), ns.to_string())]),
-                    declared: true,
-                    origin: Origin::default(),
-                },
-            );
+        for (ns, labels) in &topology.namespaces {
+            let mut labels: Labels = labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            labels.insert(NAMESPACE_NAME_LABEL.to_string(), ns.to_string());
+            cluster.namespaces.insert(ns.to_string(), Namespace { name: ns.to_string(), labels, declared: true, origin: Origin::default() });
         }
-        for pod in &variant.pods {
-            let (ns, name) = pod.split_once('/').expect("pods are named ns/name");
-            let ports: Vec<ContainerPort> = case
-                .servers
-                .iter()
-                .map(|&(number, protocol)| ContainerPort {
-                    name: Some(format!("serve-{number}-{}", protocol.as_str().to_ascii_lowercase())),
-                    number,
-                    protocol,
-                })
-                .collect();
+        for pod in &topology.pods {
+            let ports: Vec<ContainerPort> = pod.ports.iter().map(|p| ContainerPort { name: p.name.clone(), number: p.port, protocol: p.protocol }).collect();
             cluster.endpoints.push(Endpoint {
                 kind: WorkloadKind::Pod,
-                namespace: ns.to_string(),
-                name: name.to_string(),
-                labels: Labels::from([("pod".to_string(), name.to_string())]),
-                ips: pod_ips(pod),
+                namespace: pod.namespace.clone(),
+                name: pod.name.clone(),
+                labels: pod.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                ips: pod.ip.map_or_else(|| pod_ips(&pod.key()), |ip| vec![ip]),
                 ports: ports.clone(),
                 host_network: false,
                 node: None,
                 origin: Origin::default(),
             });
             cluster.services.push(Service {
-                namespace: ns.to_string(),
-                name: format!("s-{ns}-{name}"),
-                selector: Some(Labels::from([("pod".to_string(), name.to_string())])),
+                namespace: pod.namespace.clone(),
+                name: format!("s-{}-{}", pod.namespace, pod.name),
+                selector: Some(pod.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
                 cluster_ips: Vec::new(),
-                ports: ports
-                    .iter()
-                    .map(|p| ServicePort {
-                        name: p.name.clone(),
-                        port: p.number,
-                        protocol: p.protocol,
-                        target: TargetPort::Number(p.number),
-                    })
-                    .collect(),
+                ports: ports.iter().map(|p| ServicePort { name: p.name.clone(), port: p.number, protocol: p.protocol, target: TargetPort::Number(p.number) }).collect(),
                 origin: Origin::default(),
             });
         }
@@ -125,14 +109,24 @@ impl Scenario {
                     .unwrap_or_else(|e| panic!("case policy is invalid: {e:?}"));
                 self.cluster.upsert_policy(policy);
             }
+            Step::DeletePolicy { namespace, name } => self.cluster.policies.retain(|p| !(&p.namespace == namespace && &p.name == name)),
             Step::DeleteAllPolicies { namespaces } => self.cluster.policies.retain(|p| !namespaces.contains(&p.namespace)),
             Step::AddPodLabels { pod, labels } => {
                 let index = self.pod_index(pod);
                 self.cluster.endpoints[index].labels.extend(labels.clone());
             }
+            Step::ReplacePodLabels { pod, labels } => {
+                let index = self.pod_index(pod);
+                self.cluster.endpoints[index].labels = labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            }
             Step::AddNamespaceLabels { namespace, labels } => {
                 let ns = self.cluster.namespaces.get_mut(namespace).expect("case namespaces exist");
                 ns.labels.extend(labels.clone());
+            }
+            Step::SetNamespaceLabels { namespace, labels } => {
+                let ns = self.cluster.namespaces.get_mut(namespace).expect("case namespaces exist");
+                ns.labels = labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                ns.labels.insert(NAMESPACE_NAME_LABEL.to_string(), namespace.clone());
             }
             Step::Probe { .. } => {}
         }

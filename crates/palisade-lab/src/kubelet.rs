@@ -29,7 +29,13 @@ impl Kubelet for LabKubelet {
             let containers = index.get(&uid_of(pod)).ok_or_else(|| format!("pod {} has no running sandbox", pod["metadata"]["name"].as_str().unwrap_or_default()))?;
             containers.get(container).cloned().ok_or_else(|| format!("container {container} has no sandbox"))?
         };
-        let args = sandbox.pod_exec_args(&self.paths.name, command);
+        // Palisade's image holds `palisade` on its PATH; in the lab it is this binary.
+        let image = pod["spec"]["containers"].as_array().into_iter().flatten().find(|c| c["name"] == container).and_then(|c| c["image"].as_str()).unwrap_or_default();
+        let mut command = command.to_vec();
+        if crate::images::image_base(image) == "palisade" && command.first().is_some_and(|c| crate::images::image_base(c) == "palisade") {
+            command[0] = self.self_exe.display().to_string();
+        }
+        let args = sandbox.pod_exec_args(&self.paths.name, &command);
         let (marker, value) = self.paths.process_marker();
         if tty {
             let (pty, pts) = pty_process::open().map_err(|e| format!("allocating a terminal: {e}"))?;

@@ -19,6 +19,7 @@ pub mod kubelet;
 pub mod lab;
 pub mod node_agents;
 pub mod paths;
+pub mod probe;
 pub mod protocol;
 pub mod proxy;
 pub mod runtime;

@@ -18,6 +18,6 @@ pub mod selector;
 
 pub use build::{ClusterBuilder, DEFAULT_POD_CIDR, DEFAULT_POD_CIDR_V6, default_pod_cidrs};
 pub use diagnostic::{Diagnostic, LoadError, Location};
-pub use load::{LoadOptions, Loaded, Loader, Source, load, load_text, parse_yaml};
+pub use load::{LoadOptions, Loaded, Loader, Positions, Source, load, load_text, parse_yaml};
 pub use objects::*;
 pub use selector::{Labels, Operator, Requirement, Selector, format_labels};

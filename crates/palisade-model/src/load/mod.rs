@@ -10,6 +10,10 @@ pub mod kinds;
 mod read;
 mod yaml;
 
+/// Where nodes of a YAML text are, for error messages of other formats built on YAML
+/// (the conformance case files).
+pub use yaml::{Position, Positions};
+
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
