@@ -30,15 +30,25 @@ mod hex_u64 {
 
 /// FNV-1a (64-bit) of the fields, each followed by a NUL: stable across builds and
 /// machines, which a std `Hasher` does not promise.
-pub fn object_hash(kind: &str, namespace: &str, name: &str, resource_version: &str) -> u64 {
+fn fnv(fields: &[&str]) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for field in [kind, namespace, name, resource_version] {
+    for field in fields {
         for byte in field.bytes().chain(std::iter::once(0)) {
             hash ^= u64::from(byte);
             hash = hash.wrapping_mul(0x0100_0000_01b3);
         }
     }
     hash
+}
+
+pub fn object_hash(kind: &str, namespace: &str, name: &str, resource_version: &str) -> u64 {
+    fnv(&[kind, namespace, name, resource_version])
+}
+
+/// An object's identity, hashed: the agent keeps 16 bytes per object, not its names (a
+/// collision among 64-bit hashes of a cluster's objects is not a practical concern).
+fn key_hash(kind: &str, namespace: &str, name: &str) -> u64 {
+    fnv(&[kind, namespace, name])
 }
 
 /// The digest of objects given as `(kind, namespace, name, resourceVersion)`; kinds are the
@@ -52,43 +62,46 @@ pub fn digest_of<'a>(objects: impl IntoIterator<Item = (&'a str, &'a str, &'a st
     digest
 }
 
-/// The object versions seen so far, updated per event.
+/// The object versions seen so far, updated per event: per kind, object key hash ->
+/// object version hash.
 #[derive(Default)]
 pub struct Observed {
-    entries: HashMap<(&'static str, String, String), u64>,
+    entries: HashMap<&'static str, HashMap<u64, u64>>,
     sum: u64,
 }
 
 impl Observed {
     pub fn apply(&mut self, kind: &'static str, namespace: &str, name: &str, resource_version: &str) {
         let hash = object_hash(kind, namespace, name, resource_version);
-        if let Some(old) = self.entries.insert((kind, namespace.to_string(), name.to_string()), hash) {
+        if let Some(old) = self.entries.entry(kind).or_default().insert(key_hash(kind, namespace, name), hash) {
             self.sum = self.sum.wrapping_sub(old);
         }
         self.sum = self.sum.wrapping_add(hash);
     }
 
     pub fn delete(&mut self, kind: &'static str, namespace: &str, name: &str) {
-        if let Some(old) = self.entries.remove(&(kind, namespace.to_string(), name.to_string())) {
+        if let Some(old) = self.entries.get_mut(kind).and_then(|e| e.remove(&key_hash(kind, namespace, name))) {
             self.sum = self.sum.wrapping_sub(old);
         }
     }
 
     /// After a (re-)list of `kind`: forgets its objects the list did not return.
     pub fn retain(&mut self, kind: &'static str, listed: &HashSet<(String, String)>) {
+        let keep: HashSet<u64> = listed.iter().map(|(namespace, name)| key_hash(kind, namespace, name)).collect();
+        let Some(entries) = self.entries.get_mut(kind) else { return };
         let mut sum = self.sum;
-        self.entries.retain(|(k, namespace, name), hash| {
-            let keep = *k != kind || listed.contains(&(namespace.clone(), name.clone()));
-            if !keep {
+        entries.retain(|key, hash| {
+            let kept = keep.contains(key);
+            if !kept {
                 sum = sum.wrapping_sub(*hash);
             }
-            keep
+            kept
         });
         self.sum = sum;
     }
 
     pub fn digest(&self) -> Digest {
-        Digest { objects: self.entries.len(), sum: self.sum }
+        Digest { objects: self.entries.values().map(HashMap::len).sum(), sum: self.sum }
     }
 }
 

@@ -52,3 +52,6 @@ pub const FILES: [(&str, &str); 48] = [
     ("e2e-47.yaml", include_str!("../cases/e2e-47.yaml")),
     ("e2e-48.yaml", include_str!("../cases/e2e-48.yaml")),
 ];
+
+/// Palisade's own cases, in the case file format (`cases/own/edge-cases.yaml`).
+pub const OWN: (&str, &str) = ("cases/own/edge-cases.yaml", include_str!("../cases/own/edge-cases.yaml"));

@@ -43,7 +43,10 @@ pub enum Step {
     AddNamespaceLabels { namespace: String, labels: BTreeMap<String, String> },
     /// The namespace's labels become exactly these (and its name label).
     SetNamespaceLabels { namespace: String, labels: BTreeMap<String, String> },
-    Probe { port: u16, protocol: Protocol, expect: Vec<Expectation> },
+    /// Probes the pairs; `ipv6`: between the pods' IPv6 addresses (else their first).
+    Probe { port: u16, protocol: Protocol, ipv6: bool, expect: Vec<Expectation> },
+    /// A pod created after the case started (new pods under existing policies).
+    CreatePod { pod: crate::topology::PodDef },
 }
 
 #[derive(Deserialize)]
@@ -121,7 +124,7 @@ fn convert(raw: RawCase) -> Result<Case, String> {
                         RawStep::AddNamespaceLabels { namespace, labels } => Step::AddNamespaceLabels { namespace, labels },
                         RawStep::Probe { port, expect } => {
                             let (port, protocol) = port_protocol(&port)?;
-                            Step::Probe { port, protocol, expect: truth_table(&expect)? }
+                            Step::Probe { port, protocol, ipv6: false, expect: truth_table(&expect)? }
                         }
                     })
                 })

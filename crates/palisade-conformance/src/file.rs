@@ -39,7 +39,7 @@ pub struct CaseFileError {
     pub message: String,
 }
 
-const ACTIONS: &str = "create_policy, update_policy, delete_policy, delete_all_policies, add_pod_labels, replace_pod_labels, add_namespace_labels, set_namespace_labels, probe";
+const ACTIONS: &str = "create_policy, update_policy, delete_policy, delete_all_policies, add_pod_labels, replace_pod_labels, add_namespace_labels, set_namespace_labels, create_pod, probe";
 
 /// A problem at a field path, before it is located in the text.
 struct Problem {
@@ -118,6 +118,29 @@ fn container_port(value: &Value, path: &FieldPath) -> Checked<PortDef> {
     Ok(PortDef { name, protocol: protocol(&Value::String(proto.to_string()), path)?, port: port(&Value::String(number.to_string()), path)? })
 }
 
+/// A pod spelled out: `{pod: ns/name, labels, containerPorts, ip}` (`default_ports` when it
+/// declares none).
+fn pod_def(item: &Value, at: &FieldPath, default_ports: &[PortDef]) -> Checked<PodDef> {
+    let Some(map) = item.as_object() else { return Err(problem(at, format!("expected {{pod: ns/name, labels, containerPorts, ip}}, got {item}"))) };
+    if let Some(unknown) = map.keys().find(|k| !["pod", "labels", "containerPorts", "ip"].contains(&k.as_str())) {
+        return Err(problem(&at.key(unknown), "unknown field: a pod has pod, labels, containerPorts and ip"));
+    }
+    let (namespace, name) = pod_key(&item["pod"], &at.key("pod"))?;
+    let mut ports = default_ports.to_vec();
+    if !item["containerPorts"].is_null() {
+        ports = array(&item["containerPorts"], &at.key("containerPorts"))?.iter().enumerate().map(|(j, p)| container_port(p, &at.key("containerPorts").index(j))).collect::<Checked<_>>()?;
+    }
+    if ports.is_empty() {
+        return Err(problem(at, "the pod serves no port: give containerPorts or the case's servers"));
+    }
+    let ip = match &item["ip"] {
+        Value::Null => None,
+        value => Some(string(value, &at.key("ip"))?.parse::<IpAddr>().map_err(|_| problem(&at.key("ip"), format!("{value}: an IPv4 or IPv6 address")))?),
+    };
+    let labels = if item["labels"].is_null() { LabelMap::from([("pod".to_string(), name.clone())]) } else { labels(&item["labels"], &at.key("labels"))? };
+    Ok(PodDef { namespace, name, labels, ports, ip })
+}
+
 fn topology(case: &Value, path: &FieldPath) -> Checked<Topology> {
     let mut topology = Topology::default();
     if !case["namespaces"].is_null() {
@@ -154,25 +177,7 @@ fn topology(case: &Value, path: &FieldPath) -> Checked<Topology> {
                 }
                 PodDef { labels: LabelMap::from([("pod".to_string(), name.clone())]), namespace, name, ports: upstream_ports.clone(), ip: None }
             }
-            Value::Object(map) => {
-                if let Some(unknown) = map.keys().find(|k| !["pod", "labels", "containerPorts", "ip"].contains(&k.as_str())) {
-                    return Err(problem(&at.key(unknown), "unknown field: a pod has pod, labels, containerPorts and ip"));
-                }
-                let (namespace, name) = pod_key(&item["pod"], &at.key("pod"))?;
-                let mut ports = upstream_ports.clone();
-                if !item["containerPorts"].is_null() {
-                    ports = array(&item["containerPorts"], &at.key("containerPorts"))?.iter().enumerate().map(|(j, p)| container_port(p, &at.key("containerPorts").index(j))).collect::<Checked<_>>()?;
-                }
-                if ports.is_empty() {
-                    return Err(problem(&at, "the pod serves no port: give containerPorts or the case's servers"));
-                }
-                let ip = match &item["ip"] {
-                    Value::Null => None,
-                    value => Some(string(value, &at.key("ip"))?.parse::<IpAddr>().map_err(|_| problem(&at.key("ip"), format!("{value}: an IPv4 or IPv6 address")))?),
-                };
-                let labels = if item["labels"].is_null() { LabelMap::from([("pod".to_string(), name.clone())]) } else { labels(&item["labels"], &at.key("labels"))? };
-                PodDef { namespace, name, labels, ports, ip }
-            }
+            Value::Object(_) => pod_def(item, &at, &upstream_ports)?,
             other => return Err(problem(&at, format!("expected ns/name or {{pod: ns/name, labels, containerPorts, ip}}, got {other}"))),
         };
         if topology.pod(&pod.key()).is_some() {
@@ -198,8 +203,20 @@ fn known_namespace(topology: &Topology, value: &Value, path: &FieldPath) -> Chec
     topology.namespaces.contains_key(&name).then_some(name.clone()).ok_or_else(|| problem(path, format!("{name} is not a namespace of the case")))
 }
 
-fn step(topology: &Topology, value: &Value, path: &FieldPath) -> Checked<Step> {
+fn step(topology: &mut Topology, value: &Value, path: &FieldPath) -> Checked<Step> {
     let action = string(&value["action"], &path.key("action"))?;
+    if action == "create_pod" {
+        let pod = pod_def(&value["pod"], &path.key("pod"), &[])?;
+        if !topology.namespaces.contains_key(&pod.namespace) {
+            return Err(problem(&path.key("pod").key("pod"), format!("{} is not a namespace of the case", pod.namespace)));
+        }
+        if topology.pod(&pod.key()).is_some() {
+            return Err(problem(&path.key("pod").key("pod"), format!("pod {} already exists", pod.key())));
+        }
+        topology.pods.push(pod.clone());
+        return Ok(Step::CreatePod { pod });
+    }
+    let topology = &*topology;
     let namespace = |field: &str| known_namespace(topology, &value[field], &path.key(field));
     Ok(match action.as_str() {
         "create_policy" | "update_policy" => {
@@ -208,6 +225,7 @@ fn step(topology: &Topology, value: &Value, path: &FieldPath) -> Checked<Step> {
                 return Err(problem(&path.key("policy"), "required: a NetworkPolicy object"));
             }
             string(&policy["metadata"]["name"], &path.key("policy").key("metadata").key("name"))?;
+            templates(topology, &policy, &path.key("policy"))?;
             Step::ApplyPolicy { namespace: namespace("namespace")?, policy }
         }
         "delete_policy" => Step::DeletePolicy { namespace: namespace("namespace")?, name: string(&value["name"], &path.key("name"))? },
@@ -239,17 +257,53 @@ fn step(topology: &Topology, value: &Value, path: &FieldPath) -> Checked<Step> {
                 };
                 expect.push(Expectation { from, to, allowed });
             }
-            Step::Probe { port: number, protocol: proto, expect }
+            let ipv6 = match value["family"].as_str() {
+                None if value["family"].is_null() => false,
+                Some("IPv4") => false,
+                Some("IPv6") => true,
+                _ => return Err(problem(&path.key("family"), format!("{}: IPv4 or IPv6", value["family"]))),
+            };
+            Step::Probe { port: number, protocol: proto, ipv6, expect }
         }
         other => return Err(problem(&path.key("action"), format!("unknown action {other:?}: one of {ACTIONS}"))),
     })
+}
+
+/// Checks the address templates in a policy's strings: known name, known pod, prefixes.
+fn templates(topology: &Topology, value: &Value, path: &FieldPath) -> Checked<()> {
+    match value {
+        Value::Array(items) => items.iter().enumerate().try_for_each(|(i, v)| templates(topology, v, &path.index(i))),
+        Value::Object(map) => map.iter().try_for_each(|(k, v)| templates(topology, v, &path.key(k))),
+        Value::String(text) => {
+            let mut rest = text.as_str();
+            while let Some(start) = rest.find("{{") {
+                let end = rest[start..].find("}}").map(|e| start + e).ok_or_else(|| problem(path, format!("{text:?}: a template opened with {{{{ is not closed")))?;
+                let words: Vec<&str> = rest[start + 2..end].split_whitespace().collect();
+                let name = words.first().map(|w| w.trim_end_matches("v6")).unwrap_or_default();
+                let arity = match name {
+                    "hostCIDR" | "largeCIDR" | "podIP" => 2,
+                    "subnetCIDR" => 4,
+                    _ => return Err(problem(path, format!("{text:?}: unknown template {:?}: podIP, hostCIDR, largeCIDR or subnetCIDR (or their ...v6 forms)", words.first().unwrap_or(&"")))),
+                };
+                if words.len() != arity || (arity == 4 && (words[2].parse::<u8>().is_err() || words[3].parse::<u8>().is_err())) {
+                    return Err(problem(path, format!("{text:?}: expected {{{{{name} ns/pod{}}}}}", if arity == 4 { " V4PREFIX V6PREFIX" } else { "" })));
+                }
+                known_pod(topology, &Value::String(words[1].to_string()), path)?;
+                rest = &rest[end + 2..];
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
 }
 
 fn case(value: &Value, path: &FieldPath) -> Checked<FileCase> {
     let id = string(&value["id"], &path.key("id"))?;
     let title = value["title"].as_str().or_else(|| value["name"].as_str()).unwrap_or(&id).to_string();
     let topology = topology(value, path)?;
-    let steps = array(&value["steps"], &path.key("steps"))?.iter().enumerate().map(|(i, s)| step(&topology, s, &path.key("steps").index(i))).collect::<Checked<Vec<_>>>()?;
+    // Steps see the pods created by earlier steps.
+    let mut known = topology.clone();
+    let steps = array(&value["steps"], &path.key("steps"))?.iter().enumerate().map(|(i, s)| step(&mut known, s, &path.key("steps").index(i))).collect::<Checked<Vec<_>>>()?;
     if !steps.iter().any(|s| matches!(s, Step::Probe { .. })) {
         return Err(problem(&path.key("steps"), "a case needs at least one probe step"));
     }
@@ -290,14 +344,18 @@ pub fn parse(text: &str, file: &Path) -> Result<Vec<FileCase>, CaseFileError> {
     Ok(cases)
 }
 
-/// The built-in cases: the upstream suite (each case's newest topology).
+/// The built-in cases: the upstream suite (each case's newest topology), then Palisade's
+/// own edge cases.
 pub fn builtin() -> Vec<FileCase> {
+    let (name, text) = crate::builtin::OWN;
+    let own = parse(text, Path::new(name)).unwrap_or_else(|e| panic!("the built-in cases do not load: {e}"));
     crate::case::load_cases()
         .into_iter()
         .map(|case| {
             let variant = case.variants.iter().find(|v| v.name == "newest").unwrap_or(&case.variants[0]);
             FileCase { id: case.id.clone(), title: case.title.clone(), topology: Topology::upstream(&case, variant), steps: variant.steps.clone(), origin: format!("built-in {}", case.id) }
         })
+        .chain(own)
         .collect()
 }
 
@@ -342,7 +400,7 @@ cases:
         assert_eq!(case.topology.pods[0].ports.len(), 4, "every port on every protocol");
         assert_eq!(case.topology.pods[0].ports[0], PortDef::upstream(80, Protocol::Tcp));
         assert_eq!(case.topology.pods[0].labels, LabelMap::from([("pod".into(), "a".into())]));
-        assert!(matches!(&case.steps[1], Step::Probe { port: 80, protocol: Protocol::Tcp, expect } if expect.len() == 1 && !expect[0].allowed));
+        assert!(matches!(&case.steps[1], Step::Probe { port: 80, protocol: Protocol::Tcp, ipv6: false, expect } if expect.len() == 1 && !expect[0].allowed));
     }
 
     #[test]
@@ -374,6 +432,13 @@ legacy_cases:
     }
 
     #[test]
+    fn the_built_in_cases_load() {
+        let cases = builtin();
+        assert_eq!(cases.iter().filter(|c| c.id.starts_with("e2e-")).count(), 48);
+        assert!(cases.iter().filter(|c| c.id.starts_with("own-")).count() >= 9);
+    }
+
+    #[test]
     fn errors_name_the_line_and_field() {
         let bad = |from: &str, to: &str| parse_str(&UPSTREAM.replace(from, to)).unwrap_err();
         let e = bad("action: create_policy", "action: create_polcy");
@@ -396,6 +461,10 @@ legacy_cases:
         assert!(e.message.contains("is also the id of cases[0]"), "{e}");
         let e = parse_str("cases:\n- id: a\n  topology: [{pod: x/a, containerPorts: [TCP-80]}]\n  steps: []\n").unwrap_err();
         assert_eq!((e.line, e.field.as_str()), (3, "cases[0].topology[0].containerPorts[0]"), "{e}");
+        let e = bad("podSelector: {}}", "podSelector: {}, egress: [{to: [{ipBlock: {cidr: '{{hostCIDR x/q}}'}}]}]}");
+        assert_eq!(e.message, "x/q is not in the case's topology", "{e}");
+        let e = bad("podSelector: {}}", "podSelector: {}, egress: [{to: [{ipBlock: {cidr: '{{maskCIDR x/a}}'}}]}]}");
+        assert!(e.message.contains("unknown template \"maskCIDR\""), "{e}");
         let e = parse_str("cases:\n- id: a\n  topology: [{pod: x/a, port: 80}]\n  steps: []\n").unwrap_err();
         assert!(e.message.starts_with("unknown field"), "{e}");
     }

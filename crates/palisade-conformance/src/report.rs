@@ -13,13 +13,16 @@ pub struct ProbeResult {
     pub to: String,
     pub expected: bool,
     pub engine: bool,
+    /// The probe's first packet traced through the node table Palisade renders for the
+    /// case's model (every pod local): checked even where the network cannot be probed.
+    pub rules: bool,
     /// `None`: not probed on the network (the kernel has no sockets of that protocol).
     pub network: Option<bool>,
 }
 
 impl ProbeResult {
     pub fn agrees(&self) -> bool {
-        self.engine == self.expected && self.network.is_none_or(|n| n == self.expected)
+        self.engine == self.expected && self.rules == self.expected && self.network.is_none_or(|n| n == self.expected)
     }
 }
 
@@ -79,6 +82,7 @@ fn table(step: &StepResult, title: &str, pick: impl Fn(&ProbeResult) -> Option<b
     for to in &pods {
         out += &format!("{to:<width$}");
     }
+    out.truncate(out.trim_end().len());
     out.push('\n');
     for from in &pods {
         out += &format!("{from:<width$}");
@@ -93,17 +97,21 @@ fn table(step: &StepResult, title: &str, pick: impl Fn(&ProbeResult) -> Option<b
             };
             out += &format!("{text:<width$}");
         }
+        out.truncate(out.trim_end().len());
         out.push('\n');
     }
     out
 }
 
 /// The three tables of a step whose judges disagree (`!` marks the cells that differ from
-/// the expectation).
+/// the expectation), and the rendered rules' when they differ too.
 pub fn truth_tables(step: &StepResult) -> String {
     let mut out = format!("step {} ({}/{}):\n", step.step, step.port, step.protocol);
     out += &table(step, "expected", |p| Some(p.expected));
     out += &table(step, "engine", |p| Some(p.engine));
+    if step.probes.iter().any(|p| p.rules != p.expected) {
+        out += &table(step, "rendered rules", |p| Some(p.rules));
+    }
     out += &table(step, "network", |p| p.network);
     if let Some(why) = &step.skipped {
         out += &format!("network not probed: {why}\n");
@@ -117,13 +125,18 @@ mod tests {
 
     #[test]
     fn tables_mark_the_cells_that_differ() {
-        let probe = |from: &str, to: &str, expected, engine, network| ProbeResult { from: from.into(), to: to.into(), expected, engine, network };
+        let probe = |from: &str, to: &str, expected, engine, network| ProbeResult { from: from.into(), to: to.into(), expected, engine, rules: engine, network };
         let step = StepResult { step: 1, port: 80, protocol: Protocol::Tcp, probes: vec![probe("x/a", "x/b", false, false, Some(true)), probe("x/b", "x/a", true, true, Some(true))], skipped: None };
         let text = truth_tables(&step);
-        assert!(text.contains("network:\nfrom\\to x/a     x/b     \nx/a     -       .!      \nx/b     .       -       \n"), "{text}");
-        assert!(text.contains("engine:\nfrom\\to x/a     x/b     \nx/a     -       X       \n"), "{text}");
-        let result = CaseResult::from_steps("c", "t", vec![step], 0.5);
+        assert!(text.contains("network:\nfrom\\to x/a     x/b\nx/a     -       .!\nx/b     .       -\n"), "{text}");
+        assert!(text.contains("engine:\nfrom\\to x/a     x/b\nx/a     -       X\n"), "{text}");
+        let result = CaseResult::from_steps("c", "t", vec![step.clone()], 0.5);
         assert_eq!(result.status, Status::Fail);
         assert!(probe("a/a", "a/b", true, true, None).agrees());
+        assert!(!text.contains("rendered rules"), "{text}");
+        let mut wrong_rule = step.clone();
+        wrong_rule.probes[1].rules = false;
+        assert!(truth_tables(&wrong_rule).contains("rendered rules:\nfrom\\to x/a     x/b\nx/a     -       X\nx/b     X!"), "{}", truth_tables(&wrong_rule));
+        assert!(!wrong_rule.probes[1].agrees());
     }
 }

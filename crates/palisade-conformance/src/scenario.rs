@@ -12,7 +12,7 @@ use palisade_model::{
 use serde_json::Value;
 
 use crate::case::{Case, Step, Variant};
-use crate::topology::Topology;
+use crate::topology::{PodDef, Topology};
 
 /// A probe whose observed result differs from the expectation.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -68,29 +68,35 @@ impl Scenario {
             labels.insert(NAMESPACE_NAME_LABEL.to_string(), ns.to_string());
             cluster.namespaces.insert(ns.to_string(), Namespace { name: ns.to_string(), labels, declared: true, origin: Origin::default() });
         }
+        let mut scenario = Self { cluster };
         for pod in &topology.pods {
-            let ports: Vec<ContainerPort> = pod.ports.iter().map(|p| ContainerPort { name: p.name.clone(), number: p.port, protocol: p.protocol }).collect();
-            cluster.endpoints.push(Endpoint {
-                kind: WorkloadKind::Pod,
-                namespace: pod.namespace.clone(),
-                name: pod.name.clone(),
-                labels: pod.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-                ips: pod.ip.map_or_else(|| pod_ips(&pod.key()), |ip| vec![ip]),
-                ports: ports.clone(),
-                host_network: false,
-                node: None,
-                origin: Origin::default(),
-            });
-            cluster.services.push(Service {
-                namespace: pod.namespace.clone(),
-                name: format!("s-{}-{}", pod.namespace, pod.name),
-                selector: Some(pod.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
-                cluster_ips: Vec::new(),
-                ports: ports.iter().map(|p| ServicePort { name: p.name.clone(), port: p.number, protocol: p.protocol, target: TargetPort::Number(p.number) }).collect(),
-                origin: Origin::default(),
-            });
+            scenario.add_pod(pod, pod.ip.map_or_else(|| pod_ips(&pod.key()), |ip| vec![ip]));
         }
-        Self { cluster }
+        scenario
+    }
+
+    /// A pod (with its addresses) and its Service `s-<ns>-<pod>`, one port per container port.
+    pub fn add_pod(&mut self, pod: &PodDef, ips: Vec<IpAddr>) {
+        let ports: Vec<ContainerPort> = pod.ports.iter().map(|p| ContainerPort { name: p.name.clone(), number: p.port, protocol: p.protocol }).collect();
+        self.cluster.endpoints.push(Endpoint {
+            kind: WorkloadKind::Pod,
+            namespace: pod.namespace.clone(),
+            name: pod.name.clone(),
+            labels: pod.labels.clone(),
+            ips,
+            ports: ports.clone(),
+            host_network: false,
+            node: None,
+            origin: Origin::default(),
+        });
+        self.cluster.services.push(Service {
+            namespace: pod.namespace.clone(),
+            name: format!("s-{}-{}", pod.namespace, pod.name),
+            selector: Some(pod.labels.clone()),
+            cluster_ips: Vec::new(),
+            ports: ports.iter().map(|p| ServicePort { name: p.name.clone(), port: p.number, protocol: p.protocol, target: TargetPort::Number(p.number) }).collect(),
+            origin: Origin::default(),
+        });
     }
 
     pub fn pod_index(&self, pod: &str) -> usize {
@@ -128,7 +134,8 @@ impl Scenario {
                 ns.labels = labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
                 ns.labels.insert(NAMESPACE_NAME_LABEL.to_string(), namespace.clone());
             }
-            Step::Probe { .. } => {}
+            // The caller adds the pod with its real addresses (`add_pod`).
+            Step::Probe { .. } | Step::CreatePod { .. } => {}
         }
     }
 
@@ -144,7 +151,7 @@ impl Scenario {
         let mut mismatches = Vec::new();
         for (i, step) in variant.steps.iter().enumerate() {
             scenario.apply(step);
-            if let Step::Probe { port, protocol, expect } = step {
+            if let Step::Probe { port, protocol, expect, .. } = step {
                 for e in expect {
                     let (from, to) = (scenario.pod_index(&e.from), scenario.pod_index(&e.to));
                     if judge(&scenario.cluster, from, to, *port, *protocol) != e.allowed {
@@ -164,7 +171,8 @@ impl Scenario {
     }
 
     /// Replaces `{{hostCIDR ns/pod}}`, `{{largeCIDR ns/pod}}`, `{{podIP ns/pod}}` and
-    /// `{{subnetCIDR ns/pod 24 64}}` in string values with the pods' addresses.
+    /// `{{subnetCIDR ns/pod 24 64}}` in string values with the pods' (first) addresses, and
+    /// their `...v6` forms with the pods' IPv6 addresses.
     /// Also for judges that apply policies themselves (the lab): call after `new` with the
     /// pods' real addresses.
     pub fn expand_templates(&self, value: &mut Value) {
@@ -183,10 +191,16 @@ impl Scenario {
             let end = rest[start..].find("}}").map(|e| start + e).expect("template is closed");
             out.push_str(&rest[..start]);
             let words: Vec<&str> = rest[start + 2..end].split_whitespace().collect();
-            let ip = self.cluster.endpoints[self.pod_index(words[1])].ips[0];
+            // `...v6` names the pod's IPv6 address; the others its first.
+            let (name, v6) = match words[0].strip_suffix("v6") {
+                Some(name) => (name, true),
+                None => (words[0], false),
+            };
+            let endpoint = &self.cluster.endpoints[self.pod_index(words[1])];
+            let ip = if v6 { endpoint.ip_of_family(true).expect("the pod has an IPv6 address") } else { endpoint.ips[0] };
             let host = if ip.is_ipv4() { 32 } else { 128 };
             let masked = |v4: u8, v6: u8| IpNet::new(ip, if ip.is_ipv4() { v4 } else { v6 }).expect("prefix fits").trunc();
-            out.push_str(&match words[0] {
+            out.push_str(&match name {
                 "hostCIDR" => format!("{ip}/{host}"),
                 "largeCIDR" => masked(4, 64).to_string(),
                 "podIP" => ip.to_string(),

@@ -112,14 +112,19 @@ impl Driver {
             let object: Namespace = serde_json::from_value(json!({"metadata": {"name": name, "labels": labels}}))?;
             namespaces.create(&PostParams::default(), &object).await.with_context(|| format!("creating namespace {name}"))?;
         }
-        for pod in &topology.pods {
+        self.create_pods(&topology.pods).await
+    }
+
+    /// Creates pods and waits until each runs, is ready and has an address.
+    pub async fn create_pods(&self, pods: &[PodDef]) -> Result<BTreeMap<String, Vec<IpAddr>>> {
+        for pod in pods {
             let api: Api<Pod> = Api::namespaced(self.client.clone(), &pod.namespace);
             let object: Pod = serde_json::from_value(pod_object(pod, &self.image))?;
             api.create(&PostParams::default(), &object).await.with_context(|| format!("creating pod {}", pod.key()))?;
         }
         let deadline = Instant::now() + READY_TIMEOUT;
         let mut addresses = BTreeMap::new();
-        for pod in &topology.pods {
+        for pod in pods {
             let api: Api<Pod> = Api::namespaced(self.client.clone(), &pod.namespace);
             loop {
                 let live = api.get(&pod.name).await?;
@@ -184,7 +189,7 @@ impl Driver {
                 };
                 api.patch(namespace, &PatchParams::default(), &Patch::Merge(&patch)).await.with_context(|| format!("labelling namespace {namespace}"))?;
             }
-            Step::Probe { .. } => {}
+            Step::Probe { .. } | Step::CreatePod { .. } => {}
         }
         Ok(())
     }

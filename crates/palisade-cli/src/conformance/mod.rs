@@ -108,15 +108,19 @@ async fn wait_synced(lab: Option<&LabPaths>) -> Result<()> {
 
 /// A probe step: the engine on the case's model, and the network, for every pair.
 async fn probe_step(driver: &Driver, scenario: &Scenario, addresses: &BTreeMap<String, Vec<IpAddr>>, index: usize, step: &Step, parallel: usize, on_lab: bool) -> Result<StepResult> {
-    let Step::Probe { port, protocol, expect } = step else { unreachable!("a probe step") };
-    let (port, protocol) = (*port, *protocol);
+    let Step::Probe { port, protocol, ipv6, expect } = step else { unreachable!("a probe step") };
+    let (port, protocol, ipv6) = (*port, *protocol, *ipv6);
+    let address = |pod: &str| -> Result<IpAddr> {
+        let ips = &addresses[pod];
+        if ipv6 { ips.iter().copied().find(IpAddr::is_ipv6).ok_or_else(|| anyhow!("pod {pod} has no IPv6 address ({ips:?})")) } else { Ok(ips[0]) }
+    };
     let cluster = &scenario.cluster;
     // Off the lab nothing says when a change is enforced: mismatches are probed again for
     // up to 10 s, as upstream's suite does.
     let attempts = if on_lab { 2 } else { 10 };
     let outcomes: Vec<Result<(usize, Probed)>> = futures::stream::iter(expect.iter().enumerate())
         .map(|(i, e)| async move {
-            let target = addresses[&e.to][0];
+            let target = address(&e.to)?;
             let mut outcome = driver.probe(&e.from, target, port, protocol).await?;
             for _ in 1..attempts {
                 if outcome != if e.allowed { Probed::Connected } else { Probed::Blocked } && !matches!(outcome, Probed::Unsupported(_)) {
@@ -136,13 +140,21 @@ async fn probe_step(driver: &Driver, scenario: &Scenario, addresses: &BTreeMap<S
         let (i, probed) = outcome?;
         network.insert(i, probed);
     }
+    // The node table Palisade renders for the case's model, every pod local.
+    let ruleset = palisade_nft::render(&palisade_nft::NodeState { cluster, local: (0..cluster.endpoints.len()).collect(), options: palisade_nft::RenderOptions::default() });
+    let traced = |from: usize, to: usize| {
+        let ip = |i: usize| if ipv6 { cluster.endpoints[i].ip_of_family(true) } else { cluster.endpoints[i].ips.first().copied() };
+        let (Some(src), Some(dst)) = (ip(from), ip(to)) else { return false };
+        palisade_nft::trace::trace(&ruleset, &palisade_nft::trace::Packet { src, dst, protocol: protocol.number(), dport: port }) == palisade_nft::trace::Fate::Accept
+    };
     let mut skipped = None;
     let probes = expect
         .iter()
         .enumerate()
         .map(|(i, e)| {
             let (from, to) = (scenario.pod_index(&e.from), scenario.pod_index(&e.to));
-            let flow = Flow { src: FlowEnd::endpoint(cluster, from, None), dst: FlowEnd::endpoint(cluster, to, None), port, protocol };
+            let family = ipv6.then_some(true);
+            let flow = Flow { src: FlowEnd::endpoint(cluster, from, family), dst: FlowEnd::endpoint(cluster, to, family), port, protocol };
             let network = match &network[&i] {
                 Probed::Connected => Some(true),
                 Probed::Blocked => Some(false),
@@ -151,7 +163,7 @@ async fn probe_step(driver: &Driver, scenario: &Scenario, addresses: &BTreeMap<S
                     None
                 }
             };
-            ProbeResult { from: e.from.clone(), to: e.to.clone(), expected: e.allowed, engine: verdict(cluster, &flow).allowed, network }
+            ProbeResult { from: e.from.clone(), to: e.to.clone(), expected: e.allowed, engine: verdict(cluster, &flow).allowed, rules: traced(from, to), network }
         })
         .collect();
     Ok(StepResult { step: index, port, protocol, probes, skipped })
@@ -161,7 +173,7 @@ async fn probe_step(driver: &Driver, scenario: &Scenario, addresses: &BTreeMap<S
 async fn run_case(driver: &Driver, case: &FileCase, lab: Option<&LabPaths>, parallel: usize) -> CaseResult {
     let started = Instant::now();
     let result: Result<Vec<StepResult>> = async {
-        let addresses = driver.create(&case.topology).await?;
+        let mut addresses = driver.create(&case.topology).await?;
         for pod in &case.topology.pods {
             if let Some(ip) = pod.ip
                 && !addresses[&pod.key()].contains(&ip)
@@ -172,6 +184,12 @@ async fn run_case(driver: &Driver, case: &FileCase, lab: Option<&LabPaths>, para
         let mut scenario = Scenario::from_topology(&case.topology, |pod| addresses[pod].clone());
         let mut steps = Vec::new();
         for (i, step) in case.steps.iter().enumerate() {
+            if let Step::CreatePod { pod } = step {
+                let created = driver.create_pods(std::slice::from_ref(pod)).await.with_context(|| format!("step {i}"))?;
+                scenario.add_pod(pod, created[&pod.key()].clone());
+                addresses.extend(created);
+                continue;
+            }
             if let Step::Probe { .. } = step {
                 wait_synced(lab).await?;
                 steps.push(probe_step(driver, &scenario, &addresses, i, step, parallel, lab.is_some()).await?);
