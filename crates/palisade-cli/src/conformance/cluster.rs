@@ -115,6 +115,20 @@ impl Driver {
         self.create_pods(&topology.pods).await
     }
 
+    /// Brings a topology that is already there back to its start, as upstream's suite does
+    /// between tests of one model: no policies in its namespaces, and exactly its labels on
+    /// namespaces and pods (the pods and their addresses stay).
+    pub async fn reset(&self, topology: &Topology) -> Result<()> {
+        for (namespace, labels) in &topology.namespaces {
+            self.apply(&Step::DeleteAllPolicies { namespaces: vec![namespace.clone()] }, None).await?;
+            self.apply(&Step::SetNamespaceLabels { namespace: namespace.clone(), labels: labels.clone() }, None).await?;
+        }
+        for pod in &topology.pods {
+            self.apply(&Step::ReplacePodLabels { pod: pod.key(), labels: pod.labels.clone() }, None).await?;
+        }
+        Ok(())
+    }
+
     /// Creates pods and waits until each runs, is ready and has an address.
     pub async fn create_pods(&self, pods: &[PodDef]) -> Result<BTreeMap<String, Vec<IpAddr>>> {
         for pod in pods {

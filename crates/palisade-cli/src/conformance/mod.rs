@@ -169,11 +169,24 @@ async fn probe_step(driver: &Driver, scenario: &Scenario, addresses: &BTreeMap<S
     Ok(StepResult { step: index, port, protocol, probes, skipped })
 }
 
+/// What a run left in the cluster that the next case may reuse: a topology and its pods'
+/// addresses.
+type Live = Option<(palisade_conformance::Topology, BTreeMap<String, Vec<IpAddr>>)>;
+
 /// One case, start to end; a failure to build or change it is a FAIL with the reason.
-async fn run_case(driver: &Driver, case: &FileCase, lab: Option<&LabPaths>, parallel: usize) -> CaseResult {
+/// `live` is what the previous case left: reused (reset) if it is this case's topology, and
+/// replaced by what this case leaves.
+async fn run_case(driver: &Driver, case: &FileCase, lab: Option<&LabPaths>, parallel: usize, live: &mut Live) -> CaseResult {
     let started = Instant::now();
+    let reusable = live.take().filter(|(topology, _)| *topology == case.topology);
     let result: Result<Vec<StepResult>> = async {
-        let mut addresses = driver.create(&case.topology).await?;
+        let mut addresses = match reusable {
+            Some((_, addresses)) => {
+                driver.reset(&case.topology).await?;
+                addresses
+            }
+            None => driver.create(&case.topology).await?,
+        };
         for pod in &case.topology.pods {
             if let Some(ip) = pod.ip
                 && !addresses[&pod.key()].contains(&ip)
@@ -206,6 +219,10 @@ async fn run_case(driver: &Driver, case: &FileCase, lab: Option<&LabPaths>, para
             driver.apply(step, policy).await.with_context(|| format!("step {i}"))?;
             scenario.apply(step);
         }
+        // Reusable by the next case unless this one added pods.
+        if !case.steps.iter().any(|s| matches!(s, Step::CreatePod { .. })) {
+            *live = Some((case.topology.clone(), addresses));
+        }
         Ok(steps)
     }
     .await;
@@ -232,13 +249,21 @@ pub fn run(args: &ConformanceArgs) -> Result<u8> {
         let client = palisade_agent::client(Some(&kubeconfig)).await?;
         let driver = Driver { client, image: args.image.clone() };
         let mut results = Vec::new();
+        let mut live: Live = None;
         let total = cases.len();
         for (i, case) in cases.iter().enumerate() {
             output::progress(i, total, case);
-            let result = run_case(&driver, case, lab.as_ref().map(|l| &l.paths), args.parallel).await;
+            // A case on another topology: the previous case's namespaces go first.
+            if let Some(previous) = i.checked_sub(1).map(|p| &cases[p])
+                && live.as_ref().is_none_or(|(topology, _)| *topology != case.topology)
+            {
+                driver.delete_namespaces(&previous.topology).await.ok();
+            }
+            let result = run_case(&driver, case, lab.as_ref().map(|l| &l.paths), args.parallel, &mut live).await;
             output::case_done(args.output, &result);
             results.push(result);
         }
+        // What the last case made (its pods created mid-case are in its namespaces too).
         if let Some(last) = cases.last() {
             driver.delete_namespaces(&last.topology).await.ok();
         }
