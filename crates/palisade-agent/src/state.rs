@@ -268,6 +268,10 @@ impl ClusterState {
             endpoints: self.pods.values().cloned().collect(),
             services: Vec::new(),
             policies: self.policies.values().cloned().collect(),
+            // The agent does not watch ClusterNetworkPolicies yet (the dataplane does not
+            // enforce them; see issue 14).
+            cluster_policies: Vec::new(),
+            nodes: Vec::new(),
         }
     }
 }

@@ -25,8 +25,11 @@ fn side_text(cluster: &Cluster, direction: Direction, subject: &str, side: &Side
         SideVerdict::HostNetwork => {
             "allowed: a hostNetwork pod is never selected by NetworkPolicy (its traffic is the node's)".to_string()
         }
-        SideVerdict::NotIsolated => format!(
+        SideVerdict::NotIsolated if cluster.cluster_policies.is_empty() => format!(
             "allowed: no NetworkPolicy selects {subject} for {direction}, so all {direction} traffic is allowed"
+        ),
+        SideVerdict::NotIsolated => format!(
+            "allowed: no NetworkPolicy selects {subject} for {direction} and no ClusterNetworkPolicy rule matches, so it is allowed by default"
         ),
         SideVerdict::Allowed { isolated_by, allowed_by } => {
             let rules: Vec<String> = allowed_by.iter().map(|r| allowed_rule_text(cluster, r)).collect();
@@ -57,6 +60,23 @@ fn side_text(cluster: &Cluster, direction: Direction, subject: &str, side: &Side
                 suggestion(cluster, direction, flow, indent + 4)
             );
             out.trim_end().to_string()
+        }
+        SideVerdict::ClusterPolicy { accepted, rule } => {
+            let why = if rule.fail_closed {
+                " (the rule names a peer or protocol this version does not know, and fails closed)"
+            } else {
+                ""
+            };
+            let effect = match (rule.tier.as_str(), accepted) {
+                ("Admin", true) => "NetworkPolicy is not consulted",
+                ("Admin", false) => "no NetworkPolicy can allow it",
+                _ => "no NetworkPolicy selects it for this direction, so the Baseline tier decides",
+            };
+            format!("{} by {rule}{why}\n{pad}({effect})", if *accepted { "accepted" } else { "DENIED" })
+        }
+        SideVerdict::Passed { by, then } => {
+            let next = side_text(cluster, direction, subject, then, flow, indent);
+            format!("passed on by {by} to NetworkPolicy and the Baseline tier; then {next}")
         }
     }
 }

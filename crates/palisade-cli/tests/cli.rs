@@ -200,3 +200,33 @@ fn verbose_lists_skipped_objects_and_undeclared_namespaces_warn() {
     let loud = palisade(&["matrix", "-v", "-f", &f]);
     assert!(stderr(&loud).contains("ConfigMap x/c: skipped: kind ConfigMap (v1) does not affect NetworkPolicy analysis"), "{}", stderr(&loud));
 }
+
+/// ClusterNetworkPolicy tiers explained in plain words; the dataplane refuses them (not
+/// enforced yet) rather than ignore them; a bad one is an error with its line and field.
+#[test]
+fn cluster_network_policy_decisions_are_explained() {
+    let file = support::workspace().join("examples/cluster-network-policy/monitoring.yaml").display().to_string();
+    let check = |from: &str, to: &str| palisade(&["check", "-f", &file, "--from", from, "--to", to, "--port", "80"]);
+    let out = check("monitoring/grafana", "prod/web");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stdout(&out).contains("ingress to prod/web: DENIED by ClusterNetworkPolicy protect-prod (Admin tier, priority 10) ingress[1] \"nothing-else-from-monitoring\"\n    (no NetworkPolicy can allow it)"), "{}", stdout(&out));
+    let out = check("monitoring/prometheus", "prod/web");
+    assert!(
+        stdout(&out).contains("ingress to prod/web: passed on by ClusterNetworkPolicy protect-prod (Admin tier, priority 10) ingress[0] \"prometheus-passes\" to NetworkPolicy and the Baseline tier; then DENIED by ClusterNetworkPolicy baseline (Baseline tier, priority 10) ingress[0] \"default-deny\""),
+        "{}",
+        stdout(&out)
+    );
+    let out = check("prod/web", "monitoring/grafana");
+    assert!(stdout(&out).contains("egress from prod/web: allowed: no NetworkPolicy selects prod/web for egress and no ClusterNetworkPolicy rule matches, so it is allowed by default"), "{}", stdout(&out));
+
+    let out = palisade(&["dataplane", "render", "-f", &file]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("ClusterNetworkPolicy protect-prod") && stderr(&out).contains("the dataplane does not enforce ClusterNetworkPolicy yet"), "{}", stderr(&out));
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, std::fs::read_to_string(&file).unwrap().replace("priority: 10\n  subject: {namespaces: {matchLabels: {team: prod}}}", "priority: 5000\n  subject: {namespaces: {matchLabels: {team: prod}}}")).unwrap();
+    let out = palisade(&["check", "-f", &bad.display().to_string(), "--from", "prod/web", "--to", "monitoring/grafana", "--port", "80"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("bad.yaml:33:13: ClusterNetworkPolicy protect-prod: spec.priority") && stderr(&out).contains("spec.priority") && stderr(&out).contains("must be between 0 and 1000"), "{}", stderr(&out));
+}

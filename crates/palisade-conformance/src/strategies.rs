@@ -188,3 +188,54 @@ pub fn cluster() -> impl Strategy<Value = Cluster> {
     })
 }
 
+
+/// A ClusterNetworkPolicy peer of any kind (node addresses are the first pods' addresses,
+/// so that hostNetwork pods and outside addresses can be nodes).
+pub fn cluster_peer() -> impl Strategy<Value = palisade_model::cluster_policy::ClusterPeer> {
+    use palisade_model::cluster_policy::{ClusterPeer, NamespacedPods};
+    prop_oneof![
+        2 => selector().prop_map(ClusterPeer::Namespaces),
+        3 => (selector(), selector()).prop_map(|(namespaces, pods)| ClusterPeer::Pods(NamespacedPods { namespaces, pods })),
+        1 => selector().prop_map(ClusterPeer::Nodes),
+        2 => proptest::collection::vec(cidr().prop_map(|b| b.cidr), 1..3).prop_map(ClusterPeer::Networks),
+        1 => Just(ClusterPeer::Unknown),
+    ]
+}
+
+pub fn cluster_protocol() -> impl Strategy<Value = palisade_model::cluster_policy::ClusterProtocol> {
+    use palisade_model::cluster_policy::ClusterProtocol;
+    prop_oneof![
+        4 => (proptest::sample::select(Protocol::ALL.to_vec()), proptest::sample::select(vec![(80u16, 80u16), (81, 81), (53, 80), (8000, 9000)]))
+            .prop_map(|(protocol, (first, last))| ClusterProtocol::Ports { protocol, first, last }),
+        2 => proptest::sample::select(vec!["http", "dns", "metrics"]).prop_map(|n| ClusterProtocol::NamedPort(n.to_string())),
+        1 => Just(ClusterProtocol::Unknown),
+    ]
+}
+
+pub fn cluster_rule() -> impl Strategy<Value = palisade_model::cluster_policy::ClusterRule> {
+    use palisade_model::cluster_policy::{Action, ClusterRule};
+    let action = proptest::sample::select(vec![Action::Accept, Action::Deny, Action::Pass]);
+    (action, proptest::collection::vec(cluster_peer(), 1..3), proptest::option::of(proptest::collection::vec(cluster_protocol(), 1..3)))
+        .prop_map(|(action, peers, protocols)| ClusterRule { name: None, action, peers, protocols })
+}
+
+/// A random cluster with ClusterNetworkPolicies of both tiers (priorities that tie and
+/// not) and nodes whose addresses are some pods' and the outside address.
+pub fn cluster_with_tiers() -> impl Strategy<Value = Cluster> {
+    use palisade_model::cluster_policy::{ClusterPolicy, NamespacedPods, Node, Subject, Tier};
+    let subject = prop_oneof![
+        selector().prop_map(Subject::Namespaces),
+        (selector(), selector()).prop_map(|(namespaces, pods)| Subject::Pods(NamespacedPods { namespaces, pods })),
+    ];
+    let policy = (proptest::bool::ANY, 0u16..3, subject, proptest::collection::vec(cluster_rule(), 0..3), proptest::collection::vec(cluster_rule(), 0..3));
+    (cluster(), proptest::collection::vec(policy, 1..4), labels()).prop_map(|(mut cluster, policies, node_labels)| {
+        for (i, (admin, priority, subject, ingress, egress)) in policies.into_iter().enumerate() {
+            let tier = if admin { Tier::Admin } else { Tier::Baseline };
+            cluster.upsert_cluster_policy(ClusterPolicy { name: format!("cnp{i}"), tier, priority, subject, ingress, egress, origin: Origin::default() });
+        }
+        let mut addresses: Vec<IpAddr> = cluster.endpoints.iter().take(2).flat_map(|e| e.ips.clone()).collect();
+        addresses.extend(OUTSIDE.iter().map(|a| a.parse::<IpAddr>().expect("valid")));
+        cluster.nodes.push(Node { name: "node-1".into(), labels: node_labels, addresses, origin: Origin::default() });
+        cluster
+    })
+}

@@ -6,6 +6,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
+use crate::cluster_policy::{ClusterPolicy, Node};
 use crate::objects::{Cluster, Endpoint, NAMESPACE_NAME_LABEL, Namespace, Origin, Policy, Service};
 use crate::selector::Labels;
 
@@ -39,6 +40,8 @@ pub struct ClusterBuilder {
     endpoint_keys: BTreeMap<(String, String, String), usize>,
     services: Vec<Service>,
     policies: Vec<Policy>,
+    cluster_policies: Vec<ClusterPolicy>,
+    nodes: Vec<Node>,
 }
 
 impl ClusterBuilder {
@@ -76,6 +79,22 @@ impl ClusterBuilder {
         Ok(())
     }
 
+    pub fn add_cluster_policy(&mut self, policy: ClusterPolicy) -> Result<(), Duplicate> {
+        if let Some(existing) = self.cluster_policies.iter().find(|p| p.name == policy.name) {
+            return Err(Duplicate(existing.origin.clone()));
+        }
+        self.cluster_policies.push(policy);
+        Ok(())
+    }
+
+    pub fn add_node(&mut self, node: Node) -> Result<(), Duplicate> {
+        if let Some(existing) = self.nodes.iter().find(|n| n.name == node.name) {
+            return Err(Duplicate(existing.origin.clone()));
+        }
+        self.nodes.push(node);
+        Ok(())
+    }
+
     /// Finishes the cluster. Endpoints without any address get one from each of
     /// `pod_cidrs` (empty: [`default_pod_cidrs`]).
     pub fn build(mut self, pod_cidrs: &[IpNet]) -> Result<(Cluster, Vec<Note>), BuildError> {
@@ -91,7 +110,12 @@ impl ClusterBuilder {
         };
         assign_addresses(&mut self.endpoints, pod_cidrs)?;
         let cluster =
-            Cluster { namespaces: self.namespaces, endpoints: self.endpoints, services: self.services, policies: self.policies };
+            Cluster { namespaces: self.namespaces, endpoints: self.endpoints, services: self.services, policies: self.policies, cluster_policies: Vec::new(), nodes: self.nodes };
+        let mut cluster = cluster;
+        notes.extend(same_priority_notes(&self.cluster_policies));
+        for policy in self.cluster_policies {
+            cluster.upsert_cluster_policy(policy);
+        }
         Ok((cluster, notes))
     }
 
@@ -298,4 +322,23 @@ mod tests {
         assert!(!cluster.namespaces["develop"].declared);
         assert!(notes[0].message.contains("not declared"));
     }
+}
+
+/// ClusterNetworkPolicies of one tier with one priority: the order among them is the
+/// implementation's (Palisade's: by name), so overlaps between them are worth a warning.
+fn same_priority_notes(policies: &[ClusterPolicy]) -> Vec<Note> {
+    let mut notes = Vec::new();
+    for (i, a) in policies.iter().enumerate() {
+        for b in policies[i + 1..].iter().filter(|b| b.tier == a.tier && b.priority == a.priority) {
+            let (first, second) = if a.name <= b.name { (a, b) } else { (b, a) };
+            notes.push(Note {
+                origin: second.origin.clone(),
+                message: format!(
+                    "ClusterNetworkPolicies {} and {} are both in the {} tier at priority {}: where both match, {} decides (by name); give them distinct priorities",
+                    first.name, second.name, a.tier.as_str(), a.priority, first.name
+                ),
+            });
+        }
+    }
+    notes
 }

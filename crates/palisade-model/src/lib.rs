@@ -9,6 +9,7 @@
 //! This crate is pure: it reads files it is given and nothing else.
 
 pub mod build;
+pub mod cluster_policy;
 pub mod convert;
 pub mod diagnostic;
 pub mod field_path;

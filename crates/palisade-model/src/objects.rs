@@ -408,6 +408,11 @@ pub struct Cluster {
     pub endpoints: Vec<Endpoint>,
     pub services: Vec<Service>,
     pub policies: Vec<Policy>,
+    /// ClusterNetworkPolicies, in evaluation order: tier, priority, then name (same-priority
+    /// order is the implementation's choice; by name it is deterministic).
+    pub cluster_policies: Vec<crate::cluster_policy::ClusterPolicy>,
+    /// Nodes, for ClusterNetworkPolicy `nodes` peers.
+    pub nodes: Vec<crate::cluster_policy::Node>,
 }
 
 impl Cluster {
@@ -421,6 +426,13 @@ impl Cluster {
             Some(existing) => *existing = policy,
             None => self.policies.push(policy),
         }
+    }
+
+    /// Inserts or replaces (same name) a ClusterNetworkPolicy, keeping evaluation order.
+    pub fn upsert_cluster_policy(&mut self, policy: crate::cluster_policy::ClusterPolicy) {
+        self.cluster_policies.retain(|p| p.name != policy.name);
+        self.cluster_policies.push(policy);
+        self.cluster_policies.sort_by(|a, b| (a.tier, a.priority, &a.name).cmp(&(b.tier, b.priority, &b.name)));
     }
 
     pub fn endpoint_index(&self, namespace: &str, name: &str) -> Option<usize> {

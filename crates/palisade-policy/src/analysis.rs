@@ -158,6 +158,9 @@ impl<'c> Analysis<'c> {
 
     /// The allowed sets for one destination port and protocol.
     pub fn port_sets(&self, port: u16, protocol: Protocol) -> PortSets {
+        if !self.cluster.cluster_policies.is_empty() {
+            return self.tiered_port_sets(port, protocol);
+        }
         let n = self.classes.len();
         let all = BitSet::full(n);
         let representative = |c: usize| &self.cluster.endpoints[self.classes.classes[c].representative];
@@ -201,6 +204,37 @@ impl<'c> Analysis<'c> {
             })
             .collect();
         PortSets { egress, ingress }
+    }
+
+    /// With ClusterNetworkPolicies, each side of each class pair is judged on the classes'
+    /// representatives, through the tiers (classes are split by every CIDR and node address
+    /// those policies name, so a representative decides for its class). Quadratic in
+    /// classes, not in pods.
+    fn tiered_port_sets(&self, port: u16, protocol: Protocol) -> PortSets {
+        let n = self.classes.len();
+        let end = |c: usize| {
+            let index = self.classes.classes[c].representative;
+            crate::flow::FlowEnd::Endpoint { index, ip: self.cluster.endpoints[index].ip_of_family(self.v6) }
+        };
+        let side = |direction: Direction, subject: usize, remote: usize, destination: usize| {
+            let destination = Some(&self.cluster.endpoints[self.classes.classes[destination].representative]);
+            crate::verdict::side_allows(self.cluster, direction, &end(subject), &end(remote), port, protocol, destination)
+        };
+        let sets = |direction: Direction| -> Vec<Option<BitSet>> {
+            (0..n)
+                .map(|subject| {
+                    let mut set = BitSet::empty(n);
+                    for remote in 0..n {
+                        let destination = if direction == Direction::Egress { remote } else { subject };
+                        if side(direction, subject, remote, destination) {
+                            set.insert(remote);
+                        }
+                    }
+                    Some(set)
+                })
+                .collect()
+        };
+        PortSets { egress: sets(Direction::Egress), ingress: sets(Direction::Ingress) }
     }
 
     /// Destination classes an egress rule's ports admit: `None` for all of them.

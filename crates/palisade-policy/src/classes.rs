@@ -109,6 +109,20 @@ fn distinct_ip_blocks(cluster: &Cluster) -> Vec<IpBlock> {
             Peer::Pods { .. } => None,
         })
         .collect();
+    // ClusterNetworkPolicy `networks` and node addresses (`nodes` peers) split classes too.
+    for policy in &cluster.cluster_policies {
+        for peer in policy.ingress.iter().chain(&policy.egress).flat_map(|r| r.peers.iter()) {
+            if let palisade_model::cluster_policy::ClusterPeer::Networks(nets) = peer {
+                blocks.extend(nets.iter().map(|cidr| IpBlock { cidr: *cidr, except: Vec::new() }));
+            }
+        }
+    }
+    if !cluster.cluster_policies.is_empty() {
+        for address in cluster.nodes.iter().flat_map(|n| n.addresses.iter()) {
+            let host = if address.is_ipv4() { 32 } else { 128 };
+            blocks.push(IpBlock { cidr: ipnet::IpNet::new(*address, host).expect("host prefix"), except: Vec::new() });
+        }
+    }
     blocks.sort();
     blocks.dedup();
     blocks

@@ -1,4 +1,5 @@
-//! NetworkPolicy semantics (networking.k8s.io/v1), exactly as upstream defines them.
+//! NetworkPolicy semantics (networking.k8s.io/v1), exactly as upstream defines them, inside
+//! ClusterNetworkPolicy's tiers (policy.networking.k8s.io, [`tiers`]).
 //!
 //! - [`verdict()`] judges one flow and says why: which policies isolate each side, which rule
 //!   allowed it, or why each rule missed.
@@ -16,6 +17,7 @@ pub mod flow;
 pub mod matching;
 pub mod matrix;
 pub mod service;
+pub mod tiers;
 pub mod verdict;
 
 pub use family::Families;

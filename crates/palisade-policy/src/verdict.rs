@@ -6,6 +6,8 @@ use serde::Serialize;
 
 use crate::flow::{Flow, FlowEnd};
 use crate::matching::{PeerMiss, Remote, match_peer, ports_match};
+use crate::tiers::{self, ClusterRuleRef, TierOutcome};
+use palisade_model::cluster_policy::{Action, Tier};
 
 /// A policy by name, with where it was defined.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -118,11 +120,21 @@ pub enum SideVerdict {
     NotIsolated,
     Allowed { isolated_by: Vec<PolicyRef>, allowed_by: Vec<RuleRef> },
     Denied { isolated_by: Vec<PolicyRef>, misses: Vec<RuleMiss> },
+    /// A ClusterNetworkPolicy rule (Admin tier before NetworkPolicy, Baseline after it)
+    /// accepted or denied.
+    ClusterPolicy { accepted: bool, rule: ClusterRuleRef },
+    /// An Admin-tier Pass rule handed the decision on; `then` is what decided it
+    /// (NetworkPolicy, the Baseline tier, or the default).
+    Passed { by: ClusterRuleRef, then: Box<SideVerdict> },
 }
 
 impl SideVerdict {
     pub fn allows(&self) -> bool {
-        !matches!(self, SideVerdict::Denied { .. })
+        match self {
+            SideVerdict::Denied { .. } | SideVerdict::ClusterPolicy { accepted: false, .. } => false,
+            SideVerdict::Passed { then, .. } => then.allows(),
+            _ => true,
+        }
     }
 }
 
@@ -162,12 +174,38 @@ fn side(
     if !endpoint.selectable() {
         return SideVerdict::HostNetwork;
     }
+    let remote = remote.as_remote(cluster);
+    let traffic = tiers::Side { direction, subject: endpoint, remote, port: flow.port, protocol: flow.protocol, destination };
+    let tier = |tier| tiers::evaluate(cluster, tier, &traffic);
+    let decided = |rule: ClusterRuleRef| SideVerdict::ClusterPolicy { accepted: rule.action == Action::Accept, rule };
+    let passed = match tier(Tier::Admin) {
+        TierOutcome::Decided(rule) => return decided(rule),
+        TierOutcome::Passed(rule) => Some(rule),
+        TierOutcome::NoMatch => None,
+    };
+    let then = match network_policy_side(cluster, direction, endpoint, &remote, flow, destination) {
+        Some(verdict) => verdict,
+        None => match tier(Tier::Baseline) {
+            TierOutcome::Decided(rule) => decided(rule),
+            // A Baseline Pass goes to the default, as no match does.
+            TierOutcome::Passed(_) | TierOutcome::NoMatch => SideVerdict::NotIsolated,
+        },
+    };
+    match passed {
+        Some(by) => SideVerdict::Passed { by, then: Box::new(then) },
+        None => then,
+    }
+}
+
+/// NetworkPolicy's decision for one side, `None` when no policy isolates the pod in that
+/// direction (the next tier decides).
+fn network_policy_side(cluster: &Cluster, direction: Direction, endpoint: &Endpoint, remote: &Remote<'_>, flow: &Flow, destination: Option<&Endpoint>) -> Option<SideVerdict> {
     let isolating: Vec<&Policy> =
         cluster.policies.iter().filter(|p| p.rules(direction).is_some() && p.selects(endpoint)).collect();
     if isolating.is_empty() {
-        return SideVerdict::NotIsolated;
+        return None;
     }
-    let remote = remote.as_remote(cluster);
+    let remote = *remote;
     let mut allowed_by = Vec::new();
     let mut misses = Vec::new();
     for policy in &isolating {
@@ -195,7 +233,7 @@ fn side(
         }
     }
     let isolated_by = isolating.iter().map(|p| PolicyRef::of(p)).collect();
-    if allowed_by.is_empty() { SideVerdict::Denied { isolated_by, misses } } else { SideVerdict::Allowed { isolated_by, allowed_by } }
+    Some(if allowed_by.is_empty() { SideVerdict::Denied { isolated_by, misses } } else { SideVerdict::Allowed { isolated_by, allowed_by } })
 }
 
 /// Only the boolean, for callers that judge many flows (no explanation is built).
@@ -208,7 +246,7 @@ pub fn allowed(cluster: &Cluster, flow: &Flow) -> bool {
         && side_allows(cluster, Direction::Ingress, &flow.dst, &flow.src, flow.port, flow.protocol, destination)
 }
 
-fn side_allows(
+pub(crate) fn side_allows(
     cluster: &Cluster,
     direction: Direction,
     subject: &FlowEnd,
@@ -220,6 +258,19 @@ fn side_allows(
     let Some(index) = subject.index() else { return true };
     let endpoint = &cluster.endpoints[index];
     let remote = remote.as_remote(cluster);
+    if !cluster.cluster_policies.is_empty() && endpoint.selectable() {
+        let traffic = tiers::Side { direction, subject: endpoint, remote, port, protocol, destination };
+        let tier = |tier| tiers::evaluate(cluster, tier, &traffic);
+        if let TierOutcome::Decided(rule) = tier(Tier::Admin) {
+            return rule.action == Action::Accept;
+        }
+        if !cluster.policies.iter().any(|p| p.rules(direction).is_some() && p.selects(endpoint)) {
+            return match tier(Tier::Baseline) {
+                TierOutcome::Decided(rule) => rule.action == Action::Accept,
+                TierOutcome::Passed(_) | TierOutcome::NoMatch => true,
+            };
+        }
+    }
     let mut isolated = false;
     for policy in cluster.policies.iter().filter(|p| p.selects(endpoint)) {
         let Some(rules) = policy.rules(direction) else { continue };

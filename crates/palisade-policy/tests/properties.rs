@@ -136,3 +136,30 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, .. ProptestConfig::default() })]
+
+    /// With ClusterNetworkPolicies of both tiers mixed with NetworkPolicies: the explained
+    /// and fast verdicts agree on every flow, and the class matrix on every pair and port.
+    #[test]
+    fn tiers_agree_in_verdict_fast_path_and_matrix(cluster in palisade_conformance::strategies::cluster_with_tiers()) {
+        for flow in all_flows(&cluster) {
+            prop_assert_eq!(verdict(&cluster, &flow).allowed, allowed(&cluster, &flow), "{:?}", flow);
+        }
+        for v6 in [false, true] {
+            let analysis = palisade_policy::analysis::Analysis::new(&cluster, v6);
+            let classes = &analysis.classes;
+            for &(port, protocol) in &PROBES {
+                let sets = analysis.port_sets(port, protocol);
+                for a in 0..cluster.endpoints.len() {
+                    for b in (0..cluster.endpoints.len()).filter(|&b| b != a) {
+                        let (Some(_), Some(_)) = (cluster.endpoints[a].ip_of_family(v6), cluster.endpoints[b].ip_of_family(v6)) else { continue };
+                        let flow = Flow { src: FlowEnd::endpoint(&cluster, a, Some(v6)), dst: FlowEnd::endpoint(&cluster, b, Some(v6)), port, protocol };
+                        prop_assert_eq!(sets.allowed(classes.class_of[a], classes.class_of[b]), allowed(&cluster, &flow), "{:?}", flow);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -3,6 +3,7 @@
 //! the loader attaches file positions, the agent attaches object names.
 
 pub mod cidr;
+mod cluster_policy;
 mod metadata;
 pub mod names;
 mod namespace;
@@ -23,6 +24,7 @@ fn protocol_or_tcp(text: Option<&str>, path: &At<'_>, errors: &mut Errors) -> Op
     }
 }
 
+pub use cluster_policy::{API_VERSIONS as CLUSTER_POLICY_API_VERSIONS, cluster_policy};
 pub use namespace::namespace;
 pub use policy::network_policy;
 pub use service::service;

@@ -20,12 +20,30 @@ pub enum Object {
     FinishedPod,
     Service(objects::Service),
     Policy(objects::Policy),
+    ClusterPolicy(crate::cluster_policy::ClusterPolicy),
+    Node(crate::cluster_policy::Node),
+}
+
+/// Whether `api_version` is one Palisade reads `kind` in (`None`: a kind it does not read;
+/// `Some(Err(versions))`: the versions it reads).
+pub fn api_version_supported(kind: &str, api_version: &str) -> Option<Result<(), String>> {
+    if kind == "ClusterNetworkPolicy" {
+        let versions = convert::CLUSTER_POLICY_API_VERSIONS;
+        return Some(if versions.contains(&api_version) { Ok(()) } else { Err(versions.map(|v| format!("{v:?}")).join(" or ")) });
+    }
+    let expected = supported_api_version(kind)?;
+    Some(if api_version == expected { Ok(()) } else { Err(format!("{expected:?}")) })
+}
+
+/// Kinds without a namespace.
+pub fn cluster_scoped(kind: &str) -> bool {
+    matches!(kind, "Namespace" | "Node" | "ClusterNetworkPolicy")
 }
 
 /// The API version each supported kind must have.
 pub fn supported_api_version(kind: &str) -> Option<&'static str> {
     Some(match kind {
-        "Namespace" | "Pod" | "Service" | "ReplicationController" => "v1",
+        "Namespace" | "Pod" | "Service" | "ReplicationController" | "Node" => "v1",
         "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet" => "apps/v1",
         "Job" | "CronJob" => "batch/v1",
         "NetworkPolicy" => "networking.k8s.io/v1",
@@ -95,6 +113,12 @@ pub fn convert(kind: &str, value: &Value, default_namespace: &str, origin: Origi
             None => Object::FinishedPod,
         },
         "Service" => Object::Service(convert::service(&typed::<Service>(value)?, default_namespace, origin)?),
+        "ClusterNetworkPolicy" => Object::ClusterPolicy(convert::cluster_policy(value, origin)?),
+        "Node" => {
+            let node = typed::<k8s_openapi::api::core::v1::Node>(value)?;
+            let addresses = node.status.iter().flat_map(|s| s.addresses.iter().flatten()).filter_map(|a| a.address.parse().ok()).collect();
+            Object::Node(crate::cluster_policy::Node { name: node.metadata.name.unwrap_or_default(), labels: node.metadata.labels.unwrap_or_default(), addresses, origin })
+        }
         "NetworkPolicy" => {
             let np = typed::<NetworkPolicy>(value)?;
             let unknown = unknown_fields(value, &np);

@@ -190,6 +190,8 @@ impl Loader {
                 Object::Endpoint(endpoint) => self.builder.add_endpoint(endpoint),
                 Object::Service(service) => self.builder.add_service(service),
                 Object::Policy(policy) => self.builder.add_policy(policy),
+                Object::ClusterPolicy(policy) => self.builder.add_cluster_policy(policy),
+                Object::Node(node) => self.builder.add_node(node),
                 Object::FinishedPod => Ok(()),
             };
             if let Err(Duplicate(first)) = added {
@@ -299,11 +301,11 @@ fn add_value(
     let text_of = |key: &str| meta.and_then(|m| m.get(key)).and_then(Value::as_str).unwrap_or_default().to_string();
     let (name, declared_ns) = (text_of("name"), text_of("namespace"));
     let namespace = if declared_ns.is_empty() { context.namespace.to_string() } else { declared_ns.clone() };
-    let object_name = if kind == "Namespace" { format!("{kind} {name}") } else { format!("{kind} {namespace}/{name}") };
+    let object_name = if kinds::cluster_scoped(kind) { format!("{kind} {name}") } else { format!("{kind} {namespace}/{name}") };
     let location = Location { file: context.origin_file.as_ref().map(|f| f.to_path_buf()), line: start.0, column: start.1 };
     let origin = Origin { file: context.origin_file.clone(), line: start.0, column: start.1 };
 
-    let Some(expected_version) = kinds::supported_api_version(kind) else {
+    let Some(version_check) = kinds::api_version_supported(kind, api_version) else {
         output.skipped.push(Diagnostic {
             location,
             object: Some(object_name),
@@ -312,8 +314,8 @@ fn add_value(
         });
         return;
     };
-    if api_version != expected_version {
-        let message = format!("unsupported apiVersion {api_version:?} for {kind}: supported: {expected_version:?}");
+    if let Err(expected) = version_check {
+        let message = format!("unsupported apiVersion {api_version:?} for {kind}: supported: {expected}");
         return fail(pending, &FieldPath::root().key("apiVersion"), false, Some(object_name), message);
     }
     if context.explicit_namespace && !declared_ns.is_empty() && context.namespace != declared_ns && kind != "Namespace" {
