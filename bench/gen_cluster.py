@@ -134,6 +134,43 @@ def make_policy(ns, index, rng, n_ns, exists_peers, pod_ipblocks):
                              "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"team": rng.choice(TEAMS)}}, "podSelector": pods_sel}]}]})
 
 
+def make_cluster_policy(i, rng, n_ns):
+    """A ClusterNetworkPolicy of 25 rules per direction: subjects by team or env, peers of
+    every kind, Accept/Deny/Pass, ports and ranges."""
+    tier = "Admin" if i % 2 == 0 else "Baseline"
+    subject = ({"namespaces": {"matchLabels": {"team": TEAMS[i % len(TEAMS)]}}} if i % 3
+               else {"pods": {"namespaceSelector": {"matchLabels": {"env": ENVS[i % len(ENVS)]}}, "podSelector": {"matchLabels": {"tier": TIER_NAMES[i % len(TIER_NAMES)]}}}})
+
+    def peer(j):
+        kind = j % 4
+        if kind == 0:
+            return {"namespaces": {"matchLabels": {"kubernetes.io/metadata.name": f"ns-{rng.randrange(n_ns)}"}}}
+        if kind == 1:
+            return {"pods": {"namespaceSelector": {"matchLabels": {"team": TEAMS[j % len(TEAMS)]}}, "podSelector": {"matchLabels": {"app": f"app-{j % 10}"}}}}
+        if kind == 2:
+            return {"networks": [f"10.{rng.randrange(256)}.0.0/16", f"192.0.2.{4 * rng.randrange(64)}/30"]}
+        return {"namespaces": {"matchLabels": {"env": ENVS[j % len(ENVS)]}}}
+
+    def rules(direction):
+        out = []
+        for j in range(25):
+            action = ["Accept", "Deny", "Pass"][(i + j) % 3]
+            peers = [peer(j), peer(j + 1)]
+            if direction == "ingress":
+                peers = [p for p in peers if "networks" not in p] or [{"namespaces": {}}]
+            rule = {"name": f"r{j}", "action": action, ("from" if direction == "ingress" else "to"): peers}
+            if j % 2:
+                port = 8000 + j
+                rule["protocols"] = [{"tcp": {"destinationPort": {"number": port}}}, {"udp": {"destinationPort": {"range": {"start": 5000, "end": 5000 + j}}}}]
+            out.append(rule)
+        return out
+
+    return {"apiVersion": "policy.networking.k8s.io/v1beta1", "kind": "ClusterNetworkPolicy",
+            "metadata": {"name": f"cnp-{i}"},
+            "spec": {"tier": tier, "priority": rng.randrange(1001), "subject": subject,
+                     "ingress": rules("ingress"), "egress": rules("egress")}}
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--pods", type=int, required=True)
@@ -144,6 +181,8 @@ def main():
                         help="let some combined peers use Exists (NCA 2.1.0 gets these wrong)")
     parser.add_argument("--pod-ipblocks", action="store_true",
                         help="let some ipBlocks cover pod addresses (NCA 2.1.0 never matches pods by ipBlock)")
+    parser.add_argument("--cluster-policies", type=int, default=0,
+                        help="also this many ClusterNetworkPolicies (25 rules each, both tiers) in cluster-policies.yaml")
     parser.add_argument("--format", choices=["yaml", "json"], default="yaml",
                         help="yaml (block style with flow leaves) or json (kubectl -o json style)")
     args = parser.parse_args()
@@ -172,7 +211,14 @@ def main():
         else:
             with open(os.path.join(args.out, "policies", f"{ns}.yaml"), "w") as f:
                 yaml.safe_dump_all(items, f, sort_keys=False, default_flow_style=None)
-    print(f"{args.out}: {n_ns} namespaces, {args.pods} pods (+1 DNS pod), {args.policies} policies")
+    if args.cluster_policies:
+        items = [make_cluster_policy(i, rng, n_ns) for i in range(args.cluster_policies)]
+        with open(os.path.join(args.out, f"cluster-policies.{ext}"), "w") as f:
+            if ext == "json":
+                json.dump({"apiVersion": "v1", "kind": "List", "items": items}, f, indent=4)
+            else:
+                yaml.safe_dump_all(items, f, sort_keys=False, default_flow_style=None)
+    print(f"{args.out}: {n_ns} namespaces, {args.pods} pods (+1 DNS pod), {args.policies} policies, {args.cluster_policies} cluster policies")
 
 
 if __name__ == "__main__":
