@@ -44,7 +44,7 @@ impl Action {
 }
 
 /// Pods in namespaces matching `namespaces` whose labels match `pods`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct NamespacedPods {
     pub namespaces: Selector,
     pub pods: Selector,
@@ -66,7 +66,7 @@ impl Subject {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum ClusterPeer {
     Namespaces(Selector),
     Pods(NamespacedPods),

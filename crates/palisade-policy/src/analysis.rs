@@ -26,6 +26,8 @@ pub struct Analysis<'c> {
     rules_of: [Vec<Option<RuleList>>; 2],
     /// Per policy, per direction, per rule: the classes its peers admit (`None`: any peer).
     rule_peers: Vec<[Vec<Option<BitSet>>; 2]>,
+    /// The same for ClusterNetworkPolicy rules, when there are any.
+    cluster_rule_peers: Option<crate::tiered::RulePeers>,
 }
 
 /// Allowed sets for one port and protocol.
@@ -55,13 +57,13 @@ impl<'c> Analysis<'c> {
     /// need (the dataplane) rather than `port_sets` for every rule.
     pub fn classes_only(cluster: &'c Cluster, v6: bool) -> Self {
         let classes = Classes::new(cluster, v6);
-        Self { cluster, classes, v6, rules_of: [Vec::new(), Vec::new()], rule_peers: Vec::new() }
+        Self { cluster, classes, v6, rules_of: [Vec::new(), Vec::new()], rule_peers: Vec::new(), cluster_rule_peers: None }
     }
 
     /// Prepares the analysis of `cluster` for addresses of one family.
     pub fn new(cluster: &'c Cluster, v6: bool) -> Self {
         let classes = Classes::new(cluster, v6);
-        let mut analysis = Self { cluster, classes, v6, rules_of: [Vec::new(), Vec::new()], rule_peers: Vec::new() };
+        let mut analysis = Self { cluster, classes, v6, rules_of: [Vec::new(), Vec::new()], rule_peers: Vec::new(), cluster_rule_peers: None };
         analysis.rules_of = [analysis.isolating_rules(Direction::Ingress), analysis.isolating_rules(Direction::Egress)];
         let mut cache: HashMap<(&str, &Peer), BitSet> = HashMap::new();
         analysis.rule_peers = cluster
@@ -78,6 +80,9 @@ impl<'c> Analysis<'c> {
                 })
             })
             .collect();
+        if !cluster.cluster_policies.is_empty() {
+            analysis.cluster_rule_peers = Some(crate::tiered::RulePeers::new(&analysis));
+        }
         analysis
     }
 
@@ -147,7 +152,7 @@ impl<'c> Analysis<'c> {
         set
     }
 
-    fn remote(&self, class: usize) -> Remote<'c> {
+    pub(crate) fn remote(&self, class: usize) -> Remote<'c> {
         let endpoint = &self.cluster.endpoints[self.classes.classes[class].representative];
         Remote::Pod {
             endpoint,
@@ -158,9 +163,16 @@ impl<'c> Analysis<'c> {
 
     /// The allowed sets for one destination port and protocol.
     pub fn port_sets(&self, port: u16, protocol: Protocol) -> PortSets {
-        if !self.cluster.cluster_policies.is_empty() {
-            return self.tiered_port_sets(port, protocol);
+        let network_policy = self.network_policy_port_sets(port, protocol);
+        let Some(peers) = &self.cluster_rule_peers else { return network_policy };
+        PortSets {
+            egress: self.tiered_sides(peers, Direction::Egress, port, protocol, &network_policy.egress),
+            ingress: self.tiered_sides(peers, Direction::Ingress, port, protocol, &network_policy.ingress),
         }
+    }
+
+    /// NetworkPolicy's allowed sets alone.
+    fn network_policy_port_sets(&self, port: u16, protocol: Protocol) -> PortSets {
         let n = self.classes.len();
         let all = BitSet::full(n);
         let representative = |c: usize| &self.cluster.endpoints[self.classes.classes[c].representative];
@@ -204,37 +216,6 @@ impl<'c> Analysis<'c> {
             })
             .collect();
         PortSets { egress, ingress }
-    }
-
-    /// With ClusterNetworkPolicies, each side of each class pair is judged on the classes'
-    /// representatives, through the tiers (classes are split by every CIDR and node address
-    /// those policies name, so a representative decides for its class). Quadratic in
-    /// classes, not in pods.
-    fn tiered_port_sets(&self, port: u16, protocol: Protocol) -> PortSets {
-        let n = self.classes.len();
-        let end = |c: usize| {
-            let index = self.classes.classes[c].representative;
-            crate::flow::FlowEnd::Endpoint { index, ip: self.cluster.endpoints[index].ip_of_family(self.v6) }
-        };
-        let side = |direction: Direction, subject: usize, remote: usize, destination: usize| {
-            let destination = Some(&self.cluster.endpoints[self.classes.classes[destination].representative]);
-            crate::verdict::side_allows(self.cluster, direction, &end(subject), &end(remote), port, protocol, destination)
-        };
-        let sets = |direction: Direction| -> Vec<Option<BitSet>> {
-            (0..n)
-                .map(|subject| {
-                    let mut set = BitSet::empty(n);
-                    for remote in 0..n {
-                        let destination = if direction == Direction::Egress { remote } else { subject };
-                        if side(direction, subject, remote, destination) {
-                            set.insert(remote);
-                        }
-                    }
-                    Some(set)
-                })
-                .collect()
-        };
-        PortSets { egress: sets(Direction::Egress), ingress: sets(Direction::Ingress) }
     }
 
     /// Destination classes an egress rule's ports admit: `None` for all of them.

@@ -17,6 +17,7 @@ pub mod flow;
 pub mod matching;
 pub mod matrix;
 pub mod service;
+mod tiered;
 pub mod tiers;
 pub mod verdict;
 

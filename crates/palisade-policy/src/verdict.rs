@@ -246,7 +246,7 @@ pub fn allowed(cluster: &Cluster, flow: &Flow) -> bool {
         && side_allows(cluster, Direction::Ingress, &flow.dst, &flow.src, flow.port, flow.protocol, destination)
 }
 
-pub(crate) fn side_allows(
+fn side_allows(
     cluster: &Cluster,
     direction: Direction,
     subject: &FlowEnd,
