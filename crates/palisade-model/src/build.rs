@@ -325,20 +325,31 @@ mod tests {
 }
 
 /// ClusterNetworkPolicies of one tier with one priority: the order among them is the
-/// implementation's (Palisade's: by name), so overlaps between them are worth a warning.
+/// implementation's (Palisade's: by name), so overlaps between them are worth a warning,
+/// one per tie.
 fn same_priority_notes(policies: &[ClusterPolicy]) -> Vec<Note> {
-    let mut notes = Vec::new();
-    for (i, a) in policies.iter().enumerate() {
-        for b in policies[i + 1..].iter().filter(|b| b.tier == a.tier && b.priority == a.priority) {
-            let (first, second) = if a.name <= b.name { (a, b) } else { (b, a) };
-            notes.push(Note {
-                origin: second.origin.clone(),
-                message: format!(
-                    "ClusterNetworkPolicies {} and {} are both in the {} tier at priority {}: where both match, {} decides (by name); give them distinct priorities",
-                    first.name, second.name, a.tier.as_str(), a.priority, first.name
-                ),
-            });
-        }
+    let mut ties: BTreeMap<(crate::cluster_policy::Tier, u16), Vec<&ClusterPolicy>> = BTreeMap::new();
+    for policy in policies {
+        ties.entry((policy.tier, policy.priority)).or_default().push(policy);
     }
-    notes
+    ties.into_iter()
+        .filter(|(_, tied)| tied.len() > 1)
+        .map(|((tier, priority), mut tied)| {
+            tied.sort_by(|a, b| a.name.cmp(&b.name));
+            let names: Vec<&str> = tied.iter().map(|p| p.name.as_str()).collect();
+            let (listed, verb) = match names.as_slice() {
+                [a, b] => (format!("{a} and {b}"), "both"),
+                [rest @ .., last] => (format!("{} and {last}", rest.join(", ")), "all"),
+                [] => unreachable!("ties have two policies or more"),
+            };
+            Note {
+                origin: tied[1].origin.clone(),
+                message: format!(
+                    "ClusterNetworkPolicies {listed} are {verb} in the {} tier at priority {priority}: where several match, the first by name decides ({}); give them distinct priorities",
+                    tier.as_str(),
+                    names[0]
+                ),
+            }
+        })
+        .collect()
 }

@@ -506,7 +506,7 @@ mod loading {
         assert_eq!(order, ["first", "a-admin", "b-admin", "baseline"]);
         let warnings: Vec<String> = loaded.warnings.iter().map(|w| w.message.clone()).collect();
         assert_eq!(warnings.len(), 1, "{warnings:?}");
-        assert!(warnings[0].contains("a-admin and b-admin are both in the Admin tier at priority 5: where both match, a-admin decides"), "{warnings:?}");
+        assert!(warnings[0].contains("a-admin and b-admin are both in the Admin tier at priority 5: where several match, the first by name decides (a-admin)"), "{warnings:?}");
         let error = load_text(&cnp("x", "Admin", 1).replace("v1alpha2", "v1"), &LoadOptions::default()).unwrap_err().to_string();
         assert!(error.contains("unsupported apiVersion \"policy.networking.k8s.io/v1\" for ClusterNetworkPolicy: supported: \"policy.networking.k8s.io/v1beta1\" or \"policy.networking.k8s.io/v1alpha2\""), "{error}");
     }
