@@ -78,10 +78,9 @@ pub fn not_ready(node: &NodeInfo) -> Option<String> {
     }
 }
 
-/// A metric's value from the agent's `/metrics` (a gauge without labels).
-pub fn metric(node: &NodeInfo, name: &str) -> Option<f64> {
-    let (_, body) = get(node, "/metrics").ok()?;
-    body.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+/// A gauge without labels from an OpenMetrics text.
+fn metric(metrics: &str, name: &str) -> Option<f64> {
+    metrics.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
 /// Why the node does not yet enforce `want` (`None` once it does).
@@ -130,8 +129,9 @@ pub fn status_lines(api: &Api, nodes: &[NodeInfo]) -> Vec<String> {
                 None => "enforces the API's current state".to_string(),
                 Some(why) => why,
             };
-            let rules = metric(node, "palisade_ruleset_rules").map(|r| format!(", {r} rules")).unwrap_or_default();
-            let elements = metric(node, "palisade_ruleset_set_elements").map(|e| format!(", {e} set elements")).unwrap_or_default();
+            let metrics = get(node, "/metrics").map(|(_, body)| body).unwrap_or_default();
+            let rules = metric(&metrics, "palisade_ruleset_rules").map(|r| format!(", {r} rules")).unwrap_or_default();
+            let elements = metric(&metrics, "palisade_ruleset_set_elements").map(|e| format!(", {e} set elements")).unwrap_or_default();
             format!("{:<10}{state}{rules}{elements}", node.name)
         })
         .collect()

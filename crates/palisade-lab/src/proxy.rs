@@ -197,16 +197,6 @@ pub fn render(services: &[ServiceView], node_v4: Ipv4Addr, node_v6: Ipv6Addr) ->
     out
 }
 
-/// Applies an nft text file in one transaction (the calling thread's namespace).
-fn nft_text(text: &str) -> Result<(), String> {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-    let mut child = Command::new("nft").args(["-f", "-"]).stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().map_err(|e| format!("cannot run nft: {e}"))?;
-    child.stdin.take().expect("piped").write_all(text.as_bytes()).map_err(|e| format!("writing to nft: {e}"))?;
-    let output = child.wait_with_output().map_err(|e| format!("waiting for nft: {e}"))?;
-    if output.status.success() { Ok(()) } else { Err(String::from_utf8_lossy(&output.stderr).trim().to_string()) }
-}
-
 /// kube-proxy's part on every node: each node's Service table replaced (in parallel, each
 /// in its node's namespace).
 pub fn apply_all(nodes: &[crate::topology::NodeInfo], tables: &[String]) -> Result<(), crate::error::LabError> {
@@ -214,7 +204,7 @@ pub fn apply_all(nodes: &[crate::topology::NodeInfo], tables: &[String]) -> Resu
         let handles: Vec<_> = nodes
             .iter()
             .zip(tables)
-            .map(|(node, table)| scope.spawn(move || palisade_net::run_in(&node.netns, || nft_text(table)).map_err(|e| e.to_string()).and_then(|r| r).map_err(|e| format!("{}: the Service table was rejected: {e}", node.name))))
+            .map(|(node, table)| scope.spawn(move || palisade_net::run_in(&node.netns, || palisade_nft::NftBinary::default().apply_text(table).map_err(|e| e.to_string())).map_err(|e| e.to_string()).and_then(|r| r).map_err(|e| format!("{}: the Service table was rejected: {e}", node.name))))
             .collect();
         handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("the proxy thread panicked".into()))).collect()
     });

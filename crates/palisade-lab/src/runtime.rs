@@ -600,7 +600,7 @@ impl Runtime {
         };
         let log_path = pod.dir.join(format!("{}.log", container.name));
         let sandbox = pod.sandbox(container);
-        let pod_marker = pod_marker(&paths.name, &pod.dir);
+        let pod_marker = pod_marker(&paths.name, &pod.dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
         let spawned = argv.and_then(|argv| {
             let log = File::options().create(true).append(true).open(&log_path).map_err(|e| StartError { reason: "StartError".into(), message: format!("{}: {e}", log_path.display()) })?;
             let log2 = log.try_clone().map_err(|e| StartError { reason: "StartError".into(), message: e.to_string() })?;
@@ -791,14 +791,13 @@ fn kill_leftovers(netns: &Path) {
 
 /// The environment variable that tells one pod's processes apart (a hostNetwork pod shares
 /// the node's namespace with other pods, so its leftovers are found by this instead).
-fn pod_marker(lab: &str, pod_dir: &Path) -> (String, String) {
-    let uid = pod_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+fn pod_marker(lab: &str, uid: &str) -> (String, String) {
     ("PALISADE_LAB_POD".to_string(), format!("{lab}/{uid}"))
 }
 
 /// Kills the processes a previous daemon left of a hostNetwork pod it is adopting.
 fn kill_leftovers_of_pod(paths: &LabPaths, uid: &str) {
-    let (name, value) = pod_marker(&paths.name, &paths.pod_dir(uid));
+    let (name, value) = pod_marker(&paths.name, uid);
     for pid in crate::client::processes_with_env(&format!("{name}={value}")) {
         let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
     }

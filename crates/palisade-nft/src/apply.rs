@@ -70,6 +70,12 @@ impl Nft for NftBinary {
 }
 
 impl NftBinary {
+    /// Applies an nft script in text syntax (one transaction), for tables Palisade renders
+    /// as text elsewhere (the lab's Service table).
+    pub fn apply_text(&self, script: &str) -> Result<(), ApplyError> {
+        self.run(&["-f", "-"], script)
+    }
+
     fn run(&self, args: &[&str], document: &str) -> Result<(), ApplyError> {
         let spawn_error = |source| ApplyError::Spawn { binary: self.binary.clone(), source };
         let mut child = Command::new(&self.binary)

@@ -148,13 +148,12 @@ impl Analysis<'_> {
     /// What the tiers decide for `subject` without NetworkPolicy: (Admin's accepted, what
     /// Admin leaves or passes on, what the Baseline tier and the default then allow of
     /// it). It depends on the subject only through the policies selecting it (and, for
-    /// ingress named ports, its container ports), so classes share it.
-    fn tier_parts(&self, peers: &RulePeers, query: Query) -> TierParts {
+    /// ingress named ports, its container ports), so classes share it. `selected`: per
+    /// policy, whether it selects the subject.
+    fn tier_parts(&self, peers: &RulePeers, query: Query, selected: &[bool]) -> TierParts {
         let n = self.classes.len();
-        let subject = query.subject;
-        let endpoint = &self.cluster.endpoints[self.classes.classes[subject].representative];
         let selecting = |tier: Tier| -> Vec<usize> {
-            self.cluster.cluster_policies.iter().enumerate().filter(|(_, p)| p.tier == tier && selects(self.cluster, p, endpoint)).map(|(i, _)| i).collect()
+            self.cluster.cluster_policies.iter().enumerate().filter(|(i, p)| p.tier == tier && selected[*i]).map(|(i, _)| i).collect()
         };
         let (mut open, mut admin, mut passed) = (BitSet::full(n), BitSet::empty(n), BitSet::empty(n));
         self.run_tier(peers, &selecting(Tier::Admin), query, (&mut open, &mut admin, &mut passed));
@@ -180,7 +179,13 @@ impl Analysis<'_> {
                 }
                 let selected: Vec<bool> = self.cluster.cluster_policies.iter().map(|p| selects(self.cluster, p, endpoint)).collect();
                 let ports = if direction == Direction::Ingress { endpoint.ports.iter().collect() } else { Vec::new() };
-                let (admin, open, baseline) = shared.entry((selected, ports)).or_insert_with(|| self.tier_parts(peers, Query { direction, subject, port, protocol }));
+                let (admin, open, baseline) = match shared.entry((selected, ports)) {
+                    std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(entry) => {
+                        let parts = self.tier_parts(peers, Query { direction, subject, port, protocol }, &entry.key().0);
+                        entry.insert(parts)
+                    }
+                };
                 let mut allowed = admin.clone();
                 match &network_policy[subject] {
                     Some(set) => allowed.union_with_intersection(set, open),
