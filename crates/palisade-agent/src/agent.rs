@@ -90,11 +90,16 @@ pub async fn run<N: Nft + Send + 'static>(config: AgentConfig, nft: N, shutdown:
     Ok(())
 }
 
+/// Syncs in a row that may go without waiting out the minimum interval (kube-proxy's
+/// `burstSyncs`).
+const SYNC_BURST: u32 = 2;
+
 /// The sync thread: waits for a change (or the resync period), then reconciles.
 fn sync_loop<N: Nft>(shared: &Shared, mut reconciler: Reconciler<N>, min_interval: Duration, resync: Duration) {
     let all = crate::watch::all_kinds();
     let mut synced_version: Option<u64> = None;
     let mut last_sync: Option<Instant> = None;
+    let mut pacer = crate::pacing::Pacer::new(min_interval, SYNC_BURST);
     // The node routes last installed (None: not yet, or the last attempt failed).
     let mut routes: Option<Vec<palisade_net::NodeRoute>> = None;
     loop {
@@ -112,16 +117,20 @@ fn sync_loop<N: Nft>(shared: &Shared, mut reconciler: Reconciler<N>, min_interva
             inner = shared.wait(inner, Duration::from_millis(250));
         }
         drop(inner);
-        // At most one sync per interval: the changes of a burst wait here and go together.
-        if let Some(since) = last_sync.map(|t| t.elapsed())
-            && since < min_interval
-        {
-            std::thread::sleep(min_interval - since);
+        // A stream of changes is synced at most once per interval: what arrives meanwhile
+        // waits here and goes together.
+        let delay = pacer.delay(Instant::now());
+        if !delay.is_zero() {
+            std::thread::sleep(delay);
         }
+        pacer.take(Instant::now());
+        let snapshot_started = Instant::now();
         let (cluster, version, pending_since, wanted_routes, observed) = {
             let mut inner = shared.lock();
             (inner.state.cluster(), inner.state.version(), inner.pending_since.take(), inner.state.node_routes(reconciler.node()), inner.observed.digest())
         };
+        let snapshot_ms = snapshot_started.elapsed().as_secs_f64() * 1000.0;
+        let queued_ms = pending_since.map(|since| snapshot_started.saturating_duration_since(since).as_secs_f64() * 1000.0);
         if routes.as_ref() != Some(&wanted_routes) {
             routes = sync_routes(&wanted_routes);
         }
@@ -134,8 +143,10 @@ fn sync_loop<N: Nft>(shared: &Shared, mut reconciler: Reconciler<N>, min_interva
         metrics.sync_duration.observe((finished - started).as_secs_f64());
         match result {
             Ok(report) => {
-                if let Some(since) = pending_since {
-                    metrics.event_to_kernel.observe((finished - since).as_secs_f64());
+                // Until the kernel accepted the change (recording it for a restart comes after).
+                let event_to_kernel = pending_since.map(|since| report.applied_at.saturating_duration_since(since));
+                if let Some(latency) = event_to_kernel {
+                    metrics.event_to_kernel.observe(latency.as_secs_f64());
                 }
                 metrics.last_successful_sync.set(SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or_default());
                 metrics.rules.set(report.rules as i64);
@@ -149,8 +160,8 @@ fn sync_loop<N: Nft>(shared: &Shared, mut reconciler: Reconciler<N>, min_interva
                 inner.enforced = Some((version, observed));
                 drop(inner);
                 shared.synced.send_replace(version);
-                let latency_ms = pending_since.map(|since| (finished - since).as_secs_f64() * 1000.0);
-                tracing::debug!(event_to_kernel_ms = ?latency_ms, sync_ms = (finished - started).as_secs_f64() * 1000.0, %report, "synced");
+                let latency_ms = event_to_kernel.map(|latency| latency.as_secs_f64() * 1000.0);
+                tracing::debug!(event_to_kernel_ms = ?latency_ms, ?queued_ms, snapshot_ms, sync_ms = (finished - started).as_secs_f64() * 1000.0, %report, "synced");
             }
             Err(error) => {
                 metrics.apply_errors.get_or_create(&ReasonLabel { reason: error.reason().to_string() }).inc();

@@ -7,6 +7,7 @@ pub mod agent;
 mod cni_socket;
 mod http;
 pub mod observed;
+mod pacing;
 pub mod install;
 pub mod metrics;
 mod reconcile;

@@ -25,11 +25,23 @@ pub struct ReconcileReport {
     pub rules: usize,
     pub elements: usize,
     pub apply: ApplyReport,
+    /// When the kernel accepted the last transaction.
+    pub applied_at: Instant,
+    /// Recording the applied state for a restart (after the kernel took it).
+    pub record_time: Duration,
 }
 
 impl std::fmt::Display for ReconcileReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {} local pods, rendered in {:.1} ms, {}", self.node, self.local_pods, self.render_time.as_secs_f64() * 1000.0, self.apply)
+        write!(
+            f,
+            "{}: {} local pods, rendered in {:.1} ms, {}, recorded in {:.1} ms",
+            self.node,
+            self.local_pods,
+            self.render_time.as_secs_f64() * 1000.0,
+            self.apply,
+            self.record_time.as_secs_f64() * 1000.0
+        )
     }
 }
 
@@ -91,6 +103,7 @@ impl<N: Nft> Reconciler<N> {
             *self.apply_errors.entry(error.reason()).or_default() += 1;
             tracing::error!(node = %self.node, %error, "the kernel refused this node's ruleset; the previous one stays in force");
         })?;
+        let applied_at = Instant::now();
         tracing::debug!(node = %self.node, %apply, "reconciled");
         if let (Some(path), Some((applied, naming))) = (&self.state_file, self.dataplane.state())
             && let Err(error) = palisade_nft::state_file::save(path, applied, naming)
@@ -98,7 +111,8 @@ impl<N: Nft> Reconciler<N> {
             // The kernel has the ruleset; only a restart's first replace is less smooth.
             tracing::warn!(path = %path.display(), %error, "could not record the applied state");
         }
-        Ok(ReconcileReport { node: self.node.clone(), local_pods, render_time, rules: ruleset.rule_count(), elements: ruleset.element_count(), apply })
+        let record_time = applied_at.elapsed();
+        Ok(ReconcileReport { node: self.node.clone(), local_pods, render_time, rules: ruleset.rule_count(), elements: ruleset.element_count(), apply, applied_at, record_time })
     }
 }
 

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Result;
-use palisade_nft::{DenyAction, NftBinary, RenderOptions};
+use palisade_nft::{DenyAction, NftBinary, RenderOptions, SystemNft};
 
 #[derive(clap::Args, Debug)]
 pub struct AgentArgs {
@@ -39,6 +39,11 @@ pub struct AgentArgs {
     /// What denied packets get: `reject` (TCP reset, ICMP prohibited) or `drop`.
     #[arg(long, env = "PALISADE_DENY_ACTION", default_value = "reject", value_parser = ["reject", "drop"])]
     pub deny_action: String,
+    /// How rulesets reach the kernel: `auto` (libnftables in process when
+    /// `libnftables.so.1` loads, else the `nft` binary), or the name or path of an `nft`
+    /// binary to run per transaction.
+    #[arg(long, env = "PALISADE_NFT", default_value = "auto")]
+    pub nft: String,
     /// Log lines as `text` or `json`.
     #[arg(long, env = "PALISADE_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
@@ -69,7 +74,12 @@ pub fn run(args: &AgentArgs) -> Result<()> {
                 _ = tokio::signal::ctrl_c() => {}
             }
         };
-        palisade_agent::run(config, NftBinary::default(), shutdown).await
+        let nft = match args.nft.as_str() {
+            "auto" => SystemNft::detect(NftBinary::default()),
+            binary => SystemNft::Binary(NftBinary { binary: binary.to_string() }),
+        };
+        tracing::info!(nft = %nft.describe(), "rulesets are applied through");
+        palisade_agent::run(config, nft, shutdown).await
     })?;
     Ok(())
 }

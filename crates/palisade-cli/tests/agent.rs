@@ -429,6 +429,8 @@ fn a_ruleset_the_kernel_refuses_is_reported_on_its_policy() {
     std::fs::write(bin.join("nft"), REFUSING_NFT).unwrap();
     std::fs::set_permissions(bin.join("nft"), std::fs::Permissions::from_mode(0o755)).unwrap();
     node.agent_path = Some(format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", bin.display()));
+    // The binary found on PATH, not libnftables in process.
+    node.agent_flags.push("--nft=nft".into());
     node.apply_manifest();
     node.apply("workloads.yaml", WORKLOADS);
     node.pods_running();

@@ -18,8 +18,12 @@ pub mod apply;
 pub mod culprit;
 pub mod diff;
 pub mod generation;
+// The one place with `unsafe`: the FFI calls into libnftables (see the module).
+#[allow(unsafe_code)]
+pub mod libnftables;
 pub mod state_file;
 
 pub use apply::{ApplyError, ApplyKind, ApplyReport, Dataplane, Nft, NftBinary};
 pub use generation::{Generation, Naming};
+pub use libnftables::{Libnftables, SystemNft};
 pub mod trace;
