@@ -65,7 +65,7 @@ pub async fn client(kubeconfig: Option<&std::path::Path>) -> Result<kube::Client
 /// Runs the agent until `shutdown` completes. The kernel keeps the last ruleset after.
 pub async fn run<N: Nft + Send + 'static>(config: AgentConfig, nft: N, shutdown: impl std::future::Future<Output = ()>) -> Result<(), AgentError> {
     tracing::info!(node = %config.node, listen = %config.listen, cni_socket = %config.cni_socket.display(), resync_s = config.resync.as_secs_f64(), min_sync_interval_ms = config.min_sync_interval.as_millis() as u64,
-        api_grace_s = config.api_grace.as_secs_f64(), deny_action = ?config.render.deny_action, table = %config.render.table, "palisade agent starting");
+        api_grace_s = config.api_grace.as_secs_f64(), deny_action = ?config.render.deny_action, table = %config.render.table, nft = %nft.describe(), "palisade agent starting");
     let client = client(config.kubeconfig.as_deref()).await?;
     let shared = Arc::new(Shared::new(Metrics::default(), config.api_grace));
     let listener = tokio::net::TcpListener::bind(config.listen).await.map_err(|source| AgentError::Listen { address: config.listen, source })?;
@@ -124,18 +124,21 @@ fn sync_loop<N: Nft>(shared: &Shared, mut reconciler: Reconciler<N>, min_interva
             std::thread::sleep(delay);
         }
         pacer.take(Instant::now());
-        let snapshot_started = Instant::now();
-        let (cluster, version, pending_since, wanted_routes, observed) = {
+        // Rendered under the lock, from the state itself (no copy of the cluster); the
+        // kernel is programmed after the lock is released.
+        let started = Instant::now();
+        let (rendered, version, pending_since, wanted_routes, observed, counts) = {
             let mut inner = shared.lock();
-            (inner.state.cluster(), inner.state.version(), inner.pending_since.take(), inner.state.node_routes(reconciler.node()), inner.observed.digest())
+            let rendered = reconciler.render(inner.state.cluster());
+            let cluster = inner.state.cluster();
+            let counts = (cluster.endpoints.len(), cluster.policies.len());
+            (rendered, inner.state.version(), inner.pending_since.take(), inner.state.node_routes(reconciler.node()), inner.observed.digest(), counts)
         };
-        let snapshot_ms = snapshot_started.elapsed().as_secs_f64() * 1000.0;
-        let queued_ms = pending_since.map(|since| snapshot_started.saturating_duration_since(since).as_secs_f64() * 1000.0);
+        let queued_ms = pending_since.map(|since| started.saturating_duration_since(since).as_secs_f64() * 1000.0);
         if routes.as_ref() != Some(&wanted_routes) {
             routes = sync_routes(&wanted_routes);
         }
-        let started = Instant::now();
-        let result = reconciler.reconcile(&cluster);
+        let result = reconciler.apply(rendered);
         let finished = Instant::now();
         last_sync = Some(finished);
         synced_version = Some(version);
@@ -153,7 +156,7 @@ fn sync_loop<N: Nft>(shared: &Shared, mut reconciler: Reconciler<N>, min_interva
                 metrics.set_elements.set(report.elements as i64);
                 let mut inner = shared.lock();
                 if !inner.first_sync_done {
-                    tracing::info!(%report, pods = cluster.endpoints.len(), policies = cluster.policies.len(), "first full sync");
+                    tracing::info!(%report, pods = counts.0, policies = counts.1, "first full sync");
                 }
                 inner.first_sync_done = true;
                 inner.last_apply_error = None;
@@ -161,7 +164,7 @@ fn sync_loop<N: Nft>(shared: &Shared, mut reconciler: Reconciler<N>, min_interva
                 drop(inner);
                 shared.synced.send_replace(version);
                 let latency_ms = event_to_kernel.map(|latency| latency.as_secs_f64() * 1000.0);
-                tracing::debug!(event_to_kernel_ms = ?latency_ms, ?queued_ms, snapshot_ms, sync_ms = (finished - started).as_secs_f64() * 1000.0, %report, "synced");
+                tracing::debug!(event_to_kernel_ms = ?latency_ms, ?queued_ms, sync_ms = (finished - started).as_secs_f64() * 1000.0, %report, "synced");
             }
             Err(error) => {
                 metrics.apply_errors.get_or_create(&ReasonLabel { reason: error.reason().to_string() }).inc();

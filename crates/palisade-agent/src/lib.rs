@@ -11,9 +11,10 @@ mod pacing;
 pub mod install;
 pub mod metrics;
 mod reconcile;
+mod slots;
 pub mod shared;
 pub mod state;
 mod watch;
 
 pub use agent::{AgentConfig, AgentError, client, run};
-pub use reconcile::{ReconcileReport, Reconciler, local_endpoints};
+pub use reconcile::{ReconcileReport, Reconciler, Rendered, local_endpoints};

@@ -15,6 +15,13 @@ pub fn local_endpoints(cluster: &Cluster, node: &str) -> Vec<usize> {
     (0..cluster.endpoints.len()).filter(|&i| cluster.endpoints[i].node.as_deref() == Some(node)).collect()
 }
 
+/// A node's ruleset, rendered and not yet applied.
+pub struct Rendered {
+    pub ruleset: palisade_nft::Ruleset,
+    pub local_pods: usize,
+    pub render_time: Duration,
+}
+
 /// What one reconcile did.
 #[derive(Debug)]
 pub struct ReconcileReport {
@@ -94,11 +101,23 @@ impl<N: Nft> Reconciler<N> {
     /// Brings the kernel to what `cluster` asks of this node. On error the kernel keeps the
     /// previous ruleset (every apply is one transaction) and the next reconcile retries.
     pub fn reconcile(&mut self, cluster: &Cluster) -> Result<ReconcileReport, ApplyError> {
+        let rendered = self.render(cluster);
+        self.apply(rendered)
+    }
+
+    /// What `cluster` asks of this node (pure; the agent renders under its state lock, so
+    /// that no copy of the cluster is needed, and applies after releasing it).
+    pub fn render(&self, cluster: &Cluster) -> Rendered {
         let start = Instant::now();
         let local = local_endpoints(cluster, &self.node);
         let local_pods = local.len();
         let ruleset = render(&NodeState { cluster, local, options: self.options.clone() });
-        let render_time = start.elapsed();
+        Rendered { ruleset, local_pods, render_time: start.elapsed() }
+    }
+
+    /// Brings the kernel to a rendered ruleset.
+    pub fn apply(&mut self, rendered: Rendered) -> Result<ReconcileReport, ApplyError> {
+        let Rendered { ruleset, local_pods, render_time } = rendered;
         let apply = self.dataplane.sync(&ruleset, Instant::now(), self.resync_every).inspect_err(|error| {
             *self.apply_errors.entry(error.reason()).or_default() += 1;
             tracing::error!(node = %self.node, %error, "the kernel refused this node's ruleset; the previous one stays in force");

@@ -7,7 +7,9 @@ use std::collections::{BTreeMap, HashSet};
 
 use k8s_openapi::api::core::v1::{Namespace as K8sNamespace, Node, Pod};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use palisade_model::{Cluster, Endpoint, Namespace, Origin, Policy, convert};
+use palisade_model::{Cluster, Endpoint, Origin, convert};
+
+use crate::slots::Slots;
 
 /// `namespace/name`.
 type Key = (String, String);
@@ -25,15 +27,18 @@ fn describe(errors: &[palisade_model::field_path::FieldError]) -> String {
 /// Objects by kind, converted. `version` moves on every change that can change a ruleset.
 #[derive(Default)]
 pub struct ClusterState {
-    namespaces: BTreeMap<String, Namespace>,
-    /// Pods with addresses: the endpoints.
-    pods: BTreeMap<Key, Endpoint>,
+    /// The cluster the engine judges: every namespace, addressed pod and policy, kept in
+    /// place (no copy per sync). No address is invented (unlike manifests, an API's pod
+    /// without one is not an endpoint yet).
+    cluster: Cluster,
+    /// Pods with addresses: the endpoints, by key.
+    pods: Slots<Key>,
     /// Pods without an address yet (scheduled, sandbox not made): kept so that the CNI's
     /// announcement of their addresses can make them endpoints at once.
     unaddressed: BTreeMap<Key, Endpoint>,
     /// Addresses the CNI plugin announced for pods whose status may not show them yet.
     announced: BTreeMap<Key, Vec<std::net::IpAddr>>,
-    policies: BTreeMap<Key, Policy>,
+    policies: Slots<Key>,
     /// Each node's pod CIDRs and internal addresses (routes between nodes).
     nodes: BTreeMap<String, NodeInfo>,
     version: u64,
@@ -61,7 +66,7 @@ impl ClusterState {
 
     /// Objects held, by kind (the agent's metrics).
     pub fn counts(&self) -> [(&'static str, usize); 4] {
-        [("namespaces", self.namespaces.len()), ("pods", self.pods.len()), ("networkpolicies", self.policies.len()), ("nodes", self.nodes.len())]
+        [("namespaces", self.cluster.namespaces.len()), ("pods", self.pods.len()), ("networkpolicies", self.policies.len()), ("nodes", self.nodes.len())]
     }
 
     pub fn nodes(&self) -> &BTreeMap<String, NodeInfo> {
@@ -93,8 +98,8 @@ impl ClusterState {
         let name = object.metadata.name.clone().unwrap_or_default();
         match convert::namespace(object, Origin::default()) {
             Ok(namespace) => {
-                if self.namespaces.get(&name) != Some(&namespace) {
-                    self.namespaces.insert(name, namespace);
+                if self.cluster.namespaces.get(&name) != Some(&namespace) {
+                    self.cluster.namespaces.insert(name, namespace);
                     self.changed();
                 }
             }
@@ -108,7 +113,7 @@ impl ClusterState {
     }
 
     pub fn delete_namespace(&mut self, name: &str) {
-        if self.namespaces.remove(name).is_some() {
+        if self.cluster.namespaces.remove(name).is_some() {
             self.changed();
         }
     }
@@ -146,14 +151,13 @@ impl ClusterState {
     }
 
     fn set_endpoint(&mut self, key: Key, endpoint: Endpoint) {
-        if self.pods.get(&key) != Some(&endpoint) {
-            self.pods.insert(key, endpoint);
+        if self.pods.put(&mut self.cluster.endpoints, key, endpoint) {
             self.changed();
         }
     }
 
     pub fn delete_pod(&mut self, namespace: &str, name: &str) {
-        if self.pods.remove(&(namespace.to_string(), name.to_string())).is_some() {
+        if self.pods.remove(&mut self.cluster.endpoints, &(namespace.to_string(), name.to_string())) {
             self.changed();
         }
     }
@@ -171,7 +175,7 @@ impl ClusterState {
     pub fn announce(&mut self, namespace: &str, name: &str, ips: Vec<std::net::IpAddr>) {
         let key = (namespace.to_string(), name.to_string());
         self.announced.insert(key.clone(), ips.clone());
-        let known = self.pods.get(&key).or_else(|| self.unaddressed.get(&key)).cloned();
+        let known = self.pods.get(&self.cluster.endpoints, &key).or_else(|| self.unaddressed.get(&key)).cloned();
         if let Some(mut endpoint) = known {
             endpoint.ips = ips;
             self.unaddressed.remove(&key);
@@ -182,7 +186,7 @@ impl ClusterState {
     /// The state version from which the pod is an endpoint with exactly `ips`; `None` while
     /// the agent does not know the pod (its watch has not delivered it yet).
     pub fn enforced_from(&self, namespace: &str, name: &str, ips: &[std::net::IpAddr]) -> Option<u64> {
-        let endpoint = self.pods.get(&(namespace.to_string(), name.to_string()))?;
+        let endpoint = self.pods.get(&self.cluster.endpoints, &(namespace.to_string(), name.to_string()))?;
         let mut have = endpoint.ips.clone();
         let mut want = ips.to_vec();
         have.sort();
@@ -196,8 +200,7 @@ impl ClusterState {
         let key = key_of(&object.metadata);
         match convert::network_policy(object, &key.0, Origin::default()) {
             Ok(policy) => {
-                if self.policies.get(&key) != Some(&policy) {
-                    self.policies.insert(key, policy);
+                if self.policies.put(&mut self.cluster.policies, key, policy) {
                     self.changed();
                 }
                 Ok(())
@@ -210,7 +213,7 @@ impl ClusterState {
     }
 
     pub fn delete_policy(&mut self, namespace: &str, name: &str) {
-        if self.policies.remove(&(namespace.to_string(), name.to_string())).is_some() {
+        if self.policies.remove(&mut self.cluster.policies, &(namespace.to_string(), name.to_string())) {
             self.changed();
         }
     }
@@ -237,19 +240,19 @@ impl ClusterState {
     /// new list lacks were deleted while the agent was not watching.
     pub fn retain_pods(&mut self, keep: &HashSet<Key>) {
         self.unaddressed.retain(|k, _| keep.contains(k));
-        if retain(&mut self.pods, keep) {
+        if self.pods.retain(&mut self.cluster.endpoints, keep) {
             self.changed();
         }
     }
 
     pub fn retain_policies(&mut self, keep: &HashSet<Key>) {
-        if retain(&mut self.policies, keep) {
+        if self.policies.retain(&mut self.cluster.policies, keep) {
             self.changed();
         }
     }
 
     pub fn retain_namespaces(&mut self, keep: &HashSet<String>) {
-        if retain(&mut self.namespaces, keep) {
+        if retain(&mut self.cluster.namespaces, keep) {
             self.changed();
         }
     }
@@ -260,19 +263,9 @@ impl ClusterState {
         }
     }
 
-    /// The cluster the engine judges: every namespace, addressed pod and policy. No address
-    /// is invented (unlike manifests, an API's pod without one is not an endpoint yet).
-    pub fn cluster(&self) -> Cluster {
-        Cluster {
-            namespaces: self.namespaces.clone(),
-            endpoints: self.pods.values().cloned().collect(),
-            services: Vec::new(),
-            policies: self.policies.values().cloned().collect(),
-            // The agent does not watch ClusterNetworkPolicies yet (the dataplane does not
-            // enforce them; see issue 14).
-            cluster_policies: Vec::new(),
-            nodes: Vec::new(),
-        }
+    /// The cluster the engine judges (see the field).
+    pub fn cluster(&self) -> &Cluster {
+        &self.cluster
     }
 }
 
