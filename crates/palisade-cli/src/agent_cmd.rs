@@ -78,7 +78,6 @@ pub fn run(args: &AgentArgs) -> Result<()> {
             "auto" => SystemNft::detect(NftBinary::default()),
             binary => SystemNft::Binary(NftBinary { binary: binary.to_string() }),
         };
-        tracing::info!(nft = %nft.describe(), "rulesets are applied through");
         palisade_agent::run(config, nft, shutdown).await
     })?;
     Ok(())

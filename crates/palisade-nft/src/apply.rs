@@ -45,6 +45,11 @@ pub trait Nft {
     fn check(&self, _document: &str) -> Result<(), ApplyError> {
         Ok(())
     }
+
+    /// How transactions reach the kernel, for logs.
+    fn describe(&self) -> String {
+        "nft".to_string()
+    }
 }
 
 /// The `nft` binary, in the network namespace of the calling thread.
@@ -290,15 +295,23 @@ impl<N: Nft> Dataplane<N> {
 /// that are gone are forgotten.
 fn versioned(old: &Ruleset, desired: &Ruleset, naming: &Naming) -> Naming {
     let mut next = Naming { generation: naming.generation, versions: Default::default() };
-    for set in &desired.sets {
-        let current = naming.versions.get(&set.name).copied();
-        let moved = old.sets.iter().find(|o| o.name == set.name).is_some_and(|o| o.interval && set.interval && moves_keys(&o.elements, &set.elements));
+    // Interval maps like interval sets: an element whose verdict changes is a key moving.
+    let interval_objects = desired.sets.iter().filter(|s| s.interval).map(|set| {
+        let moved = old.sets.iter().find(|o| o.name == set.name).is_some_and(|o| o.interval && moves_keys(&o.elements, &set.elements, |e| e));
+        (&set.name, moved)
+    });
+    let interval_maps = desired.maps.iter().filter(|m| m.interval).map(|map| {
+        let moved = old.maps.iter().find(|o| o.name == map.name).is_some_and(|o| o.interval && moves_keys(&o.elements, &map.elements, |(key, _)| key));
+        (&map.name, moved)
+    });
+    for (name, moved) in interval_objects.chain(interval_maps) {
+        let current = naming.versions.get(name).copied();
         match (current, moved) {
             (current, true) => {
-                next.versions.insert(set.name.clone(), current.unwrap_or(1) + 1);
+                next.versions.insert(name.clone(), current.unwrap_or(1) + 1);
             }
             (Some(v), false) => {
-                next.versions.insert(set.name.clone(), v);
+                next.versions.insert(name.clone(), v);
             }
             (None, false) => {}
         }
@@ -306,14 +319,15 @@ fn versioned(old: &Ruleset, desired: &Ruleset, naming: &Naming) -> Naming {
     next
 }
 
-/// Whether some element removed from an interval set covers a key some added element covers.
-fn moves_keys(old: &[Element], new: &[Element]) -> bool {
-    let (before, after): (BTreeSet<&Element>, BTreeSet<&Element>) = (old.iter().collect(), new.iter().collect());
-    let removed: Vec<&Element> = before.difference(&after).copied().collect();
+/// Whether some element removed from an interval set or map covers a key some added element
+/// covers (for a map, an element whose verdict changed is removed and added again).
+fn moves_keys<E: Ord>(old: &[E], new: &[E], key: impl Fn(&E) -> &Element) -> bool {
+    let (before, after): (BTreeSet<&E>, BTreeSet<&E>) = (old.iter().collect(), new.iter().collect());
+    let removed: Vec<&E> = before.difference(&after).copied().collect();
     if removed.is_empty() {
         return false;
     }
-    after.difference(&before).any(|added| removed.iter().any(|gone| overlaps(gone, added)))
+    after.difference(&before).any(|added| removed.iter().any(|gone| overlaps(key(gone), key(added))))
 }
 
 fn overlaps(a: &Element, b: &Element) -> bool {

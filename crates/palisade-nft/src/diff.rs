@@ -120,7 +120,7 @@ fn plan(old: &Ruleset, new: &Ruleset) -> (Vec<Json>, Vec<Json>, Vec<Json>, Chang
         .collect();
 
     // Transaction 1: new objects, complete, unreferenced (chains before the maps whose
-    // elements jump to them). A recreated set keeps its name, so it cannot be prepared.
+    // elements jump to them, maps before the rules that look them up). A recreated set keeps its name, so it cannot be prepared.
     let mut prepare = Vec::new();
     for name in added_sets.iter().filter(|n| !recreated_sets.contains(*n)) {
         prepare.push(json!({"add": {"set": json::set(t, new_sets[name], true)}}));
@@ -129,14 +129,15 @@ fn plan(old: &Ruleset, new: &Ruleset) -> (Vec<Json>, Vec<Json>, Vec<Json>, Chang
     for name in &added_chains {
         prepare.push(json!({"add": {"chain": json::chain(t, new_chains[name])}}));
     }
+    // Maps between the chains their elements jump to and the rules that look them up.
+    for name in &added_maps {
+        prepare.push(json!({"add": {"map": json::map(t, new_maps[name], true)}}));
+        changes.elements_added += new_maps[name].elements.len();
+    }
     for name in &added_chains {
         for rule in &new_chains[name].rules {
             prepare.push(json!({"add": {"rule": json::rule(t, name, rule)}}));
         }
-    }
-    for name in &added_maps {
-        prepare.push(json!({"add": {"map": json::map(t, new_maps[name], true)}}));
-        changes.elements_added += new_maps[name].elements.len();
     }
 
     // Transaction 2.

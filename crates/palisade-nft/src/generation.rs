@@ -87,8 +87,9 @@ pub fn named(ruleset: &Ruleset, naming: &Naming) -> Ruleset {
         set.name = set_name(&set.name);
     }
     for map in &mut out.maps {
-        map.name = rename(&map.name);
-        for (_, chain) in &mut map.elements {
+        map.name = set_name(&map.name);
+        for (_, verdict) in &mut map.elements {
+            let chain = verdict.chain_mut();
             *chain = rename(chain);
         }
     }
@@ -98,7 +99,7 @@ pub fn named(ruleset: &Ruleset, naming: &Naming) -> Ruleset {
             for statement in statements {
                 match statement {
                     Statement::Lookup { set, .. } => *set = set_name(set),
-                    Statement::Vmap { map, .. } => *map = rename(map),
+                    Statement::Vmap { map, .. } => *map = set_name(map),
                     Statement::Goto(chain) => *chain = rename(chain),
                     _ => {}
                 }
@@ -118,12 +119,12 @@ mod tests {
         let ruleset = Ruleset {
             table: "palisade".into(),
             sets: vec![Set { name: "s".into(), key: vec![KeyType::Ipv4], interval: true, elements: vec![] }],
-            maps: vec![VerdictMap { name: "m".into(), key: KeyType::Ipv4, elements: vec![("10.0.0.1".parse().unwrap(), "c".into())] }],
+            maps: vec![VerdictMap::by_address("m".into(), false, vec![("10.0.0.1".parse().unwrap(), "c".into())])],
             chains: vec![Chain {
                 name: "c".into(),
                 base: None,
                 rules: vec![Rule {
-                    statements: vec![Statement::Lookup { fields: vec![Field::Saddr4], set: "s".into() }, Statement::Vmap { field: Field::Daddr4, map: "m".into() }],
+                    statements: vec![Statement::Lookup { fields: vec![Field::Saddr4], set: "s".into() }, Statement::Vmap { fields: vec![Field::Daddr4], map: "m".into() }],
                     comment: None,
                 }],
             }],
@@ -132,10 +133,10 @@ mod tests {
         assert_eq!(b.table, "palisade", "the table keeps its name");
         assert_eq!(b.sets[0].name, "s_b");
         assert_eq!(b.maps[0].name, "m_b");
-        assert_eq!(b.maps[0].elements[0].1, "c_b");
+        assert_eq!(b.maps[0].elements[0].1.chain(), "c_b");
         assert_eq!(b.chains[0].name, "c_b");
         assert_eq!(b.chains[0].rules[0].statements[0], Statement::Lookup { fields: vec![Field::Saddr4], set: "s_b".into() });
-        assert_eq!(b.chains[0].rules[0].statements[1], Statement::Vmap { field: Field::Daddr4, map: "m_b".into() });
+        assert_eq!(b.chains[0].rules[0].statements[1], Statement::Vmap { fields: vec![Field::Daddr4], map: "m_b".into() });
         let versioned = named(&ruleset, &Naming { generation: Generation::A, versions: [("s".to_string(), 3)].into() });
         assert_eq!(versioned.sets[0].name, "s_a_v3");
         assert_eq!(versioned.chains[0].rules[0].statements[0], Statement::Lookup { fields: vec![Field::Saddr4], set: "s_a_v3".into() });

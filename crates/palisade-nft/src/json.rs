@@ -5,7 +5,7 @@
 use serde_json::{Value as Json, json};
 
 use crate::intervals::{prefix_len, to_int};
-use crate::ruleset::{Chain, Element, Field, Hook, KeyType, Rule, Ruleset, Set, Statement, Value, VerdictMap};
+use crate::ruleset::{Chain, Element, Field, Hook, KeyType, Rule, Ruleset, Set, Statement, Value, Verdict, VerdictMap};
 use crate::text::proto_name;
 
 /// Commands that replace the whole table in one transaction.
@@ -126,16 +126,32 @@ fn value(v: &Value) -> Json {
 }
 
 pub fn map(table: &str, m: &VerdictMap, with_elements: bool) -> Json {
-    let mut object =
-        json!({"family": "inet", "table": table, "name": m.name, "type": m.key.nft_name(), "map": "verdict"});
+    let mut object = json!({"family": "inet", "table": table, "name": m.name, "type": key_type(&m.key), "map": "verdict"});
+    if m.interval {
+        object["flags"] = json!(["interval"]);
+    }
     if with_elements && !m.elements.is_empty() {
         object["elem"] = map_elements(&m.elements);
     }
     object
 }
 
-pub fn map_elements(elements: &[(std::net::IpAddr, String)]) -> Json {
-    Json::Array(elements.iter().map(|(ip, chain)| json!([ip.to_string(), {"jump": {"target": chain}}])).collect())
+pub fn map_elements(elements: &[(Element, Verdict)]) -> Json {
+    Json::Array(elements.iter().map(|(key, verdict)| json!([element(key), verdict_json(verdict)])).collect())
+}
+
+fn verdict_json(verdict: &Verdict) -> Json {
+    match verdict {
+        Verdict::Jump(chain) => json!({"jump": {"target": chain}}),
+        Verdict::Goto(chain) => json!({"goto": {"target": chain}}),
+    }
+}
+
+fn fields(list: &[Field]) -> Json {
+    match list {
+        [one] => field(*one),
+        many => json!({"concat": many.iter().map(|f| field(*f)).collect::<Vec<_>>()}),
+    }
 }
 
 pub fn chain(table: &str, c: &Chain) -> Json {
@@ -185,14 +201,8 @@ fn statement(s: &Statement) -> Json {
             json!([{"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": ["established", "related"]}}, {"accept": null}])
         }
         Statement::DropInvalid => json!([{"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": "invalid"}}, {"drop": null}]),
-        Statement::Lookup { fields, set } => {
-            let left = match fields.as_slice() {
-                [one] => field(*one),
-                many => json!({"concat": many.iter().map(|f| field(*f)).collect::<Vec<_>>()}),
-            };
-            json!({"match": {"op": "==", "left": left, "right": format!("@{set}")}})
-        }
-        Statement::Vmap { field: f, map } => json!({"vmap": {"key": field(*f), "data": format!("@{map}")}}),
+        Statement::Lookup { fields: list, set } => json!({"match": {"op": "==", "left": fields(list), "right": format!("@{set}")}}),
+        Statement::Vmap { fields: list, map } => json!({"vmap": {"key": fields(list), "data": format!("@{map}")}}),
         Statement::IsTcp => json!({"match": {"op": "==", "left": {"meta": {"key": "l4proto"}}, "right": "tcp"}}),
         Statement::Counter => json!({"counter": null}),
         Statement::Return => json!({"return": null}),

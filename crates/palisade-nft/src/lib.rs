@@ -5,7 +5,9 @@
 //! - [`text`] prints it in nft syntax (what `nft list table` shows, loadable with `nft -f`);
 //!   [`json`] in nft's JSON API, which `apply` feeds to `nft -j -f -`.
 
+mod cluster_tiers;
 pub mod disjoint;
+pub mod first_match;
 pub mod intervals;
 pub mod json;
 pub mod render;

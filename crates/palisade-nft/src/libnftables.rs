@@ -130,15 +130,16 @@ impl SystemNft {
         }
     }
 
-    pub fn describe(&self) -> String {
+}
+
+impl Nft for SystemNft {
+    fn describe(&self) -> String {
         match self {
             SystemNft::Library(_) => "libnftables.so.1 (in process)".to_string(),
             SystemNft::Binary(binary) => format!("{} (a process per transaction)", binary.binary),
         }
     }
-}
 
-impl Nft for SystemNft {
     fn apply(&self, document: &str) -> Result<(), ApplyError> {
         match self {
             SystemNft::Library(library) => library.apply(document),

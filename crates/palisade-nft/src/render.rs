@@ -20,10 +20,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
+use palisade_model::cluster_policy::Tier;
 use palisade_model::{Cluster, Direction, NamespaceScope, Peer, Policy, PortSpec, Protocol};
 use palisade_policy::flow::namespace_labels;
 use palisade_policy::matching::{Remote, match_peer};
 
+use crate::cluster_tiers::Tiers;
 use crate::disjoint::{Box3, PortRange, ProtoRange, disjoint};
 use crate::intervals::{Range, block_ranges, everything, from_int, merge, to_int};
 use crate::ruleset::{BaseChain, Chain, Element, Field, Hook, KeyType, Rule, Ruleset, Set, Statement, Value, VerdictMap};
@@ -61,7 +63,7 @@ fn family_suffix(v6: bool) -> &'static str {
     if v6 { "6" } else { "4" }
 }
 
-fn dir_tag(direction: Direction) -> &'static str {
+pub(crate) fn dir_tag(direction: Direction) -> &'static str {
     match direction {
         Direction::Ingress => "in",
         Direction::Egress => "eg",
@@ -83,7 +85,7 @@ fn local_field(direction: Direction, v6: bool) -> Field {
     peer_field(if direction == Direction::Ingress { Direction::Egress } else { Direction::Ingress }, v6)
 }
 
-fn fnv(text: &str) -> u64 {
+pub(crate) fn fnv(text: &str) -> u64 {
     text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 
@@ -117,7 +119,7 @@ fn comment_listing(prefix: &str, names: &[String]) -> String {
 }
 
 /// A comment cut to the length nft accepts (on a character boundary).
-fn bounded(text: String) -> String {
+pub(crate) fn bounded(text: String) -> String {
     if text.len() <= COMMENT_MAX {
         return text;
     }
@@ -131,7 +133,7 @@ fn bounded(text: String) -> String {
 const ANY_PROTOCOL: ProtoRange = (0, 255);
 const ANY_PORT: PortRange = (0, 65535);
 
-fn addr_value(range: Range, v6: bool) -> Value {
+pub(crate) fn addr_value(range: Range, v6: bool) -> Value {
     Value::Addr(from_int(range.0, v6), from_int(range.1, v6))
 }
 
@@ -287,6 +289,29 @@ impl Renderer<'_> {
     }
 }
 
+/// What decides one direction of a local pod: the NetworkPolicies isolating it, the
+/// ClusterNetworkPolicies of each tier selecting it, and how it resolves their named ports.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Group {
+    isolating: Vec<usize>,
+    admin: Vec<usize>,
+    baseline: Vec<usize>,
+    signature: Vec<Option<u16>>,
+}
+
+impl Group {
+    /// What the chain's name is hashed from: the NetworkPolicies' names alone when no
+    /// ClusterNetworkPolicy applies (names stay as they were before tiers existed).
+    fn chain_key(&self, cluster: &Cluster, names: &[String]) -> String {
+        let mut key = names.join(",");
+        if !self.admin.is_empty() || !self.baseline.is_empty() {
+            let tier = |list: &[usize]| list.iter().map(|&p| cluster.cluster_policies[p].name.as_str()).collect::<Vec<_>>().join(",");
+            key.push_str(&format!("|{}|{}|{:?}", tier(&self.admin), tier(&self.baseline), self.signature));
+        }
+        key
+    }
+}
+
 /// The chain every combination chain ends in when no rule allowed the connection.
 const DENY_CHAIN: &str = "deny";
 
@@ -320,8 +345,15 @@ pub fn render(state: &NodeState<'_>) -> Ruleset {
         by_namespace.entry(cluster.policies[p].namespace.as_str()).or_default().push(p);
     }
 
-    // Which isolating policies each local pod has, per direction.
-    let mut combos: BTreeMap<(Direction, Vec<usize>), Vec<usize>> = BTreeMap::new();
+    let mut endpoints_by_namespace: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, endpoint) in cluster.endpoints.iter().enumerate() {
+        endpoints_by_namespace.entry(endpoint.namespace.as_str()).or_default().push(i);
+    }
+    let mut tiers = Tiers::new(cluster, &endpoints_by_namespace, DENY_CHAIN);
+
+    // What decides each local pod's traffic, per direction: the pods deciding alike share
+    // a chain.
+    let mut combos: BTreeMap<(Direction, Group), Vec<usize>> = BTreeMap::new();
     let mut used: BTreeSet<(usize, Direction)> = BTreeSet::new();
     for &i in &local {
         let endpoint = &cluster.endpoints[i];
@@ -332,19 +364,20 @@ pub fn render(state: &NodeState<'_>) -> Ruleset {
                 .copied()
                 .filter(|&p| cluster.policies[p].rules(direction).is_some() && cluster.policies[p].selects(endpoint))
                 .collect();
-            if isolating.is_empty() {
+            let admin = tiers.selecting(Tier::Admin, direction, endpoint);
+            // The Baseline tier decides only where no NetworkPolicy does.
+            let baseline = if isolating.is_empty() { tiers.selecting(Tier::Baseline, direction, endpoint) } else { Vec::new() };
+            if isolating.is_empty() && admin.is_empty() && baseline.is_empty() {
                 continue;
             }
+            let named: Vec<usize> = admin.iter().chain(&baseline).copied().collect();
+            let signature = tiers.signature(&named, direction, endpoint);
             used.extend(isolating.iter().map(|&p| (p, direction)));
-            combos.entry((direction, isolating)).or_default().push(i);
+            combos.entry((direction, Group { isolating, admin, baseline, signature })).or_default().push(i);
         }
     }
 
-    let mut endpoints_by_namespace: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-    for (i, endpoint) in cluster.endpoints.iter().enumerate() {
-        endpoints_by_namespace.entry(endpoint.namespace.as_str()).or_default().push(i);
-    }
-    let mut renderer = Renderer { cluster, endpoints_by_namespace, sets: Vec::new() };
+    let mut renderer = Renderer { cluster, endpoints_by_namespace: endpoints_by_namespace.clone(), sets: Vec::new() };
     // (policy, direction, family) -> its objects; only for policies that isolate a local pod.
     let mut objects: BTreeMap<(usize, Direction, bool), PolicyObjects> = BTreeMap::new();
     for &v6 in &families {
@@ -356,10 +389,25 @@ pub fn render(state: &NodeState<'_>) -> Ruleset {
 
     let mut chains: Vec<Chain> = Vec::new();
     let mut maps: BTreeMap<(Direction, bool), Vec<(IpAddr, String)>> = BTreeMap::new();
-    for ((direction, policies), pods) in &combos {
+    for ((direction, group), pods) in &combos {
+        let policies = &group.isolating;
         let names: Vec<String> = policies.iter().map(|&p| cluster.policies[p].display_name()).collect();
-        let chain_name = format!("{}_{:012x}", dir_tag(*direction), fnv(&names.join(",")) & 0xffff_ffff_ffff);
+        let chain_name = format!("{}_{:012x}", dir_tag(*direction), fnv(&group.chain_key(cluster, &names)) & 0xffff_ffff_ffff);
         let mut rules = Vec::new();
+        // Pods in a group resolve the tiers' named ports alike: any of them stands for all.
+        let subject = &cluster.endpoints[pods[0]];
+        let tier_rules = |tiers: &mut Tiers<'_>, tier: Tier, members: &[usize], rules: &mut Vec<Rule>| {
+            for &v6 in &families {
+                if let Some(map) = tiers.map(tier, members, *direction, v6, subject, &group.signature) {
+                    let listed: Vec<String> = members.iter().map(|&p| cluster.cluster_policies[p].name.clone()).collect();
+                    rules.push(Rule {
+                        statements: vec![Statement::Vmap { fields: vec![peer_field(*direction, v6), Field::L4Proto, Field::Dport], map }],
+                        comment: Some(comment_listing(&format!("{} tier: ", tier.as_str()), &listed)),
+                    });
+                }
+            }
+        };
+        tier_rules(&mut tiers, Tier::Admin, &group.admin, &mut rules);
         // One lookup per family in the union of what every isolating policy admits: the
         // packet's cost does not grow with the number of policies selecting the pod.
         for &v6 in &families {
@@ -403,9 +451,14 @@ pub fn render(state: &NodeState<'_>) -> Ruleset {
                 }
             }
         }
-        // One rule per combination: its counter and comment say which policies denied.
-        let denied = Some(comment_listing(&format!("{direction} denied: isolated by "), &names));
-        rules.push(Rule { statements: vec![Statement::Counter, Statement::Goto(DENY_CHAIN.to_string())], comment: denied });
+        if policies.is_empty() {
+            // No NetworkPolicy decides: the Baseline tier, then the chain's end allows.
+            tier_rules(&mut tiers, Tier::Baseline, &group.baseline, &mut rules);
+        } else {
+            // One rule per combination: its counter and comment say which policies denied.
+            let denied = Some(comment_listing(&format!("{direction} denied: isolated by "), &names));
+            rules.push(Rule { statements: vec![Statement::Counter, Statement::Goto(DENY_CHAIN.to_string())], comment: denied });
+        }
         chains.push(Chain { name: chain_name.clone(), base: None, rules });
         for &i in pods {
             for &v6 in &families {
@@ -425,16 +478,14 @@ pub fn render(state: &NodeState<'_>) -> Ruleset {
         for &v6 in &families {
             let name = format!("{}_pods_v{}", direction.as_str(), family_suffix(v6));
             let field = local_field(direction, v6);
-            forward.push(Rule { statements: vec![Statement::Vmap { field, map: name.clone() }], comment: None });
+            forward.push(Rule { statements: vec![Statement::Vmap { fields: vec![field], map: name.clone() }], comment: None });
             let mut elements = maps.remove(&(direction, v6)).unwrap_or_default();
             elements.sort();
-            vmaps.push(VerdictMap {
-                name,
-                key: if v6 { KeyType::Ipv6 } else { KeyType::Ipv4 },
-                elements,
-            });
+            vmaps.push(VerdictMap::by_address(name, v6, elements));
         }
     }
+    chains.extend(std::mem::take(&mut tiers.chains).into_values());
+    vmaps.extend(std::mem::take(&mut tiers.maps).into_values());
     chains.push(deny_chain(state.options.deny_action));
     chains.sort_by(|a, b| a.name.cmp(&b.name));
     chains.insert(0, Chain { name: "forward".to_string(), base: Some(BaseChain { hook: Hook::Forward, priority: 0 }), rules: forward });

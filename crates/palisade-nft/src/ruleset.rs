@@ -49,13 +49,51 @@ pub struct Set {
     pub elements: Vec<Element>,
 }
 
-/// A verdict map from a pod address to the chain that judges it.
+/// Where a verdict map element sends the packet.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Verdict {
+    /// Into the chain; its `return` (or end) continues after the map's rule.
+    Jump(String),
+    /// Into the chain for good; its `return` returns from the map's chain.
+    Goto(String),
+}
+
+impl Verdict {
+    pub fn chain(&self) -> &str {
+        match self {
+            Verdict::Jump(chain) | Verdict::Goto(chain) => chain,
+        }
+    }
+
+    pub fn chain_mut(&mut self) -> &mut String {
+        match self {
+            Verdict::Jump(chain) | Verdict::Goto(chain) => chain,
+        }
+    }
+}
+
+/// A verdict map: from a pod address to the chain that judges it (`forward`'s dispatch), or
+/// from `peer . protocol . port` intervals to the ClusterNetworkPolicy rule that decides.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VerdictMap {
     pub name: String,
-    pub key: KeyType,
-    /// (address, chain to jump to), sorted by address.
-    pub elements: Vec<(IpAddr, String)>,
+    pub key: Vec<KeyType>,
+    /// Ranges in any key component need an interval map.
+    pub interval: bool,
+    /// Sorted by key; keys never overlap.
+    pub elements: Vec<(Element, Verdict)>,
+}
+
+impl VerdictMap {
+    /// A map from single addresses to the chains they jump to.
+    pub fn by_address(name: String, v6: bool, elements: Vec<(IpAddr, String)>) -> Self {
+        Self {
+            name,
+            key: vec![if v6 { KeyType::Ipv6 } else { KeyType::Ipv4 }],
+            interval: false,
+            elements: elements.into_iter().map(|(ip, chain)| (vec![Value::Addr(ip, ip)], Verdict::Jump(chain))).collect(),
+        }
+    }
 }
 
 /// Packet fields rules look at.
@@ -77,8 +115,8 @@ pub enum Statement {
     DropInvalid,
     /// `<fields> @set` (a lookup; the rule continues only if it matches).
     Lookup { fields: Vec<Field>, set: String },
-    /// `<field> vmap @map`
-    Vmap { field: Field, map: String },
+    /// `<fields> vmap @map`
+    Vmap { fields: Vec<Field>, map: String },
     /// `meta l4proto tcp`
     IsTcp,
     Counter,

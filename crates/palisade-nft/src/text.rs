@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use crate::intervals::{prefix_len, to_int};
-use crate::ruleset::{Chain, Element, Field, Hook, Rule, Ruleset, Set, Statement, Value, VerdictMap};
+use crate::ruleset::{Chain, Element, Field, Hook, Rule, Ruleset, Set, Statement, Value, Verdict, VerdictMap};
 
 /// The table, as `nft list table inet <name>` shows it.
 pub fn table(ruleset: &Ruleset) -> String {
@@ -36,9 +36,13 @@ fn set(s: &Set) -> String {
 }
 
 fn map(m: &VerdictMap) -> String {
-    let mut out = format!("\tmap {} {{\n\t\ttype {} : verdict\n", m.name, m.key.nft_name());
+    let key: Vec<&str> = m.key.iter().map(|k| k.nft_name()).collect();
+    let mut out = format!("\tmap {} {{\n\t\ttype {} : verdict\n", m.name, key.join(" . "));
+    if m.interval {
+        out.push_str("\t\tflags interval\n");
+    }
     if !m.elements.is_empty() {
-        let elements: Vec<String> = m.elements.iter().map(|(ip, chain)| format!("{ip} : jump {chain}")).collect();
+        let elements: Vec<String> = m.elements.iter().map(|(key, verdict)| format!("{} : {}", element(key), verdict_text(verdict))).collect();
         let _ = writeln!(out, "\t\telements = {{ {} }}", elements.join(", "));
     }
     out.push_str("\t}\n");
@@ -92,7 +96,10 @@ fn statement(s: &Statement) -> String {
             let fields: Vec<&str> = fields.iter().map(|f| field(*f)).collect();
             format!("{} @{set}", fields.join(" . "))
         }
-        Statement::Vmap { field: f, map } => format!("{} vmap @{map}", field(*f)),
+        Statement::Vmap { fields, map } => {
+            let fields: Vec<&str> = fields.iter().map(|f| field(*f)).collect();
+            format!("{} vmap @{map}", fields.join(" . "))
+        }
         Statement::IsTcp => "meta l4proto tcp".to_string(),
         Statement::Counter => "counter".to_string(),
         Statement::Return => "return".to_string(),
@@ -100,6 +107,13 @@ fn statement(s: &Statement) -> String {
         Statement::Drop => "drop".to_string(),
         Statement::RejectTcpReset => "reject with tcp reset".to_string(),
         Statement::RejectAdminProhibited => "reject with icmpx admin-prohibited".to_string(),
+    }
+}
+
+fn verdict_text(verdict: &Verdict) -> String {
+    match verdict {
+        Verdict::Jump(chain) => format!("jump {chain}"),
+        Verdict::Goto(chain) => format!("goto {chain}"),
     }
 }
 

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use crate::intervals::to_int;
-use crate::ruleset::{Chain, Element, Field, Ruleset, Statement, Value};
+use crate::ruleset::{Chain, Element, Field, Ruleset, Statement, Value, Verdict};
 
 /// The first packet of a new connection (conntrack state `new`).
 #[derive(Clone, Copy, Debug)]
@@ -103,15 +103,21 @@ impl<'r> Tracer<'r> {
                         return Flow::Continue;
                     }
                 }
-                Statement::Vmap { field: f, map } => {
-                    let Some(Value::Addr(ip, _)) = field(packet, *f) else { return Flow::Continue };
+                Statement::Vmap { fields, map } => {
+                    let Some(key) = fields.iter().map(|f| field(packet, *f)).collect::<Option<Vec<_>>>() else {
+                        return Flow::Continue;
+                    };
                     let map = self.ruleset.maps.iter().find(|m| &m.name == map).expect("vmap names a map");
-                    let Some((_, target)) = map.elements.iter().find(|(a, _)| *a == ip) else { return Flow::Continue };
-                    let target = self.chains.get(target.as_str()).expect("map jumps to a chain");
-                    // A jump: the target's return (or end) continues after this rule.
-                    return match self.chain(target, packet, depth + 1) {
-                        Flow::Final(fate) => Flow::Final(fate),
-                        Flow::Continue | Flow::Return => Flow::Continue,
+                    let Some((_, verdict)) = map.elements.iter().find(|(e, _)| e.len() == key.len() && key.iter().zip(e).all(|(v, c)| within(v, c))) else {
+                        return Flow::Continue;
+                    };
+                    let target = self.chains.get(verdict.chain()).expect("map elements name chains");
+                    return match (self.chain(target, packet, depth + 1), verdict) {
+                        (Flow::Final(fate), _) => Flow::Final(fate),
+                        // A jump: the target's return (or end) continues after this rule.
+                        (Flow::Continue | Flow::Return, Verdict::Jump(_)) => Flow::Continue,
+                        // A goto does not come back: the target's return ends this chain too.
+                        (Flow::Continue | Flow::Return, Verdict::Goto(_)) => Flow::Return,
                     };
                 }
                 Statement::IsTcp => {

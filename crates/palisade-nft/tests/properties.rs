@@ -8,7 +8,7 @@
 
 mod support;
 
-use palisade_conformance::strategies::{PROBES, cluster};
+use palisade_conformance::strategies::{PROBES, cluster, cluster_with_tiers};
 use palisade_model::Cluster;
 use palisade_nft::trace::{Fate, Packet, trace};
 use palisade_nft::{NodeState, RenderOptions, Ruleset, render};
@@ -32,45 +32,60 @@ fn render_nodes(cluster: &Cluster, nodes: &[Vec<usize>]) -> Vec<Ruleset> {
     nodes.iter().map(|local| render(&NodeState { cluster, local: local.clone(), options: RenderOptions::default() })).collect()
 }
 
+/// Every pair of pods, in every family they share and on every probe port: the rules of
+/// the nodes the packet crosses decide as the engine does, with the pods on one node and
+/// split over two by the bits of `split`.
+fn rules_agree(cluster: &Cluster, split: u64, kernel: Option<&Kernel>) -> Result<(), TestCaseError> {
+    let n = cluster.endpoints.len();
+    // Nodes 0 and 1 hold the two-node split, node 2 the single node with every pod.
+    let nodes: Vec<Vec<usize>> = vec![(0..n).filter(|i| split >> i & 1 == 0).collect(), (0..n).filter(|i| split >> i & 1 == 1).collect()];
+    let single = vec![(0..n).collect::<Vec<_>>()];
+    let (split_rules, single_rules) = (render_nodes(cluster, &nodes), render_nodes(cluster, &single));
+    if let Some(kernel) = kernel {
+        for (k, ruleset) in split_rules.iter().chain(&single_rules).enumerate() {
+            kernel.load(k, ruleset).map_err(|e| TestCaseError::fail(format!("node {k}: {e}")))?;
+        }
+    }
+    for from in 0..n {
+        for to in 0..n {
+            // hostNetwork pods are node traffic: their packets never cross a pod veth of their own.
+            if from == to || cluster.endpoints[from].host_network || cluster.endpoints[to].host_network {
+                continue;
+            }
+            let common = Families::of_endpoint(&cluster.endpoints[from]).intersection(Families::of_endpoint(&cluster.endpoints[to]));
+            for v6 in common.iter() {
+                for &(port, protocol) in &PROBES {
+                    let flow = Flow { src: FlowEnd::endpoint(cluster, from, Some(v6)), dst: FlowEnd::endpoint(cluster, to, Some(v6)), port, protocol };
+                    let expected = verdict(cluster, &flow).allowed;
+                    let ip = |i: usize| cluster.endpoints[i].ip_of_family(v6).expect("in the family");
+                    let packet = Packet { src: ip(from), dst: ip(to), protocol: protocol.number(), dport: port };
+                    prop_assert_eq!(passes(&single_rules, &single, &packet, from, to), expected, "one node: {:?}", flow);
+                    prop_assert_eq!(passes(&split_rules, &nodes, &packet, from, to), expected, "two nodes: {:?}", flow);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 #[test]
 fn rules_decide_like_the_engine() {
-    // Nodes 0 and 1 hold the two-node split, node 2 the single node with every pod.
     let kernel = require_privileges().then(|| Kernel::new(3));
     let mut runner = TestRunner::new(Config { cases: 200, ..Config::default() });
-    let result = runner.run(&(cluster(), any::<u64>()), |(cluster, split)| {
-        let n = cluster.endpoints.len();
-        // Two nodes; the bits of `split` place the pods.
-        let nodes: Vec<Vec<usize>> =
-            vec![(0..n).filter(|i| split >> i & 1 == 0).collect(), (0..n).filter(|i| split >> i & 1 == 1).collect()];
-        let single = vec![(0..n).collect::<Vec<_>>()];
-        let (split_rules, single_rules) = (render_nodes(&cluster, &nodes), render_nodes(&cluster, &single));
-        if let Some(kernel) = &kernel {
-            for (k, ruleset) in split_rules.iter().chain(&single_rules).enumerate() {
-                kernel.load(k, ruleset).map_err(|e| TestCaseError::fail(format!("node {k}: {e}")))?;
-            }
-        }
-        for from in 0..n {
-            for to in 0..n {
-                // hostNetwork pods are node traffic: their packets never cross a pod veth of their own.
-                if from == to || cluster.endpoints[from].host_network || cluster.endpoints[to].host_network {
-                    continue;
-                }
-                let common = Families::of_endpoint(&cluster.endpoints[from]).intersection(Families::of_endpoint(&cluster.endpoints[to]));
-                for v6 in common.iter() {
-                    for &(port, protocol) in &PROBES {
-                        let flow = Flow { src: FlowEnd::endpoint(&cluster, from, Some(v6)), dst: FlowEnd::endpoint(&cluster, to, Some(v6)), port, protocol };
-                        let expected = verdict(&cluster, &flow).allowed;
-                        let ip = |i: usize| cluster.endpoints[i].ip_of_family(v6).expect("in the family");
-                        let packet = Packet { src: ip(from), dst: ip(to), protocol: protocol.number(), dport: port };
-                        prop_assert_eq!(passes(&single_rules, &single, &packet, from, to), expected, "one node: {:?}", flow);
-                        prop_assert_eq!(passes(&split_rules, &nodes, &packet, from, to), expected, "two nodes: {:?}", flow);
-                    }
-                }
-            }
-        }
-        Ok(())
-    });
-    if let Err(error) = result {
+    if let Err(error) = runner.run(&(cluster(), any::<u64>()), |(cluster, split)| rules_agree(&cluster, split, kernel.as_ref())) {
+        panic!("{error}");
+    }
+}
+
+/// The same with ClusterNetworkPolicies of both tiers mixed in (tied priorities, every
+/// action, every peer kind including ones failing closed, named ports): the tiers' verdict
+/// maps, rule chains and NetworkPolicy chains decide as the engine does, and the kernel
+/// takes every ruleset as an update of the one before.
+#[test]
+fn tiers_decide_like_the_engine() {
+    let kernel = require_privileges().then(|| Kernel::new(3));
+    let mut runner = TestRunner::new(Config { cases: 200, ..Config::default() });
+    if let Err(error) = runner.run(&(cluster_with_tiers(), any::<u64>()), |(cluster, split)| rules_agree(&cluster, split, kernel.as_ref())) {
         panic!("{error}");
     }
 }

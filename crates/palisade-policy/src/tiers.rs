@@ -54,7 +54,7 @@ pub fn selects(cluster: &Cluster, policy: &ClusterPolicy, subject: &Endpoint) ->
     subject.selectable() && policy.subject.matches(crate::flow::namespace_labels(cluster, &subject.namespace), &subject.labels)
 }
 
-pub(crate) fn peer_matches(cluster: &Cluster, peer: &ClusterPeer, remote: &Remote<'_>) -> bool {
+pub fn peer_matches(cluster: &Cluster, peer: &ClusterPeer, remote: &Remote<'_>) -> bool {
     match peer {
         ClusterPeer::Namespaces(selector) => matches!(remote, Remote::Pod { endpoint, namespace_labels, .. } if endpoint.selectable() && selector.matches(namespace_labels)),
         ClusterPeer::Pods(pods) => {
@@ -68,7 +68,7 @@ pub(crate) fn peer_matches(cluster: &Cluster, peer: &ClusterPeer, remote: &Remot
     }
 }
 
-pub(crate) fn protocol_matches(entry: &ClusterProtocol, port: u16, protocol: Protocol, destination: Option<&Endpoint>) -> bool {
+pub fn protocol_matches(entry: &ClusterProtocol, port: u16, protocol: Protocol, destination: Option<&Endpoint>) -> bool {
     match entry {
         ClusterProtocol::Ports { protocol: p, first, last } => *p == protocol && (*first..=*last).contains(&port),
         ClusterProtocol::NamedPort(name) => destination.and_then(|d| d.named_port(name, protocol)) == Some(port),

@@ -1,0 +1,275 @@
+//! ClusterNetworkPolicy tiers in the node table.
+//!
+//! Per local pod and direction, the tiers run in the pod's chain (the one `forward`'s
+//! dispatch map jumps to): the Admin tier, NetworkPolicy, and, when no NetworkPolicy
+//! isolates the pod, the Baseline tier; falling off the chain's end allows the direction.
+//! A tier is ONE lookup per family in an interval verdict map keyed `peer . protocol . port`:
+//! the tier's rules, in evaluation order (policies by priority then name, rules in order),
+//! are decomposed into disjoint elements each labelled with the first rule covering it
+//! ([`crate::first_match`]), so the packet's cost does not grow with the number of rules.
+//! Each element jumps or goes to its rule's chain, whose counter and comment name the policy
+//! and rule:
+//! - Accept: `goto` a chain `counter return`: the direction is allowed (for egress, the
+//!   destination's ingress still decides, later in `forward`);
+//! - Deny: `goto` a chain `counter goto deny`;
+//! - Pass: `jump` to a chain holding only a counter: the pod's chain goes on with
+//!   NetworkPolicy (after the Admin tier) or its end (after the Baseline tier).
+//!
+//! A rule naming a peer or protocol this version does not know fails closed as in the
+//! engine: an Accept rule matches nothing, a Deny or Pass rule denies everything.
+//! `destinationNamedPort` resolves on the destination: for ingress, the local pod (pods
+//! that resolve a tier's names differently get chains of their own); for egress, every
+//! pod the rule's peers hold.
+
+use std::collections::{BTreeMap, HashMap};
+
+use palisade_model::cluster_policy::{Action, ClusterPeer, ClusterPolicy, ClusterProtocol, Tier};
+use palisade_model::{Cluster, Direction, Endpoint, Protocol};
+use palisade_policy::flow::namespace_labels;
+use palisade_policy::matching::Remote;
+use palisade_policy::tiers::{peer_matches, selects};
+
+use crate::disjoint::Box3;
+use crate::first_match::first_match;
+use crate::intervals::{Range, everything, merge, to_int};
+use crate::ruleset::{Chain, KeyType, Rule, Statement, Value, Verdict, VerdictMap};
+
+const PROTOCOLS: [Protocol; 3] = [Protocol::Tcp, Protocol::Udp, Protocol::Sctp];
+
+/// The protocols and ports a rule names, besides named ports.
+fn port_boxes(protocols: Option<&[ClusterProtocol]>) -> (Vec<((u8, u8), (u16, u16))>, Vec<&str>) {
+    let Some(list) = protocols else { return (vec![((0, 255), (0, 65535))], Vec::new()) };
+    let mut ports = Vec::new();
+    let mut named = Vec::new();
+    for entry in list {
+        match entry {
+            ClusterProtocol::Ports { protocol, first, last } => {
+                let p = protocol.number();
+                ports.push(((p, p), (*first, *last)));
+            }
+            ClusterProtocol::NamedPort(name) => named.push(name.as_str()),
+            // The rule fails closed; callers never get here with one.
+            ClusterProtocol::Unknown => {}
+        }
+    }
+    (ports, named)
+}
+
+pub(crate) fn tier_tag(tier: Tier) -> &'static str {
+    match tier {
+        Tier::Admin => "admin",
+        Tier::Baseline => "baseline",
+    }
+}
+
+/// The tiers' maps and rule chains for one node's table.
+pub(crate) struct Tiers<'c> {
+    cluster: &'c Cluster,
+    endpoints_by_namespace: &'c BTreeMap<&'c str, Vec<usize>>,
+    deny_chain: &'static str,
+    /// Address ranges of a peer, per family (keyed by the peer's spelling).
+    peers: HashMap<(String, bool), Vec<Range>>,
+    /// A rule's boxes per family, ingress named ports aside (they depend on the subject).
+    rules: HashMap<(usize, Direction, usize, bool), Vec<Box3>>,
+    pub maps: BTreeMap<String, VerdictMap>,
+    pub chains: BTreeMap<String, Chain>,
+}
+
+impl<'c> Tiers<'c> {
+    pub fn new(cluster: &'c Cluster, endpoints_by_namespace: &'c BTreeMap<&'c str, Vec<usize>>, deny_chain: &'static str) -> Self {
+        Self { cluster, endpoints_by_namespace, deny_chain, peers: HashMap::new(), rules: HashMap::new(), maps: BTreeMap::new(), chains: BTreeMap::new() }
+    }
+
+    /// The policies of `tier` that select `subject` and have rules in `direction`, in
+    /// evaluation order (`Cluster::cluster_policies` is kept in it).
+    pub fn selecting(&self, tier: Tier, direction: Direction, subject: &Endpoint) -> Vec<usize> {
+        let policies = &self.cluster.cluster_policies;
+        (0..policies.len()).filter(|&p| policies[p].tier == tier && !policies[p].rules(direction).is_empty() && selects(self.cluster, &policies[p], subject)).collect()
+    }
+
+    /// How `subject` resolves the ingress named ports of `policies` (pods resolving them
+    /// alike can share maps).
+    pub fn signature(&self, policies: &[usize], direction: Direction, subject: &Endpoint) -> Vec<Option<u16>> {
+        if direction != Direction::Ingress {
+            return Vec::new();
+        }
+        let mut signature = Vec::new();
+        for &p in policies {
+            for rule in self.cluster.cluster_policies[p].rules(direction) {
+                for name in port_boxes(rule.protocols.as_deref()).1 {
+                    signature.extend(PROTOCOLS.iter().map(|&protocol| subject.named_port(name, protocol)));
+                }
+            }
+        }
+        signature
+    }
+
+    fn peer_ranges(&mut self, peer: &ClusterPeer, v6: bool) -> Vec<Range> {
+        let key = (format!("{peer:?}"), v6);
+        if let Some(ranges) = self.peers.get(&key) {
+            return ranges.clone();
+        }
+        let cluster = self.cluster;
+        let mut ranges = Vec::new();
+        match peer {
+            ClusterPeer::Namespaces(_) | ClusterPeer::Pods(_) => {
+                for (namespace, endpoints) in self.endpoints_by_namespace {
+                    let labels = namespace_labels(cluster, namespace);
+                    let namespace_selected = match peer {
+                        ClusterPeer::Namespaces(selector) => selector.matches(labels),
+                        ClusterPeer::Pods(pods) => pods.namespaces.matches(labels),
+                        _ => false,
+                    };
+                    if !namespace_selected {
+                        continue;
+                    }
+                    for &i in endpoints {
+                        let endpoint = &cluster.endpoints[i];
+                        let Some(ip) = endpoint.ip_of_family(v6) else { continue };
+                        // The engine decides, so rules and analysis agree on who a peer is.
+                        if peer_matches(cluster, peer, &Remote::Pod { endpoint, namespace_labels: labels, ip: Some(ip) }) {
+                            ranges.push((to_int(ip), to_int(ip)));
+                        }
+                    }
+                }
+            }
+            ClusterPeer::Nodes(selector) => {
+                for node in cluster.nodes.iter().filter(|n| selector.matches(&n.labels)) {
+                    ranges.extend(node.addresses.iter().filter(|a| a.is_ipv6() == v6).map(|&a| (to_int(a), to_int(a))));
+                }
+            }
+            ClusterPeer::Networks(networks) => {
+                for net in networks.iter().filter(|n| n.addr().is_ipv6() == v6) {
+                    ranges.push((to_int(net.network()), to_int(net.broadcast())));
+                }
+            }
+            // Names are not addresses (refused before rendering; the engine matches none);
+            // unknown peers make the rule fail closed.
+            ClusterPeer::DomainNames(_) | ClusterPeer::Unknown => {}
+        }
+        let ranges = merge(ranges);
+        self.peers.insert(key, ranges.clone());
+        ranges
+    }
+
+    /// A rule's boxes in one family, ingress named ports aside.
+    fn rule_boxes(&mut self, p: usize, direction: Direction, k: usize, v6: bool) -> Vec<Box3> {
+        if let Some(boxes) = self.rules.get(&(p, direction, k, v6)) {
+            return boxes.clone();
+        }
+        let cluster = self.cluster;
+        let rule = &cluster.cluster_policies[p].rules(direction)[k];
+        let boxes = if rule.fails_closed() {
+            // Accept: nothing; Deny or Pass: deny everything.
+            if rule.action == Action::Accept { Vec::new() } else { vec![Box3 { addr: everything(v6), proto: (0, 255), port: (0, 65535) }] }
+        } else {
+            let peers: Vec<Range> = merge(rule.peers.iter().flat_map(|peer| self.peer_ranges(peer, v6)).collect());
+            let (ports, named) = port_boxes(rule.protocols.as_deref());
+            let mut boxes: Vec<Box3> = peers.iter().flat_map(|&addr| ports.iter().map(move |&(proto, port)| Box3 { addr, proto, port })).collect();
+            // Egress named ports resolve on each destination pod the peers hold.
+            if direction == Direction::Egress && !named.is_empty() {
+                for endpoint in &cluster.endpoints {
+                    let Some(ip) = endpoint.ip_of_family(v6) else { continue };
+                    let at = to_int(ip);
+                    if !peers.iter().any(|&(lo, hi)| lo <= at && at <= hi) {
+                        continue;
+                    }
+                    for &name in &named {
+                        for protocol in PROTOCOLS {
+                            if let Some(n) = endpoint.named_port(name, protocol) {
+                                let p = protocol.number();
+                                boxes.push(Box3 { addr: (at, at), proto: (p, p), port: (n, n) });
+                            }
+                        }
+                    }
+                }
+            }
+            boxes
+        };
+        self.rules.insert((p, direction, k, v6), boxes.clone());
+        boxes
+    }
+
+    /// The chain a rule's elements lead to, and how they lead there.
+    fn rule_target(&mut self, p: usize, direction: Direction, k: usize) -> Verdict {
+        let policy = &self.cluster.cluster_policies[p];
+        let rule = &policy.rules(direction)[k];
+        let action = if rule.fails_closed() && rule.action != Action::Accept { Action::Deny } else { rule.action };
+        let name = format!("{}_{}{k}", policy_base(policy), crate::render::dir_tag(direction));
+        let (statements, verdict) = match action {
+            Action::Accept => (vec![Statement::Counter, Statement::Return], Verdict::Goto(name.clone())),
+            Action::Deny => (vec![Statement::Counter, Statement::Goto(self.deny_chain.to_string())], Verdict::Goto(name.clone())),
+            Action::Pass => (vec![Statement::Counter], Verdict::Jump(name.clone())),
+        };
+        let rule_name = rule.name.as_deref().map(|n| format!(" {n:?}")).unwrap_or_default();
+        let closed = if rule.fails_closed() { " (fails closed)" } else { "" };
+        let comment = format!(
+            "{} ({} tier, priority {}) {direction}[{k}]{rule_name}: {}{closed}",
+            policy.name,
+            policy.tier.as_str(),
+            policy.priority,
+            action.as_str()
+        );
+        self.chains.entry(name.clone()).or_insert_with(|| Chain { name, base: None, rules: vec![Rule { statements, comment: Some(crate::render::bounded(comment)) }] });
+        verdict
+    }
+
+    /// The verdict map deciding the rules of `policies` (one tier's, in evaluation order)
+    /// for `subject` in `direction` and one family; `None` when they match nothing there.
+    pub fn map(&mut self, tier: Tier, policies: &[usize], direction: Direction, v6: bool, subject: &Endpoint, signature: &[Option<u16>]) -> Option<String> {
+        if policies.is_empty() {
+            return None;
+        }
+        let names: Vec<&str> = policies.iter().map(|&p| self.cluster.cluster_policies[p].name.as_str()).collect();
+        let hash = crate::render::fnv(&format!("{}|{signature:?}", names.join(","))) & 0xffff_ffff_ffff;
+        let name = format!("{}_{}_{hash:012x}_{}", tier_tag(tier), crate::render::dir_tag(direction), if v6 { "6" } else { "4" });
+        if self.maps.contains_key(&name) {
+            return Some(name);
+        }
+        let cluster = self.cluster;
+        let mut labelled: Vec<(Box3, usize)> = Vec::new();
+        let mut targets: Vec<(usize, usize)> = Vec::new();
+        for &p in policies {
+            for (k, rule) in cluster.cluster_policies[p].rules(direction).iter().enumerate() {
+                let rank = targets.len();
+                targets.push((p, k));
+                let mut boxes = self.rule_boxes(p, direction, k, v6);
+                if direction == Direction::Ingress && !rule.fails_closed() {
+                    let (_, named) = port_boxes(rule.protocols.as_deref());
+                    if !named.is_empty() {
+                        let peers: Vec<Range> = merge(rule.peers.iter().flat_map(|peer| self.peer_ranges(peer, v6)).collect());
+                        for name in named {
+                            for protocol in PROTOCOLS {
+                                if let Some(n) = subject.named_port(name, protocol) {
+                                    let p = protocol.number();
+                                    boxes.extend(peers.iter().map(|&addr| Box3 { addr, proto: (p, p), port: (n, n) }));
+                                }
+                            }
+                        }
+                    }
+                }
+                labelled.extend(boxes.into_iter().map(|b| (b, rank)));
+            }
+        }
+        if labelled.is_empty() {
+            return None;
+        }
+        let mut verdicts: BTreeMap<usize, Verdict> = BTreeMap::new();
+        let elements = first_match(&labelled)
+            .into_iter()
+            .map(|(b, rank)| {
+                let verdict = verdicts.entry(rank).or_insert_with(|| self.rule_target(targets[rank].0, direction, targets[rank].1)).clone();
+                (vec![crate::render::addr_value(b.addr, v6), Value::Proto(b.proto.0, b.proto.1), Value::Port(b.port.0, b.port.1)], verdict)
+            })
+            .collect();
+        let addr_key = if v6 { KeyType::Ipv6 } else { KeyType::Ipv4 };
+        self.maps.insert(name.clone(), VerdictMap { name: name.clone(), key: vec![addr_key, KeyType::Proto, KeyType::Service], interval: true, elements });
+        Some(name)
+    }
+}
+
+/// A readable, unique, nft-safe name for a ClusterNetworkPolicy's rule chains.
+fn policy_base(policy: &ClusterPolicy) -> String {
+    let clean: String = policy.name.chars().take(30).map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+    format!("cnp_{}_{clean}_{:06x}", tier_tag(policy.tier), crate::render::fnv(&policy.name) & 0xffffff)
+}

@@ -1,0 +1,183 @@
+//! First-match decomposition: rules in order, each a union of (peer range x protocol range
+//! x port range) boxes, as disjoint boxes each labelled with the first rule covering it.
+//! A ClusterNetworkPolicy tier is a list of such rules whose first match decides; as one
+//! interval verdict map, the packet's cost is one lookup however many rules the tier has.
+//!
+//! The cut is service-major as in [`crate::disjoint`]: protocol pieces, port cells within
+//! them, and in each cell the address axis split where the lowest covering rank changes.
+//! Canonical: the result depends only on what each rank covers.
+
+use std::collections::BTreeMap;
+
+use crate::disjoint::{Box3, PortRange, ProtoRange};
+use crate::intervals::Range;
+
+/// Disjoint boxes covering the union of `boxes`, each labelled with the lowest rank among
+/// the boxes covering it; sorted by address, protocol and port.
+pub fn first_match(boxes: &[(Box3, usize)]) -> Vec<(Box3, usize)> {
+    let mut cuts: Vec<u16> = boxes.iter().flat_map(|(b, _)| [u16::from(b.proto.0), u16::from(b.proto.1) + 1]).collect();
+    cuts.sort_unstable();
+    cuts.dedup();
+    type Cells = Vec<(PortRange, Vec<(Range, usize)>)>;
+    let mut pieces: Vec<(ProtoRange, Cells)> = Vec::new();
+    for pair in cuts.windows(2) {
+        let (lo, hi) = (pair[0] as u8, (pair[1] - 1) as u8);
+        let covering: Vec<&(Box3, usize)> = boxes.iter().filter(|(b, _)| b.proto.0 <= lo && hi <= b.proto.1).collect();
+        let cells = port_cells(&covering);
+        if cells.is_empty() {
+            continue;
+        }
+        match pieces.last_mut() {
+            Some(((_, last_hi), last)) if u16::from(*last_hi) + 1 == u16::from(lo) && *last == cells => *last_hi = hi,
+            _ => pieces.push(((lo, hi), cells)),
+        }
+    }
+    let mut out: Vec<(Box3, usize)> = Vec::new();
+    for (proto, cells) in pieces {
+        for (port, addresses) in cells {
+            out.extend(addresses.into_iter().map(|(addr, rank)| (Box3 { addr, proto, port }, rank)));
+        }
+    }
+    out.sort_unstable();
+    out
+}
+
+/// The port axis of one protocol piece, cut where the covering boxes change; each cell with
+/// its address axis labelled by lowest rank; equal neighbouring cells joined.
+fn port_cells(boxes: &[&(Box3, usize)]) -> Vec<(PortRange, Vec<(Range, usize)>)> {
+    let mut edges: Vec<(u32, bool, usize)> =
+        boxes.iter().enumerate().flat_map(|(i, (b, _))| [(u32::from(b.port.0), true, i), (u32::from(b.port.1) + 1, false, i)]).collect();
+    edges.sort_unstable();
+    let mut active: BTreeMap<usize, ()> = BTreeMap::new();
+    let mut cells: Vec<(PortRange, Vec<(Range, usize)>)> = Vec::new();
+    let mut k = 0;
+    while k < edges.len() {
+        let at = edges[k].0;
+        while k < edges.len() && edges[k].0 == at {
+            let (_, enters, i) = edges[k];
+            if enters {
+                active.insert(i, ());
+            } else {
+                active.remove(&i);
+            }
+            k += 1;
+        }
+        let Some(&(next, _, _)) = edges.get(k) else { break };
+        if active.is_empty() {
+            continue;
+        }
+        let (lo, hi) = (at as u16, (next - 1) as u16);
+        let addresses = lowest_rank(active.keys().map(|&i| (boxes[i].0.addr, boxes[i].1)).collect());
+        match cells.last_mut() {
+            Some(((_, last_hi), last)) if u32::from(*last_hi) + 1 == at && *last == addresses => *last_hi = hi,
+            _ => cells.push(((lo, hi), addresses)),
+        }
+    }
+    cells
+}
+
+/// The address axis: disjoint ranges covering the union, each with the lowest rank of the
+/// ranges covering it; neighbours with the same rank joined.
+fn lowest_rank(mut ranges: Vec<(Range, usize)>) -> Vec<(Range, usize)> {
+    // Boundaries: every start, and the address after every end (none after the last one).
+    let mut points: Vec<u128> = ranges.iter().flat_map(|&((lo, hi), _)| [Some(lo), hi.checked_add(1)]).flatten().collect();
+    points.sort_unstable();
+    points.dedup();
+    ranges.sort_unstable_by_key(|&((lo, _), _)| lo);
+    let mut ends: Vec<(u128, usize)> = ranges.iter().map(|&((_, hi), rank)| (hi, rank)).collect();
+    ends.sort_unstable();
+    let (mut next_start, mut next_end) = (0, 0);
+    let mut active: BTreeMap<usize, usize> = BTreeMap::new();
+    let mut out: Vec<(Range, usize)> = Vec::new();
+    for (n, &at) in points.iter().enumerate() {
+        // Ranges ending just before `at` leave, ranges starting at `at` enter.
+        while next_end < ends.len() && ends[next_end].0 < at {
+            let rank = ends[next_end].1;
+            if let Some(count) = active.get_mut(&rank) {
+                *count -= 1;
+                if *count == 0 {
+                    active.remove(&rank);
+                }
+            }
+            next_end += 1;
+        }
+        while next_start < ranges.len() && ranges[next_start].0.0 == at {
+            *active.entry(ranges[next_start].1).or_default() += 1;
+            next_start += 1;
+        }
+        let Some((&rank, _)) = active.iter().next() else { continue };
+        let hi = points.get(n + 1).map_or(u128::MAX, |&p| p - 1);
+        match out.last_mut() {
+            Some(((_, last_hi), last_rank)) if *last_rank == rank && last_hi.checked_add(1) == Some(at) => *last_hi = hi,
+            _ => out.push(((at, hi), rank)),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn b(addr: Range, proto: ProtoRange, port: PortRange) -> Box3 {
+        Box3 { addr, proto, port }
+    }
+
+    /// The lowest rank covering a point, by brute force.
+    fn first(boxes: &[(Box3, usize)], addr: u128, proto: u8, port: u16) -> Option<usize> {
+        boxes
+            .iter()
+            .filter(|(b, _)| b.addr.0 <= addr && addr <= b.addr.1 && b.proto.0 <= proto && proto <= b.proto.1 && b.port.0 <= port && port <= b.port.1)
+            .map(|(_, rank)| *rank)
+            .min()
+    }
+
+    #[test]
+    fn an_earlier_rule_shadows_a_later_one_where_they_overlap() {
+        // Rank 0: 10.0.0.5 tcp/80 (say Deny); rank 1: 10.0.0.0/24 any (say Accept).
+        let boxes = [(b((5, 5), (6, 6), (80, 80)), 0), (b((0, 255), (0, 255), (0, 65535)), 1)];
+        let out = first_match(&boxes);
+        assert_eq!(first(&out, 5, 6, 80), Some(0));
+        assert_eq!(first(&out, 5, 6, 81), Some(1));
+        assert_eq!(first(&out, 4, 6, 80), Some(1));
+        assert_eq!(first(&out, 256, 6, 80), None);
+        // Disjoint: every point in exactly one element.
+        for addr in [0, 4, 5, 6, 255] {
+            for port in [0, 79, 80, 81, 65535] {
+                assert!(out.iter().filter(|(x, _)| x.addr.0 <= addr && addr <= x.addr.1 && x.port.0 <= port && port <= x.port.1 && x.proto.0 <= 6 && 6 <= x.proto.1).count() <= 1);
+            }
+        }
+    }
+
+    #[test]
+    fn the_whole_ipv6_space_has_no_address_after_it() {
+        let everything = b((0, u128::MAX), (0, 255), (0, 65535));
+        let out = first_match(&[(everything, 3), (b((u128::MAX, u128::MAX), (6, 6), (1, 1)), 1)]);
+        assert_eq!(first(&out, u128::MAX, 6, 1), Some(1));
+        assert_eq!(first(&out, u128::MAX, 6, 2), Some(3));
+        assert_eq!(first(&out, 0, 0, 0), Some(3));
+    }
+
+    fn arb_box() -> impl Strategy<Value = (Box3, usize)> {
+        let range = |max: u128| (0..=max).prop_flat_map(move |lo| (Just(lo), lo..=max));
+        (range(40), (0u8..=8).prop_flat_map(|lo| (Just(lo), lo..=8u8)), (0u16..=12).prop_flat_map(|lo| (Just(lo), lo..=12u16)), 0usize..5)
+            .prop_map(|(addr, proto, port, rank)| (Box3 { addr, proto, port }, rank))
+    }
+
+    proptest! {
+        #[test]
+        fn every_point_gets_the_lowest_rank_covering_it(boxes in prop::collection::vec(arb_box(), 0..8)) {
+            let out = first_match(&boxes);
+            for addr in 0..=41u128 {
+                for proto in 0..=9u8 {
+                    for port in 0..=13u16 {
+                        let covering: Vec<usize> = out.iter().filter(|(x, _)| x.addr.0 <= addr && addr <= x.addr.1 && x.proto.0 <= proto && proto <= x.proto.1 && x.port.0 <= port && port <= x.port.1).map(|(_, r)| *r).collect();
+                        prop_assert!(covering.len() <= 1, "overlapping elements at {addr} {proto} {port}");
+                        prop_assert_eq!(covering.first().copied(), first(&boxes, addr, proto, port));
+                    }
+                }
+            }
+        }
+    }
+}
