@@ -69,17 +69,15 @@ pub struct ApplyArgs {
     pub state_dir: PathBuf,
 }
 
-/// The dataplane does not enforce ClusterNetworkPolicy yet: a ruleset without them would
-/// open what they deny, so their presence is an error rather than ignored.
-fn refuse_cluster_policies(cluster: &Cluster) -> anyhow::Result<()> {
-    match cluster.cluster_policies.first() {
-        None => Ok(()),
-        Some(policy) => Err(anyhow::anyhow!(
-            "ClusterNetworkPolicy {} ({}): the dataplane does not enforce ClusterNetworkPolicy yet (`palisade check` and `matrix` evaluate them); remove them from the input",
-            policy.name,
-            policy.origin
-        )),
+/// ClusterNetworkPolicy peers the dataplane cannot enforce (`domainNames`) are refused
+/// rather than rendered as matching nothing without a word.
+fn refuse_unenforceable(cluster: &Cluster) -> anyhow::Result<()> {
+    let found = palisade_nft::unenforceable(cluster);
+    if found.is_empty() {
+        return Ok(());
     }
+    let lines: Vec<String> = found.iter().map(ToString::to_string).collect();
+    Err(anyhow::anyhow!("{}", lines.join("\n")))
 }
 
 fn desired(args: &NodeArgs, cluster: &Cluster) -> Ruleset {
@@ -97,7 +95,7 @@ pub fn run(command: &DataplaneCommand, verbose: u8) -> Result<()> {
     match command {
         DataplaneCommand::Render(args) => {
             let loaded = input::load(&args.node.input, verbose)?;
-            refuse_cluster_policies(&loaded.cluster)?;
+            refuse_unenforceable(&loaded.cluster)?;
             let ruleset = desired(&args.node, &loaded.cluster);
             let out = match args.output {
                 RenderOutput::Nft => text::replace_script(&ruleset),
@@ -112,7 +110,7 @@ pub fn run(command: &DataplaneCommand, verbose: u8) -> Result<()> {
 
 fn apply(args: &ApplyArgs, verbose: u8) -> Result<()> {
     let loaded = input::load(&args.node.input, verbose)?;
-    refuse_cluster_policies(&loaded.cluster)?;
+    refuse_unenforceable(&loaded.cluster)?;
     let ruleset = desired(&args.node, &loaded.cluster);
     // Namespaces are told apart by the inode of their namespace file.
     let netns = std::fs::metadata("/proc/self/ns/net").context("reading /proc/self/ns/net")?.ino();

@@ -201,8 +201,9 @@ fn verbose_lists_skipped_objects_and_undeclared_namespaces_warn() {
     assert!(stderr(&loud).contains("ConfigMap x/c: skipped: kind ConfigMap (v1) does not affect NetworkPolicy analysis"), "{}", stderr(&loud));
 }
 
-/// ClusterNetworkPolicy tiers explained in plain words; the dataplane refuses them (not
-/// enforced yet) rather than ignore them; a bad one is an error with its line and field.
+/// ClusterNetworkPolicy tiers explained in plain words and rendered by the dataplane, which
+/// refuses the domainNames peers it cannot enforce; a bad policy is an error with its line
+/// and field.
 #[test]
 fn cluster_network_policy_decisions_are_explained() {
     let file = support::workspace().join("examples/cluster-network-policy/monitoring.yaml").display().to_string();
@@ -219,11 +220,23 @@ fn cluster_network_policy_decisions_are_explained() {
     let out = check("prod/web", "monitoring/grafana");
     assert!(stdout(&out).contains("egress from prod/web: allowed: no NetworkPolicy selects prod/web for egress and no ClusterNetworkPolicy rule matches, so it is allowed by default"), "{}", stdout(&out));
 
+    // The dataplane renders the tiers: a verdict map per tier, a chain per rule.
     let out = palisade(&["dataplane", "render", "-f", &file]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("ClusterNetworkPolicy protect-prod") && stderr(&out).contains("the dataplane does not enforce ClusterNetworkPolicy yet"), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let table = stdout(&out);
+    assert!(table.contains("counter goto deny comment \"protect-prod (Admin tier, priority 10) ingress[1] 'nothing-else-from-monitoring': Deny\""), "{table}");
+    assert!(table.contains("vmap @admin_in_") && table.contains("vmap @baseline_in_") && table.contains("flags interval"), "{table}");
 
+    // domainNames peers are refused by the dataplane, naming the field.
     let dir = tempfile::tempdir().unwrap();
+    let names = dir.path().join("names.yaml");
+    let mut text = std::fs::read_to_string(&file).unwrap();
+    text.push_str("---\napiVersion: policy.networking.k8s.io/v1beta1\nkind: ClusterNetworkPolicy\nmetadata: {name: to-registry}\nspec:\n  tier: Admin\n  priority: 20\n  subject: {namespaces: {}}\n  egress:\n  - {action: Accept, to: [{domainNames: [registry.example.com]}]}\n");
+    std::fs::write(&names, text).unwrap();
+    let out = palisade(&["dataplane", "render", "-f", &names.display().to_string()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("names.yaml:") && stderr(&out).contains("ClusterNetworkPolicy to-registry: spec.egress[0].to[0].domainNames: Palisade's dataplane does not enforce domainNames peers yet"), "{}", stderr(&out));
+
     let bad = dir.path().join("bad.yaml");
     std::fs::write(&bad, std::fs::read_to_string(&file).unwrap().replace("priority: 10\n  subject: {namespaces: {matchLabels: {team: prod}}}", "priority: 5000\n  subject: {namespaces: {matchLabels: {team: prod}}}")).unwrap();
     let out = palisade(&["check", "-f", &bad.display().to_string(), "--from", "prod/web", "--to", "monitoring/grafana", "--port", "80"]);

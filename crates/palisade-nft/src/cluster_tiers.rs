@@ -201,7 +201,7 @@ impl<'c> Tiers<'c> {
             Action::Deny => (vec![Statement::Counter, Statement::Goto(self.deny_chain.to_string())], Verdict::Goto(name.clone())),
             Action::Pass => (vec![Statement::Counter], Verdict::Jump(name.clone())),
         };
-        let rule_name = rule.name.as_deref().map(|n| format!(" {n:?}")).unwrap_or_default();
+        let rule_name = rule.name.as_deref().map(|n| format!(" '{n}'")).unwrap_or_default();
         let closed = if rule.fails_closed() { " (fails closed)" } else { "" };
         let comment = format!(
             "{} ({} tier, priority {}) {direction}[{k}]{rule_name}: {}{closed}",
@@ -272,4 +272,46 @@ impl<'c> Tiers<'c> {
 fn policy_base(policy: &ClusterPolicy) -> String {
     let clean: String = policy.name.chars().take(30).map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
     format!("cnp_{}_{clean}_{:06x}", tier_tag(policy.tier), crate::render::fnv(&policy.name) & 0xffffff)
+}
+
+/// A rule part the dataplane cannot enforce as written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unenforceable {
+    pub policy: String,
+    pub origin: String,
+    /// Field path of the peer, as in the manifest (`spec.egress[1].to[0].domainNames`).
+    pub field: String,
+}
+
+impl std::fmt::Display for Unenforceable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: ClusterNetworkPolicy {}: {}: Palisade's dataplane does not enforce domainNames peers yet (a name is not an address until a DNS answer says so); the rule accepts no traffic to them, as `palisade check` reports. Use `networks` with the addresses, or leave the names to a DNS-aware egress proxy",
+            self.origin, self.policy, self.field
+        )
+    }
+}
+
+/// The `domainNames` peers of every ClusterNetworkPolicy: not enforced by the dataplane
+/// (their rules match no traffic to those names, failing closed, as the engine judges).
+/// Callers refuse them (`palisade dataplane`) or report them where users look (the agent).
+pub fn unenforceable(cluster: &Cluster) -> Vec<Unenforceable> {
+    let mut found = Vec::new();
+    for policy in &cluster.cluster_policies {
+        for direction in [Direction::Ingress, Direction::Egress] {
+            let (rules, peers) = match direction {
+                Direction::Ingress => ("ingress", "from"),
+                Direction::Egress => ("egress", "to"),
+            };
+            for (k, rule) in policy.rules(direction).iter().enumerate() {
+                for (j, peer) in rule.peers.iter().enumerate() {
+                    if matches!(peer, ClusterPeer::DomainNames(_)) {
+                        found.push(Unenforceable { policy: policy.name.clone(), origin: policy.origin.to_string(), field: format!("spec.{rules}[{k}].{peers}[{j}].domainNames") });
+                    }
+                }
+            }
+        }
+    }
+    found
 }
