@@ -163,6 +163,8 @@ fn sync_loop<N: Nft>(shared: &Shared, mut reconciler: Reconciler<N>, min_interva
                 inner.enforced = Some((version, observed));
                 drop(inner);
                 shared.synced.send_replace(version);
+                // The change is in force and published; now delete what it replaced.
+                reconciler.finish();
                 let latency_ms = event_to_kernel.map(|latency| latency.as_secs_f64() * 1000.0);
                 tracing::debug!(event_to_kernel_ms = ?latency_ms, ?queued_ms, sync_ms = (finished - started).as_secs_f64() * 1000.0, %report, "synced");
             }

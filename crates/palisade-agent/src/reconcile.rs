@@ -78,10 +78,12 @@ impl<N: Nft> Reconciler<N> {
     /// allowed connection is rejected during it), not a delete-and-create.
     pub fn resuming(node: impl Into<String>, nft: N, options: RenderOptions, path: std::path::PathBuf) -> Self {
         let dataplane = match palisade_nft::state_file::load(&path) {
-            Some((ruleset, naming)) => Dataplane::resume(nft, ruleset, naming),
+            Some((ruleset, naming, cleanup)) => Dataplane::resume(nft, ruleset, naming, cleanup),
             None => Dataplane::new(nft),
         };
-        Self::with_dataplane(node.into(), options, dataplane, Some(path))
+        // The agent publishes a change once it is in force and deletes what it replaced
+        // after (`finish`).
+        Self::with_dataplane(node.into(), options, dataplane.defer_cleanup(true), Some(path))
     }
 
     pub fn with_resync(mut self, every: Duration) -> Self {
@@ -96,6 +98,28 @@ impl<N: Nft> Reconciler<N> {
     /// How many applies failed, by reason.
     pub fn apply_errors(&self) -> &BTreeMap<&'static str, u64> {
         &self.apply_errors
+    }
+
+    /// Records what the kernel holds (and the deletions still to send) for a restart.
+    fn record(&self) {
+        if let (Some(path), Some((applied, naming))) = (&self.state_file, self.dataplane.state())
+            && let Err(error) = palisade_nft::state_file::save(path, applied, naming, self.dataplane.pending_cleanup())
+        {
+            // The kernel has the ruleset; only a restart's first replace is less smooth.
+            tracing::warn!(path = %path.display(), %error, "could not record the applied state");
+        }
+    }
+
+    /// Deletes what the last update left unreferenced (see `Dataplane::defer_cleanup`);
+    /// a refusal makes the next sync a full replace.
+    pub fn finish(&mut self) {
+        if self.dataplane.pending_cleanup().is_empty() {
+            return;
+        }
+        if self.dataplane.finish().is_err() {
+            *self.apply_errors.entry("cleanup").or_default() += 1;
+        }
+        self.record();
     }
 
     /// Brings the kernel to what `cluster` asks of this node. On error the kernel keeps the
@@ -124,12 +148,7 @@ impl<N: Nft> Reconciler<N> {
         })?;
         let applied_at = Instant::now();
         tracing::debug!(node = %self.node, %apply, "reconciled");
-        if let (Some(path), Some((applied, naming))) = (&self.state_file, self.dataplane.state())
-            && let Err(error) = palisade_nft::state_file::save(path, applied, naming)
-        {
-            // The kernel has the ruleset; only a restart's first replace is less smooth.
-            tracing::warn!(path = %path.display(), %error, "could not record the applied state");
-        }
+        self.record();
         let record_time = applied_at.elapsed();
         Ok(ReconcileReport { node: self.node.clone(), local_pods, render_time, rules: ruleset.rule_count(), elements: ruleset.element_count(), apply, applied_at, record_time })
     }

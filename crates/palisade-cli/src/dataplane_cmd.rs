@@ -117,12 +117,12 @@ fn apply(args: &ApplyArgs, verbose: u8) -> Result<()> {
     let state_file = args.state_dir.join(format!("{}-netns{netns}.json", args.node.table));
     let nft = NftBinary::default();
     let mut dataplane = match palisade_nft::state_file::load(&state_file) {
-        Some((ruleset, naming)) => Dataplane::resume(nft, ruleset, naming),
+        Some((ruleset, naming, cleanup)) => Dataplane::resume(nft, ruleset, naming, cleanup),
         None => Dataplane::new(nft),
     };
     let report = dataplane.replace(&ruleset).context("applying the table")?;
     if let Some((ruleset, naming)) = dataplane.state() {
-        palisade_nft::state_file::save(&state_file, ruleset, naming).with_context(|| format!("writing {}", state_file.display()))?;
+        palisade_nft::state_file::save(&state_file, ruleset, naming, dataplane.pending_cleanup()).with_context(|| format!("writing {}", state_file.display()))?;
     }
     println!("table inet {}: {report}", args.node.table);
     println!(

@@ -115,7 +115,8 @@ pub enum ApplyKind {
 pub struct ApplyReport {
     pub kind: ApplyKind,
     pub changes: Changes,
-    /// nft commands in the transaction, and the size of the JSON document.
+    /// Transactions sent, their nft commands, and the size of their JSON documents.
+    pub transactions: usize,
     pub commands: usize,
     pub bytes: usize,
     pub duration: Duration,
@@ -129,8 +130,10 @@ impl std::fmt::Display for ApplyReport {
         };
         write!(
             f,
-            "{kind} in {:.1} ms (one transaction, {} commands, {} bytes): {}",
+            "{kind} in {:.1} ms ({} transaction{}, {} commands, {} bytes): {}",
             self.duration.as_secs_f64() * 1000.0,
+            self.transactions,
+            if self.transactions == 1 { "" } else { "s" },
             self.commands,
             self.bytes,
             self.changes
@@ -148,23 +151,59 @@ pub struct Dataplane<N: Nft> {
     applied: Option<(Ruleset, Naming)>,
     /// When the table was last replaced as a whole.
     last_replace: Option<Instant>,
+    /// Deletions of objects nothing references any more, not yet sent (see
+    /// [`Dataplane::defer_cleanup`]).
+    pending_cleanup: Vec<serde_json::Value>,
+    defer_cleanup: bool,
 }
 
 impl<N: Nft> Dataplane<N> {
     pub fn new(nft: N) -> Self {
-        Self { nft, applied: None, last_replace: None }
+        Self { nft, applied: None, last_replace: None, pending_cleanup: Vec::new(), defer_cleanup: false }
     }
 
     /// A dataplane that believes the kernel holds `applied` under `naming` (for example, as
-    /// recorded by a previous process). If it does not, the next replace recreates the table.
-    pub fn resume(nft: N, applied: Ruleset, naming: Naming) -> Self {
-        Self { nft, applied: Some((applied, naming)), last_replace: None }
+    /// recorded by a previous process), plus objects `cleanup` deletes (sent before anything
+    /// else). If it does not, the next replace recreates the table.
+    pub fn resume(nft: N, applied: Ruleset, naming: Naming, cleanup: Vec<serde_json::Value>) -> Self {
+        Self { nft, applied: Some((applied, naming)), last_replace: None, pending_cleanup: cleanup, defer_cleanup: false }
+    }
+
+    /// Incremental updates return once the new state is in force (the switch transaction),
+    /// leaving the deletion of what nothing references any more to [`Dataplane::finish`]:
+    /// deleting chains and sets makes the kernel's commit wait for an RCU grace period
+    /// (about 25 ms here), which need not delay the change itself. The next update or
+    /// replace sends it first if `finish` was not called.
+    pub fn defer_cleanup(mut self, defer: bool) -> Self {
+        self.defer_cleanup = defer;
+        self
+    }
+
+    /// The deletions an update left for later (to record with the state, so that a
+    /// restarted process still sends them).
+    pub fn pending_cleanup(&self) -> &[serde_json::Value] {
+        &self.pending_cleanup
+    }
+
+    /// Sends the deletions an update left for later. If the kernel refuses them (the table
+    /// was changed behind Palisade's back), the next sync replaces the whole table.
+    pub fn finish(&mut self) -> Result<(), ApplyError> {
+        if self.pending_cleanup.is_empty() {
+            return Ok(());
+        }
+        let commands = std::mem::take(&mut self.pending_cleanup);
+        self.send(commands).map(|_| ()).inspect_err(|error| {
+            tracing::warn!(%error, "deleting unreferenced objects failed; the next sync replaces the table");
+            self.last_replace = None;
+        })
     }
 
     /// The reconcile step: an incremental update, or a full replace when the last one is
     /// older than `resync_every` (or there was none), which repairs anything changed behind
     /// Palisade's back. `now` is passed in so callers (and tests) control the clock.
     pub fn sync(&mut self, desired: &Ruleset, now: Instant, resync_every: Duration) -> Result<ApplyReport, ApplyError> {
+        // A refused cleanup is repaired by the replace it makes due.
+        let _ = self.finish();
         let due = self.last_replace.is_none_or(|at| now.saturating_duration_since(at) >= resync_every);
         let report = if due { self.replace(desired)? } else { self.update(desired)? };
         if report.kind == ApplyKind::Full {
@@ -201,9 +240,12 @@ impl<N: Nft> Dataplane<N> {
     /// deleted and created again in one transaction.
     pub fn replace(&mut self, desired: &Ruleset) -> Result<ApplyReport, ApplyError> {
         let start = Instant::now();
+        // A cleanup that fails here leaves objects the replace does not know: recreate.
+        let clean = self.finish().is_ok();
         let changes = replacement_changes(self.applied(), desired);
+        let mut transactions = 1;
         let (commands, bytes) = match &self.applied {
-            Some((old, naming)) if old.table == desired.table => {
+            Some((old, naming)) if old.table == desired.table && clean => {
                 let next_naming = Naming::new(naming.generation.other());
                 let next = named(desired, &next_naming);
                 let previous = named(old, naming);
@@ -211,6 +253,7 @@ impl<N: Nft> Dataplane<N> {
                 let (unhook, delete) = delete_commands(&previous);
                 let steps = [create_unhooked_commands(&next), hook_commands(&next), unhook, delete];
                 let count = steps.iter().map(Vec::len).sum();
+                transactions = steps.iter().filter(|c| !c.is_empty()).count();
                 let mut bytes = 0;
                 let mut result = Ok(());
                 for commands in steps.into_iter().filter(|c| !c.is_empty()) {
@@ -235,7 +278,7 @@ impl<N: Nft> Dataplane<N> {
             }
             _ => self.recreate(desired)?,
         };
-        Ok(ApplyReport { kind: ApplyKind::Full, changes, commands, bytes, duration: start.elapsed() })
+        Ok(ApplyReport { kind: ApplyKind::Full, changes, transactions, commands, bytes, duration: start.elapsed() })
     }
 
     /// Deletes and creates the table in one transaction (first apply, or repair). Never open:
@@ -263,6 +306,9 @@ impl<N: Nft> Dataplane<N> {
     /// to a full replace when there is no previous state, the table name changed, or the
     /// incremental transaction is rejected (the table was changed behind Palisade's back).
     pub fn update(&mut self, desired: &Ruleset) -> Result<ApplyReport, ApplyError> {
+        if self.finish().is_err() {
+            return self.replace(desired);
+        }
         let Some((old, naming)) = self.applied.as_ref().filter(|(old, _)| old.table == desired.table) else {
             return self.replace(desired);
         };
@@ -271,22 +317,28 @@ impl<N: Nft> Dataplane<N> {
         let update = incremental(&named(old, naming), &named(desired, &next_naming));
         let count = update.prepare.len() + update.switch.len() + update.cleanup.len();
         let mut bytes = 0;
+        let mut transactions = 0;
         // Prepare adds unreferenced objects, switch uses them, cleanup deletes what nothing
         // uses any more (see `diff::Update` for why these are three transactions).
-        for commands in [update.prepare, update.switch, update.cleanup] {
+        let (cleanup, later) = if self.defer_cleanup { (Vec::new(), update.cleanup) } else { (update.cleanup, Vec::new()) };
+        for commands in [update.prepare, update.switch, cleanup] {
             if commands.is_empty() {
                 continue;
             }
             match self.send(commands) {
-                Ok(n) => bytes += n,
+                Ok(n) => {
+                    bytes += n;
+                    transactions += 1;
+                }
                 Err(error) => {
                     tracing::warn!(%error, "incremental update rejected; replacing the whole table");
                     return self.replace(desired);
                 }
             }
         }
+        self.pending_cleanup = later;
         self.applied = Some((desired.clone(), next_naming));
-        Ok(ApplyReport { kind: ApplyKind::Incremental, changes: update.changes, commands: count, bytes, duration: start.elapsed() })
+        Ok(ApplyReport { kind: ApplyKind::Incremental, changes: update.changes, transactions, commands: count, bytes, duration: start.elapsed() })
     }
 }
 
@@ -433,5 +485,27 @@ mod tests {
         // Removing an element moves no key: in place again, the version stays.
         dataplane.update(&interval_ruleset(&[("10.0.0.2", "10.0.0.3")])).unwrap();
         assert_eq!(dataplane.live().unwrap().sets[0].name, "p_a_v2");
+    }
+
+    #[test]
+    fn a_deferred_cleanup_goes_after_the_switch_or_before_the_next_change() {
+        let recorder = Recorder::default();
+        let mut dataplane = Dataplane::new(&recorder).defer_cleanup(true);
+        dataplane.update(&interval_ruleset(&[("10.0.0.2", "10.0.0.2"), ("10.0.0.9", "10.0.0.9")])).unwrap();
+        // A key moves: prepare and switch now, the old version's deletion pending.
+        let report = dataplane.update(&interval_ruleset(&[("10.0.0.2", "10.0.0.3"), ("10.0.0.9", "10.0.0.9")])).unwrap();
+        assert_eq!(report.transactions, 2);
+        assert_eq!(recorder.0.borrow().len(), 3);
+        assert!(dataplane.pending_cleanup().iter().any(|c| c.to_string().contains("\"delete\":{\"set\"") && c.to_string().contains("\"p_a\"")));
+        dataplane.finish().unwrap();
+        assert!(dataplane.pending_cleanup().is_empty());
+        assert!(recorder.0.borrow()[3]["nftables"].to_string().contains("\"p_a\""), "the cleanup went as its own transaction");
+        // Not finished: the next update sends the cleanup before anything of its own.
+        dataplane.update(&interval_ruleset(&[("10.0.0.2", "10.0.0.4"), ("10.0.0.9", "10.0.0.9")])).unwrap();
+        dataplane.update(&interval_ruleset(&[("10.0.0.2", "10.0.0.5"), ("10.0.0.9", "10.0.0.9")])).unwrap();
+        let sent: Vec<String> = recorder.0.borrow().iter().map(|d| d["nftables"].to_string()).collect();
+        let cleanup_v2 = sent.iter().position(|d| d.contains("\"delete\":{\"set\"") && d.contains("\"p_a_v2\"")).expect("v2 deleted");
+        let prepare_v4 = sent.iter().position(|d| d.contains("\"add\":{\"set\"") && d.contains("p_a_v4")).expect("v4 prepared");
+        assert!(cleanup_v2 < prepare_v4, "{sent:?}");
     }
 }

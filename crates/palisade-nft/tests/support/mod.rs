@@ -63,7 +63,7 @@ impl Kernel {
         let ns = &self.namespaces[n];
         let mut loaded = self.loaded.borrow_mut();
         let mut dataplane = match loaded[n].take() {
-            Some((previous, naming)) => Dataplane::resume(NsNft(ns), previous, naming),
+            Some((previous, naming)) => Dataplane::resume(NsNft(ns), previous, naming, Vec::new()),
             None => Dataplane::new(NsNft(ns)),
         };
         let first = dataplane.applied().is_none();
