@@ -72,7 +72,9 @@ pub async fn run<N: Nft + Send + 'static>(config: AgentConfig, nft: N, shutdown:
     let http = tokio::spawn(crate::http::serve(listener, shared.clone()));
     let socket = crate::cni_socket::bind(&config.cni_socket).map_err(|source| AgentError::Socket { path: config.cni_socket.clone(), source })?;
     let cni = tokio::spawn(crate::cni_socket::serve(socket, config.cni_socket.clone(), shared.clone()));
-    let watches = crate::watch::start(&client, &shared);
+    let cluster_policies = crate::cluster_policy_object::served(&client).await;
+    shared.lock().kinds = crate::watch::all_kinds(cluster_policies);
+    let watches = crate::watch::start(&client, &shared, cluster_policies);
     let events = tokio::spawn(publish_events(client.clone(), shared.clone(), config.node.clone()));
     let reconciler = Reconciler::resuming(config.node.clone(), nft, config.render.clone(), config.state_file.clone()).with_resync(config.resync);
     let sync = {
@@ -96,7 +98,7 @@ const SYNC_BURST: u32 = 2;
 
 /// The sync thread: waits for a change (or the resync period), then reconciles.
 fn sync_loop<N: Nft>(shared: &Shared, mut reconciler: Reconciler<N>, min_interval: Duration, resync: Duration) {
-    let all = crate::watch::all_kinds();
+    let all = shared.lock().kinds.clone();
     let mut synced_version: Option<u64> = None;
     let mut last_sync: Option<Instant> = None;
     let mut pacer = crate::pacing::Pacer::new(min_interval, SYNC_BURST);
@@ -177,6 +179,7 @@ fn sync_loop<N: Nft>(shared: &Shared, mut reconciler: Reconciler<N>, min_interva
                     && let Some((namespace, name)) = culprit.policy.as_deref().and_then(|p| p.split_once('/'))
                 {
                     shared.report(Report {
+                        kind: "NetworkPolicy",
                         namespace: namespace.to_string(),
                         name: name.to_string(),
                         reason: "RulesetRejected",
@@ -216,10 +219,11 @@ async fn publish_events(client: kube::Client, shared: Arc<Shared>, node: String)
     loop {
         shared.reports_ready.notified().await;
         for report in shared.take_reports() {
+            let api_version = if report.kind == "ClusterNetworkPolicy" { "policy.networking.k8s.io/v1beta1" } else { "networking.k8s.io/v1" };
             let reference = k8s_openapi::api::core::v1::ObjectReference {
-                api_version: Some("networking.k8s.io/v1".into()),
-                kind: Some("NetworkPolicy".into()),
-                namespace: Some(report.namespace.clone()),
+                api_version: Some(api_version.into()),
+                kind: Some(report.kind.into()),
+                namespace: (!report.namespace.is_empty()).then(|| report.namespace.clone()),
                 name: Some(report.name.clone()),
                 ..Default::default()
             };

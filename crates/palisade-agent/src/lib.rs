@@ -4,6 +4,7 @@
 //! kube-rs watches of a Kubernetes API, with health, readiness, metrics and Events.
 
 pub mod agent;
+pub mod cluster_policy_object;
 mod cni_socket;
 mod http;
 pub mod observed;

@@ -16,6 +16,7 @@ pub enum Kind {
     Pods,
     NetworkPolicies,
     Nodes,
+    ClusterNetworkPolicies,
 }
 
 impl Kind {
@@ -25,17 +26,20 @@ impl Kind {
             Kind::Pods => "pods",
             Kind::NetworkPolicies => "networkpolicies",
             Kind::Nodes => "nodes",
+            Kind::ClusterNetworkPolicies => "clusternetworkpolicies",
         }
     }
 }
 
-/// Something to report as an Event on a NetworkPolicy.
+/// Something to report as an Event on a (Cluster)NetworkPolicy.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Report {
+    /// `NetworkPolicy` or `ClusterNetworkPolicy` (cluster-scoped: no namespace).
+    pub kind: &'static str,
     pub namespace: String,
     pub name: String,
-    /// `PolicyRejected` (the agent cannot read it) or `RulesetRejected` (the kernel refused
-    /// the node's ruleset while it held this policy).
+    /// `PolicyRejected` (the agent cannot read it), `RulesetRejected` (the kernel refused
+    /// the node's ruleset while it held this policy) or `DomainNamesNotEnforced`.
     pub reason: &'static str,
     pub note: String,
 }
@@ -55,7 +59,11 @@ pub struct Inner {
     /// Policies refused by conversion, by namespace/name (reported once per content).
     pub refused: BTreeMap<(String, String), String>,
     pub reports: Vec<Report>,
+    /// Warnings reported (`warn_once`), by reason and object, with their note.
+    pub warned: BTreeMap<(String, String), String>,
     pub stopping: bool,
+    /// The kinds the first sync waits for (ClusterNetworkPolicies only when served).
+    pub kinds: HashSet<Kind>,
     /// The object versions the watches delivered (updated with `state`, under one lock).
     pub observed: Observed,
     /// The state version and the digest of object versions of the last successful sync.
@@ -138,10 +146,25 @@ impl Shared {
         if inner.refused.get(&key) == Some(&refusal.reason) {
             return;
         }
-        tracing::error!(policy = %format!("{}/{}", key.0, key.1), reason = %refusal.reason, "NetworkPolicy refused; it is not enforced");
+        tracing::error!(kind = refusal.kind, policy = %format!("{}/{}", key.0, key.1), reason = %refusal.reason, "policy refused; it is not enforced");
         inner.refused.insert(key, refusal.reason.clone());
         self.metrics.policies_refused.set(inner.refused.len() as i64);
-        inner.reports.push(Report { namespace: refusal.namespace, name: refusal.name, reason: "PolicyRejected", note: refusal.reason });
+        inner.reports.push(Report { kind: refusal.kind, namespace: refusal.namespace, name: refusal.name, reason: "PolicyRejected", note: refusal.reason });
+        drop(inner);
+        self.reports_ready.notify_one();
+    }
+
+    /// A report made once per object and content (not on every event of an unchanged
+    /// object), logged as a warning.
+    pub fn warn_once(&self, report: Report) {
+        let mut inner = self.lock();
+        let key = (format!("{}:{}", report.reason, report.namespace), report.name.clone());
+        if inner.warned.get(&key) == Some(&report.note) {
+            return;
+        }
+        tracing::warn!(kind = report.kind, name = %report.name, reason = report.reason, note = %report.note, "not enforced as written");
+        inner.warned.insert(key, report.note.clone());
+        inner.reports.push(report);
         drop(inner);
         self.reports_ready.notify_one();
     }
@@ -187,7 +210,7 @@ impl Shared {
             ));
         }
         if !inner.first_sync_done {
-            let missing: Vec<&str> = crate::watch::all_kinds().difference(&inner.listed).map(|k| k.name()).collect();
+            let missing: Vec<&str> = inner.kinds.difference(&inner.listed).map(|k| k.name()).collect();
             return Some(if missing.is_empty() { "waiting for the first full sync".to_string() } else { format!("waiting for the first list of {}", missing.join(", ")) });
         }
         if let Some(error) = &inner.last_apply_error {

@@ -54,6 +54,9 @@ pub struct NodeInfo {
 /// A policy the agent could not take, to be reported where users look.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Refused {
+    /// `NetworkPolicy` or `ClusterNetworkPolicy`.
+    pub kind: &'static str,
+    /// Empty for a ClusterNetworkPolicy (cluster-scoped).
     pub namespace: String,
     pub name: String,
     pub reason: String,
@@ -65,8 +68,50 @@ impl ClusterState {
     }
 
     /// Objects held, by kind (the agent's metrics).
-    pub fn counts(&self) -> [(&'static str, usize); 4] {
-        [("namespaces", self.cluster.namespaces.len()), ("pods", self.pods.len()), ("networkpolicies", self.policies.len()), ("nodes", self.nodes.len())]
+    pub fn counts(&self) -> [(&'static str, usize); 5] {
+        [
+            ("namespaces", self.cluster.namespaces.len()),
+            ("pods", self.pods.len()),
+            ("networkpolicies", self.policies.len()),
+            ("nodes", self.nodes.len()),
+            ("clusternetworkpolicies", self.cluster.cluster_policies.len()),
+        ]
+    }
+
+    /// Takes a ClusterNetworkPolicy (kept in evaluation order), or says why not (it is
+    /// then left out, as one not yet created).
+    pub fn apply_cluster_policy(&mut self, object: &crate::cluster_policy_object::ClusterNetworkPolicyObject) -> Result<(), Refused> {
+        let name = object.metadata.name.clone().unwrap_or_default();
+        match convert::cluster_policy(&object.to_value(), Origin::default()) {
+            Ok(policy) => {
+                if self.cluster.cluster_policies.iter().find(|p| p.name == name) != Some(&policy) {
+                    self.cluster.cluster_policies.retain(|p| p.name != name);
+                    self.cluster.upsert_cluster_policy(policy);
+                    self.changed();
+                }
+                Ok(())
+            }
+            Err(errors) => {
+                self.delete_cluster_policy(&name);
+                Err(Refused { kind: "ClusterNetworkPolicy", namespace: String::new(), name, reason: describe(&errors) })
+            }
+        }
+    }
+
+    pub fn delete_cluster_policy(&mut self, name: &str) {
+        let before = self.cluster.cluster_policies.len();
+        self.cluster.cluster_policies.retain(|p| p.name != name);
+        if self.cluster.cluster_policies.len() != before {
+            self.changed();
+        }
+    }
+
+    pub fn retain_cluster_policies(&mut self, keep: &HashSet<String>) {
+        let before = self.cluster.cluster_policies.len();
+        self.cluster.cluster_policies.retain(|p| keep.contains(&p.name));
+        if self.cluster.cluster_policies.len() != before {
+            self.changed();
+        }
     }
 
     pub fn nodes(&self) -> &BTreeMap<String, NodeInfo> {
@@ -207,7 +252,7 @@ impl ClusterState {
             }
             Err(errors) => {
                 self.delete_policy(&key.0, &key.1);
-                Err(Refused { namespace: key.0, name: key.1, reason: describe(&errors) })
+                Err(Refused { kind: "NetworkPolicy", namespace: key.0, name: key.1, reason: describe(&errors) })
             }
         }
     }
@@ -225,13 +270,28 @@ impl ClusterState {
         let internal_ips = addresses.iter().filter(|a| a.type_ == "InternalIP").filter_map(|a| a.address.parse().ok()).collect();
         let info = NodeInfo { pod_cidrs, internal_ips };
         if self.nodes.get(&name) != Some(&info) {
-            self.nodes.insert(name, info);
+            self.nodes.insert(name.clone(), info);
             self.changed();
+        }
+        // Labels and addresses, for ClusterNetworkPolicy `nodes` peers.
+        let node = convert::node(object, Origin::default());
+        match self.cluster.nodes.iter_mut().find(|n| n.name == name) {
+            Some(known) if *known == node => {}
+            Some(known) => {
+                *known = node;
+                self.changed();
+            }
+            None => {
+                self.cluster.nodes.push(node);
+                self.changed();
+            }
         }
     }
 
     pub fn delete_node(&mut self, name: &str) {
-        if self.nodes.remove(name).is_some() {
+        let before = self.cluster.nodes.len();
+        self.cluster.nodes.retain(|n| n.name != name);
+        if self.nodes.remove(name).is_some() || self.cluster.nodes.len() != before {
             self.changed();
         }
     }
@@ -258,6 +318,7 @@ impl ClusterState {
     }
 
     pub fn retain_nodes(&mut self, keep: &HashSet<String>) {
+        self.cluster.nodes.retain(|n| keep.contains(&n.name));
         if retain(&mut self.nodes, keep) {
             self.changed();
         }

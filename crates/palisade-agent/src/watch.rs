@@ -1,5 +1,5 @@
 //! The agent's source of cluster state: one kube-rs watcher per kind (Namespaces, Pods,
-//! NetworkPolicies, Nodes), each event applied to the shared [`ClusterState`] at once and
+//! NetworkPolicies, Nodes, and ClusterNetworkPolicies where the API serves them), each event applied to the shared [`ClusterState`] at once and
 //! the sync loop woken. A watch's initial list (and every re-list after an expired version)
 //! replaces that kind wholesale, so deletions missed while not watching are noticed.
 
@@ -18,6 +18,7 @@ use kube::api::{ListParams, WatchParams};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
+use crate::cluster_policy_object::ClusterNetworkPolicyObject;
 use crate::shared::{Kind, Shared};
 use crate::state::ClusterState;
 
@@ -27,6 +28,10 @@ trait Watched: Resource + Clone + Debug + DeserializeOwned + Send + Sync + 'stat
     /// Applies the object; a refusal (invalid policy) is reported by the caller.
     fn apply(&self, state: &mut ClusterState) -> Option<crate::state::Refused>;
     fn delete(&self, state: &mut ClusterState);
+    /// What the node enforces differently from what the object says (reported as Events).
+    fn warnings(&self) -> Vec<crate::shared::Report> {
+        Vec::new()
+    }
     /// Keeps only the objects of this kind whose keys a (re-)list returned.
     fn retain(listed: &HashSet<(String, String)>, state: &mut ClusterState);
 }
@@ -95,6 +100,33 @@ impl Watched for Node {
     }
 }
 
+impl Watched for ClusterNetworkPolicyObject {
+    const KIND: Kind = Kind::ClusterNetworkPolicies;
+    fn apply(&self, state: &mut ClusterState) -> Option<crate::state::Refused> {
+        state.apply_cluster_policy(self).err()
+    }
+    fn warnings(&self) -> Vec<crate::shared::Report> {
+        let Ok(policy) = palisade_model::convert::cluster_policy(&self.to_value(), Default::default()) else { return Vec::new() };
+        let cluster = palisade_model::Cluster { cluster_policies: vec![policy], ..Default::default() };
+        palisade_nft::unenforceable(&cluster)
+            .into_iter()
+            .map(|found| crate::shared::Report {
+                kind: "ClusterNetworkPolicy",
+                namespace: String::new(),
+                name: found.policy.clone(),
+                reason: "DomainNamesNotEnforced",
+                note: format!("{}: domainNames peers are not enforced by Palisade yet: the rule accepts no traffic to those names (it fails closed); use networks with the addresses", found.field),
+            })
+            .collect()
+    }
+    fn delete(&self, state: &mut ClusterState) {
+        state.delete_cluster_policy(&self.name_any());
+    }
+    fn retain(listed: &HashSet<(String, String)>, state: &mut ClusterState) {
+        state.retain_cluster_policies(&names(listed));
+    }
+}
+
 /// Whether a watch of `K` works now: a one-item list, then a watch from its version that
 /// the server accepts (and that ends a second later). The same permissions and path as the
 /// watcher's own requests.
@@ -153,6 +185,7 @@ where
             }
         };
         let mut refused = Vec::new();
+        let mut warnings = Vec::new();
         let mut listed_now = false;
         // `Init` only says a (re-)list starts, also right before it fails again: not a sign
         // that the watch works.
@@ -162,6 +195,7 @@ where
             Event::Init => listing = Some(HashSet::new()),
             Event::InitApply(object) => {
                 refused.extend(object.apply(state));
+                warnings.extend(object.warnings());
                 let (namespace, name) = key_of(&object);
                 observed.apply(kind, &namespace, &name, object.meta().resource_version.as_deref().unwrap_or_default());
                 listing.get_or_insert_with(HashSet::new).insert((namespace, name));
@@ -174,6 +208,7 @@ where
             }
             Event::Apply(object) => {
                 refused.extend(object.apply(state));
+                warnings.extend(object.warnings());
                 let (namespace, name) = key_of(&object);
                 observed.apply(kind, &namespace, &name, object.meta().resource_version.as_deref().unwrap_or_default());
             }
@@ -188,6 +223,9 @@ where
         }
         for refusal in refused {
             shared.refused(refusal);
+        }
+        for warning in warnings {
+            shared.warn_once(warning);
         }
     }
 }
@@ -227,17 +265,25 @@ where
     tokio::spawn(follow(api, stream, shared.clone()))
 }
 
-/// Starts the four watches on the current runtime.
-pub fn start(client: &Client, shared: &Arc<Shared>) -> Vec<tokio::task::JoinHandle<()>> {
-    vec![
+/// Starts the watches on the current runtime (ClusterNetworkPolicies when served).
+pub fn start(client: &Client, shared: &Arc<Shared>, cluster_policies: bool) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut watches = vec![
         spawn(Api::<Namespace>::all(client.clone()), shared),
         spawn(Api::<Pod>::all(client.clone()), shared),
         spawn(Api::<NetworkPolicy>::all(client.clone()), shared),
         spawn(Api::<Node>::all(client.clone()), shared),
-    ]
+    ];
+    if cluster_policies {
+        watches.push(spawn(Api::<ClusterNetworkPolicyObject>::all(client.clone()), shared));
+    }
+    watches
 }
 
 /// The set of kinds a full state needs before the first sync.
-pub fn all_kinds() -> HashSet<Kind> {
-    [Kind::Namespaces, Kind::Pods, Kind::NetworkPolicies, Kind::Nodes].into()
+pub fn all_kinds(cluster_policies: bool) -> HashSet<Kind> {
+    let mut kinds: HashSet<Kind> = [Kind::Namespaces, Kind::Pods, Kind::NetworkPolicies, Kind::Nodes].into();
+    if cluster_policies {
+        kinds.insert(Kind::ClusterNetworkPolicies);
+    }
+    kinds
 }

@@ -102,6 +102,8 @@ pub static RESOURCES: &[Resource] = &[
     resource!("batch", "v1", "Job", "jobs", "job", true, &[], &["all"], &[STATUS]),
     resource!("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", "networkpolicy", true, &["netpol"], &[], &[]),
     resource!("events.k8s.io", "v1", "Event", "events", "event", true, &["ev"], &[], &[]),
+    // SIG Network's CRD (kubernetes-sigs/network-policy-api), served as if installed.
+    resource!("policy.networking.k8s.io", "v1beta1", "ClusterNetworkPolicy", "clusternetworkpolicies", "clusternetworkpolicy", false, &["cnp"], &[], &[STATUS]),
     resource!("coordination.k8s.io", "v1", "Lease", "leases", "lease", true, &[], &[], &[]),
     resource!("rbac.authorization.k8s.io", "v1", "Role", "roles", "role", true, &[], &[], &[]),
     resource!("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", "rolebinding", true, &[], &[], &[]),

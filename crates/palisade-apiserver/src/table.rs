@@ -92,6 +92,7 @@ fn columns(resource: &Resource) -> Vec<Column> {
             ("Container-Runtime", "string", 1),
         ],
         ("networking.k8s.io", "networkpolicies") => vec![name, ("Pod-Selector", "string", 0), age],
+        ("policy.networking.k8s.io", "clusternetworkpolicies") => vec![name, ("Tier", "string", 0), ("Priority", "integer", 0), age],
         ("", "events") | ("events.k8s.io", "events") => vec![
             ("Last Seen", "string", 0),
             ("Type", "string", 0),
@@ -314,6 +315,7 @@ fn cells(resource: &Resource, o: &Value) -> Vec<Value> {
             ]
         }
         ("networking.k8s.io", "networkpolicies") => vec![name, json!(none_if_empty(selector_text(&spec["podSelector"]))), age],
+        ("policy.networking.k8s.io", "clusternetworkpolicies") => vec![name, json!(text(&spec["tier"])), spec["priority"].clone(), age],
         ("", "events") | ("events.k8s.io", "events") => {
             let regarding = if o["involvedObject"].is_object() { &o["involvedObject"] } else { &o["regarding"] };
             let last = if o["lastTimestamp"].is_string() { &o["lastTimestamp"] } else if o["eventTime"].is_string() { &o["eventTime"] } else { &o["metadata"]["creationTimestamp"] };

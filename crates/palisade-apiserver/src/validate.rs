@@ -109,6 +109,14 @@ pub fn validate(resource: &Resource, object: &Value) -> Vec<Cause> {
                 );
             }
         }
+        // The CRD's schema and CEL rules, as palisade-model checks them for `check`.
+        ("policy.networking.k8s.io", "ClusterNetworkPolicy") => {
+            if let Err(errors) = palisade_model::convert::cluster_policy(object, Default::default()) {
+                causes.extend(
+                    errors.into_iter().filter(|e| !e.path.to_string().starts_with("metadata")).map(|e| Cause::new("FieldValueInvalid", e.path.to_string(), e.message)),
+                );
+            }
+        }
         ("rbac.authorization.k8s.io", "RoleBinding" | "ClusterRoleBinding") => {
             let role = &object["roleRef"];
             if role["name"].as_str().is_none_or(str::is_empty) {

@@ -34,7 +34,13 @@ pub fn manifest_objects() -> Result<Vec<Value>, LabError> {
 }
 
 /// The kinds an agent watches, with the names `/synced` uses.
-const WATCHED: [(&str, &str, &str); 4] = [("v1", "Namespace", "namespaces"), ("v1", "Pod", "pods"), ("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies"), ("v1", "Node", "nodes")];
+const WATCHED: [(&str, &str, &str); 5] = [
+    ("v1", "Namespace", "namespaces"),
+    ("v1", "Pod", "pods"),
+    ("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies"),
+    ("v1", "Node", "nodes"),
+    ("policy.networking.k8s.io/v1beta1", "ClusterNetworkPolicy", "clusternetworkpolicies"),
+];
 
 /// The digest of the object versions the API holds now, of the kinds an agent watches.
 pub fn api_digest(api: &Api) -> Digest {

@@ -7,6 +7,7 @@ mod cluster_policy;
 mod metadata;
 pub mod names;
 mod namespace;
+mod node;
 mod policy;
 mod selector;
 mod service;
@@ -26,6 +27,7 @@ fn protocol_or_tcp(text: Option<&str>, path: &At<'_>, errors: &mut Errors) -> Op
 
 pub use cluster_policy::{API_VERSIONS as CLUSTER_POLICY_API_VERSIONS, cluster_policy};
 pub use namespace::namespace;
+pub use node::node;
 pub use policy::network_policy;
 pub use service::service;
 pub use workload::{pod, workload};

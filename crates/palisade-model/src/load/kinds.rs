@@ -114,11 +114,7 @@ pub fn convert(kind: &str, value: &Value, default_namespace: &str, origin: Origi
         },
         "Service" => Object::Service(convert::service(&typed::<Service>(value)?, default_namespace, origin)?),
         "ClusterNetworkPolicy" => Object::ClusterPolicy(convert::cluster_policy(value, origin)?),
-        "Node" => {
-            let node = typed::<k8s_openapi::api::core::v1::Node>(value)?;
-            let addresses = node.status.iter().flat_map(|s| s.addresses.iter().flatten()).filter_map(|a| a.address.parse().ok()).collect();
-            Object::Node(crate::cluster_policy::Node { name: node.metadata.name.unwrap_or_default(), labels: node.metadata.labels.unwrap_or_default(), addresses, origin })
-        }
+        "Node" => Object::Node(convert::node(&typed::<k8s_openapi::api::core::v1::Node>(value)?, origin)),
         "NetworkPolicy" => {
             let np = typed::<NetworkPolicy>(value)?;
             let unknown = unknown_fields(value, &np);
