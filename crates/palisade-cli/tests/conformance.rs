@@ -29,11 +29,12 @@ fn the_built_in_suite_passes_on_a_fresh_two_node_lab() {
     let output = conformance(&lab, &["--nodes", "2", "-o", "junit", "--report", &lab.file("report.xml", "")]);
     let report = text(&output);
     assert!(output.status.success(), "{report}");
-    // The 48 upstream cases and Palisade's own 9.
-    assert!(report.contains("tests=\"57\" failures=\"0\" skipped=\"0\""), "{report}");
-    assert_eq!(report.matches("<testcase ").count(), 57, "{report}");
+    // The 48 upstream cases, Palisade's own 9, upstream's 8 ClusterNetworkPolicy tests.
+    assert!(report.contains("tests=\"65\" failures=\"0\" skipped=\"0\""), "{report}");
+    assert_eq!(report.matches("<testcase ").count(), 65, "{report}");
     assert!(report.contains("name=\"own-09 dual-stack pods"), "{report}");
-    eprintln!("57 cases in {:.0} s", started.elapsed().as_secs_f64());
+    assert!(report.contains("name=\"cnp-integration Admin Deny beats a NetworkPolicy"), "{report}");
+    eprintln!("65 cases in {:.0} s", started.elapsed().as_secs_f64());
     // The lab it started is gone again.
     assert!(!lab.paths.state_dir.exists(), "the run left its lab behind");
 }

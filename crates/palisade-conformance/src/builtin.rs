@@ -55,3 +55,7 @@ pub const FILES: [(&str, &str); 48] = [
 
 /// Palisade's own cases, in the case file format (`cases/own/edge-cases.yaml`).
 pub const OWN: (&str, &str) = ("cases/own/edge-cases.yaml", include_str!("../cases/own/edge-cases.yaml"));
+
+/// Upstream's ClusterNetworkPolicy tests (kubernetes-sigs/network-policy-api conformance,
+/// admin and baseline tiers, the Harry Potter topology) in the case file format.
+pub const CLUSTER_POLICIES: (&str, &str) = ("cases/own/cluster-network-policy.yaml", include_str!("../cases/own/cluster-network-policy.yaml"));

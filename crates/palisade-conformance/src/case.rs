@@ -37,6 +37,10 @@ pub enum Step {
     ApplyPolicy { namespace: String, policy: Value },
     DeletePolicy { namespace: String, name: String },
     DeleteAllPolicies { namespaces: Vec<String> },
+    /// Create, or replace one of the same name (`update_cluster_policy`): a
+    /// ClusterNetworkPolicy (policy.networking.k8s.io/v1beta1 unless it says otherwise).
+    ApplyClusterPolicy { policy: Value },
+    DeleteClusterPolicy { name: String },
     AddPodLabels { pod: String, labels: BTreeMap<String, String> },
     /// The pod's labels become exactly these.
     ReplacePodLabels { pod: String, labels: BTreeMap<String, String> },

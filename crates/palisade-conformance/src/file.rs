@@ -39,7 +39,7 @@ pub struct CaseFileError {
     pub message: String,
 }
 
-const ACTIONS: &str = "create_policy, update_policy, delete_policy, delete_all_policies, add_pod_labels, replace_pod_labels, add_namespace_labels, set_namespace_labels, create_pod, probe";
+const ACTIONS: &str = "create_policy, update_policy, delete_policy, delete_all_policies, create_cluster_policy, update_cluster_policy, delete_cluster_policy, add_pod_labels, replace_pod_labels, add_namespace_labels, set_namespace_labels, create_pod, probe";
 
 /// A problem at a field path, before it is located in the text.
 struct Problem {
@@ -228,6 +228,24 @@ fn step(topology: &mut Topology, value: &Value, path: &FieldPath) -> Checked<Ste
             templates(topology, &policy, &path.key("policy"))?;
             Step::ApplyPolicy { namespace: namespace("namespace")?, policy }
         }
+        "create_cluster_policy" | "update_cluster_policy" => {
+            let mut policy = value["policy"].clone();
+            if !policy.is_object() {
+                return Err(problem(&path.key("policy"), "required: a ClusterNetworkPolicy object"));
+            }
+            string(&policy["metadata"]["name"], &path.key("policy").key("metadata").key("name"))?;
+            templates(topology, &policy, &path.key("policy"))?;
+            crate::scenario::complete_cluster_policy(&mut policy);
+            // Checked now with the CRD's rules, unless addresses are still to be filled in.
+            if !policy.to_string().contains("{{")
+                && let Err(errors) = palisade_model::convert::cluster_policy(&policy, Default::default())
+            {
+                let first = &errors[0];
+                return Err(problem(&path.key("policy"), format!("{}: {}", first.path, first.message)));
+            }
+            Step::ApplyClusterPolicy { policy }
+        }
+        "delete_cluster_policy" => Step::DeleteClusterPolicy { name: string(&value["name"], &path.key("name"))? },
         "delete_policy" => Step::DeletePolicy { namespace: namespace("namespace")?, name: string(&value["name"], &path.key("name"))? },
         "delete_all_policies" => Step::DeleteAllPolicies {
             namespaces: array(&value["namespaces"], &path.key("namespaces"))?.iter().enumerate().map(|(i, n)| known_namespace(topology, n, &path.key("namespaces").index(i))).collect::<Checked<_>>()?,
@@ -344,11 +362,11 @@ pub fn parse(text: &str, file: &Path) -> Result<Vec<FileCase>, CaseFileError> {
     Ok(cases)
 }
 
-/// The built-in cases: the upstream suite (each case's newest topology), then Palisade's
-/// own edge cases.
+/// The built-in cases: the upstream suite (each case's newest topology), Palisade's own
+/// edge cases, then upstream's ClusterNetworkPolicy tests.
 pub fn builtin() -> Vec<FileCase> {
-    let (name, text) = crate::builtin::OWN;
-    let own = parse(text, Path::new(name)).unwrap_or_else(|e| panic!("the built-in cases do not load: {e}"));
+    let load = |(name, text): (&str, &str)| parse(text, Path::new(name)).unwrap_or_else(|e| panic!("the built-in cases do not load: {e}"));
+    let own = load(crate::builtin::OWN).into_iter().chain(load(crate::builtin::CLUSTER_POLICIES));
     crate::case::load_cases()
         .into_iter()
         .map(|case| {
@@ -436,6 +454,7 @@ legacy_cases:
         let cases = builtin();
         assert_eq!(cases.iter().filter(|c| c.id.starts_with("e2e-")).count(), 48);
         assert!(cases.iter().filter(|c| c.id.starts_with("own-")).count() >= 9);
+        assert_eq!(cases.iter().filter(|c| c.id.starts_with("cnp-")).count(), 8);
     }
 
     #[test]

@@ -115,6 +115,15 @@ impl Scenario {
                     .unwrap_or_else(|e| panic!("case policy is invalid: {e:?}"));
                 self.cluster.upsert_policy(policy);
             }
+            Step::ApplyClusterPolicy { policy } => {
+                let mut policy = policy.clone();
+                self.expand_templates(&mut policy);
+                complete_cluster_policy(&mut policy);
+                let policy = palisade_model::convert::cluster_policy(&policy, Origin::default()).unwrap_or_else(|e| panic!("case cluster policy is invalid: {e:?}"));
+                self.cluster.cluster_policies.retain(|p| p.name != policy.name);
+                self.cluster.upsert_cluster_policy(policy);
+            }
+            Step::DeleteClusterPolicy { name } => self.cluster.cluster_policies.retain(|p| &p.name != name),
             Step::DeletePolicy { namespace, name } => self.cluster.policies.retain(|p| !(&p.namespace == namespace && &p.name == name)),
             Step::DeleteAllPolicies { namespaces } => self.cluster.policies.retain(|p| !namespaces.contains(&p.namespace)),
             Step::AddPodLabels { pod, labels } => {
@@ -211,5 +220,16 @@ impl Scenario {
         }
         out.push_str(rest);
         out
+    }
+}
+
+/// A case's ClusterNetworkPolicy as the API takes it: `apiVersion` (v1beta1) and `kind`
+/// filled in when the case leaves them out.
+pub fn complete_cluster_policy(policy: &mut Value) {
+    if policy["apiVersion"].is_null() {
+        policy["apiVersion"] = Value::from("policy.networking.k8s.io/v1beta1");
+    }
+    if policy["kind"].is_null() {
+        policy["kind"] = Value::from("ClusterNetworkPolicy");
     }
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use kube::api::{Api, AttachParams, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, ApiResource, AttachParams, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams};
 use kube::Client;
 use palisade_conformance::{LabelMap, PodDef, Step, Topology};
 use palisade_model::Protocol;
@@ -22,6 +22,19 @@ pub struct Driver {
     pub client: Client,
     /// The image pods run (`palisade serve` and `palisade probe` must be in it).
     pub image: String,
+    /// ClusterNetworkPolicies the run created (cluster-scoped: deleted before each case,
+    /// and only these; the cluster's own are left alone).
+    pub cluster_policies: std::sync::Mutex<std::collections::BTreeSet<String>>,
+}
+
+fn cluster_policy_api(client: &Client) -> Api<DynamicObject> {
+    let gvk = GroupVersionKind::gvk("policy.networking.k8s.io", "v1beta1", "ClusterNetworkPolicy");
+    Api::all_with(client.clone(), &ApiResource::from_gvk_with_plural(&gvk, "clusternetworkpolicies"))
+}
+
+/// A 404 on the kind itself: the cluster has no ClusterNetworkPolicy CRD.
+fn not_served(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(status) if status.code == 404 && status.reason == "NotFound" && status.message.contains("the server could not find the requested resource"))
 }
 
 /// What a probe found.
@@ -118,6 +131,20 @@ impl Driver {
     /// Brings a topology that is already there back to its start, as upstream's suite does
     /// between tests of one model: no policies in its namespaces, and exactly its labels on
     /// namespaces and pods (the pods and their addresses stay).
+    /// Deletes the ClusterNetworkPolicies earlier cases created.
+    pub async fn forget_cluster_policies(&self) -> Result<()> {
+        let names: Vec<String> = std::mem::take(&mut *self.cluster_policies.lock().unwrap_or_else(|e| e.into_inner())).into_iter().collect();
+        let api = cluster_policy_api(&self.client);
+        for name in names {
+            match api.delete(&name, &DeleteParams::default()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(status)) if status.code == 404 => {}
+                Err(error) => return Err(error).with_context(|| format!("deleting ClusterNetworkPolicy {name}")),
+            }
+        }
+        Ok(())
+    }
+
     pub async fn reset(&self, topology: &Topology) -> Result<()> {
         for (namespace, labels) in &topology.namespaces {
             self.apply(&Step::DeleteAllPolicies { namespaces: vec![namespace.clone()] }, None).await?;
@@ -173,6 +200,21 @@ impl Driver {
                 // Server-side apply: a create, or a full replace of a policy of that name.
                 api.delete(&name, &DeleteParams::default()).await.ok();
                 api.patch(&name, &params, &Patch::Apply(&policy)).await.with_context(|| format!("applying policy {namespace}/{name}"))?;
+            }
+            Step::ApplyClusterPolicy { .. } => {
+                let policy = policy.ok_or_else(|| anyhow!("no policy"))?;
+                let name = policy["metadata"]["name"].as_str().unwrap_or_default().to_string();
+                let api = cluster_policy_api(&self.client);
+                api.delete(&name, &DeleteParams::default()).await.ok();
+                self.cluster_policies.lock().unwrap_or_else(|e| e.into_inner()).insert(name.clone());
+                match api.patch(&name, &params, &Patch::Apply(&policy)).await {
+                    Ok(_) => {}
+                    Err(error) if not_served(&error) => bail!("skip: the cluster does not serve ClusterNetworkPolicy (policy.networking.k8s.io/v1beta1): install the CRD to run this case"),
+                    Err(error) => return Err(error).with_context(|| format!("applying ClusterNetworkPolicy {name}")),
+                }
+            }
+            Step::DeleteClusterPolicy { name } => {
+                cluster_policy_api(&self.client).delete(name, &DeleteParams::default()).await.with_context(|| format!("deleting ClusterNetworkPolicy {name}"))?;
             }
             Step::DeletePolicy { namespace, name } => {
                 let api: Api<NetworkPolicy> = Api::namespaced(self.client.clone(), namespace);

@@ -180,6 +180,7 @@ async fn run_case(driver: &Driver, case: &FileCase, lab: Option<&LabPaths>, para
     let started = Instant::now();
     let reusable = live.take().filter(|(topology, _)| *topology == case.topology);
     let result: Result<Vec<StepResult>> = async {
+        driver.forget_cluster_policies().await?;
         let mut addresses = match reusable {
             Some((_, addresses)) => {
                 driver.reset(&case.topology).await?;
@@ -209,7 +210,7 @@ async fn run_case(driver: &Driver, case: &FileCase, lab: Option<&LabPaths>, para
                 continue;
             }
             let policy = match step {
-                Step::ApplyPolicy { policy, .. } => {
+                Step::ApplyPolicy { policy, .. } | Step::ApplyClusterPolicy { policy } => {
                     let mut policy = policy.clone();
                     scenario.expand_templates(&mut policy);
                     Some(policy)
@@ -247,7 +248,7 @@ pub fn run(args: &ConformanceArgs) -> Result<u8> {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let results = runtime.block_on(async {
         let client = palisade_agent::client(Some(&kubeconfig)).await?;
-        let driver = Driver { client, image: args.image.clone() };
+        let driver = Driver { client, image: args.image.clone(), cluster_policies: Default::default() };
         let mut results = Vec::new();
         let mut live: Live = None;
         let total = cases.len();
@@ -267,6 +268,7 @@ pub fn run(args: &ConformanceArgs) -> Result<u8> {
         if let Some(last) = cases.last() {
             driver.delete_namespaces(&last.topology).await.ok();
         }
+        driver.forget_cluster_policies().await.ok();
         anyhow::Ok(results)
     });
     if let Some(lab) = lab.filter(|l| l.started && !args.keep) {
