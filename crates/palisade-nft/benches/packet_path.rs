@@ -4,7 +4,9 @@
 //! - a conntrack-only table (`ct state established,related accept`: the cost every stateful
 //!   firewall pays, so the comparison isolates Palisade's own rules),
 //! - Palisade's table for clusters of 100, 1,000 and 5,000 policies, 20 of them selecting
-//!   the server (one of which allows the client).
+//!   the server (one of which allows the client),
+//! - the 1,000-policy cluster with 20, 100 and 1,000 ClusterNetworkPolicies of 25 rules, 20
+//!   selecting the server, the client accepted by the last rule of the last of them.
 //!
 //! Configurations are measured in interleaved rounds (the machine's speed drifts over
 //! minutes), each round `SECONDS` per configuration; the table shows medians over rounds,
@@ -153,6 +155,50 @@ fn cluster(policies: usize) -> Cluster {
     cluster
 }
 
+/// The 1,000-policy cluster plus `count` ClusterNetworkPolicies of 25 ingress rules each
+/// (both tiers): 20 select the server, Admin tier, each rule Denying or Passing other
+/// namespaces' pods, networks or ports the client does not use; the one whose rule Accepts
+/// the client has the highest priority number (evaluated last). The rest select the
+/// synthetic namespaces. A connection from the client crosses the Admin tier's map (one
+/// lookup), the NetworkPolicy lookups, never the Baseline tier (a NetworkPolicy isolates
+/// the server).
+fn cluster_with_tiers(count: usize) -> Cluster {
+    use palisade_model::cluster_policy::{Action, ClusterPeer, ClusterPolicy, ClusterProtocol, ClusterRule, NamespacedPods, Subject, Tier};
+    const SELECTING: usize = 20;
+    let mut cluster = cluster(1000);
+    let server = Subject::Pods(NamespacedPods { namespaces: Selector::default(), pods: Selector::from_match_labels([("app", "server")]) });
+    for k in 0..count {
+        let selecting = k < SELECTING;
+        let rules = (0..25)
+            .map(|r| {
+                let peer = match r % 3 {
+                    0 => ClusterPeer::Namespaces(Selector::from_match_labels([("team", format!("t{}", (k + r) % 5).as_str())])),
+                    1 => ClusterPeer::Networks(vec![format!("172.{}.{}.0/24", 16 + r % 16, k % 250).parse().expect("CIDR")]),
+                    _ => ClusterPeer::Pods(NamespacedPods { namespaces: Selector::default(), pods: Selector::from_match_labels([("app", format!("app-{}", (k + r) % 10).as_str())]) }),
+                };
+                let accept_client = selecting && k == SELECTING - 1 && r == 24;
+                ClusterRule {
+                    name: Some(format!("rule-{r}")),
+                    action: if accept_client { Action::Accept } else if r % 2 == 0 { Action::Deny } else { Action::Pass },
+                    peers: if accept_client { vec![ClusterPeer::Pods(NamespacedPods { namespaces: Selector::default(), pods: Selector::from_match_labels([("app", "client")]) })] } else { vec![peer] },
+                    protocols: (!accept_client).then(|| vec![ClusterProtocol::Ports { protocol: Protocol::Tcp, first: 8000 + r as u16, last: 8000 + r as u16 }]),
+                }
+            })
+            .collect();
+        let subject = if selecting { server.clone() } else { Subject::Namespaces(Selector::from_match_labels([("team", format!("t{}", k % 5).as_str())])) };
+        cluster.upsert_cluster_policy(ClusterPolicy {
+            name: format!("cnp-{k:04}"),
+            tier: if selecting || k % 2 == 0 { Tier::Admin } else { Tier::Baseline },
+            priority: (k % 1000) as u16,
+            subject,
+            ingress: rules,
+            egress: Vec::new(),
+            origin: Origin::default(),
+        });
+    }
+    cluster
+}
+
 fn rendered(cluster: &Cluster) -> Ruleset {
     // The node of the two bench pods (the synthetic pods are elsewhere).
     let local = vec![cluster.endpoints.len() - 2, cluster.endpoints.len() - 1];
@@ -168,6 +214,8 @@ enum Config {
     NoTable,
     ConntrackOnly,
     Palisade(usize, Ruleset),
+    /// 1,000 policies and this many ClusterNetworkPolicies.
+    Tiers(usize, Ruleset),
 }
 
 fn main() {
@@ -194,6 +242,9 @@ fn main() {
     for policies in [100, 1000, 5000] {
         configs.push(Config::Palisade(policies, rendered(&cluster(policies))));
     }
+    for count in [20, 100, 1000] {
+        configs.push(Config::Tiers(count, rendered(&cluster_with_tiers(count))));
+    }
     let mut rates: Vec<Vec<f64>> = vec![Vec::new(); configs.len()];
     let mut port = 9000;
     for _ in 0..rounds {
@@ -206,7 +257,7 @@ fn main() {
                     let output = bed.node.exec_with_input("nft", &["-f", "-"], CONNTRACK_ONLY);
                     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
                 }
-                Config::Palisade(_, ruleset) => {
+                Config::Palisade(_, ruleset) | Config::Tiers(_, ruleset) => {
                     Dataplane::new(InNs(&bed.node)).replace(ruleset).expect("apply");
                 }
             }
@@ -227,6 +278,11 @@ fn main() {
             Config::Palisade(policies, ruleset) => {
                 format!("Palisade, {policies} policies (20 select the server; {} rules, {} elements)", ruleset.rule_count(), ruleset.element_count())
             }
+            Config::Tiers(count, ruleset) => format!(
+                "Palisade, 1,000 policies and {count} ClusterNetworkPolicies of 25 rules (20 select the server; {} rules, {} elements)",
+                ruleset.rule_count(),
+                ruleset.element_count()
+            ),
         };
         println!("| {label} | {rate:.0} | {vs_conntrack:.3} | {vs_none:.3} |");
     }
