@@ -13,7 +13,7 @@ use palisade_nft::apply::{ApplyKind, Dataplane};
 use palisade_nft::json::{document, replace_commands};
 use palisade_nft::{DenyAction, NodeState, RenderOptions, render, text};
 use palisade_testbed::{normalize_listing, Outcome, PodSpec, Prober, Servers, Testbed, require_privileges};
-use support::{NodeNft, cluster};
+use support::{NodeNft, cluster, testbed_for};
 
 const TIMEOUT: Duration = Duration::from_millis(1500);
 
@@ -70,10 +70,6 @@ spec:
     ports: [{port: 443}, {protocol: SCTP, port: 9}]
 ";
 
-fn testbed_for(cluster: &Cluster) -> Testbed {
-    let pods: Vec<PodSpec> = cluster.endpoints.iter().map(|e| PodSpec { name: e.display_name(), ips: e.ips.clone() }).collect();
-    Testbed::new(&pods)
-}
 
 #[test]
 fn the_kernel_holds_exactly_the_rendered_table() {

@@ -10,11 +10,11 @@ mod support;
 
 use std::time::Duration;
 
-use palisade_model::{Cluster, Protocol};
+use palisade_model::Protocol;
 use palisade_nft::apply::Dataplane;
 use palisade_nft::{DenyAction, NodeState, RenderOptions, render};
-use palisade_testbed::{Outcome, PodSpec, Prober, Servers, Testbed, require_privileges};
-use support::{NodeNft, cluster};
+use palisade_testbed::{Outcome, Prober, Servers, require_privileges};
+use support::{NodeNft, cluster, testbed_for};
 
 const TIMEOUT: Duration = Duration::from_millis(1500);
 
@@ -130,10 +130,6 @@ spec:
   ingress: [{from: [{namespaceSelector: {matchLabels: {team: monitoring}}}], ports: [{port: 8080}]}]
 ";
 
-fn testbed_for(cluster: &Cluster) -> Testbed {
-    let pods: Vec<PodSpec> = cluster.endpoints.iter().map(|e| PodSpec { name: e.display_name(), ips: e.ips.clone() }).collect();
-    Testbed::new(&pods)
-}
 
 #[test]
 fn real_packets_follow_the_tiers() {

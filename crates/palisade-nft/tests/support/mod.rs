@@ -41,6 +41,12 @@ impl Nft for NsNft<'_> {
     }
 }
 
+/// A test bed with a pod namespace per endpoint of the cluster, at its addresses.
+pub fn testbed_for(cluster: &Cluster) -> Testbed {
+    let pods: Vec<palisade_testbed::PodSpec> = cluster.endpoints.iter().map(|e| palisade_testbed::PodSpec { name: e.display_name(), ips: e.ips.clone() }).collect();
+    Testbed::new(&pods)
+}
+
 /// A cluster from a YAML stream; panics on invalid input.
 pub fn cluster(yaml: &str) -> Cluster {
     load_text(yaml, &LoadOptions::default()).unwrap_or_else(|e| panic!("invalid test input: {e}")).cluster
