@@ -29,15 +29,18 @@ use palisade_policy::flow::namespace_labels;
 use palisade_policy::matching::Remote;
 use palisade_policy::tiers::{peer_matches, selects};
 
-use crate::disjoint::Box3;
+use crate::disjoint::{Box3, PortRange, ProtoRange};
 use crate::first_match::first_match;
 use crate::intervals::{Range, everything, merge, to_int};
 use crate::ruleset::{Chain, KeyType, Rule, Statement, Value, Verdict, VerdictMap};
 
 const PROTOCOLS: [Protocol; 3] = [Protocol::Tcp, Protocol::Udp, Protocol::Sctp];
 
+/// The protocol and port ranges of a rule (with the names of its named ports apart).
+type PortBoxes<'r> = (Vec<(ProtoRange, PortRange)>, Vec<&'r str>);
+
 /// The protocols and ports a rule names, besides named ports.
-fn port_boxes(protocols: Option<&[ClusterProtocol]>) -> (Vec<((u8, u8), (u16, u16))>, Vec<&str>) {
+fn port_boxes(protocols: Option<&[ClusterProtocol]>) -> PortBoxes<'_> {
     let Some(list) = protocols else { return (vec![((0, 255), (0, 65535))], Vec::new()) };
     let mut ports = Vec::new();
     let mut named = Vec::new();
