@@ -155,18 +155,22 @@ pub struct Dataplane<N: Nft> {
     /// [`Dataplane::defer_cleanup`]).
     pending_cleanup: Vec<serde_json::Value>,
     defer_cleanup: bool,
+    /// A cleanup was refused: the kernel may hold objects `applied` does not describe, which
+    /// a blue/green replace would leave behind (and collide with when the generation comes
+    /// round again), so the next replace recreates the table.
+    stale: bool,
 }
 
 impl<N: Nft> Dataplane<N> {
     pub fn new(nft: N) -> Self {
-        Self { nft, applied: None, last_replace: None, pending_cleanup: Vec::new(), defer_cleanup: false }
+        Self { nft, applied: None, last_replace: None, pending_cleanup: Vec::new(), defer_cleanup: false, stale: false }
     }
 
     /// A dataplane that believes the kernel holds `applied` under `naming` (for example, as
     /// recorded by a previous process), plus objects `cleanup` deletes (sent before anything
     /// else). If it does not, the next replace recreates the table.
     pub fn resume(nft: N, applied: Ruleset, naming: Naming, cleanup: Vec<serde_json::Value>) -> Self {
-        Self { nft, applied: Some((applied, naming)), last_replace: None, pending_cleanup: cleanup, defer_cleanup: false }
+        Self { nft, applied: Some((applied, naming)), last_replace: None, pending_cleanup: cleanup, defer_cleanup: false, stale: false }
     }
 
     /// Incremental updates return once the new state is in force (the switch transaction),
@@ -186,15 +190,16 @@ impl<N: Nft> Dataplane<N> {
     }
 
     /// Sends the deletions an update left for later. If the kernel refuses them (the table
-    /// was changed behind Palisade's back), the next sync replaces the whole table.
+    /// was changed behind Palisade's back), the next sync deletes and creates the table.
     pub fn finish(&mut self) -> Result<(), ApplyError> {
         if self.pending_cleanup.is_empty() {
             return Ok(());
         }
         let commands = std::mem::take(&mut self.pending_cleanup);
         self.send(commands).map(|_| ()).inspect_err(|error| {
-            tracing::warn!(%error, "deleting unreferenced objects failed; the next sync replaces the table");
+            tracing::warn!(%error, "deleting unreferenced objects failed; the next sync recreates the table");
             self.last_replace = None;
+            self.stale = true;
         })
     }
 
@@ -202,8 +207,6 @@ impl<N: Nft> Dataplane<N> {
     /// older than `resync_every` (or there was none), which repairs anything changed behind
     /// Palisade's back. `now` is passed in so callers (and tests) control the clock.
     pub fn sync(&mut self, desired: &Ruleset, now: Instant, resync_every: Duration) -> Result<ApplyReport, ApplyError> {
-        // A refused cleanup is repaired by the replace it makes due.
-        let _ = self.finish();
         let due = self.last_replace.is_none_or(|at| now.saturating_duration_since(at) >= resync_every);
         let report = if due { self.replace(desired)? } else { self.update(desired)? };
         if report.kind == ApplyKind::Full {
@@ -240,8 +243,9 @@ impl<N: Nft> Dataplane<N> {
     /// deleted and created again in one transaction.
     pub fn replace(&mut self, desired: &Ruleset) -> Result<ApplyReport, ApplyError> {
         let start = Instant::now();
-        // A cleanup that fails here leaves objects the replace does not know: recreate.
-        let clean = self.finish().is_ok();
+        // Objects a refused cleanup left are unknown to a blue/green replace: recreate.
+        let _ = self.finish();
+        let clean = !self.stale;
         let changes = replacement_changes(self.applied(), desired);
         let mut transactions = 1;
         let (commands, bytes) = match &self.applied {
@@ -299,6 +303,7 @@ impl<N: Nft> Dataplane<N> {
             Err(error) => return Err(error),
         };
         self.applied = Some((desired.clone(), naming));
+        self.stale = false;
         Ok((count, bytes))
     }
 
@@ -306,7 +311,7 @@ impl<N: Nft> Dataplane<N> {
     /// to a full replace when there is no previous state, the table name changed, or the
     /// incremental transaction is rejected (the table was changed behind Palisade's back).
     pub fn update(&mut self, desired: &Ruleset) -> Result<ApplyReport, ApplyError> {
-        if self.finish().is_err() {
+        if self.finish().is_err() || self.stale {
             return self.replace(desired);
         }
         let Some((old, naming)) = self.applied.as_ref().filter(|(old, _)| old.table == desired.table) else {
@@ -507,5 +512,43 @@ mod tests {
         let cleanup_v2 = sent.iter().position(|d| d.contains("\"delete\":{\"set\"") && d.contains("\"p_a_v2\"")).expect("v2 deleted");
         let prepare_v4 = sent.iter().position(|d| d.contains("\"add\":{\"set\"") && d.contains("p_a_v4")).expect("v4 prepared");
         assert!(cleanup_v2 < prepare_v4, "{sent:?}");
+    }
+
+    /// Refuses the first transaction that deletes a set, as a kernel whose table was
+    /// changed behind Palisade's back would.
+    #[derive(Default)]
+    struct RefusesOneCleanup {
+        sent: RefCell<Vec<String>>,
+        refused: std::cell::Cell<bool>,
+    }
+
+    impl Nft for &RefusesOneCleanup {
+        fn apply(&self, document: &str) -> Result<(), ApplyError> {
+            if !self.refused.get() && document.contains("\"delete\":{\"set\"") {
+                self.refused.set(true);
+                return Err(ApplyError::rejected("internal:0:0-0: Error: Could not process rule: No such file or directory"));
+            }
+            self.sent.borrow_mut().push(document.to_string());
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_refused_cleanup_makes_the_next_sync_recreate_the_table() {
+        let nft = RefusesOneCleanup::default();
+        let mut dataplane = Dataplane::new(&nft).defer_cleanup(true);
+        let start = Instant::now();
+        let every = Duration::from_secs(60);
+        dataplane.sync(&interval_ruleset(&[("10.0.0.2", "10.0.0.2"), ("10.0.0.9", "10.0.0.9")]), start, every).unwrap();
+        dataplane.sync(&interval_ruleset(&[("10.0.0.2", "10.0.0.3"), ("10.0.0.9", "10.0.0.9")]), start, every).unwrap();
+        assert!(dataplane.finish().is_err(), "the cleanup is refused");
+        let sent_before = nft.sent.borrow().len();
+        let report = dataplane.sync(&interval_ruleset(&[("10.0.0.2", "10.0.0.3")]), start + Duration::from_secs(1), every).unwrap();
+        assert_eq!(report.kind, ApplyKind::Full);
+        // Not blue/green (which would leave the undeleted set behind): the table is deleted
+        // and created in one transaction.
+        let sent = nft.sent.borrow();
+        assert_eq!(sent.len(), sent_before + 1, "{sent:?}");
+        assert!(sent[sent_before].contains("\"delete\":{\"table\""), "{}", sent[sent_before]);
     }
 }
