@@ -22,6 +22,7 @@
 //! pod the rule's peers hold.
 
 use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
 
 use palisade_model::cluster_policy::{Action, ClusterPeer, ClusterPolicy, ClusterProtocol, Tier};
 use palisade_model::{Cluster, Direction, Endpoint, Protocol};
@@ -72,8 +73,8 @@ pub(crate) struct Tiers<'c> {
     deny_chain: &'static str,
     /// Address ranges of a peer, per family (keyed by the peer's spelling).
     peers: HashMap<(String, bool), Vec<Range>>,
-    /// A rule's boxes per family, ingress named ports aside (they depend on the subject).
-    rules: HashMap<(usize, Direction, usize, bool), Vec<Box3>>,
+    /// A rule's peers and boxes per family, computed once for every map holding the rule.
+    rules: HashMap<(usize, Direction, usize, bool), Rc<RuleParts>>,
     pub maps: BTreeMap<String, VerdictMap>,
     pub chains: BTreeMap<String, Chain>,
 }
@@ -155,42 +156,31 @@ impl<'c> Tiers<'c> {
         ranges
     }
 
-    /// A rule's boxes in one family, ingress named ports aside.
-    fn rule_boxes(&mut self, p: usize, direction: Direction, k: usize, v6: bool) -> Vec<Box3> {
-        if let Some(boxes) = self.rules.get(&(p, direction, k, v6)) {
-            return boxes.clone();
+    /// A rule's peers and boxes in one family (ingress named ports aside).
+    fn rule_parts(&mut self, p: usize, direction: Direction, k: usize, v6: bool) -> Rc<RuleParts> {
+        if let Some(parts) = self.rules.get(&(p, direction, k, v6)) {
+            return parts.clone();
         }
         let cluster = self.cluster;
         let rule = &cluster.cluster_policies[p].rules(direction)[k];
-        let boxes = if rule.fails_closed() {
+        let parts = if rule.fails_closed() {
             // Accept: nothing; Deny or Pass: deny everything.
-            if rule.action == Action::Accept { Vec::new() } else { vec![Box3 { addr: everything(v6), proto: (0, 255), port: (0, 65535) }] }
+            let boxes = if rule.action == Action::Accept { Vec::new() } else { vec![Box3 { addr: everything(v6), proto: (0, 255), port: (0, 65535) }] };
+            RuleParts { peers: Vec::new(), boxes }
         } else {
             let peers: Vec<Range> = merge(rule.peers.iter().flat_map(|peer| self.peer_ranges(peer, v6)).collect());
             let (ports, named) = port_boxes(rule.protocols.as_deref());
             let mut boxes: Vec<Box3> = peers.iter().flat_map(|&addr| ports.iter().map(move |&(proto, port)| Box3 { addr, proto, port })).collect();
             // Egress named ports resolve on each destination pod the peers hold.
             if direction == Direction::Egress && !named.is_empty() {
-                for endpoint in &cluster.endpoints {
-                    let Some(ip) = endpoint.ip_of_family(v6) else { continue };
-                    let at = to_int(ip);
-                    if !peers.iter().any(|&(lo, hi)| lo <= at && at <= hi) {
-                        continue;
-                    }
-                    for &name in &named {
-                        for protocol in PROTOCOLS {
-                            if let Some(n) = endpoint.named_port(name, protocol) {
-                                let p = protocol.number();
-                                boxes.push(Box3 { addr: (at, at), proto: (p, p), port: (n, n) });
-                            }
-                        }
-                    }
-                }
+                let named: Vec<(&str, Protocol)> = named.iter().flat_map(|&name| PROTOCOLS.map(|protocol| (name, protocol))).collect();
+                boxes.extend(crate::render::destination_named_ports(cluster, &peers, &named, v6));
             }
-            boxes
+            RuleParts { peers, boxes }
         };
-        self.rules.insert((p, direction, k, v6), boxes.clone());
-        boxes
+        let parts = Rc::new(parts);
+        self.rules.insert((p, direction, k, v6), parts.clone());
+        parts
     }
 
     /// The chain a rule's elements lead to, and how they lead there.
@@ -236,22 +226,19 @@ impl<'c> Tiers<'c> {
             for (k, rule) in cluster.cluster_policies[p].rules(direction).iter().enumerate() {
                 let rank = targets.len();
                 targets.push((p, k));
-                let mut boxes = self.rule_boxes(p, direction, k, v6);
+                let parts = self.rule_parts(p, direction, k, v6);
+                labelled.extend(parts.boxes.iter().map(|&b| (b, rank)));
+                // Ingress named ports resolve on the subject (the destination).
                 if direction == Direction::Ingress && !rule.fails_closed() {
-                    let (_, named) = port_boxes(rule.protocols.as_deref());
-                    if !named.is_empty() {
-                        let peers: Vec<Range> = merge(rule.peers.iter().flat_map(|peer| self.peer_ranges(peer, v6)).collect());
-                        for name in named {
-                            for protocol in PROTOCOLS {
-                                if let Some(n) = subject.named_port(name, protocol) {
-                                    let p = protocol.number();
-                                    boxes.extend(peers.iter().map(|&addr| Box3 { addr, proto: (p, p), port: (n, n) }));
-                                }
+                    for name in port_boxes(rule.protocols.as_deref()).1 {
+                        for protocol in PROTOCOLS {
+                            if let Some(n) = subject.named_port(name, protocol) {
+                                let p = protocol.number();
+                                labelled.extend(parts.peers.iter().map(|&addr| (Box3 { addr, proto: (p, p), port: (n, n) }, rank)));
                             }
                         }
                     }
                 }
-                labelled.extend(boxes.into_iter().map(|b| (b, rank)));
             }
         }
         if labelled.is_empty() {
@@ -273,8 +260,14 @@ impl<'c> Tiers<'c> {
 
 /// A readable, unique, nft-safe name for a ClusterNetworkPolicy's rule chains.
 fn policy_base(policy: &ClusterPolicy) -> String {
-    let clean: String = policy.name.chars().take(30).map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
-    format!("cnp_{}_{clean}_{:06x}", tier_tag(policy.tier), crate::render::fnv(&policy.name) & 0xffffff)
+    format!("cnp_{}_{}_{:06x}", tier_tag(policy.tier), crate::render::nft_safe(&policy.name, 30), crate::render::fnv(&policy.name) & 0xffffff)
+}
+
+/// What a rule contributes to a tier's map in one family: its merged peer ranges (ingress
+/// named ports are resolved on them per subject) and its boxes.
+struct RuleParts {
+    peers: Vec<Range>,
+    boxes: Vec<Box3>,
 }
 
 /// A rule part the dataplane cannot enforce as written.

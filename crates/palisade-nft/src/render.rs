@@ -91,11 +91,33 @@ pub(crate) fn fnv(text: &str) -> u64 {
 
 /// A readable, unique, nft-safe name for a policy's objects.
 fn policy_base(policy: &Policy) -> String {
-    let clean = |s: &str, max: usize| -> String {
-        s.chars().take(max).map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect()
-    };
     let hash = fnv(&policy.display_name()) & 0xffffff;
-    format!("p_{}_{}_{hash:06x}", clean(&policy.namespace, 20), clean(&policy.name, 30))
+    format!("p_{}_{}_{hash:06x}", nft_safe(&policy.namespace, 20), nft_safe(&policy.name, 30))
+}
+
+/// The first `max` characters of a name, those nft does not take in object names as `_`.
+pub(crate) fn nft_safe(name: &str, max: usize) -> String {
+    name.chars().take(max).map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect()
+}
+
+/// Named ports resolved on every destination pod in `peers`: `(pod address, protocol,
+/// the number the pod gives the name)` for each `(name, protocol)` the pod has.
+pub(crate) fn destination_named_ports(cluster: &Cluster, peers: &[Range], named: &[(&str, Protocol)], v6: bool) -> Vec<Box3> {
+    let mut boxes = Vec::new();
+    for endpoint in &cluster.endpoints {
+        let Some(ip) = endpoint.ip_of_family(v6) else { continue };
+        let at = to_int(ip);
+        if !peers.iter().any(|&(lo, hi)| lo <= at && at <= hi) {
+            continue;
+        }
+        for &(name, protocol) in named {
+            if let Some(n) = endpoint.named_port(name, protocol) {
+                let p = protocol.number();
+                boxes.push(Box3 { addr: (at, at), proto: (p, p), port: (n, n) });
+            }
+        }
+    }
+    boxes
 }
 
 /// nft's text parser accepts comments of at most 128 characters ("comment too long"); the
@@ -229,21 +251,7 @@ impl Renderer<'_> {
             }
             match direction {
                 // Egress: the destination is the peer; resolve the name on every pod in range.
-                Direction::Egress if !named.is_empty() => {
-                    for endpoint in &self.cluster.endpoints {
-                        let Some(ip) = endpoint.ip_of_family(v6) else { continue };
-                        let at = to_int(ip);
-                        if !peers.iter().any(|&(lo, hi)| lo <= at && at <= hi) {
-                            continue;
-                        }
-                        for &(name, protocol) in &named {
-                            if let Some(n) = endpoint.named_port(name, protocol) {
-                                let p = protocol.number();
-                                boxes.push(Box3 { addr: (at, at), proto: (p, p), port: (n, n) });
-                            }
-                        }
-                    }
-                }
+                Direction::Egress if !named.is_empty() => boxes.extend(destination_named_ports(self.cluster, &peers, &named, v6)),
                 // Ingress: the destination is the local pod the policy selects.
                 Direction::Ingress if !named.is_empty() => {
                     let mut destinations: BTreeSet<Element> = BTreeSet::new();
