@@ -132,15 +132,18 @@ fn sync_loop<N: Nft>(shared: &Shared, mut reconciler: Reconciler<N>, min_interva
         // the peers' addresses), and the watches and HTTP handlers must not wait for it:
         // then the render works on a copy, outside the lock.
         let started = Instant::now();
-        let (rendered, version, pending_since, wanted_routes, observed, counts) = {
-            let mut inner = shared.lock();
-            let cluster = inner.state.cluster();
-            let counts = (cluster.endpoints.len(), cluster.policies.len());
-            let (rendered, copy) = if cluster.cluster_policies.is_empty() { (Some(reconciler.render(cluster)), None) } else { (None, Some(cluster.clone())) };
-            let taken = (inner.state.version(), inner.pending_since.take(), inner.state.node_routes(reconciler.node()), inner.observed.digest());
+        let mut inner = shared.lock();
+        let (version, pending_since, wanted_routes, observed) = (inner.state.version(), inner.pending_since.take(), inner.state.node_routes(reconciler.node()), inner.observed.digest());
+        let cluster = inner.state.cluster();
+        let counts = (cluster.endpoints.len(), cluster.policies.len());
+        let rendered = if cluster.cluster_policies.is_empty() {
+            let rendered = reconciler.render(cluster);
             drop(inner);
-            let rendered = rendered.unwrap_or_else(|| reconciler.render(&copy.expect("copied when not rendered")));
-            (rendered, taken.0, taken.1, taken.2, taken.3, counts)
+            rendered
+        } else {
+            let copy = cluster.clone();
+            drop(inner);
+            reconciler.render(&copy)
         };
         let queued_ms = pending_since.map(|since| started.saturating_duration_since(since).as_secs_f64() * 1000.0);
         if routes.as_ref() != Some(&wanted_routes) {

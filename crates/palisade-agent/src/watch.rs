@@ -28,8 +28,9 @@ trait Watched: Resource + Clone + Debug + DeserializeOwned + Send + Sync + 'stat
     /// Applies the object; a refusal (invalid policy) is reported by the caller.
     fn apply(&self, state: &mut ClusterState) -> Option<crate::state::Refused>;
     fn delete(&self, state: &mut ClusterState);
-    /// What the node enforces differently from what the object says (reported as Events).
-    fn warnings(&self) -> Vec<crate::shared::Report> {
+    /// What the node enforces differently from what the object says (reported as Events),
+    /// once `apply` has taken it into `state`.
+    fn warnings(&self, _state: &ClusterState) -> Vec<crate::shared::Report> {
         Vec::new()
     }
     /// Keeps only the objects of this kind whose keys a (re-)list returned.
@@ -105,10 +106,11 @@ impl Watched for ClusterNetworkPolicyObject {
     fn apply(&self, state: &mut ClusterState) -> Option<crate::state::Refused> {
         state.apply_cluster_policy(self).err()
     }
-    fn warnings(&self) -> Vec<crate::shared::Report> {
-        let Ok(policy) = palisade_model::convert::cluster_policy(&self.to_value(), Default::default()) else { return Vec::new() };
-        let cluster = palisade_model::Cluster { cluster_policies: vec![policy], ..Default::default() };
-        palisade_nft::unenforceable(&cluster)
+    fn warnings(&self, state: &ClusterState) -> Vec<crate::shared::Report> {
+        // The policy as `apply` converted it (none if it was refused).
+        let name = self.name_any();
+        let Some(policy) = state.cluster().cluster_policies.iter().find(|p| p.name == name) else { return Vec::new() };
+        palisade_nft::unenforceable_in(policy)
             .into_iter()
             .map(|found| crate::shared::Report {
                 kind: "ClusterNetworkPolicy",
@@ -195,7 +197,7 @@ where
             Event::Init => listing = Some(HashSet::new()),
             Event::InitApply(object) => {
                 refused.extend(object.apply(state));
-                warnings.extend(object.warnings());
+                warnings.extend(object.warnings(state));
                 let (namespace, name) = key_of(&object);
                 observed.apply(kind, &namespace, &name, object.meta().resource_version.as_deref().unwrap_or_default());
                 listing.get_or_insert_with(HashSet::new).insert((namespace, name));
@@ -208,7 +210,7 @@ where
             }
             Event::Apply(object) => {
                 refused.extend(object.apply(state));
-                warnings.extend(object.warnings());
+                warnings.extend(object.warnings(state));
                 let (namespace, name) = key_of(&object);
                 observed.apply(kind, &namespace, &name, object.meta().resource_version.as_deref().unwrap_or_default());
             }

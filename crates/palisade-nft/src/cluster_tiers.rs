@@ -293,18 +293,21 @@ impl std::fmt::Display for Unenforceable {
 /// (their rules match no traffic to those names, failing closed, as the engine judges).
 /// Callers refuse them (`palisade dataplane`) or report them where users look (the agent).
 pub fn unenforceable(cluster: &Cluster) -> Vec<Unenforceable> {
+    cluster.cluster_policies.iter().flat_map(unenforceable_in).collect()
+}
+
+/// The `domainNames` peers of one ClusterNetworkPolicy (see [`unenforceable`]).
+pub fn unenforceable_in(policy: &ClusterPolicy) -> Vec<Unenforceable> {
     let mut found = Vec::new();
-    for policy in &cluster.cluster_policies {
-        for direction in [Direction::Ingress, Direction::Egress] {
-            let (rules, peers) = match direction {
-                Direction::Ingress => ("ingress", "from"),
-                Direction::Egress => ("egress", "to"),
-            };
-            for (k, rule) in policy.rules(direction).iter().enumerate() {
-                for (j, peer) in rule.peers.iter().enumerate() {
-                    if matches!(peer, ClusterPeer::DomainNames(_)) {
-                        found.push(Unenforceable { policy: policy.name.clone(), origin: policy.origin.to_string(), field: format!("spec.{rules}[{k}].{peers}[{j}].domainNames") });
-                    }
+    for direction in [Direction::Ingress, Direction::Egress] {
+        let (rules, peers) = match direction {
+            Direction::Ingress => ("ingress", "from"),
+            Direction::Egress => ("egress", "to"),
+        };
+        for (k, rule) in policy.rules(direction).iter().enumerate() {
+            for (j, peer) in rule.peers.iter().enumerate() {
+                if matches!(peer, ClusterPeer::DomainNames(_)) {
+                    found.push(Unenforceable { policy: policy.name.clone(), origin: policy.origin.to_string(), field: format!("spec.{rules}[{k}].{peers}[{j}].domainNames") });
                 }
             }
         }

@@ -6,7 +6,7 @@
 //!   [`json`] in nft's JSON API, which `apply` feeds to `nft -j -f -`.
 
 mod cluster_tiers;
-pub use cluster_tiers::{Unenforceable, unenforceable};
+pub use cluster_tiers::{Unenforceable, unenforceable, unenforceable_in};
 pub mod disjoint;
 pub mod first_match;
 pub mod intervals;
