@@ -108,13 +108,7 @@ fn tiers_through_the_api_are_enforced_on_both_nodes() {
     }
     // Baseline: web -> monitoring is denied by the Baseline rule (grafana listens on nothing,
     // so the rule's counter tells the rule's refusal from the pod's own).
-    let counted = |rule: &str| -> u64 {
-        (lab.node_table("node-1") + &lab.node_table("node-2"))
-            .lines()
-            .filter(|l| l.contains(rule))
-            .filter_map(|l| l.split("counter packets ").nth(1)?.split_whitespace().next()?.parse::<u64>().ok())
-            .sum()
-    };
+    let counted = |rule: &str| lab.counted_on("node-1", rule) + lab.counted_on("node-2", rule);
     let before = counted("quiet-monitoring (Baseline tier, priority 10) ingress[0]");
     for to in &grafana {
         assert!(!reaches(&web[0], to));

@@ -136,9 +136,14 @@ impl TestLab {
 
     /// Packets the node's deny rules counted.
     pub fn denied_on(&self, node: &str) -> u64 {
+        self.counted_on(node, "goto deny")
+    }
+
+    /// Packets counted by the node's rules whose line holds `text`.
+    pub fn counted_on(&self, node: &str, text: &str) -> u64 {
         self.node_table(node)
             .lines()
-            .filter(|l| l.contains("goto deny"))
+            .filter(|l| l.contains(text))
             .filter_map(|l| l.split("counter packets ").nth(1)?.split_whitespace().next()?.parse::<u64>().ok())
             .sum()
     }
