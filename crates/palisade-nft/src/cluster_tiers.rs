@@ -32,7 +32,7 @@ use palisade_policy::tiers::{peer_matches, selects};
 
 use crate::disjoint::{Box3, PortRange, ProtoRange};
 use crate::first_match::first_match;
-use crate::intervals::{Range, everything, merge, to_int};
+use crate::intervals::{Range, RangeSet, everything, merge, to_int};
 use crate::ruleset::{Chain, KeyType, Rule, Statement, Value, Verdict, VerdictMap};
 
 const PROTOCOLS: [Protocol; 3] = [Protocol::Tcp, Protocol::Udp, Protocol::Sctp];
@@ -166,7 +166,7 @@ impl<'c> Tiers<'c> {
         let parts = if rule.fails_closed() {
             // Accept: nothing; Deny or Pass: deny everything.
             let boxes = if rule.action == Action::Accept { Vec::new() } else { vec![Box3 { addr: everything(v6), proto: (0, 255), port: (0, 65535) }] };
-            RuleParts { peers: Vec::new(), boxes }
+            RuleParts::new(Vec::new(), boxes)
         } else {
             let peers: Vec<Range> = merge(rule.peers.iter().flat_map(|peer| self.peer_ranges(peer, v6)).collect());
             let (ports, named) = port_boxes(rule.protocols.as_deref());
@@ -176,7 +176,7 @@ impl<'c> Tiers<'c> {
                 let named: Vec<(&str, Protocol)> = named.iter().flat_map(|&name| PROTOCOLS.map(|protocol| (name, protocol))).collect();
                 boxes.extend(crate::render::destination_named_ports(cluster, &peers, &named, v6));
             }
-            RuleParts { peers, boxes }
+            RuleParts::new(peers, boxes)
         };
         let parts = Rc::new(parts);
         self.rules.insert((p, direction, k, v6), parts.clone());
@@ -222,12 +222,22 @@ impl<'c> Tiers<'c> {
         let cluster = self.cluster;
         let mut labelled: Vec<(Box3, usize)> = Vec::new();
         let mut targets: Vec<(usize, usize)> = Vec::new();
+        // Addresses earlier rules decide on every protocol and port: a rule inside them
+        // never matches first, and most of a broad tier's rules are (first_match would drop
+        // their boxes too, after building them).
+        let mut decided = RangeSet::default();
         for &p in policies {
             for (k, rule) in cluster.cluster_policies[p].rules(direction).iter().enumerate() {
+                let parts = self.rule_parts(p, direction, k, v6);
+                if decided.covers(parts.peers.iter().copied()) && decided.covers(parts.boxes.iter().map(|b| b.addr)) {
+                    continue;
+                }
                 let rank = targets.len();
                 targets.push((p, k));
-                let parts = self.rule_parts(p, direction, k, v6);
                 labelled.extend(parts.boxes.iter().map(|&b| (b, rank)));
+                for &range in &parts.everywhere {
+                    decided.insert(range);
+                }
                 // Ingress named ports resolve on the subject (the destination).
                 if direction == Direction::Ingress && !rule.fails_closed() {
                     for name in port_boxes(rule.protocols.as_deref()).1 {
@@ -268,6 +278,15 @@ fn policy_base(policy: &ClusterPolicy) -> String {
 struct RuleParts {
     peers: Vec<Range>,
     boxes: Vec<Box3>,
+    /// The addresses it matches on every protocol and port, merged.
+    everywhere: Vec<Range>,
+}
+
+impl RuleParts {
+    fn new(peers: Vec<Range>, boxes: Vec<Box3>) -> Self {
+        let everywhere = merge(boxes.iter().filter(|b| b.proto == (0, 255) && b.port == (0, 65535)).map(|b| b.addr).collect());
+        Self { peers, boxes, everywhere }
+    }
 }
 
 /// A rule part the dataplane cannot enforce as written.

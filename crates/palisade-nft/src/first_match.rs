@@ -5,16 +5,18 @@
 //!
 //! The cut is service-major as in [`crate::disjoint`]: protocol pieces, port cells within
 //! them, and in each cell the address axis split where the lowest covering rank changes.
-//! Canonical: the result depends only on what each rank covers.
+//! Before the cut, what lower ranks already decide is taken off each box
+//! ([`unshadowed`]): in a tier of broad policies most boxes are shadowed by earlier rules.
 
 use std::collections::BTreeMap;
 
 use crate::disjoint::{Box3, PortRange, ProtoRange};
-use crate::intervals::Range;
+use crate::intervals::{Range, RangeSet};
 
 /// Disjoint boxes covering the union of `boxes`, each labelled with the lowest rank among
 /// the boxes covering it; sorted by address, protocol and port.
 pub fn first_match(boxes: &[(Box3, usize)]) -> Vec<(Box3, usize)> {
+    let boxes = &unshadowed(boxes)[..];
     let mut cuts: Vec<u16> = boxes.iter().flat_map(|(b, _)| [u16::from(b.proto.0), u16::from(b.proto.1) + 1]).collect();
     cuts.sort_unstable();
     cuts.dedup();
@@ -40,6 +42,44 @@ pub fn first_match(boxes: &[(Box3, usize)]) -> Vec<(Box3, usize)> {
     }
     let mut out = coalesce(out);
     out.sort_unstable();
+    out
+}
+
+/// The boxes minus the points a lower rank covers, as far as that is cheap to know: per
+/// distinct service (protocol and port ranges) of the input, the addresses lower ranks
+/// cover on a service holding it. A point of a box inside them is labelled with a lower
+/// rank whatever else covers it, so the first match is unchanged; the cut only sees what
+/// can still decide something. With `Tiers::map` skipping whole rules the same way, a node's
+/// tiers from the generator's 1,000 broad ClusterNetworkPolicies render in 4 s instead of
+/// 69 s (BENCHMARKS.md).
+fn unshadowed(boxes: &[(Box3, usize)]) -> Vec<(Box3, usize)> {
+    let mut services: Vec<(ProtoRange, PortRange)> = boxes.iter().map(|(b, _)| (b.proto, b.port)).collect();
+    services.sort_unstable();
+    services.dedup();
+    let index = |b: &Box3| services.binary_search(&(b.proto, b.port)).expect("every box's service is listed");
+    // For each service, the services it holds (itself included).
+    let held: Vec<Vec<usize>> = services
+        .iter()
+        .map(|&(proto, port)| (0..services.len()).filter(|&t| proto.0 <= services[t].0.0 && services[t].0.1 <= proto.1 && port.0 <= services[t].1.0 && services[t].1.1 <= port.1).collect())
+        .collect();
+    let mut decided: Vec<RangeSet> = vec![RangeSet::default(); services.len()];
+    let mut order: Vec<&(Box3, usize)> = boxes.iter().collect();
+    order.sort_by_key(|(_, rank)| *rank);
+    let mut out = Vec::with_capacity(boxes.len());
+    for same_rank in order.chunk_by(|a, b| a.1 == b.1) {
+        let start = out.len();
+        for &&(b, rank) in same_rank {
+            out.extend(decided[index(&b)].gaps(b.addr).into_iter().map(|addr| (Box3 { addr, ..b }, rank)));
+        }
+        // What this rank keeps is decided for the ranks after it, on every service its
+        // boxes hold (what it lost was decided there already: a service's set holds the
+        // sets of the services holding it).
+        for &(b, _) in &out[start..] {
+            for &t in &held[index(&b)] {
+                decided[t].insert(b.addr);
+            }
+        }
+    }
     out
 }
 
@@ -213,7 +253,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn every_point_gets_the_lowest_rank_covering_it(boxes in prop::collection::vec(arb_box(), 0..8)) {
+        fn every_point_gets_the_lowest_rank_covering_it(boxes in prop::collection::vec(arb_box(), 0..12)) {
             let out = first_match(&boxes);
             for addr in 0..=41u128 {
                 for proto in 0..=9u8 {

@@ -1,6 +1,7 @@
 //! Address intervals: an ipBlock minus its excepts, pod addresses merged into ranges. nft
 //! interval sets reject overlapping elements, so everything is merged before rendering.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::IpNet;
@@ -66,6 +67,76 @@ pub fn merge(mut ranges: Vec<Range>) -> Vec<Range> {
     out
 }
 
+/// A growing union of ranges, kept merged: what part of a range it does not hold yet.
+#[derive(Clone, Debug, Default)]
+pub struct RangeSet {
+    /// Start -> end of disjoint, non-adjacent ranges.
+    ranges: BTreeMap<u128, u128>,
+}
+
+impl RangeSet {
+    /// The pieces of `range` outside the set, in order.
+    pub fn gaps(&self, (lo, hi): Range) -> Vec<Range> {
+        let mut out = Vec::new();
+        let mut from = lo;
+        // The range starting at or before `lo` may cover its beginning.
+        let before = self.ranges.range(..=lo).next_back().map(|(&a, &b)| (a, b));
+        let inside = (lo < hi).then(|| self.ranges.range(lo + 1..=hi).map(|(&a, &b)| (a, b)));
+        for (a, b) in before.into_iter().chain(inside.into_iter().flatten()) {
+            if b < from {
+                continue;
+            }
+            if a > from {
+                out.push((from, a - 1));
+            }
+            match b.checked_add(1) {
+                Some(next) if next <= hi => from = next,
+                _ => return out,
+            }
+        }
+        out.push((from, hi));
+        out
+    }
+
+    /// Whether the set holds every one of `ranges`.
+    pub fn covers(&self, mut ranges: impl Iterator<Item = Range>) -> bool {
+        // The set's ranges never touch, so one of them holds each covered range; a broad
+        // range often holds many in a row.
+        let mut holder: Option<Range> = None;
+        ranges.all(|(lo, hi)| {
+            if let Some((a, b)) = holder
+                && a <= lo
+                && hi <= b
+            {
+                return true;
+            }
+            match self.ranges.range(..=lo).next_back() {
+                Some((&a, &b)) if hi <= b => {
+                    holder = Some((a, b));
+                    true
+                }
+                _ => false,
+            }
+        })
+    }
+
+    pub fn insert(&mut self, (mut lo, mut hi): Range) {
+        // Absorb every range overlapping or touching [lo, hi].
+        if let Some((&a, &b)) = self.ranges.range(..=lo).next_back()
+            && b.saturating_add(1) >= lo
+        {
+            lo = a;
+            hi = hi.max(b);
+        }
+        let touching: Vec<(u128, u128)> = self.ranges.range(lo..=hi.saturating_add(1)).map(|(&a, &b)| (a, b)).collect();
+        for (a, b) in touching {
+            self.ranges.remove(&a);
+            hi = hi.max(b);
+        }
+        self.ranges.insert(lo, hi);
+    }
+}
+
 /// The whole address space of a family.
 pub fn everything(v6: bool) -> Range {
     (0, if v6 { u128::MAX } else { u128::from(u32::MAX) })
@@ -107,6 +178,27 @@ mod tests {
     fn merging_joins_adjacent_and_overlapping_ranges() {
         let merged = merge(vec![(ip("10.0.0.3"), ip("10.0.0.3")), (ip("10.0.0.1"), ip("10.0.0.2")), (ip("10.0.0.2"), ip("10.0.0.9")), (ip("10.0.1.0"), ip("10.0.1.0"))]);
         assert_eq!(merged, vec![(ip("10.0.0.1"), ip("10.0.0.9")), (ip("10.0.1.0"), ip("10.0.1.0"))]);
+    }
+
+    #[test]
+    fn a_range_set_gives_what_it_lacks() {
+        let mut set = RangeSet::default();
+        assert_eq!(set.gaps((5, 9)), vec![(5, 9)]);
+        set.insert((3, 4));
+        set.insert((8, 8));
+        set.insert((5, 6));
+        assert_eq!(set.gaps((0, 20)), vec![(0, 2), (7, 7), (9, 20)]);
+        assert_eq!(set.gaps((3, 6)), Vec::<Range>::new());
+        assert!(set.covers([(3, 4), (5, 6), (8, 8)].into_iter()) && set.covers(std::iter::empty()));
+        assert!(!set.covers([(3, 4), (7, 8)].into_iter()));
+        set.insert((7, 7));
+        assert_eq!(set.gaps((0, 20)), vec![(0, 2), (9, 20)]);
+        assert!(set.covers([(3, 4), (7, 8)].into_iter()) && !set.covers([(8, 9)].into_iter()));
+        set.insert((0, u128::MAX));
+        assert!(set.gaps((0, u128::MAX)).is_empty());
+        let mut top = RangeSet::default();
+        top.insert((u128::MAX, u128::MAX));
+        assert_eq!(top.gaps((u128::MAX - 2, u128::MAX)), vec![(u128::MAX - 2, u128::MAX - 1)]);
     }
 
     #[test]
