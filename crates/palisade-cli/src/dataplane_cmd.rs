@@ -99,7 +99,7 @@ pub fn run(command: &DataplaneCommand, verbose: u8) -> Result<()> {
             let ruleset = desired(&args.node, &loaded.cluster);
             let out = match args.output {
                 RenderOutput::Nft => text::replace_script(&ruleset),
-                RenderOutput::Json => json::document(json::replace_commands(&ruleset)) + "\n",
+                RenderOutput::Json => json::document(&json::replace_commands(&ruleset)) + "\n",
             };
             std::io::stdout().write_all(out.as_bytes())?;
             Ok(())

@@ -67,7 +67,7 @@ fn sync_sizes(sizes: &[(usize, usize)]) {
                 last = Some(ruleset);
             }
             let ruleset = last.expect("ran");
-            let bytes = document(replace_commands(&ruleset)).len();
+            let bytes = document(&replace_commands(&ruleset)).len();
             println!(
                 "| {pods} | {policies} | {label} | {:.0} ms | {:.0} ms | {:.0} ms | {} | {} | {:.1} MB |",
                 median(render_t),
@@ -97,7 +97,7 @@ fn text_versus_json(pods: usize, policies: usize) {
         }
         median(runs)
     };
-    let json = time(&["-j", "-f", "-"], &document(replace_commands(&ruleset)));
+    let json = time(&["-j", "-f", "-"], &document(&replace_commands(&ruleset)));
     let text = time(&["-f", "-"], &text::replace_script(&ruleset));
     println!("\n## nft input format, {pods} pods x {policies} policies, all local ({} elements)\n", ruleset.element_count());
     println!("| format | apply (median of 3) |\n|---|---|\n| JSON (`nft -j -f -`) | {json:.0} ms |\n| text (`nft -f -`) | {text:.0} ms |");

@@ -196,7 +196,7 @@ impl<N: Nft> Dataplane<N> {
             return Ok(());
         }
         let commands = std::mem::take(&mut self.pending_cleanup);
-        self.send(commands).map(|_| ()).inspect_err(|error| {
+        self.send(&commands).map(|_| ()).inspect_err(|error| {
             tracing::warn!(%error, "deleting unreferenced objects failed; the next sync recreates the table");
             self.last_replace = None;
             self.stale = true;
@@ -230,7 +230,7 @@ impl<N: Nft> Dataplane<N> {
         self.applied.as_ref().map(|(ruleset, naming)| named(ruleset, naming))
     }
 
-    fn send(&self, commands: Vec<serde_json::Value>) -> Result<usize, ApplyError> {
+    fn send(&self, commands: &[serde_json::Value]) -> Result<usize, ApplyError> {
         let doc = document(commands);
         self.nft.apply(&doc)?;
         Ok(doc.len())
@@ -261,7 +261,7 @@ impl<N: Nft> Dataplane<N> {
                 let mut bytes = 0;
                 let mut result = Ok(());
                 for commands in steps.into_iter().filter(|c| !c.is_empty()) {
-                    match self.send(commands) {
+                    match self.send(&commands) {
                         Ok(n) => bytes += n,
                         Err(error) => {
                             result = Err(error);
@@ -294,7 +294,7 @@ impl<N: Nft> Dataplane<N> {
         let live = named(desired, &naming);
         let commands = replace_commands(&live);
         let count = commands.len();
-        let bytes = match self.send(commands.clone()) {
+        let bytes = match self.send(&commands) {
             Ok(bytes) => bytes,
             // The last resort failed: find what the kernel refused, so the error names it.
             Err(ApplyError::Rejected { stderr, .. }) => {
@@ -330,7 +330,7 @@ impl<N: Nft> Dataplane<N> {
             if commands.is_empty() {
                 continue;
             }
-            match self.send(commands) {
+            match self.send(&commands) {
                 Ok(n) => {
                     bytes += n;
                     transactions += 1;

@@ -32,7 +32,7 @@ impl std::fmt::Display for Culprit {
 /// whole transaction passes one now (the kernel's state changed in between) or dry runs
 /// are not available.
 pub fn find<N: Nft>(nft: &N, commands: &[Json], ruleset: &Ruleset) -> Option<Culprit> {
-    let refused = |n: usize| nft.check(&document(commands[..n].to_vec())).is_err();
+    let refused = |n: usize| nft.check(&document(&commands[..n])).is_err();
     if commands.is_empty() || !refused(commands.len()) {
         return None;
     }

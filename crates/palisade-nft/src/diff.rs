@@ -123,20 +123,20 @@ fn plan(old: &Ruleset, new: &Ruleset) -> (Vec<Json>, Vec<Json>, Vec<Json>, Chang
     // elements jump to them, maps before the rules that look them up). A recreated set keeps its name, so it cannot be prepared.
     let mut prepare = Vec::new();
     for name in added_sets.iter().filter(|n| !recreated_sets.contains(*n)) {
-        prepare.push(json!({"add": {"set": json::set(t, new_sets[name], true)}}));
+        prepare.push(json::command("add", "set", json::set(t, new_sets[name], true)));
         changes.elements_added += new_sets[name].elements.len();
     }
     for name in &added_chains {
-        prepare.push(json!({"add": {"chain": json::chain(t, new_chains[name])}}));
+        prepare.push(json::command("add", "chain", json::chain(t, new_chains[name])));
     }
     // Maps between the chains their elements jump to and the rules that look them up.
     for name in &added_maps {
-        prepare.push(json!({"add": {"map": json::map(t, new_maps[name], true)}}));
+        prepare.push(json::command("add", "map", json::map(t, new_maps[name], true)));
         changes.elements_added += new_maps[name].elements.len();
     }
     for name in &added_chains {
         for rule in &new_chains[name].rules {
-            prepare.push(json!({"add": {"rule": json::rule(t, name, rule)}}));
+            prepare.push(json::command("add", "rule", json::rule(t, name, rule)));
         }
     }
 
@@ -154,7 +154,7 @@ fn plan(old: &Ruleset, new: &Ruleset) -> (Vec<Json>, Vec<Json>, Vec<Json>, Chang
         let gone: Vec<_> = before.difference(&after).map(|e| (**e).clone()).collect();
         if !gone.is_empty() {
             changes.elements_removed += gone.len();
-            commands.push(json!({"delete": {"element": {"family": "inet", "table": t, "name": name, "elem": json::map_elements(&gone)}}}));
+            commands.push(json::element_command("delete", t, name, json::map_elements(&gone)));
         }
     }
     for (name, old_set) in &old_sets {
@@ -167,14 +167,14 @@ fn plan(old: &Ruleset, new: &Ruleset) -> (Vec<Json>, Vec<Json>, Vec<Json>, Chang
         let gone: Vec<_> = before.difference(&after).map(|e| (**e).clone()).collect();
         if !gone.is_empty() {
             changes.elements_removed += gone.len();
-            commands.push(json!({"delete": {"element": {"family": "inet", "table": t, "name": name, "elem": json::elements(&gone)}}}));
+            commands.push(json::element_command("delete", t, name, json::elements(&gone)));
         }
     }
     // 4. A set whose shape changed keeps its name: it is deleted and created within the
     // switch (never happens with Palisade's own rendering, whose names encode the shape).
     for name in &recreated_sets {
         commands.push(json!({"delete": {"set": {"family": "inet", "table": t, "name": name}}}));
-        commands.push(json!({"add": {"set": json::set(t, new_sets[name], false)}}));
+        commands.push(json::command("add", "set", json::set(t, new_sets[name], false)));
     }
     // 5. New elements of sets and maps that already existed (or were recreated).
     for (name, new_set) in &new_sets {
@@ -186,7 +186,7 @@ fn plan(old: &Ruleset, new: &Ruleset) -> (Vec<Json>, Vec<Json>, Vec<Json>, Chang
         let fresh: Vec<_> = new_set.elements.iter().filter(|e| !before.contains(e)).cloned().collect();
         if !fresh.is_empty() {
             changes.elements_added += fresh.len();
-            commands.push(json!({"add": {"element": {"family": "inet", "table": t, "name": name, "elem": json::elements(&fresh)}}}));
+            commands.push(json::element_command("add", t, name, json::elements(&fresh)));
         }
     }
     for (name, new_map) in &new_maps {
@@ -195,13 +195,13 @@ fn plan(old: &Ruleset, new: &Ruleset) -> (Vec<Json>, Vec<Json>, Vec<Json>, Chang
         let fresh: Vec<_> = new_map.elements.iter().filter(|e| !before.contains(e)).cloned().collect();
         if !fresh.is_empty() {
             changes.elements_added += fresh.len();
-            commands.push(json!({"add": {"element": {"family": "inet", "table": t, "name": name, "elem": json::map_elements(&fresh)}}}));
+            commands.push(json::element_command("add", t, name, json::map_elements(&fresh)));
         }
     }
     // 6. Rules of rewritten chains.
     for name in &changed_chains {
         for rule in &new_chains[name].rules {
-            commands.push(json!({"add": {"rule": json::rule(t, name, rule)}}));
+            commands.push(json::command("add", "rule", json::rule(t, name, rule)));
         }
     }
     changes.sets_added = added_sets.len() + added_maps.len();

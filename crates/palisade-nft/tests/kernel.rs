@@ -80,7 +80,7 @@ fn the_kernel_holds_exactly_the_rendered_table() {
     let bed = testbed_for(&c);
     for deny_action in [DenyAction::Reject, DenyAction::Drop] {
         let ruleset = all_local(&c, deny_action);
-        bed.nft_json(&document(replace_commands(&ruleset))).expect("nft accepts the ruleset");
+        bed.nft_json(&document(&replace_commands(&ruleset))).expect("nft accepts the ruleset");
         assert_eq!(normalize_listing(&bed.nft_list("palisade")), normalize_listing(&text::table(&ruleset)));
     }
 }
