@@ -237,6 +237,37 @@ mod tests {
     }
 
     #[test]
+    fn what_a_lower_rank_decides_is_not_handed_to_the_cut() {
+        let every = ((0, 255), (0, 65535));
+        let tcp80 = ((6, 6), (80, 80));
+        let boxes = [
+            // Rank 0 decides 0-99 on every service, rank 1 tcp/80 on 100-149.
+            (b((0, 99), every.0, every.1), 0),
+            (b((100, 149), tcp80.0, tcp80.1), 1),
+            // Inside rank 0: gone. Half inside: clipped.
+            (b((10, 20), tcp80.0, tcp80.1), 2),
+            (b((50, 129), every.0, every.1), 2),
+            // Rank 1 holds tcp/80 only: it takes nothing off a box on every service.
+            (b((100, 140), every.0, every.1), 3),
+            // On tcp/80 ranks 0-3 decide 0-149.
+            (b((0, 210), tcp80.0, tcp80.1), 4),
+        ];
+        let kept = unshadowed(&boxes);
+        assert_eq!(
+            kept,
+            vec![
+                (b((0, 99), every.0, every.1), 0),
+                (b((100, 149), tcp80.0, tcp80.1), 1),
+                (b((100, 129), every.0, every.1), 2),
+                (b((130, 140), every.0, every.1), 3),
+                (b((150, 210), tcp80.0, tcp80.1), 4),
+            ]
+        );
+        // And the first match is the same with or without the pass.
+        assert_eq!(first_match(&boxes), first_match(&kept));
+    }
+
+    #[test]
     fn the_whole_ipv6_space_has_no_address_after_it() {
         let everything = b((0, u128::MAX), (0, 255), (0, 65535));
         let out = first_match(&[(everything, 3), (b((u128::MAX, u128::MAX), (6, 6), (1, 1)), 1)]);
