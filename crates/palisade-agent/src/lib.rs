@@ -7,13 +7,13 @@ pub mod agent;
 pub mod cluster_policy_object;
 mod cni_socket;
 mod http;
-pub mod observed;
-mod pacing;
 pub mod install;
 pub mod metrics;
+pub mod observed;
+mod pacing;
 mod reconcile;
-mod slots;
 pub mod shared;
+mod slots;
 pub mod state;
 mod watch;
 

@@ -84,7 +84,13 @@ mod tests {
         metrics.apply_errors.get_or_create(&ReasonLabel { reason: "object_exists".into() }).inc();
         metrics.sync_duration.observe(0.004);
         let text = metrics.encode();
-        for name in ["palisade_sync_duration_seconds_bucket", "palisade_event_to_kernel_seconds_count", "palisade_last_successful_sync_timestamp_seconds", "palisade_ruleset_rules", "palisade_apply_errors_total{reason=\"object_exists\"} 1"] {
+        for name in [
+            "palisade_sync_duration_seconds_bucket",
+            "palisade_event_to_kernel_seconds_count",
+            "palisade_last_successful_sync_timestamp_seconds",
+            "palisade_ruleset_rules",
+            "palisade_apply_errors_total{reason=\"object_exists\"} 1",
+        ] {
             assert!(text.contains(name), "{name} missing from:\n{text}");
         }
     }

@@ -203,11 +203,7 @@ impl Shared {
     pub fn not_ready(&self) -> Option<String> {
         let inner = self.lock();
         if let Some((kind, (since, error))) = inner.watch_failing.iter().find(|(_, (since, _))| since.elapsed() >= self.api_grace) {
-            return Some(format!(
-                "the {} watch has failed for {} s ({error}); the last synced state stays enforced",
-                kind.name(),
-                since.elapsed().as_secs()
-            ));
+            return Some(format!("the {} watch has failed for {} s ({error}); the last synced state stays enforced", kind.name(), since.elapsed().as_secs()));
         }
         if !inner.first_sync_done {
             let missing: Vec<&str> = inner.kinds.difference(&inner.listed).map(|k| k.name()).collect();

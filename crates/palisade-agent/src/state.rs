@@ -383,7 +383,8 @@ mod tests {
         let good: NetworkPolicy = serde_json::from_value(json!({"metadata": {"name": "p", "namespace": "prod"}, "spec": {"podSelector": {}}})).unwrap();
         state.apply_policy(&good).unwrap();
         assert_eq!(state.cluster().policies.len(), 1);
-        let bad: NetworkPolicy = serde_json::from_value(json!({"metadata": {"name": "p", "namespace": "prod"}, "spec": {"podSelector": {}, "ingress": [{"from": [{"ipBlock": {"cidr": "10.0.0/8"}}]}]}})).unwrap();
+        let bad: NetworkPolicy =
+            serde_json::from_value(json!({"metadata": {"name": "p", "namespace": "prod"}, "spec": {"podSelector": {}, "ingress": [{"from": [{"ipBlock": {"cidr": "10.0.0/8"}}]}]}})).unwrap();
         let refused = state.apply_policy(&bad).unwrap_err();
         assert!(refused.reason.contains("spec.ingress[0].from[0].ipBlock.cidr"), "{refused:?}");
         assert!(state.cluster().policies.is_empty());
@@ -424,7 +425,8 @@ mod tests {
     fn nodes_keep_pod_cidrs_and_internal_addresses() {
         let mut state = ClusterState::default();
         let node: Node = serde_json::from_value(json!({"metadata": {"name": "n2"}, "spec": {"podCIDR": "10.244.4.0/22", "podCIDRs": ["10.244.4.0/22", "fd00:10:244:4::/64"]},
-            "status": {"addresses": [{"type": "InternalIP", "address": "172.30.0.3"}, {"type": "Hostname", "address": "n2"}]}})).unwrap();
+            "status": {"addresses": [{"type": "InternalIP", "address": "172.30.0.3"}, {"type": "Hostname", "address": "n2"}]}}))
+        .unwrap();
         state.apply_node(&node);
         let info = &state.nodes()["n2"];
         assert_eq!(info.pod_cidrs.len(), 2);

@@ -65,7 +65,8 @@ async fn main() {
     let pod_resource = resources::by_kind("v1", "Pod").unwrap();
     // The pods' owner (without it, garbage collection would remove them).
     let template = json!({"metadata": {"labels": {"app": "app"}}, "spec": {"containers": [{"name": "app", "image": "agnhost"}]}});
-    let owner = json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "app-7d9f8c6b5d"}, "spec": {"replicas": pods, "selector": {"matchLabels": {"app": "app"}}, "template": template}});
+    let owner =
+        json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "app-7d9f8c6b5d"}, "spec": {"replicas": pods, "selector": {"matchLabels": {"app": "app"}}, "template": template}});
     let owner = running.api.create(resources::by_kind("apps/v1", "ReplicaSet").unwrap(), "default", owner, &WriteOptions::default()).unwrap();
     let started = Instant::now();
     for i in 0..pods {

@@ -173,11 +173,7 @@ impl Api {
     fn used_cluster_ips(&self, except: &Key) -> BTreeSet<IpAddr> {
         let services = resources::by_kind("v1", "Service").expect("served");
         let (all, _) = self.store.list(services, None, &LabelSelector::default(), &FieldSelector::default());
-        all.iter()
-            .filter(|s| s.key != *except)
-            .flat_map(|s| s.value()["spec"]["clusterIPs"].as_array().cloned().unwrap_or_default())
-            .filter_map(|ip| ip.as_str()?.parse().ok())
-            .collect()
+        all.iter().filter(|s| s.key != *except).flat_map(|s| s.value()["spec"]["clusterIPs"].as_array().cloned().unwrap_or_default()).filter_map(|ip| ip.as_str()?.parse().ok()).collect()
     }
 
     /// Defaults, allocation and validation of the object about to be stored.
@@ -307,9 +303,7 @@ impl Api {
         let key = current.key.clone();
         self.finish(resource, &key, &mut new, Some(&old))?;
         let empty = |v: &Value| v.as_array().is_none_or(Vec::is_empty);
-        let deleting_done = !new["metadata"]["deletionTimestamp"].is_null()
-            && empty(&new["metadata"]["finalizers"])
-            && (resource.kind != "Namespace" || empty(&new["spec"]["finalizers"]));
+        let deleting_done = !new["metadata"]["deletionTimestamp"].is_null() && empty(&new["metadata"]["finalizers"]) && (resource.kind != "Namespace" || empty(&new["spec"]["finalizers"]));
         if without_version(&new) == without_version(&old) && !deleting_done {
             return Ok(self.store.get(&key).ok_or_else(|| ApiError::not_found(resource, &key.name))?);
         }
@@ -446,7 +440,14 @@ impl Api {
     }
 
     /// Deletes every object a list would return.
-    pub fn delete_collection(&self, resource: &'static Resource, namespace: Option<&str>, labels: &LabelSelector, fields: &FieldSelector, options: &DeleteOptions) -> Result<Vec<Arc<Object>>, ApiError> {
+    pub fn delete_collection(
+        &self,
+        resource: &'static Resource,
+        namespace: Option<&str>,
+        labels: &LabelSelector,
+        fields: &FieldSelector,
+        options: &DeleteOptions,
+    ) -> Result<Vec<Arc<Object>>, ApiError> {
         let (items, _) = self.list(resource, namespace, labels, fields);
         let mut deleted = Vec::new();
         for item in items {
@@ -488,4 +489,3 @@ impl Api {
         Err(ApiError::conflict(resource, name))
     }
 }
-

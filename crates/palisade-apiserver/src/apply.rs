@@ -32,15 +32,7 @@ pub(crate) fn parse(body: &[u8]) -> Result<Value, ApiError> {
     }
 }
 
-pub fn apply(
-    api: &Api,
-    resource: &'static Resource,
-    namespace: &str,
-    name: &str,
-    body: &[u8],
-    subresource: Option<&str>,
-    options: &WriteOptions,
-) -> Result<Arc<Object>, ApiError> {
+pub fn apply(api: &Api, resource: &'static Resource, namespace: &str, name: &str, body: &[u8], subresource: Option<&str>, options: &WriteOptions) -> Result<Arc<Object>, ApiError> {
     let manager = options.field_manager.clone().filter(|m| !m.is_empty()).ok_or_else(|| ApiError::bad_request("PATCH, application/apply-patch+yaml: fieldManager is required for apply requests"))?;
     let mut config = parse(body)?;
     if !config.is_object() {

@@ -132,9 +132,9 @@ fn rule_allows(rule: &Value, attributes: &Attributes) -> bool {
     }
     let wanted = if attributes.subresource.is_empty() { attributes.resource.clone() } else { format!("{}/{}", attributes.resource, attributes.subresource) };
     let resources = strings(&rule["resources"]);
-    let resource_ok = resources.iter().any(|r| {
-        *r == "*" || *r == wanted || (attributes.subresource.is_empty() && *r == attributes.resource) || r.strip_prefix("*/").is_some_and(|sub| sub == attributes.subresource)
-    });
+    let resource_ok = resources
+        .iter()
+        .any(|r| *r == "*" || *r == wanted || (attributes.subresource.is_empty() && *r == attributes.resource) || r.strip_prefix("*/").is_some_and(|sub| sub == attributes.subresource));
     if !resource_ok {
         return false;
     }
@@ -158,10 +158,7 @@ fn subject_matches(subject: &Value, user: &User, binding_namespace: &str) -> boo
 /// Paths every authenticated user may read (the `system:discovery` and
 /// `system:public-info-viewer` roles).
 fn public_path(path: &str) -> bool {
-    matches!(path, "/api" | "/apis" | "/version" | "/healthz" | "/livez" | "/readyz" | "/openapi/v2")
-        || path.starts_with("/api/")
-        || path.starts_with("/apis/")
-        || path.starts_with("/openapi/")
+    matches!(path, "/api" | "/apis" | "/version" | "/healthz" | "/livez" | "/readyz" | "/openapi/v2") || path.starts_with("/api/") || path.starts_with("/apis/") || path.starts_with("/openapi/")
 }
 
 /// Whether RBAC allows the request.

@@ -30,7 +30,27 @@ pub fn bootstrap(api: &Api) -> Result<(), ApiError> {
     }
     let read = json!(["get", "list", "watch"]);
     let write = json!(["create", "delete", "deletecollection", "patch", "update"]);
-    let readable = json!(["pods", "pods/log", "pods/status", "services", "endpoints", "configmaps", "serviceaccounts", "events", "namespaces", "deployments", "deployments/scale", "replicasets", "replicasets/scale", "statefulsets", "statefulsets/scale", "daemonsets", "jobs", "networkpolicies", "leases"]);
+    let readable = json!([
+        "pods",
+        "pods/log",
+        "pods/status",
+        "services",
+        "endpoints",
+        "configmaps",
+        "serviceaccounts",
+        "events",
+        "namespaces",
+        "deployments",
+        "deployments/scale",
+        "replicasets",
+        "replicasets/scale",
+        "statefulsets",
+        "statefulsets/scale",
+        "daemonsets",
+        "jobs",
+        "networkpolicies",
+        "leases"
+    ]);
     let groups = json!(["", "apps", "batch", "networking.k8s.io", "events.k8s.io", "coordination.k8s.io"]);
     let roles = [
         ("cluster-admin", json!([{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}, {"nonResourceURLs": ["*"], "verbs": ["*"]}])),

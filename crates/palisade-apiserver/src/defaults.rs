@@ -156,7 +156,11 @@ pub fn allocate_cluster_ips(service: &mut Value, previous: Option<&Value>, cidrs
         };
         let ip = match requested.filter(|ip| ip.is_ipv6() == v6) {
             Some(ip) if !cidr.contains(&ip) => {
-                return Err(vec![Cause::invalid("spec.clusterIPs", &json!(ip.to_string()), &format!("failed to allocate IP {ip}: the provided IP ({ip}) is not in the valid range. The range of valid IPs is {cidr}"))]);
+                return Err(vec![Cause::invalid(
+                    "spec.clusterIPs",
+                    &json!(ip.to_string()),
+                    &format!("failed to allocate IP {ip}: the provided IP ({ip}) is not in the valid range. The range of valid IPs is {cidr}"),
+                )]);
             }
             Some(ip) if taken.contains(&ip) => {
                 return Err(vec![Cause::invalid("spec.clusterIPs", &json!(ip.to_string()), &format!("failed to allocate IP {ip}: provided IP is already allocated"))]);

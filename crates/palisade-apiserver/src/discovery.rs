@@ -90,8 +90,7 @@ pub fn api_group_list() -> Value {
             continue;
         }
         seen.push(group);
-        let versions: Vec<Value> =
-            group_versions().into_iter().filter(|(g, _)| *g == group).map(|(g, v)| json!({"groupVersion": format!("{g}/{v}"), "version": v})).collect();
+        let versions: Vec<Value> = group_versions().into_iter().filter(|(g, _)| *g == group).map(|(g, v)| json!({"groupVersion": format!("{g}/{v}"), "version": v})).collect();
         groups.push(json!({"name": group, "versions": versions, "preferredVersion": versions[0]}));
     }
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
@@ -114,7 +113,8 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
         }
         entries.push(entry);
         for sub in r.subresources {
-            let mut e = json!({"name": format!("{}/{}", r.plural, sub.name), "singularName": "", "namespaced": r.namespaced, "kind": if sub.kind.is_empty() { r.kind } else { sub.kind }, "verbs": sub.verbs});
+            let mut e =
+                json!({"name": format!("{}/{}", r.plural, sub.name), "singularName": "", "namespaced": r.namespaced, "kind": if sub.kind.is_empty() { r.kind } else { sub.kind }, "verbs": sub.verbs});
             if let Some((g, v)) = sub.group_version {
                 e["group"] = json!(g);
                 e["version"] = json!(v);

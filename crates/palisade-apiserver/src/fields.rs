@@ -75,11 +75,7 @@ impl Index {
         Self {
             uid: text(&meta["uid"]),
             labels: meta["labels"].as_object().into_iter().flatten().map(|(k, v)| (k.clone(), text(v))).collect(),
-            fields: selectable(resource)
-                .iter()
-                .filter(|f| !f.starts_with("metadata."))
-                .filter_map(|&f| value(object, f).map(|v| (f, v)))
-                .collect(),
+            fields: selectable(resource).iter().filter(|f| !f.starts_with("metadata.")).filter_map(|&f| value(object, f).map(|v| (f, v))).collect(),
             owners: meta["ownerReferences"].as_array().into_iter().flatten().map(|o| text(&o["uid"])).collect(),
             finalizers: strings(&meta["finalizers"]),
             deleting: !meta["deletionTimestamp"].is_null(),

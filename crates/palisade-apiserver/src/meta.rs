@@ -85,8 +85,7 @@ macro_rules! decode_as {
         match palisade_model::load::kinds::typed::<$ty>($value) {
             Err(errors) => Err(errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; ")),
             Ok(typed) if $strict => {
-                let unknown: Vec<String> =
-                    palisade_model::load::kinds::unknown_fields($value, &typed).iter().map(|e| format!("unknown field \"{}\"", e.path)).collect();
+                let unknown: Vec<String> = palisade_model::load::kinds::unknown_fields($value, &typed).iter().map(|e| format!("unknown field \"{}\"", e.path)).collect();
                 if unknown.is_empty() { Ok(()) } else { Err(format!("strict decoding error: {}", unknown.join(", "))) }
             }
             Ok(_) => Ok(()),
@@ -122,9 +121,7 @@ pub fn decode(resource: &Resource, object: &Value, strict: bool) -> Result<(), A
         ("rbac.authorization.k8s.io", "ClusterRoleBinding") => decode_as!(object, strict, rbac::v1::ClusterRoleBinding),
         _ => Ok(()),
     };
-    result.map_err(|why| {
-        ApiError::bad_request(format!("{} in version \"{}\" cannot be handled as a {}: {why}", resource.kind, resource.version, resource.kind))
-    })
+    result.map_err(|why| ApiError::bad_request(format!("{} in version \"{}\" cannot be handled as a {}: {why}", resource.kind, resource.version, resource.kind)))
 }
 
 #[cfg(test)]

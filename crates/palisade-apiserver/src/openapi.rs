@@ -54,10 +54,7 @@ pub fn document(group: &str, version: &str) -> Option<Value> {
     let mut paths = Map::new();
     for r in served {
         let collection = if r.namespaced { format!("{prefix}/namespaces/{{namespace}}/{}", r.plural) } else { format!("{prefix}/{}", r.plural) };
-        paths.insert(
-            collection.clone(),
-            json!({"get": read_operation(r, "list"), "post": write_operation(r, "post", &["application/json"]), "delete": read_operation(r, "deletecollection")}),
-        );
+        paths.insert(collection.clone(), json!({"get": read_operation(r, "list"), "post": write_operation(r, "post", &["application/json"]), "delete": read_operation(r, "deletecollection")}));
         paths.insert(
             format!("{collection}/{{name}}"),
             json!({

@@ -71,9 +71,7 @@ fn strategy(kind: &str, path: &[&str], field: &str) -> ListStrategy {
     let parent = path.last().copied().unwrap_or_default();
     let in_pod_spec = matches!(parent, "containers" | "initContainers" | "ephemeralContainers");
     match field {
-        "containers" | "initContainers" | "ephemeralContainers" | "imagePullSecrets" | "volumes" | "schedulingGates" | "resourceClaims" => {
-            ListStrategy::MergeBy("name")
-        }
+        "containers" | "initContainers" | "ephemeralContainers" | "imagePullSecrets" | "volumes" | "schedulingGates" | "resourceClaims" => ListStrategy::MergeBy("name"),
         "env" if in_pod_spec => ListStrategy::MergeBy("name"),
         "ports" if in_pod_spec => ListStrategy::MergeBy("containerPort"),
         "ports" if kind == "Service" && path == ["spec"] => ListStrategy::MergeBy("port"),
@@ -116,12 +114,8 @@ fn is_directive(key: &str) -> bool {
 /// merged into).
 fn strip(value: &Value) -> Value {
     match value {
-        Value::Object(map) => {
-            Value::Object(map.iter().filter(|(k, _)| !is_directive(k)).map(|(k, v)| (k.clone(), strip(v))).collect())
-        }
-        Value::Array(items) => {
-            Value::Array(items.iter().filter(|i| i.get("$patch").and_then(Value::as_str) != Some("delete")).map(strip).collect())
-        }
+        Value::Object(map) => Value::Object(map.iter().filter(|(k, _)| !is_directive(k)).map(|(k, v)| (k.clone(), strip(v))).collect()),
+        Value::Array(items) => Value::Array(items.iter().filter(|i| i.get("$patch").and_then(Value::as_str) != Some("delete")).map(strip).collect()),
         other => other.clone(),
     }
 }
@@ -200,14 +194,7 @@ fn merge_map<'p>(kind: &str, path: &mut Vec<&'p str>, target: &mut Map<String, V
     Ok(())
 }
 
-fn merge_list<'p>(
-    kind: &str,
-    path: &mut Vec<&'p str>,
-    mut existing: Vec<Value>,
-    patch: &'p [Value],
-    merge_key: &str,
-    order: Option<&Vec<Value>>,
-) -> Result<Vec<Value>, ApiError> {
+fn merge_list<'p>(kind: &str, path: &mut Vec<&'p str>, mut existing: Vec<Value>, patch: &'p [Value], merge_key: &str, order: Option<&Vec<Value>>) -> Result<Vec<Value>, ApiError> {
     if patch.iter().any(|p| p.get("$patch").and_then(Value::as_str) == Some("replace")) {
         return Ok(patch.iter().filter(|p| p.get("$patch").is_none()).map(strip).collect());
     }

@@ -77,22 +77,33 @@ macro_rules! resource {
 }
 
 pub static RESOURCES: &[Resource] = &[
-    resource!("", "v1", "Namespace", "namespaces", "namespace", false, &["ns"], &[], &[
-        STATUS,
-        Subresource { name: "finalize", kind: "Namespace", group_version: None, verbs: &["update"] },
-    ]),
+    resource!("", "v1", "Namespace", "namespaces", "namespace", false, &["ns"], &[], &[STATUS, Subresource { name: "finalize", kind: "Namespace", group_version: None, verbs: &["update"] },]),
     resource!("", "v1", "Node", "nodes", "node", false, &["no"], &[], &[STATUS]),
-    resource!("", "v1", "Pod", "pods", "pod", true, &["po"], &["all"], &[
-        STATUS,
-        Subresource { name: "exec", kind: "PodExecOptions", group_version: None, verbs: &["create", "get"] },
-        Subresource { name: "log", kind: "Pod", group_version: None, verbs: &["get"] },
-    ]),
+    resource!(
+        "",
+        "v1",
+        "Pod",
+        "pods",
+        "pod",
+        true,
+        &["po"],
+        &["all"],
+        &[STATUS, Subresource { name: "exec", kind: "PodExecOptions", group_version: None, verbs: &["create", "get"] }, Subresource { name: "log", kind: "Pod", group_version: None, verbs: &["get"] },]
+    ),
     resource!("", "v1", "Service", "services", "service", true, &["svc"], &["all"], &[STATUS]),
     resource!("", "v1", "Endpoints", "endpoints", "endpoints", true, &["ep"], &[], &[]),
     resource!("", "v1", "Event", "events", "event", true, &["ev"], &[], &[]),
-    resource!("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", true, &["sa"], &[], &[
-        Subresource { name: "token", kind: "TokenRequest", group_version: Some(("authentication.k8s.io", "v1")), verbs: &["create"] },
-    ]),
+    resource!(
+        "",
+        "v1",
+        "ServiceAccount",
+        "serviceaccounts",
+        "serviceaccount",
+        true,
+        &["sa"],
+        &[],
+        &[Subresource { name: "token", kind: "TokenRequest", group_version: Some(("authentication.k8s.io", "v1")), verbs: &["create"] },]
+    ),
     resource!("", "v1", "Secret", "secrets", "secret", true, &[], &[], &[]),
     resource!("", "v1", "ConfigMap", "configmaps", "configmap", true, &["cm"], &[], &[]),
     resource!("apps", "v1", "Deployment", "deployments", "deployment", true, &["deploy"], &["all"], &[STATUS, SCALE]),

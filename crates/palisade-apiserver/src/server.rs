@@ -104,11 +104,7 @@ pub async fn serve(server: Arc<Server>, listeners: Vec<TcpListener>, certificate
         // TCP_NODELAY: watch events are small writes; with Nagle's algorithm one waits for
         // the peer's delayed ACK of the previous (40 ms) and watch latency's tail is that.
         let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(config.clone()).acceptor(axum_server::accept::NoDelayAcceptor::new());
-        let served = axum_server::from_tcp(listener)
-            .map_err(|e| ServeError::Tls(e.to_string()))?
-            .acceptor(acceptor)
-            .handle(handle.clone())
-            .serve(app.clone().into_make_service());
+        let served = axum_server::from_tcp(listener).map_err(|e| ServeError::Tls(e.to_string()))?.acceptor(acceptor).handle(handle.clone()).serve(app.clone().into_make_service());
         tasks.push(tokio::spawn(served));
     }
     for task in tasks {

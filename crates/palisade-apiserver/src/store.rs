@@ -175,15 +175,25 @@ pub enum Precondition {
     /// The object must not exist (create).
     Absent,
     /// The object must exist (at this version, when given; with this uid, when given).
-    Present { rv: Option<u64>, uid: Option<String> },
+    Present {
+        rv: Option<u64>,
+        uid: Option<String>,
+    },
 }
 
 /// One operation of a write transaction.
 #[derive(Clone, Debug)]
 pub enum Op {
     /// Stores the object (its `metadata.resourceVersion` is set by the store).
-    Put { key: Key, object: Value, precondition: Precondition },
-    Delete { key: Key, precondition: Precondition },
+    Put {
+        key: Key,
+        object: Value,
+        precondition: Precondition,
+    },
+    Delete {
+        key: Key,
+        precondition: Precondition,
+    },
 }
 
 struct Watcher {

@@ -24,26 +24,12 @@ fn columns(resource: &Resource) -> Vec<Column> {
             ("Nominated Node", "string", 1),
             ("Readiness Gates", "string", 1),
         ],
-        ("apps", "deployments") => vec![
-            name,
-            ("Ready", "string", 0),
-            ("Up-to-date", "integer", 0),
-            ("Available", "integer", 0),
-            age,
-            ("Containers", "string", 1),
-            ("Images", "string", 1),
-            ("Selector", "string", 1),
-        ],
-        ("apps", "replicasets") => vec![
-            name,
-            ("Desired", "integer", 0),
-            ("Current", "integer", 0),
-            ("Ready", "integer", 0),
-            age,
-            ("Containers", "string", 1),
-            ("Images", "string", 1),
-            ("Selector", "string", 1),
-        ],
+        ("apps", "deployments") => {
+            vec![name, ("Ready", "string", 0), ("Up-to-date", "integer", 0), ("Available", "integer", 0), age, ("Containers", "string", 1), ("Images", "string", 1), ("Selector", "string", 1)]
+        }
+        ("apps", "replicasets") => {
+            vec![name, ("Desired", "integer", 0), ("Current", "integer", 0), ("Ready", "integer", 0), age, ("Containers", "string", 1), ("Images", "string", 1), ("Selector", "string", 1)]
+        }
         ("apps", "statefulsets") => vec![name, ("Ready", "string", 0), age, ("Containers", "string", 1), ("Images", "string", 1)],
         ("apps", "daemonsets") => vec![
             name,
@@ -58,25 +44,10 @@ fn columns(resource: &Resource) -> Vec<Column> {
             ("Images", "string", 1),
             ("Selector", "string", 1),
         ],
-        ("batch", "jobs") => vec![
-            name,
-            ("Status", "string", 0),
-            ("Completions", "string", 0),
-            ("Duration", "string", 0),
-            age,
-            ("Containers", "string", 1),
-            ("Images", "string", 1),
-            ("Selector", "string", 1),
-        ],
-        ("", "services") => vec![
-            name,
-            ("Type", "string", 0),
-            ("Cluster-IP", "string", 0),
-            ("External-IP", "string", 0),
-            ("Port(s)", "string", 0),
-            age,
-            ("Selector", "string", 1),
-        ],
+        ("batch", "jobs") => {
+            vec![name, ("Status", "string", 0), ("Completions", "string", 0), ("Duration", "string", 0), age, ("Containers", "string", 1), ("Images", "string", 1), ("Selector", "string", 1)]
+        }
+        ("", "services") => vec![name, ("Type", "string", 0), ("Cluster-IP", "string", 0), ("External-IP", "string", 0), ("Port(s)", "string", 0), age, ("Selector", "string", 1)],
         ("", "endpoints") => vec![name, ("Endpoints", "string", 0), age],
         ("", "namespaces") => vec![name, ("Status", "string", 0), age],
         ("", "nodes") => vec![
@@ -93,13 +64,7 @@ fn columns(resource: &Resource) -> Vec<Column> {
         ],
         ("networking.k8s.io", "networkpolicies") => vec![name, ("Pod-Selector", "string", 0), age],
         ("policy.networking.k8s.io", "clusternetworkpolicies") => vec![name, ("Tier", "string", 0), ("Priority", "integer", 0), age],
-        ("", "events") | ("events.k8s.io", "events") => vec![
-            ("Last Seen", "string", 0),
-            ("Type", "string", 0),
-            ("Reason", "string", 0),
-            ("Object", "string", 0),
-            ("Message", "string", 0),
-        ],
+        ("", "events") | ("events.k8s.io", "events") => vec![("Last Seen", "string", 0), ("Type", "string", 0), ("Reason", "string", 0), ("Object", "string", 0), ("Message", "string", 0)],
         ("", "serviceaccounts") => vec![name, ("Secrets", "integer", 0), age],
         ("", "secrets") => vec![name, ("Type", "string", 0), ("Data", "integer", 0), age],
         ("", "configmaps") => vec![name, ("Data", "integer", 0), age],
@@ -318,7 +283,13 @@ fn cells(resource: &Resource, o: &Value) -> Vec<Value> {
         ("policy.networking.k8s.io", "clusternetworkpolicies") => vec![name, json!(text(&spec["tier"])), spec["priority"].clone(), age],
         ("", "events") | ("events.k8s.io", "events") => {
             let regarding = if o["involvedObject"].is_object() { &o["involvedObject"] } else { &o["regarding"] };
-            let last = if o["lastTimestamp"].is_string() { &o["lastTimestamp"] } else if o["eventTime"].is_string() { &o["eventTime"] } else { &o["metadata"]["creationTimestamp"] };
+            let last = if o["lastTimestamp"].is_string() {
+                &o["lastTimestamp"]
+            } else if o["eventTime"].is_string() {
+                &o["eventTime"]
+            } else {
+                &o["metadata"]["creationTimestamp"]
+            };
             let message = if o["message"].is_string() { &o["message"] } else { &o["note"] };
             vec![
                 json!(age_of(last)),
@@ -334,7 +305,14 @@ fn cells(resource: &Resource, o: &Value) -> Vec<Value> {
         ("rbac.authorization.k8s.io", "roles" | "clusterroles") => vec![name, o["metadata"]["creationTimestamp"].clone()],
         ("rbac.authorization.k8s.io", "rolebindings" | "clusterrolebindings") => {
             let of = |kind: &str| -> String {
-                o["subjects"].as_array().into_iter().flatten().filter(|s| s["kind"] == kind).map(|s| if kind == "ServiceAccount" { format!("{}/{}", text(&s["namespace"]), text(&s["name"])) } else { text(&s["name"]) }).collect::<Vec<_>>().join(", ")
+                o["subjects"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|s| s["kind"] == kind)
+                    .map(|s| if kind == "ServiceAccount" { format!("{}/{}", text(&s["namespace"]), text(&s["name"])) } else { text(&s["name"]) })
+                    .collect::<Vec<_>>()
+                    .join(", ")
             };
             vec![name, json!(format!("{}/{}", text(&o["roleRef"]["kind"]), text(&o["roleRef"]["name"]))), age, json!(of("User")), json!(of("Group")), json!(of("ServiceAccount"))]
         }

@@ -104,17 +104,13 @@ pub fn validate(resource: &Resource, object: &Value) -> Vec<Cause> {
                 && let Err(errors) = palisade_model::convert::network_policy(&np, namespace, Default::default())
             {
                 // Name problems are reported with the rest of the metadata.
-                causes.extend(
-                    errors.into_iter().filter(|e| !e.path.to_string().starts_with("metadata")).map(|e| Cause::new("FieldValueInvalid", e.path.to_string(), e.message)),
-                );
+                causes.extend(errors.into_iter().filter(|e| !e.path.to_string().starts_with("metadata")).map(|e| Cause::new("FieldValueInvalid", e.path.to_string(), e.message)));
             }
         }
         // The CRD's schema and CEL rules, as palisade-model checks them for `check`.
         ("policy.networking.k8s.io", "ClusterNetworkPolicy") => {
             if let Err(errors) = palisade_model::convert::cluster_policy(object, Default::default()) {
-                causes.extend(
-                    errors.into_iter().filter(|e| !e.path.to_string().starts_with("metadata")).map(|e| Cause::new("FieldValueInvalid", e.path.to_string(), e.message)),
-                );
+                causes.extend(errors.into_iter().filter(|e| !e.path.to_string().starts_with("metadata")).map(|e| Cause::new("FieldValueInvalid", e.path.to_string(), e.message)));
             }
         }
         ("rbac.authorization.k8s.io", "RoleBinding" | "ClusterRoleBinding") => {
@@ -159,7 +155,11 @@ pub fn validate_update(resource: &Resource, old: &Value, new: &Value) -> Vec<Cau
                 }
             }
             if a != b {
-                causes.push(Cause::new("FieldValueForbidden", "spec", "Forbidden: pod updates may not change fields other than `spec.containers[*].image`, `spec.activeDeadlineSeconds` or `spec.tolerations`"));
+                causes.push(Cause::new(
+                    "FieldValueForbidden",
+                    "spec",
+                    "Forbidden: pod updates may not change fields other than `spec.containers[*].image`, `spec.activeDeadlineSeconds` or `spec.tolerations`",
+                ));
             }
             if !old["spec"]["nodeName"].is_null() && old["spec"]["nodeName"] != new["spec"]["nodeName"] {
                 causes.push(Cause::invalid("spec.nodeName", &new["spec"]["nodeName"], "field is immutable once set"));

@@ -82,14 +82,7 @@ async fn malformed_wrong_invalid_and_oversized_bodies_are_refused_and_change_not
     let cases: Vec<(&str, &str, &str, Vec<u8>, u16, &str)> = vec![
         ("malformed JSON", policies, json_type, b"{\"apiVersion\": \"networking.k8s.io/v1\", ".to_vec(), 400, "BadRequest"),
         ("malformed YAML", policies, "application/yaml", b"apiVersion: v1\n  kind: [\n".to_vec(), 400, "BadRequest"),
-        (
-            "a kind that does not match the path",
-            policies,
-            json_type,
-            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}}).to_string().into_bytes(),
-            400,
-            "BadRequest",
-        ),
+        ("a kind that does not match the path", policies, json_type, json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}}).to_string().into_bytes(), 400, "BadRequest"),
         (
             "an invalid NetworkPolicy",
             policies,
@@ -105,9 +98,7 @@ async fn malformed_wrong_invalid_and_oversized_bodies_are_refused_and_change_not
             "an unknown field under Strict",
             "/apis/networking.k8s.io/v1/namespaces/default/networkpolicies?fieldValidation=Strict",
             json_type,
-            json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "typo"}, "spec": {"podSelector": {}, "ingres": []}})
-                .to_string()
-                .into_bytes(),
+            json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "typo"}, "spec": {"podSelector": {}, "ingres": []}}).to_string().into_bytes(),
             400,
             "BadRequest",
         ),
@@ -127,7 +118,14 @@ async fn malformed_wrong_invalid_and_oversized_bodies_are_refused_and_change_not
             422,
             "Invalid",
         ),
-        ("a namespace that does not exist", "/api/v1/namespaces/nope/configmaps", json_type, json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}}).to_string().into_bytes(), 404, "NotFound"),
+        (
+            "a namespace that does not exist",
+            "/api/v1/namespaces/nope/configmaps",
+            json_type,
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}}).to_string().into_bytes(),
+            404,
+            "NotFound",
+        ),
         ("a resource that is not served", "/apis/example.com/v1/namespaces/default/widgets", json_type, b"{}".to_vec(), 404, "NotFound"),
     ];
     for (what, path, content_type, body, code, reason) in cases {
@@ -146,7 +144,8 @@ async fn malformed_wrong_invalid_and_oversized_bodies_are_refused_and_change_not
     let (_, status) = send(&client, "POST", "/apis/networking.k8s.io/v1/namespaces/default/networkpolicies?fieldValidation=Strict", json_type, typo.to_string().into_bytes()).await;
     assert!(status["message"].as_str().unwrap().contains("unknown field \"spec.ingres\""), "{status}");
     // Malformed patches of an existing object.
-    let (code, _) = send(&client, "POST", "/api/v1/namespaces/default/configmaps", json_type, json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "m"}}).to_string().into_bytes()).await;
+    let (code, _) =
+        send(&client, "POST", "/api/v1/namespaces/default/configmaps", json_type, json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "m"}}).to_string().into_bytes()).await;
     assert_eq!(code, 200);
     let after_create = server.version();
     for (content_type, body) in [
@@ -213,10 +212,7 @@ async fn tokens_and_rbac() {
     let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}});
     let (code, status) = send(&reader, "POST", "/api/v1/namespaces/default/pods", json_type, pod.to_string().into_bytes()).await;
     assert_eq!((code, status["reason"].as_str()), (403, Some("Forbidden")), "{status}");
-    assert_eq!(
-        status["message"],
-        "pods is forbidden: User \"system:serviceaccount:default:reader\" cannot create resource \"pods\" in API group \"\" in the namespace \"default\"",
-    );
+    assert_eq!(status["message"], "pods is forbidden: User \"system:serviceaccount:default:reader\" cannot create resource \"pods\" in API group \"\" in the namespace \"default\"",);
     let (code, _) = send(&reader, "GET", "/api/v1/namespaces/default/secrets", json_type, Vec::new()).await;
     assert_eq!(code, 403);
     let (code, _) = send(&reader, "GET", "/api/v1/namespaces/kube-system/pods", json_type, Vec::new()).await;

@@ -90,11 +90,7 @@ fn cpu_ticks(pid: u32) -> u64 {
 fn synced_latencies(log: &std::path::Path, from: usize) -> (Vec<f64>, usize) {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let fresh = &text[from.min(text.len())..];
-    let values = fresh
-        .lines()
-        .filter(|l| l.contains("synced"))
-        .filter_map(|l| l.split("event_to_kernel_ms=Some(").nth(1)?.split(')').next()?.parse().ok())
-        .collect();
+    let values = fresh.lines().filter(|l| l.contains("synced")).filter_map(|l| l.split("event_to_kernel_ms=Some(").nth(1)?.split(')').next()?.parse().ok()).collect();
     (values, text.len())
 }
 
@@ -123,7 +119,15 @@ fn main() {
     let running = node
         .enter(move || {
             let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-            palisade_apiserver::start(Options { state_dir, service_cidrs: vec!["10.96.0.0/16".parse().unwrap()], listeners: vec![listener], addresses: vec!["127.0.0.1".parse().unwrap()], kubelet: None, watch_history_bytes: None }).unwrap()
+            palisade_apiserver::start(Options {
+                state_dir,
+                service_cidrs: vec!["10.96.0.0/16".parse().unwrap()],
+                listeners: vec![listener],
+                addresses: vec!["127.0.0.1".parse().unwrap()],
+                kubelet: None,
+                watch_history_bytes: None,
+            })
+            .unwrap()
         })
         .join()
         .unwrap();

@@ -98,12 +98,7 @@ struct Question {
 pub fn run(args: &CheckArgs, verbose: u8) -> Result<bool> {
     let questions = match &args.flows {
         Some(file) => read_flows(file)?,
-        None => vec![Question {
-            from: args.from.clone().unwrap_or_default(),
-            to: args.to.clone().unwrap_or_default(),
-            port: args.port.clone().unwrap_or_default(),
-            protocol: args.protocol,
-        }],
+        None => vec![Question { from: args.from.clone().unwrap_or_default(), to: args.to.clone().unwrap_or_default(), port: args.port.clone().unwrap_or_default(), protocol: args.protocol }],
     };
     let loaded = input::load(&args.input, verbose)?;
     let cluster = &loaded.cluster;
@@ -144,11 +139,7 @@ pub fn run(args: &CheckArgs, verbose: u8) -> Result<bool> {
     let all_allowed = match args.output {
         CheckOutput::Json => {
             let all = reports.iter().all(|r| r.allowed);
-            let mut text = if args.flows.is_some() {
-                serde_json::to_string_pretty(&reports)?
-            } else {
-                serde_json::to_string_pretty(&reports[0])?
-            };
+            let mut text = if args.flows.is_some() { serde_json::to_string_pretty(&reports)? } else { serde_json::to_string_pretty(&reports[0])? };
             text.push('\n');
             std::io::stdout().write_all(text.as_bytes())?;
             all
@@ -163,11 +154,7 @@ pub fn run(args: &CheckArgs, verbose: u8) -> Result<bool> {
 
 /// Reads `SRC DST PORT [PROTOCOL]` lines.
 fn read_flows(file: &str) -> Result<Vec<Question>> {
-    let text = if file == "-" {
-        std::io::read_to_string(std::io::stdin())?
-    } else {
-        std::fs::read_to_string(file).with_context(|| format!("--flows {file}"))?
-    };
+    let text = if file == "-" { std::io::read_to_string(std::io::stdin())? } else { std::fs::read_to_string(file).with_context(|| format!("--flows {file}"))? };
     let mut questions = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.split('#').next().unwrap_or_default().trim();
@@ -239,22 +226,11 @@ fn text_report(cluster: &Cluster, (src, dst): (Target, Target), port: &str, judg
         Target::Service(s) => {
             let service = &cluster.services[s];
             let allowing = judged.iter().filter(|d| !d.is_empty() && d.iter().all(|j| j.verdict.allowed)).count();
-            out.push_str(&format!(
-                "{}: {src_name} -> Service {} port {} ({} of {} backends allow it)\n",
-                word(allowed),
-                service.display_name(),
-                port,
-                allowing,
-                judged.len()
-            ));
+            out.push_str(&format!("{}: {src_name} -> Service {} port {} ({} of {} backends allow it)\n", word(allowed), service.display_name(), port, allowing, judged.len()));
             for destination in judged {
                 let Some(first) = destination.first() else { continue };
                 let (verdict, body) = destination_text(cluster, destination, 4);
-                out.push_str(&format!(
-                    "\n  backend {} port {}: {verdict}\n",
-                    first.flow.dst.display(cluster),
-                    port_text(first.flow.port, first.flow.protocol),
-                ));
+                out.push_str(&format!("\n  backend {} port {}: {verdict}\n", first.flow.dst.display(cluster), port_text(first.flow.port, first.flow.protocol),));
                 out.push_str(&body);
             }
         }
@@ -263,11 +239,7 @@ fn text_report(cluster: &Cluster, (src, dst): (Target, Target), port: &str, judg
                 return (no_common_family(cluster, src, dst), false);
             };
             let (verdict, body) = destination_text(cluster, &judged[0], 2);
-            out.push_str(&format!(
-                "{verdict}: {src_name} -> {} port {}\n\n",
-                first.flow.dst.display(cluster),
-                port_text(first.flow.port, first.flow.protocol)
-            ));
+            out.push_str(&format!("{verdict}: {src_name} -> {} port {}\n\n", first.flow.dst.display(cluster), port_text(first.flow.port, first.flow.protocol)));
             out.push_str(&body);
         }
     }
@@ -281,11 +253,7 @@ fn no_common_family(cluster: &Cluster, src: Target, dst: Target) -> String {
         Target::External(ip) => ip.to_string(),
         Target::Service(s) => cluster.services[s].display_name(),
     };
-    format!(
-        "NOT A FLOW: {} and {} have no address family in common, so no packet can go between them (nothing to judge)\n",
-        describe(src),
-        describe(dst)
-    )
+    format!("NOT A FLOW: {} and {} have no address family in common, so no packet can go between them (nothing to judge)\n", describe(src), describe(dst))
 }
 
 /// The flows to judge: per destination (each Service backend, or the single one), one per
@@ -313,9 +281,7 @@ fn flows(cluster: &Cluster, src: Target, dst: Target, port: &str, protocol: Opti
                         .ports
                         .iter()
                         .find(|p| p.name.as_deref() == Some(port) && protocol.is_none_or(|proto| proto == p.protocol))
-                        .ok_or_else(|| {
-                            anyhow!("--port {port}: {} has no container port named {port:?}", endpoint.display_name())
-                        })?;
+                        .ok_or_else(|| anyhow!("--port {port}: {} has no container port named {port:?}", endpoint.display_name()))?;
                     vec![(dst, found.number, found.protocol)]
                 }
             }
@@ -330,10 +296,7 @@ fn flows(cluster: &Cluster, src: Target, dst: Target, port: &str, protocol: Opti
         .into_iter()
         .map(|(dst, port, protocol)| {
             let common = target_families(cluster, src).intersection(target_families(cluster, dst)).intersection(families);
-            common
-                .iter()
-                .map(|v6| Ok((Flow { src: end(cluster, src, v6)?, dst: end(cluster, dst, v6)?, port, protocol }, Families::one(v6))))
-                .collect()
+            common.iter().map(|v6| Ok((Flow { src: end(cluster, src, v6)?, dst: end(cluster, dst, v6)?, port, protocol }, Families::one(v6)))).collect()
         })
         .collect()
 }
@@ -344,10 +307,9 @@ fn service_error(cluster: &Cluster, service: &str, port: &str, error: ServiceErr
             anyhow!("--port {port}: Service {service} has no such port (it has: {})", available.join(", "))
         }
         ServiceError::NoBackends => anyhow!("Service {service} selects no pod or workload, so it has no backends to judge"),
-        ServiceError::UnresolvedTarget { endpoint, name } => anyhow!(
-            "Service {service}: backend {} has no container port named {name:?} (the Service's targetPort)",
-            cluster.endpoints[endpoint].display_name()
-        ),
+        ServiceError::UnresolvedTarget { endpoint, name } => {
+            anyhow!("Service {service}: backend {} has no container port named {name:?} (the Service's targetPort)", cluster.endpoints[endpoint].display_name())
+        }
     }
 }
 

@@ -81,9 +81,7 @@ fn refuse_unenforceable(cluster: &Cluster) -> anyhow::Result<()> {
 }
 
 fn desired(args: &NodeArgs, cluster: &Cluster) -> Ruleset {
-    let local = (0..cluster.endpoints.len())
-        .filter(|&i| args.node.as_ref().is_none_or(|node| cluster.endpoints[i].node.as_ref() == Some(node)))
-        .collect();
+    let local = (0..cluster.endpoints.len()).filter(|&i| args.node.as_ref().is_none_or(|node| cluster.endpoints[i].node.as_ref() == Some(node))).collect();
     let deny_action = match args.deny_action {
         DenyArg::Reject => DenyAction::Reject,
         DenyArg::Drop => DenyAction::Drop,
@@ -125,12 +123,6 @@ fn apply(args: &ApplyArgs, verbose: u8) -> Result<()> {
         palisade_nft::state_file::save(&state_file, ruleset, naming, dataplane.pending_cleanup()).with_context(|| format!("writing {}", state_file.display()))?;
     }
     println!("table inet {}: {report}", args.node.table);
-    println!(
-        "now {} sets and maps ({} elements), {} chains ({} rules)",
-        ruleset.sets.len() + ruleset.maps.len(),
-        ruleset.element_count(),
-        ruleset.chains.len(),
-        ruleset.rule_count()
-    );
+    println!("now {} sets and maps ({} elements), {} chains ({} rules)", ruleset.sets.len() + ruleset.maps.len(), ruleset.element_count(), ruleset.chains.len(), ruleset.rule_count());
     Ok(())
 }

@@ -36,9 +36,7 @@ pub fn resolve(cluster: &Cluster, text: &str) -> Result<Target> {
             .map(Target::Service)
             .ok_or_else(|| anyhow!("no Service {name:?} in namespace {ns:?}{}", known_names(cluster, ns))),
         [ns, kind, name] => {
-            let kind = WorkloadKind::parse(kind).ok_or_else(|| {
-                anyhow!("{text:?}: unknown kind {kind:?}: use pod, deploy, sts, ds, rs, job, cronjob, rc or svc")
-            })?;
+            let kind = WorkloadKind::parse(kind).ok_or_else(|| anyhow!("{text:?}: unknown kind {kind:?}: use pod, deploy, sts, ds, rs, job, cronjob, rc or svc"))?;
             cluster
                 .endpoints
                 .iter()
@@ -51,8 +49,7 @@ pub fn resolve(cluster: &Cluster, text: &str) -> Result<Target> {
 }
 
 fn by_name(cluster: &Cluster, ns: &str, name: &str) -> Result<Target> {
-    let matches: Vec<usize> =
-        cluster.endpoints.iter().enumerate().filter(|(_, e)| e.namespace == ns && e.name == name).map(|(i, _)| i).collect();
+    let matches: Vec<usize> = cluster.endpoints.iter().enumerate().filter(|(_, e)| e.namespace == ns && e.name == name).map(|(i, _)| i).collect();
     match matches.as_slice() {
         [one] => Ok(Target::Endpoint(*one)),
         [] => {
@@ -62,8 +59,7 @@ fn by_name(cluster: &Cluster, ns: &str, name: &str) -> Result<Target> {
             bail!("no pod or workload {name:?} in namespace {ns:?}{}", known_names(cluster, ns))
         }
         many => {
-            let options: Vec<String> =
-                many.iter().map(|&i| format!("{ns}/{}/{name}", cluster.endpoints[i].kind.short_name())).collect();
+            let options: Vec<String> = many.iter().map(|&i| format!("{ns}/{}/{name}", cluster.endpoints[i].kind.short_name())).collect();
             bail!("{ns}/{name} is ambiguous: it names {}; use one of: {}", many.len(), options.join(", "))
         }
     }

@@ -22,28 +22,17 @@ fn side_text(cluster: &Cluster, direction: Direction, subject: &str, side: &Side
     match side {
         SideVerdict::NotAPod => "allowed: the address is outside the cluster, no NetworkPolicy applies to it".to_string(),
         SideVerdict::SelfTraffic => "allowed: a pod can always reach itself".to_string(),
-        SideVerdict::HostNetwork => {
-            "allowed: a hostNetwork pod is never selected by NetworkPolicy (its traffic is the node's)".to_string()
-        }
-        SideVerdict::NotIsolated if cluster.cluster_policies.is_empty() => format!(
-            "allowed: no NetworkPolicy selects {subject} for {direction}, so all {direction} traffic is allowed"
-        ),
-        SideVerdict::NotIsolated => format!(
-            "allowed: no NetworkPolicy selects {subject} for {direction} and no ClusterNetworkPolicy rule matches, so it is allowed by default"
-        ),
+        SideVerdict::HostNetwork => "allowed: a hostNetwork pod is never selected by NetworkPolicy (its traffic is the node's)".to_string(),
+        SideVerdict::NotIsolated if cluster.cluster_policies.is_empty() => format!("allowed: no NetworkPolicy selects {subject} for {direction}, so all {direction} traffic is allowed"),
+        SideVerdict::NotIsolated => format!("allowed: no NetworkPolicy selects {subject} for {direction} and no ClusterNetworkPolicy rule matches, so it is allowed by default"),
         SideVerdict::Allowed { isolated_by, allowed_by } => {
             let rules: Vec<String> = allowed_by.iter().map(|r| allowed_rule_text(cluster, r)).collect();
             let policies: Vec<String> = isolated_by.iter().map(|p| p.display_name()).collect();
-            format!(
-                "allowed by {}\n{pad}({subject} is isolated for {direction} by {})",
-                rules.join(", "),
-                policies.join(", ")
-            )
+            format!("allowed by {}\n{pad}({subject} is isolated for {direction} by {})", rules.join(", "), policies.join(", "))
         }
         SideVerdict::Denied { isolated_by, misses } => {
             let mut out = String::from("DENIED\n");
-            let policies: Vec<String> =
-                isolated_by.iter().map(|p| format!("{} ({})", p.display_name(), p.defined_at)).collect();
+            let policies: Vec<String> = isolated_by.iter().map(|p| format!("{} ({})", p.display_name(), p.defined_at)).collect();
             let _ = writeln!(out, "{pad}{subject} is isolated for {direction} by {}", policies.join(", "));
             if misses.is_empty() {
                 let _ = writeln!(out, "{pad}these policies allow no {direction} traffic at all (no {direction} rules)");
@@ -62,11 +51,7 @@ fn side_text(cluster: &Cluster, direction: Direction, subject: &str, side: &Side
             out.trim_end().to_string()
         }
         SideVerdict::ClusterPolicy { accepted, rule } => {
-            let why = if rule.fail_closed {
-                " (the rule names a peer or protocol this version does not know, and fails closed)"
-            } else {
-                ""
-            };
+            let why = if rule.fail_closed { " (the rule names a peer or protocol this version does not know, and fails closed)" } else { "" };
             let effect = match (rule.tier.as_str(), accepted) {
                 ("Admin", true) => "NetworkPolicy is not consulted",
                 ("Admin", false) => "no NetworkPolicy can allow it",
@@ -139,21 +124,16 @@ fn peer_reason(cluster: &Cluster, mismatch: &PeerMismatch, remote: &FlowEnd) -> 
     let name = remote.display(cluster);
     let pod_labels = || remote.index().map(|i| format_labels(&cluster.endpoints[i].labels)).unwrap_or_default();
     match mismatch {
-        PeerMismatch::OtherNamespace { peer, policy_namespace, remote_namespace } => (
-            *peer,
-            format!("without a namespaceSelector it only matches pods in the policy's namespace {policy_namespace}; {name} is in {remote_namespace}"),
-        ),
+        PeerMismatch::OtherNamespace { peer, policy_namespace, remote_namespace } => {
+            (*peer, format!("without a namespaceSelector it only matches pods in the policy's namespace {policy_namespace}; {name} is in {remote_namespace}"))
+        }
         PeerMismatch::NamespaceNotSelected { peer, namespace, requirement } => {
             let labels = cluster.namespace_labels(namespace).map(format_labels).unwrap_or_default();
             (*peer, format!("namespace {namespace} does not satisfy {requirement} (its labels: {labels})"))
         }
-        PeerMismatch::PodNotSelected { peer, requirement } => {
-            (*peer, format!("{name} does not satisfy {requirement} (its labels: {})", pod_labels()))
-        }
+        PeerMismatch::PodNotSelected { peer, requirement } => (*peer, format!("{name} does not satisfy {requirement} (its labels: {})", pod_labels())),
         PeerMismatch::NotAPod { peer } => (*peer, format!("selectors only match pods; {name} is outside the cluster")),
-        PeerMismatch::HostNetwork { peer } => {
-            (*peer, format!("{name} uses hostNetwork; selectors never match it, only an ipBlock with its node address"))
-        }
+        PeerMismatch::HostNetwork { peer } => (*peer, format!("{name} uses hostNetwork; selectors never match it, only an ipBlock with its node address")),
         PeerMismatch::NoAddress { peer } => (*peer, format!("{name} has no address in this family")),
         PeerMismatch::OutsideCidr { peer, cidr, ip } => (*peer, format!("{ip} is not in {cidr}")),
         PeerMismatch::Excepted { peer, except, ip } => (*peer, format!("{ip} is excluded by except {except}")),
@@ -181,10 +161,7 @@ fn suggestion(cluster: &Cluster, direction: Direction, flow: &Flow, indent: usiz
             if endpoint.namespace == subject_ns {
                 lines.push(format!("  - podSelector: {pods}"));
             } else {
-                lines.push(format!(
-                    "  - namespaceSelector: {{matchLabels: {{kubernetes.io/metadata.name: {}}}}}",
-                    endpoint.namespace
-                ));
+                lines.push(format!("  - namespaceSelector: {{matchLabels: {{kubernetes.io/metadata.name: {}}}}}", endpoint.namespace));
                 lines.push(format!("    podSelector: {pods}"));
             }
         }

@@ -8,8 +8,8 @@ use std::os::fd::AsFd;
 use anyhow::{Result, bail};
 use clap::{Args, ValueEnum};
 use palisade_model::{Cluster, Protocol, format_labels};
-use palisade_policy::matrix::Entry;
 use palisade_policy::family::{self, Families};
+use palisade_policy::matrix::Entry;
 use palisade_policy::{Matrix, MatrixPlan, PortQuery, PortRef, PortSelection, Summary, matrix, pairs_without_common_family, summary};
 
 use crate::check::parse_protocol;
@@ -122,17 +122,7 @@ pub fn endpoint_names(cluster: &Cluster) -> Vec<String> {
     for e in &cluster.endpoints {
         *count.entry((&e.namespace, &e.name)).or_default() += 1;
     }
-    cluster
-        .endpoints
-        .iter()
-        .map(|e| {
-            if count[&(e.namespace.as_str(), e.name.as_str())] > 1 {
-                format!("{}/{}/{}", e.namespace, e.kind.short_name(), e.name)
-            } else {
-                e.display_name()
-            }
-        })
-        .collect()
+    cluster.endpoints.iter().map(|e| if count[&(e.namespace.as_str(), e.name.as_str())] > 1 { format!("{}/{}/{}", e.namespace, e.kind.short_name(), e.name) } else { e.display_name() }).collect()
 }
 
 /// Writes the full matrix of one family as JSON. A 500-pod matrix has hundreds of thousands
@@ -249,11 +239,8 @@ fn write_json_entries(out: &mut impl Write, matrix: &Matrix, names: &[String]) -
         families: Families,
     }
     let endpoints: Vec<&str> = matrix.endpoints.iter().map(|&e| names[e].as_str()).collect();
-    let entries: Vec<Named<'_>> = matrix
-        .entries
-        .iter()
-        .map(|e| Named { from: &names[e.from], to: &names[e.to], port: e.port, protocol: e.protocol, allowed: e.allowed, families: e.families })
-        .collect();
+    let entries: Vec<Named<'_>> =
+        matrix.entries.iter().map(|e| Named { from: &names[e.from], to: &names[e.to], port: e.port, protocol: e.protocol, allowed: e.allowed, families: e.families }).collect();
     #[derive(serde::Serialize)]
     struct Document<'a> {
         endpoints: Vec<&'a str>,
@@ -362,12 +349,7 @@ fn write_summary_table(out: &mut impl Write, summaries: &[Summary], without_comm
             writeln!(out)?;
         }
         let family = if summaries.len() > 1 || summary.family != Families::V4 { format!(" ({})", summary.family.describe()) } else { String::new() };
-        writeln!(
-            out,
-            "{} endpoints in {} classes{family} (endpoints with the same namespace, labels and ports are judged alike)\n",
-            summary.endpoints,
-            summary.classes.len()
-        )?;
+        writeln!(out, "{} endpoints in {} classes{family} (endpoints with the same namespace, labels and ports are judged alike)\n", summary.endpoints, summary.classes.len())?;
         for class in &summary.classes {
             let ports: Vec<String> = class.ports.iter().map(|p| format!("{}/{}", p.number, p.protocol)).collect();
             let first = class.members.first().cloned().unwrap_or_default();

@@ -31,7 +31,8 @@ struct Node {
     agent_path: Option<String>,
 }
 
-const PODS: [(&str, &str, &str); 3] = [("production/nginx", "10.244.1.10", "fd00:10:244:1::10"), ("production/curl", "10.244.1.11", "fd00:10:244:1::11"), ("develop/curl", "10.244.1.12", "fd00:10:244:1::12")];
+const PODS: [(&str, &str, &str); 3] =
+    [("production/nginx", "10.244.1.10", "fd00:10:244:1::10"), ("production/curl", "10.244.1.11", "fd00:10:244:1::11"), ("develop/curl", "10.244.1.12", "fd00:10:244:1::12")];
 
 impl Node {
     fn new() -> Self {
@@ -79,13 +80,7 @@ impl Node {
     /// The real kubectl inside the node, as the admin.
     fn kubectl(&self, args: &[&str]) -> String {
         let kubeconfig = self.dir.path().join("admin.kubeconfig");
-        let output = Command::new("ip")
-            .args(["netns", "exec", &self.bed.node.name])
-            .arg(kubectl_binary())
-            .arg(format!("--kubeconfig={}", kubeconfig.display()))
-            .args(args)
-            .output()
-            .unwrap();
+        let output = Command::new("ip").args(["netns", "exec", &self.bed.node.name]).arg(kubectl_binary()).arg(format!("--kubeconfig={}", kubeconfig.display())).args(args).output().unwrap();
         let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
         assert!(output.status.success(), "kubectl {args:?}: {text}");
         text

@@ -6,7 +6,6 @@ use std::process::{Command, Output};
 
 use support::seed_files;
 
-
 fn palisade(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_palisade")).args(args).output().expect("palisade runs")
 }
@@ -78,7 +77,11 @@ fn external_sources_and_addresses() {
 fn bad_input_exits_2_with_a_clear_error_and_evaluates_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("policy.yaml");
-    std::fs::write(&bad, "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: p\n  namespace: production\nspec:\n  ingress:\n  - from:\n    - ipBlock:\n        cidr: 10.0.0/8\n").unwrap();
+    std::fs::write(
+        &bad,
+        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: p\n  namespace: production\nspec:\n  ingress:\n  - from:\n    - ipBlock:\n        cidr: 10.0.0/8\n",
+    )
+    .unwrap();
     let mut files = seed_files();
     files.push(bad.display().to_string());
     let mut args = vec!["check", "-f"];
@@ -168,7 +171,9 @@ fn matrix_summary_groups_equal_endpoints() {
     let dir = tempfile::tempdir().unwrap();
     let mut text = String::from("apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n---\n");
     for i in 0..5 {
-        text.push_str(&format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: web-{i}, namespace: shop, labels: {{app: web}}}}\nspec: {{containers: [{{name: c, ports: [{{containerPort: 80}}]}}]}}\n---\n"));
+        text.push_str(&format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: web-{i}, namespace: shop, labels: {{app: web}}}}\nspec: {{containers: [{{name: c, ports: [{{containerPort: 80}}]}}]}}\n---\n"
+        ));
     }
     text.push_str("apiVersion: v1\nkind: Pod\nmetadata: {name: db, namespace: shop, labels: {app: db}}\nspec: {containers: [{name: c, ports: [{containerPort: 5432}]}]}\n---\n");
     text.push_str("apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: db, namespace: shop}\nspec:\n  podSelector: {matchLabels: {app: db}}\n  ingress: [{from: [{podSelector: {matchLabels: {app: web}}}], ports: [{port: 5432}]}]\n");
@@ -210,7 +215,12 @@ fn cluster_network_policy_decisions_are_explained() {
     let check = |from: &str, to: &str| palisade(&["check", "-f", &file, "--from", from, "--to", to, "--port", "80"]);
     let out = check("monitoring/grafana", "prod/web");
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(stdout(&out).contains("ingress to prod/web: DENIED by ClusterNetworkPolicy protect-prod (Admin tier, priority 10) ingress[1] \"nothing-else-from-monitoring\"\n    (no NetworkPolicy can allow it)"), "{}", stdout(&out));
+    assert!(
+        stdout(&out)
+            .contains("ingress to prod/web: DENIED by ClusterNetworkPolicy protect-prod (Admin tier, priority 10) ingress[1] \"nothing-else-from-monitoring\"\n    (no NetworkPolicy can allow it)"),
+        "{}",
+        stdout(&out)
+    );
     let out = check("monitoring/prometheus", "prod/web");
     assert!(
         stdout(&out).contains("ingress to prod/web: passed on by ClusterNetworkPolicy protect-prod (Admin tier, priority 10) ingress[0] \"prometheus-passes\" to NetworkPolicy and the Baseline tier; then DENIED by ClusterNetworkPolicy baseline (Baseline tier, priority 10) ingress[0] \"default-deny\""),
@@ -218,7 +228,11 @@ fn cluster_network_policy_decisions_are_explained() {
         stdout(&out)
     );
     let out = check("prod/web", "monitoring/grafana");
-    assert!(stdout(&out).contains("egress from prod/web: allowed: no NetworkPolicy selects prod/web for egress and no ClusterNetworkPolicy rule matches, so it is allowed by default"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("egress from prod/web: allowed: no NetworkPolicy selects prod/web for egress and no ClusterNetworkPolicy rule matches, so it is allowed by default"),
+        "{}",
+        stdout(&out)
+    );
 
     // The dataplane renders the tiers: a verdict map per tier, a chain per rule.
     let out = palisade(&["dataplane", "render", "-f", &file]);
@@ -235,11 +249,24 @@ fn cluster_network_policy_decisions_are_explained() {
     std::fs::write(&names, text).unwrap();
     let out = palisade(&["dataplane", "render", "-f", &names.display().to_string()]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("names.yaml:") && stderr(&out).contains("ClusterNetworkPolicy to-registry: spec.egress[0].to[0].domainNames: Palisade's dataplane does not enforce domainNames peers yet"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("names.yaml:")
+            && stderr(&out).contains("ClusterNetworkPolicy to-registry: spec.egress[0].to[0].domainNames: Palisade's dataplane does not enforce domainNames peers yet"),
+        "{}",
+        stderr(&out)
+    );
 
     let bad = dir.path().join("bad.yaml");
-    std::fs::write(&bad, std::fs::read_to_string(&file).unwrap().replace("priority: 10\n  subject: {namespaces: {matchLabels: {team: prod}}}", "priority: 5000\n  subject: {namespaces: {matchLabels: {team: prod}}}")).unwrap();
+    std::fs::write(
+        &bad,
+        std::fs::read_to_string(&file).unwrap().replace("priority: 10\n  subject: {namespaces: {matchLabels: {team: prod}}}", "priority: 5000\n  subject: {namespaces: {matchLabels: {team: prod}}}"),
+    )
+    .unwrap();
     let out = palisade(&["check", "-f", &bad.display().to_string(), "--from", "prod/web", "--to", "monitoring/grafana", "--port", "80"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("bad.yaml:33:13: ClusterNetworkPolicy protect-prod: spec.priority") && stderr(&out).contains("spec.priority") && stderr(&out).contains("must be between 0 and 1000"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("bad.yaml:33:13: ClusterNetworkPolicy protect-prod: spec.priority") && stderr(&out).contains("spec.priority") && stderr(&out).contains("must be between 0 and 1000"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -8,7 +8,6 @@ use support::seed_files;
 
 use palisade_testbed::{NetNs, require_privileges};
 
-
 fn text(o: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
@@ -35,10 +34,7 @@ fn render_for_one_node_only_dispatches_its_pods() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("pods.yaml");
     std::fs::write(&file, "apiVersion: v1\nkind: Pod\nmetadata: {name: a, namespace: x}\nspec: {nodeName: n1, containers: []}\nstatus: {podIP: 10.0.0.1}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: b, namespace: x}\nspec: {nodeName: n2, containers: []}\nstatus: {podIP: 10.0.0.2}\n---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: deny, namespace: x}\nspec: {podSelector: {}}\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_palisade"))
-        .args(["dataplane", "render", "--node", "n1", "-f", &file.display().to_string()])
-        .output()
-        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_palisade")).args(["dataplane", "render", "--node", "n1", "-f", &file.display().to_string()]).output().unwrap();
     let rendered = String::from_utf8_lossy(&out.stdout);
     assert!(rendered.contains("elements = { 10.0.0.1 : jump"), "{rendered}");
     assert!(!rendered.contains("10.0.0.2 : jump"), "{rendered}");

@@ -80,7 +80,17 @@ fn the_role_grants_exactly_what_the_agent_uses() {
         }
     }
     grants.sort();
-    assert_eq!(grants, ["/namespaces: get,list,watch", "/nodes: get,list,watch", "/pods: get,list,watch", "events.k8s.io/events: create,patch", "networking.k8s.io/networkpolicies: get,list,watch", "policy.networking.k8s.io/clusternetworkpolicies: get,list,watch"]);
+    assert_eq!(
+        grants,
+        [
+            "/namespaces: get,list,watch",
+            "/nodes: get,list,watch",
+            "/pods: get,list,watch",
+            "events.k8s.io/events: create,patch",
+            "networking.k8s.io/networkpolicies: get,list,watch",
+            "policy.networking.k8s.io/clusternetworkpolicies: get,list,watch"
+        ]
+    );
 }
 
 #[test]

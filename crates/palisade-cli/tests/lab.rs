@@ -21,12 +21,7 @@ fn seed_walkthrough_with_real_packets_then_down_leaves_nothing() {
     let tables_before = root_tables();
     let root_before = root_namespace_state();
     let lab = TestLab::new();
-    let output = Command::new(workspace().join("examples/seed-demo/run.sh"))
-        .env("PALISADE", PALISADE)
-        
-        .env("PALISADE_LAB", &lab.name)
-        .output()
-        .unwrap();
+    let output = Command::new(workspace().join("examples/seed-demo/run.sh")).env("PALISADE", PALISADE).env("PALISADE_LAB", &lab.name).output().unwrap();
     let transcript = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "run.sh failed:\n{transcript}\n{}", String::from_utf8_lossy(&output.stderr));
     // Before the policy: both namespaces get nginx; after it: production does, develop is refused.
@@ -256,7 +251,10 @@ fn cluster_dns_answers_and_default_deny_egress_breaks_it() {
     }
     let lab = TestLab::up(1);
     lab.apply("multi.yaml", MULTI);
-    lab.apply("svc.yaml", "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: multi}\nspec:\n  selector: {app: web}\n  ipFamilyPolicy: PreferDualStack\n  ports: [{port: 80, targetPort: 8080}]\n");
+    lab.apply(
+        "svc.yaml",
+        "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: multi}\nspec:\n  selector: {app: web}\n  ipFamilyPolicy: PreferDualStack\n  ports: [{port: 80, targetPort: 8080}]\n",
+    );
     let service = lab.json(&["get", "svc", "web", "-n", "multi"]);
     let ips: Vec<&str> = service["spec"]["clusterIPs"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
     assert_eq!(ips.len(), 2, "dual-stack service: {service}");

@@ -118,7 +118,11 @@ fn a_pod_uses_its_service_account_token_and_rbac_holds() {
     assert!(as_watcher(&["get", "pods", "-n", "apps"]).status.success());
     let refused = as_watcher(&["delete", "pod", "client", "-n", "apps"]);
     assert!(!refused.status.success());
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("pods \"client\" is forbidden: User \"system:serviceaccount:apps:watcher\" cannot delete resource \"pods\""), "{}", String::from_utf8_lossy(&refused.stderr));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("pods \"client\" is forbidden: User \"system:serviceaccount:apps:watcher\" cannot delete resource \"pods\""),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
 }
 
 /// The lab daemon's pid (the process `palisade lab up` started for this lab).

@@ -116,10 +116,7 @@ fn tiers_through_the_api_are_enforced_on_both_nodes() {
     assert!(counted("quiet-monitoring (Baseline tier, priority 10) ingress[0]") >= before + 2, "the Baseline rule denied both");
     // A NetworkPolicy now isolates web for ingress from everything but itself: the Pass hands
     // prometheus to it, and it denies.
-    lab.apply(
-        "np.yaml",
-        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: only-web, namespace: prod}\nspec:\n  podSelector: {}\n  ingress: [{from: [{podSelector: {}}]}]\n",
-    );
+    lab.apply("np.yaml", "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: only-web, namespace: prod}\nspec:\n  podSelector: {}\n  ingress: [{from: [{podSelector: {}}]}]\n");
     for to in &web {
         assert!(!reaches(&prometheus[0], to), "passed to NetworkPolicy, which denies");
     }
@@ -128,7 +125,12 @@ fn tiers_through_the_api_are_enforced_on_both_nodes() {
     assert!(table.contains("protect-prod (Admin tier, priority 10) ingress[1] 'monitoring-denied': Deny"), "{table}");
 
     // The API validates with the CRD's rules: a priority out of range is refused, nothing stored.
-    let bad = lab.file("bad.yaml", &TIERS.replace("priority: 10\n  subject: {namespaces: {matchLabels: {team: prod}}}", "priority: 5000\n  subject: {namespaces: {matchLabels: {team: prod}}}").replace("protect-prod", "too-high"));
+    let bad = lab.file(
+        "bad.yaml",
+        &TIERS
+            .replace("priority: 10\n  subject: {namespaces: {matchLabels: {team: prod}}}", "priority: 5000\n  subject: {namespaces: {matchLabels: {team: prod}}}")
+            .replace("protect-prod", "too-high"),
+    );
     let refused = lab.kubectl(&["apply", "-f", &bad]);
     assert!(!refused.status.success());
     let why = String::from_utf8_lossy(&refused.stderr);

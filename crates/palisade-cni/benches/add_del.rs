@@ -43,14 +43,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 fn row(label: &str, mut times: Vec<f64>) {
     times.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
-    println!(
-        "| {label} | {} | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms |",
-        times.len(),
-        percentile(&times, 50.0),
-        percentile(&times, 99.0),
-        times[0],
-        times[times.len() - 1]
-    );
+    println!("| {label} | {} | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms |", times.len(), percentile(&times, 50.0), percentile(&times, 99.0), times[0], times[times.len() - 1]);
 }
 
 fn max_rss_of_children_kib() -> i64 {

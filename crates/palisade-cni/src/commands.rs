@@ -68,10 +68,7 @@ fn build(conf: &NetConf, env: &Env, netns: &str, host: &str, ips: &[IpAddr]) -> 
         // ADD repeated for the same attachment: rebuild the result from what exists.
         (Some((host_info, _)), true) => palisade_net::HostSide { host: host_info, pod: pod_link(netns, &env.ifname)? },
         (None, true) => {
-            return Err(CniError::new(
-                Code::InterfaceExists,
-                format!("the container already has an interface {} (not made by Palisade)", env.ifname),
-            ));
+            return Err(CniError::new(Code::InterfaceExists, format!("the container already has an interface {} (not made by Palisade)", env.ifname)));
         }
         (Some(_), false) => {
             // A link from an ADD into another namespace: start over.
@@ -89,8 +86,7 @@ fn build(conf: &NetConf, env: &Env, netns: &str, host: &str, ips: &[IpAddr]) -> 
 }
 
 fn pod_link(netns: &str, ifname: &str) -> Result<palisade_net::LinkInfo, CniError> {
-    palisade_net::pod_link(Path::new(netns), ifname)?
-        .ok_or_else(|| CniError::new(Code::Network, format!("interface {ifname} vanished from {netns}")))
+    palisade_net::pod_link(Path::new(netns), ifname)?.ok_or_else(|| CniError::new(Code::Network, format!("interface {ifname} vanished from {netns}")))
 }
 
 /// DEL: best effort and idempotent. The host link (and with it the pod side, the host routes
@@ -110,9 +106,8 @@ pub fn check(conf: &NetConf, env: &Env) -> Result<(), CniError> {
     let netns = env.netns.clone().ok_or_else(|| CniError::new(Code::InvalidEnvironment, "CNI_NETNS is required for CHECK"))?;
     let store = Store::open(&conf.data_dir, &conf.name)?;
     let state = store.read()?;
-    let allocation = state.find(&env.container_id, &env.ifname).ok_or_else(|| {
-        CniError::new(Code::UnknownContainer, format!("no attachment for container {} interface {}", env.container_id, env.ifname))
-    })?;
+    let allocation =
+        state.find(&env.container_id, &env.ifname).ok_or_else(|| CniError::new(Code::UnknownContainer, format!("no attachment for container {} interface {}", env.container_id, env.ifname)))?;
     let fail = |what: String| Err(CniError::new(Code::CheckFailed, what));
     match palisade_net::host_link(&allocation.host_interface)? {
         None => return fail(format!("host interface {} is missing", allocation.host_interface)),

@@ -62,10 +62,7 @@ pub fn check_version(version: &str) -> Result<(), CniError> {
     if SUPPORTED_VERSIONS.contains(&version) {
         Ok(())
     } else {
-        Err(CniError::new(
-            Code::IncompatibleVersion,
-            format!("unsupported cniVersion {version:?}: supported: {}", SUPPORTED_VERSIONS.join(", ")),
-        ))
+        Err(CniError::new(Code::IncompatibleVersion, format!("unsupported cniVersion {version:?}: supported: {}", SUPPORTED_VERSIONS.join(", "))))
     }
 }
 
@@ -79,8 +76,7 @@ pub fn peek_version(stdin: &[u8]) -> String {
 }
 
 pub fn parse(stdin: &[u8]) -> Result<NetConf, CniError> {
-    let value: Value = serde_json::from_slice(stdin)
-        .map_err(|e| CniError::new(Code::Decode, format!("cannot decode the network config on stdin: {e}")))?;
+    let value: Value = serde_json::from_slice(stdin).map_err(|e| CniError::new(Code::Decode, format!("cannot decode the network config on stdin: {e}")))?;
     let object = value.as_object().ok_or_else(|| CniError::new(Code::Decode, "the network config must be a JSON object"))?;
     let text = |key: &str| object.get(key).and_then(Value::as_str).map(str::to_string);
     let cni_version = text("cniVersion").ok_or_else(|| invalid("cniVersion", "required (one of 0.4.0, 1.0.0, 1.1.0)"))?;
@@ -93,10 +89,7 @@ pub fn parse(stdin: &[u8]) -> Result<NetConf, CniError> {
     let ipam_value = object.get("ipam").ok_or_else(|| invalid("ipam", "required: {\"ranges\": [...], \"dataDir\": ...}"))?;
     let ipam: RawIpam = serde_json::from_value(ipam_value.clone()).map_err(|e| invalid("ipam", e.to_string()))?;
     if let Some(kind) = ipam.kind.filter(|k| !k.is_empty() && k != "palisade") {
-        return Err(CniError::new(
-            Code::UnsupportedField,
-            format!("unsupported field ipam.type = {kind:?}: Palisade allocates addresses itself; omit ipam.type"),
-        ));
+        return Err(CniError::new(Code::UnsupportedField, format!("unsupported field ipam.type = {kind:?}: Palisade allocates addresses itself; omit ipam.type")));
     }
     let raw_ranges = ipam.ranges.unwrap_or_default();
     if raw_ranges.is_empty() {
@@ -186,7 +179,10 @@ mod tests {
 
     #[test]
     fn a_valid_config() {
-        let conf = parse(br#"{"cniVersion": "1.1.0", "name": "palisade", "type": "palisade-cni", "ipam": {"ranges": ["10.244.1.0/24", "fd00:10:244:1::/64"], "dataDir": "/var/lib/palisade/ipam"}, "mtu": 1450}"#).unwrap();
+        let conf = parse(
+            br#"{"cniVersion": "1.1.0", "name": "palisade", "type": "palisade-cni", "ipam": {"ranges": ["10.244.1.0/24", "fd00:10:244:1::/64"], "dataDir": "/var/lib/palisade/ipam"}, "mtu": 1450}"#,
+        )
+        .unwrap();
         assert_eq!(conf.ranges.len(), 2);
         assert_eq!(conf.mtu, 1450);
     }

@@ -54,8 +54,7 @@ impl CniError {
             #[serde(skip_serializing_if = "str::is_empty")]
             details: &'a str,
         }
-        serde_json::to_string(&Wire { cni_version, code: self.code as u32, msg: &self.msg, details: &self.details })
-            .expect("error serializes")
+        serde_json::to_string(&Wire { cni_version, code: self.code as u32, msg: &self.msg, details: &self.details }).expect("error serializes")
     }
 }
 

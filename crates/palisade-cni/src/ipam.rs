@@ -64,19 +64,16 @@ impl State {
         for range in ranges {
             let key = range.to_string();
             let ip = next_free(range, self.cursors.get(&key).copied(), &in_use).ok_or_else(|| {
-                CniError::new(Code::RangeExhausted, format!("no free address in range {range}"))
-                    .with_details(format!("{} of {} usable addresses are in use", count_in(range, &in_use), usable_addresses(range)))
+                CniError::new(Code::RangeExhausted, format!("no free address in range {range}")).with_details(format!(
+                    "{} of {} usable addresses are in use",
+                    count_in(range, &in_use),
+                    usable_addresses(range)
+                ))
             })?;
             self.cursors.insert(key, ip);
             ips.push(ip);
         }
-        let allocation = Allocation {
-            container_id: container_id.to_string(),
-            ifname: ifname.to_string(),
-            ips,
-            host_interface: host_interface.to_string(),
-            netns: netns.to_string(),
-        };
+        let allocation = Allocation { container_id: container_id.to_string(), ifname: ifname.to_string(), ips, host_interface: host_interface.to_string(), netns: netns.to_string() };
         self.allocations.push(allocation.clone());
         Ok(allocation)
     }
@@ -145,14 +142,8 @@ impl Store {
 
     /// Runs `f` on the state under the exclusive lock, and saves what it leaves.
     pub fn update<T>(&self, f: impl FnOnce(&mut State) -> Result<T, CniError>) -> Result<T, CniError> {
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&self.lock_path)
-            .map_err(io_error(format!("opening {}", self.lock_path.display())))?;
-        let _lock = Flock::lock(file, FlockArg::LockExclusive)
-            .map_err(|(_, e)| CniError::new(Code::Io, format!("locking {}: {e}", self.lock_path.display())))?;
+        let file = OpenOptions::new().create(true).truncate(false).write(true).open(&self.lock_path).map_err(io_error(format!("opening {}", self.lock_path.display())))?;
+        let _lock = Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, e)| CniError::new(Code::Io, format!("locking {}: {e}", self.lock_path.display())))?;
         let mut state = self.read()?;
         let value = f(&mut state)?;
         self.write(&state)?;
@@ -162,8 +153,7 @@ impl Store {
     /// Reads the state without changing it.
     pub fn read(&self) -> Result<State, CniError> {
         match std::fs::read(&self.path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| CniError::new(Code::Io, format!("corrupt IPAM state {}: {e}", self.path.display()))),
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| CniError::new(Code::Io, format!("corrupt IPAM state {}: {e}", self.path.display()))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State::default()),
             Err(e) => Err(io_error(format!("reading {}", self.path.display()))(e)),
         }

@@ -23,9 +23,7 @@ fn env_var(name: &str) -> Result<String, CniError> {
 
 fn invocation_env(require_netns: bool) -> Result<Env, CniError> {
     let container_id = env_var("CNI_CONTAINERID")?;
-    if !container_id.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-        || !container_id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
-    {
+    if !container_id.chars().next().is_some_and(|c| c.is_ascii_alphanumeric()) || !container_id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')) {
         return Err(CniError::new(Code::InvalidEnvironment, format!("CNI_CONTAINERID {container_id:?} must start alphanumeric and contain only [A-Za-z0-9_.-]")));
     }
     let ifname = env_var("CNI_IFNAME")?;
@@ -39,10 +37,7 @@ fn invocation_env(require_netns: bool) -> Result<Env, CniError> {
 fn run(command: &str, stdin: &[u8]) -> Result<Option<String>, CniError> {
     match command {
         "VERSION" => {
-            let version = serde_json::from_slice::<serde_json::Value>(stdin)
-                .ok()
-                .and_then(|v| v.get("cniVersion").and_then(|s| s.as_str()).map(str::to_string))
-                .unwrap_or_else(|| "1.1.0".to_string());
+            let version = serde_json::from_slice::<serde_json::Value>(stdin).ok().and_then(|v| v.get("cniVersion").and_then(|s| s.as_str()).map(str::to_string)).unwrap_or_else(|| "1.1.0".to_string());
             Ok(Some(serde_json::json!({"cniVersion": version, "supportedVersions": SUPPORTED_VERSIONS}).to_string()))
         }
         "ADD" => {
@@ -76,10 +71,7 @@ fn run(command: &str, stdin: &[u8]) -> Result<Option<String>, CniError> {
 
 fn main() -> ExitCode {
     // Logs never go to stdout: stdout is the protocol.
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("PALISADE_CNI_LOG").unwrap_or_else(|_| "warn".into()))
-        .with_writer(std::io::stderr)
-        .init();
+    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::try_from_env("PALISADE_CNI_LOG").unwrap_or_else(|_| "warn".into())).with_writer(std::io::stderr).init();
     let mut stdin = Vec::new();
     if let Err(e) = std::io::stdin().read_to_end(&mut stdin) {
         let error = CniError::new(Code::Io, format!("cannot read stdin: {e}"));

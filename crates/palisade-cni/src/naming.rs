@@ -3,9 +3,7 @@
 
 /// `pal` and 12 hex digits of a hash of the container ID and interface name.
 pub fn host_interface(container_id: &str, ifname: &str) -> String {
-    let hash = format!("{container_id}/{ifname}")
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    let hash = format!("{container_id}/{ifname}").bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
     format!("pal{:012x}", hash & 0xffff_ffff_ffff)
 }
 

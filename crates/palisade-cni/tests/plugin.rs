@@ -133,7 +133,11 @@ fn two_pods_reach_each_other_and_the_node_then_del_removes_everything() {
     drop(node_server);
 
     // CHECK passes; the second ADD returns the same addresses.
-    let check = node.cni("CHECK", "container-a", Some(&netns_path(&a)), &{ let mut c = config.clone(); c["prevResult"] = ra.clone(); c });
+    let check = node.cni("CHECK", "container-a", Some(&netns_path(&a)), &{
+        let mut c = config.clone();
+        c["prevResult"] = ra.clone();
+        c
+    });
     assert!(check.status.success(), "CHECK: {}", String::from_utf8_lossy(&check.stdout));
     let again = json_out(&node.cni("ADD", "container-a", Some(&netns_path(&a)), &config));
     assert_eq!(again["ips"], ra["ips"], "ADD twice gives the same addresses");
@@ -179,7 +183,11 @@ fn fifty_concurrent_adds_never_share_an_address_and_exhaustion_is_clean() {
     let node = Node::new();
     // 40 usable addresses for 50 pods.
     let config = node.config(&["10.244.3.0/26"], "1.1.0");
-    let config = { let mut c = config; c["ipam"]["ranges"] = json!(["10.244.3.0/26"]); c };
+    let config = {
+        let mut c = config;
+        c["ipam"]["ranges"] = json!(["10.244.3.0/26"]);
+        c
+    };
     let pods: Vec<NetNs> = (0..50).map(|_| NetNs::new("pod")).collect();
     // Fill 22 addresses first so that exactly 40 remain... simpler: a /26 has 62; take 22.
     let filler: Vec<NetNs> = (0..22).map(|_| NetNs::new("fill")).collect();
@@ -358,7 +366,11 @@ fn bad_input_gets_the_specs_error_object() {
     let cases = [
         (json!({"cniVersion": "9.9.9", "name": "n", "ipam": {"ranges": ["10.0.0.0/24"]}}), 1, "unsupported cniVersion \"9.9.9\": supported: 0.4.0, 1.0.0, 1.1.0"),
         (json!({"cniVersion": "1.1.0", "name": "n", "ipam": {"ranges": ["10.0.0.0/16", "10.0.5.0/24"]}}), 7, "invalid network config: ipam.ranges[1]: 10.0.5.0/24 overlaps ipam.ranges[0] 10.0.0.0/16"),
-        (json!({"cniVersion": "1.1.0", "name": "n", "ipam": {"ranges": ["10.0.0.0/33"]}}), 7, "invalid network config: ipam.ranges[0]: invalid CIDR \"10.0.0.0/33\": e.g. 10.244.1.0/24 or fd00:10:244:1::/64"),
+        (
+            json!({"cniVersion": "1.1.0", "name": "n", "ipam": {"ranges": ["10.0.0.0/33"]}}),
+            7,
+            "invalid network config: ipam.ranges[0]: invalid CIDR \"10.0.0.0/33\": e.g. 10.244.1.0/24 or fd00:10:244:1::/64",
+        ),
         (json!({"cniVersion": "1.1.0", "ipam": {"ranges": ["10.0.0.0/24"]}}), 7, "invalid network config: name: required: the network's name"),
     ];
     for (config, code, message) in cases {

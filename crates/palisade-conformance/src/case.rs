@@ -34,23 +34,54 @@ pub struct Expectation {
 #[derive(Clone, Debug)]
 pub enum Step {
     /// Create, or replace a policy of the same name (`update_policy`).
-    ApplyPolicy { namespace: String, policy: Value },
-    DeletePolicy { namespace: String, name: String },
-    DeleteAllPolicies { namespaces: Vec<String> },
+    ApplyPolicy {
+        namespace: String,
+        policy: Value,
+    },
+    DeletePolicy {
+        namespace: String,
+        name: String,
+    },
+    DeleteAllPolicies {
+        namespaces: Vec<String>,
+    },
     /// Create, or replace one of the same name (`update_cluster_policy`): a
     /// ClusterNetworkPolicy (policy.networking.k8s.io/v1beta1 unless it says otherwise).
-    ApplyClusterPolicy { policy: Value },
-    DeleteClusterPolicy { name: String },
-    AddPodLabels { pod: String, labels: BTreeMap<String, String> },
+    ApplyClusterPolicy {
+        policy: Value,
+    },
+    DeleteClusterPolicy {
+        name: String,
+    },
+    AddPodLabels {
+        pod: String,
+        labels: BTreeMap<String, String>,
+    },
     /// The pod's labels become exactly these.
-    ReplacePodLabels { pod: String, labels: BTreeMap<String, String> },
-    AddNamespaceLabels { namespace: String, labels: BTreeMap<String, String> },
+    ReplacePodLabels {
+        pod: String,
+        labels: BTreeMap<String, String>,
+    },
+    AddNamespaceLabels {
+        namespace: String,
+        labels: BTreeMap<String, String>,
+    },
     /// The namespace's labels become exactly these (and its name label).
-    SetNamespaceLabels { namespace: String, labels: BTreeMap<String, String> },
+    SetNamespaceLabels {
+        namespace: String,
+        labels: BTreeMap<String, String>,
+    },
     /// Probes the pairs; `ipv6`: between the pods' IPv6 addresses (else their first).
-    Probe { port: u16, protocol: Protocol, ipv6: bool, expect: Vec<Expectation> },
+    Probe {
+        port: u16,
+        protocol: Protocol,
+        ipv6: bool,
+        expect: Vec<Expectation>,
+    },
     /// A pod created after the case started (new pods under existing policies).
-    CreatePod { pod: crate::topology::PodDef },
+    CreatePod {
+        pod: crate::topology::PodDef,
+    },
 }
 
 #[derive(Deserialize)]
@@ -120,9 +151,7 @@ fn convert(raw: RawCase) -> Result<Case, String> {
                 .into_iter()
                 .map(|step| {
                     Ok(match step {
-                        RawStep::CreatePolicy { namespace, policy } | RawStep::UpdatePolicy { namespace, policy } => {
-                            Step::ApplyPolicy { namespace, policy }
-                        }
+                        RawStep::CreatePolicy { namespace, policy } | RawStep::UpdatePolicy { namespace, policy } => Step::ApplyPolicy { namespace, policy },
                         RawStep::DeleteAllPolicies { namespaces } => Step::DeleteAllPolicies { namespaces },
                         RawStep::AddPodLabels { pod, labels } => Step::AddPodLabels { pod, labels },
                         RawStep::AddNamespaceLabels { namespace, labels } => Step::AddNamespaceLabels { namespace, labels },
@@ -159,25 +188,14 @@ mod tests {
     fn reads_truth_tables() {
         let table = "from\\to x/a x/b\nx/a     -   X\nx/b     .   -\n";
         let expect = truth_table(table).unwrap();
-        assert_eq!(
-            expect,
-            vec![
-                Expectation { from: "x/a".into(), to: "x/b".into(), allowed: false },
-                Expectation { from: "x/b".into(), to: "x/a".into(), allowed: true },
-            ]
-        );
+        assert_eq!(expect, vec![Expectation { from: "x/a".into(), to: "x/b".into(), allowed: false }, Expectation { from: "x/b".into(), to: "x/a".into(), allowed: true },]);
     }
 
     #[test]
     fn all_upstream_cases_are_present() {
         let cases = load_cases();
         assert_eq!(cases.len(), 48);
-        let probes: usize = cases
-            .iter()
-            .map(|c| {
-                c.variants[0].steps.iter().map(|s| if let Step::Probe { expect, .. } = s { expect.len() } else { 0 }).sum::<usize>()
-            })
-            .sum();
+        let probes: usize = cases.iter().map(|c| c.variants[0].steps.iter().map(|s| if let Step::Probe { expect, .. } = s { expect.len() } else { 0 }).sum::<usize>()).sum();
         // The upstream transcription counts 506 explicit probes over the newest topologies.
         assert_eq!(probes, 506);
         let protocols: Vec<Protocol> = cases.iter().flat_map(|c| c.servers.iter().map(|s| s.1)).collect();

@@ -173,7 +173,10 @@ fn topology(case: &Value, path: &FieldPath) -> Checked<Topology> {
             Value::String(_) => {
                 let (namespace, name) = pod_key(item, &at)?;
                 if upstream_ports.is_empty() {
-                    return Err(problem(&at, "a pod given as ns/name serves the case's `servers`, which this case lacks: add servers: {ports: [...], protocols: [...]} or spell the pod out with containerPorts"));
+                    return Err(problem(
+                        &at,
+                        "a pod given as ns/name serves the case's `servers`, which this case lacks: add servers: {ports: [...], protocols: [...]} or spell the pod out with containerPorts",
+                    ));
                 }
                 PodDef { labels: LabelMap::from([("pod".to_string(), name.clone())]), namespace, name, ports: upstream_ports.clone(), ip: None }
             }
@@ -248,7 +251,11 @@ fn step(topology: &mut Topology, value: &Value, path: &FieldPath) -> Checked<Ste
         "delete_cluster_policy" => Step::DeleteClusterPolicy { name: string(&value["name"], &path.key("name"))? },
         "delete_policy" => Step::DeletePolicy { namespace: namespace("namespace")?, name: string(&value["name"], &path.key("name"))? },
         "delete_all_policies" => Step::DeleteAllPolicies {
-            namespaces: array(&value["namespaces"], &path.key("namespaces"))?.iter().enumerate().map(|(i, n)| known_namespace(topology, n, &path.key("namespaces").index(i))).collect::<Checked<_>>()?,
+            namespaces: array(&value["namespaces"], &path.key("namespaces"))?
+                .iter()
+                .enumerate()
+                .map(|(i, n)| known_namespace(topology, n, &path.key("namespaces").index(i)))
+                .collect::<Checked<_>>()?,
         },
         "add_pod_labels" => Step::AddPodLabels { pod: known_pod(topology, &value["pod"], &path.key("pod"))?, labels: labels(&value["labels"], &path.key("labels"))? },
         "replace_pod_labels" => Step::ReplacePodLabels { pod: known_pod(topology, &value["pod"], &path.key("pod"))?, labels: labels(&value["labels"], &path.key("labels"))? },

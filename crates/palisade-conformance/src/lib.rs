@@ -10,9 +10,9 @@ mod case;
 pub mod file;
 pub mod report;
 mod scenario;
-pub mod topology;
 pub mod strategies;
 pub mod synthetic;
+pub mod topology;
 
 pub use case::{Case, Expectation, Step, Variant, load_cases};
 pub use scenario::{Mismatch, Scenario, default_pod_ips};

@@ -5,10 +5,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use ipnet::IpNet;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use palisade_model::{
-    Cluster, ContainerPort, Endpoint, Labels, NAMESPACE_NAME_LABEL, Namespace, Origin, Protocol, Service, ServicePort,
-    TargetPort, WorkloadKind,
-};
+use palisade_model::{Cluster, ContainerPort, Endpoint, Labels, NAMESPACE_NAME_LABEL, Namespace, Origin, Protocol, Service, ServicePort, TargetPort, WorkloadKind};
 use serde_json::Value;
 
 use crate::case::{Case, Step, Variant};
@@ -111,8 +108,7 @@ impl Scenario {
                 let mut policy = policy.clone();
                 self.expand_templates(&mut policy);
                 let np: NetworkPolicy = serde_json::from_value(policy).expect("case policy deserializes");
-                let policy = palisade_model::convert::network_policy(&np, namespace, Origin::default())
-                    .unwrap_or_else(|e| panic!("case policy is invalid: {e:?}"));
+                let policy = palisade_model::convert::network_policy(&np, namespace, Origin::default()).unwrap_or_else(|e| panic!("case policy is invalid: {e:?}"));
                 self.cluster.upsert_policy(policy);
             }
             Step::ApplyClusterPolicy { policy } => {
@@ -150,12 +146,7 @@ impl Scenario {
 
     /// Replays every step, asking `judge(cluster, from, to, port, protocol)` for each probe.
     /// Returns the probes whose answer differs from upstream's expectation.
-    pub fn run(
-        case: &Case,
-        variant: &Variant,
-        pod_ips: impl Fn(&str) -> Vec<IpAddr>,
-        mut judge: impl FnMut(&Cluster, usize, usize, u16, Protocol) -> bool,
-    ) -> Vec<Mismatch> {
+    pub fn run(case: &Case, variant: &Variant, pod_ips: impl Fn(&str) -> Vec<IpAddr>, mut judge: impl FnMut(&Cluster, usize, usize, u16, Protocol) -> bool) -> Vec<Mismatch> {
         let mut scenario = Scenario::new(case, variant, pod_ips);
         let mut mismatches = Vec::new();
         for (i, step) in variant.steps.iter().enumerate() {
@@ -164,14 +155,7 @@ impl Scenario {
                 for e in expect {
                     let (from, to) = (scenario.pod_index(&e.from), scenario.pod_index(&e.to));
                     if judge(&scenario.cluster, from, to, *port, *protocol) != e.allowed {
-                        mismatches.push(Mismatch {
-                            step: i,
-                            from: e.from.clone(),
-                            to: e.to.clone(),
-                            port: *port,
-                            protocol: *protocol,
-                            expected: e.allowed,
-                        });
+                        mismatches.push(Mismatch { step: i, from: e.from.clone(), to: e.to.clone(), port: *port, protocol: *protocol, expected: e.allowed });
                     }
                 }
             }

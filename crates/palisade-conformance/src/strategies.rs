@@ -12,36 +12,26 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use palisade_model::{
-    Cluster, ContainerPort, Endpoint, IpBlock, Labels, NAMESPACE_NAME_LABEL, Namespace, NamespaceScope, Operator, Origin,
-    Peer, Policy, PortMatch, PortSpec, Protocol, Requirement, Rule, Selector, WorkloadKind,
+    Cluster, ContainerPort, Endpoint, IpBlock, Labels, NAMESPACE_NAME_LABEL, Namespace, NamespaceScope, Operator, Origin, Peer, Policy, PortMatch, PortSpec, Protocol, Requirement, Rule, Selector,
+    WorkloadKind,
 };
 use proptest::prelude::*;
 
 pub const KEYS: [&str; 3] = ["app", "role", "team"];
 pub const VALUES: [&str; 3] = ["a", "b", "c"];
 /// The ports probed; the named ones map to different numbers on different pods.
-pub const PROBES: [(u16, Protocol); 6] =
-    [(80, Protocol::Tcp), (81, Protocol::Tcp), (8080, Protocol::Tcp), (8500, Protocol::Tcp), (53, Protocol::Udp), (80, Protocol::Sctp)];
+pub const PROBES: [(u16, Protocol); 6] = [(80, Protocol::Tcp), (81, Protocol::Tcp), (8080, Protocol::Tcp), (8500, Protocol::Tcp), (53, Protocol::Udp), (80, Protocol::Sctp)];
 
 /// Outside addresses to probe, one per family (inside some ipBlocks, outside others).
 pub const OUTSIDE: [&str; 2] = ["10.0.3.99", "fd00:0:0:3::99"];
 
 pub fn labels() -> impl Strategy<Value = Labels> {
-    proptest::collection::btree_map(
-        proptest::sample::select(KEYS.to_vec()).prop_map(str::to_string),
-        proptest::sample::select(VALUES.to_vec()).prop_map(str::to_string),
-        0..3,
-    )
+    proptest::collection::btree_map(proptest::sample::select(KEYS.to_vec()).prop_map(str::to_string), proptest::sample::select(VALUES.to_vec()).prop_map(str::to_string), 0..3)
 }
 
 pub fn requirement() -> impl Strategy<Value = Requirement> {
     let values = proptest::collection::btree_set(proptest::sample::select(VALUES.to_vec()).prop_map(str::to_string), 1..3);
-    let operator = prop_oneof![
-        values.clone().prop_map(Operator::In),
-        values.prop_map(Operator::NotIn),
-        Just(Operator::Exists),
-        Just(Operator::DoesNotExist),
-    ];
+    let operator = prop_oneof![values.clone().prop_map(Operator::In), values.prop_map(Operator::NotIn), Just(Operator::Exists), Just(Operator::DoesNotExist),];
     (proptest::sample::select(KEYS.to_vec()), operator).prop_map(|(key, operator)| Requirement { key: key.to_string(), operator })
 }
 
@@ -105,7 +95,9 @@ fn overlapping(rule: &Rule, how: u8) -> Rule {
         0 => Rule { peers: rule.peers.clone(), ports: vec![] },
         // The same peers on a listed port, an endPort range holding it, and a named port
         // resolving to it.
-        1 => Rule { peers: rule.peers.clone(), ports: ports(&[(Protocol::Tcp, PortSpec::Number(8080)), (Protocol::Tcp, PortSpec::Range(8000, 9000)), (Protocol::Tcp, PortSpec::Named("http".into()))]) },
+        1 => {
+            Rule { peers: rule.peers.clone(), ports: ports(&[(Protocol::Tcp, PortSpec::Number(8080)), (Protocol::Tcp, PortSpec::Range(8000, 9000)), (Protocol::Tcp, PortSpec::Named("http".into()))]) }
+        }
         // Every pod of every namespace (covering the rule's pod peers) on the same ports.
         2 => Rule { peers: vec![any_pod], ports: rule.ports.clone() },
         // Nested and equal ipBlocks of both families on the same ports.
@@ -175,19 +167,11 @@ pub fn cluster() -> impl Strategy<Value = Cluster> {
             });
         }
         for (i, (ns, subject, ingress, egress)) in policies.into_iter().enumerate() {
-            cluster.policies.push(Policy {
-                namespace: format!("n{}", ns % count),
-                name: format!("np{i}"),
-                subject,
-                ingress,
-                egress,
-                origin: Origin::default(),
-            });
+            cluster.policies.push(Policy { namespace: format!("n{}", ns % count), name: format!("np{i}"), subject, ingress, egress, origin: Origin::default() });
         }
         cluster
     })
 }
-
 
 /// A ClusterNetworkPolicy peer of any kind (node addresses are the first pods' addresses,
 /// so that hostNetwork pods and outside addresses can be nodes).
@@ -215,18 +199,19 @@ pub fn cluster_protocol() -> impl Strategy<Value = palisade_model::cluster_polic
 pub fn cluster_rule() -> impl Strategy<Value = palisade_model::cluster_policy::ClusterRule> {
     use palisade_model::cluster_policy::{Action, ClusterRule};
     let action = proptest::sample::select(vec![Action::Accept, Action::Deny, Action::Pass]);
-    (action, proptest::collection::vec(cluster_peer(), 1..3), proptest::option::of(proptest::collection::vec(cluster_protocol(), 1..3)))
-        .prop_map(|(action, peers, protocols)| ClusterRule { name: None, action, peers, protocols })
+    (action, proptest::collection::vec(cluster_peer(), 1..3), proptest::option::of(proptest::collection::vec(cluster_protocol(), 1..3))).prop_map(|(action, peers, protocols)| ClusterRule {
+        name: None,
+        action,
+        peers,
+        protocols,
+    })
 }
 
 /// A random cluster with ClusterNetworkPolicies of both tiers (priorities that tie and
 /// not) and nodes whose addresses are some pods' and the outside address.
 pub fn cluster_with_tiers() -> impl Strategy<Value = Cluster> {
     use palisade_model::cluster_policy::{ClusterPolicy, NamespacedPods, Node, Subject, Tier};
-    let subject = prop_oneof![
-        selector().prop_map(Subject::Namespaces),
-        (selector(), selector()).prop_map(|(namespaces, pods)| Subject::Pods(NamespacedPods { namespaces, pods })),
-    ];
+    let subject = prop_oneof![selector().prop_map(Subject::Namespaces), (selector(), selector()).prop_map(|(namespaces, pods)| Subject::Pods(NamespacedPods { namespaces, pods })),];
     let policy = (proptest::bool::ANY, 0u16..3, subject, proptest::collection::vec(cluster_rule(), 0..3), proptest::collection::vec(cluster_rule(), 0..3));
     (cluster(), proptest::collection::vec(policy, 1..4), labels()).prop_map(|(mut cluster, policies, node_labels)| {
         for (i, (admin, priority, subject, ingress, egress)) in policies.into_iter().enumerate() {

@@ -6,8 +6,7 @@ use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr};
 
 use palisade_model::{
-    Cluster, ContainerPort, Endpoint, Labels, NAMESPACE_NAME_LABEL, Namespace, NamespaceScope, Operator, Origin, Peer, Policy,
-    PortMatch, PortSpec, Protocol, Requirement, Rule, Selector, WorkloadKind,
+    Cluster, ContainerPort, Endpoint, Labels, NAMESPACE_NAME_LABEL, Namespace, NamespaceScope, Operator, Origin, Peer, Policy, PortMatch, PortSpec, Protocol, Requirement, Rule, Selector, WorkloadKind,
 };
 
 pub const PODS_PER_NAMESPACE: usize = 50;
@@ -51,25 +50,14 @@ pub fn cluster(pods: usize, policies: usize) -> Cluster {
             },
             1 => Rule {
                 peers: vec![Peer::Pods {
-                    namespaces: NamespaceScope::Selector(Selector::new(vec![Requirement {
-                        key: "team".into(),
-                        operator: Operator::In(BTreeSet::from([format!("t{}", p % 5)])),
-                    }])),
+                    namespaces: NamespaceScope::Selector(Selector::new(vec![Requirement { key: "team".into(), operator: Operator::In(BTreeSet::from([format!("t{}", p % 5)])) }])),
                     pods: app((p + 3) % 10),
                 }],
                 ports: vec![PortMatch { protocol: Protocol::Tcp, port: PortSpec::Named("http".into()) }],
             },
             _ => Rule { peers: vec![], ports: vec![PortMatch { protocol: Protocol::Udp, port: PortSpec::Any }] },
         };
-        cluster.policies.push(Policy {
-            namespace,
-            name: format!("np-{p}"),
-            subject: app(p % 10),
-            ingress: Some(vec![rule]),
-            egress: None,
-            origin: Origin::default(),
-        });
+        cluster.policies.push(Policy { namespace, name: format!("np-{p}"), subject: app(p % 10), ingress: Some(vec![rule]), egress: None, origin: Origin::default() });
     }
     cluster
 }
-

@@ -62,7 +62,6 @@ pub fn start_daemon(paths: &LabPaths, exe: &Path, nodes: u8) -> Result<(), LabEr
     Err(LabError::failed(format!("the lab daemon did not come up within {}s (see {})", START_TIMEOUT.as_secs(), paths.daemon_log().display())))
 }
 
-
 /// Processes carrying the lab's marker in their environment: what the lab started.
 pub fn marked_processes(paths: &LabPaths) -> Vec<i32> {
     let (key, value) = paths.process_marker();

@@ -412,8 +412,7 @@ impl<'a> Pass<'a> {
     /// Each Service's Endpoints: its ready pods, with the target port resolved per pod.
     fn endpoints(&mut self) {
         let endpoints = resource("v1", "Endpoints");
-        let existing: HashMap<(String, String), Value> =
-            list(self.api, endpoints).into_iter().map(|e| ((text(&e["metadata"]["namespace"]), text(&e["metadata"]["name"])), e)).collect();
+        let existing: HashMap<(String, String), Value> = list(self.api, endpoints).into_iter().map(|e| ((text(&e["metadata"]["namespace"]), text(&e["metadata"]["name"])), e)).collect();
         for service in list(self.api, resource("v1", "Service")) {
             let Some(selector) = service["spec"]["selector"].as_object().filter(|s| !s.is_empty()) else { continue };
             let namespace = text(&service["metadata"]["namespace"]);
@@ -492,11 +491,8 @@ pub fn reconcile(api: &Arc<Api>, nodes: &[String]) -> Changes {
     }
     for deploy in list(api, resource("apps/v1", "Deployment")) {
         let uid = text(&deploy["metadata"]["uid"]);
-        let pods: Vec<Value> = replicasets
-            .iter()
-            .filter(|rs| rs["metadata"]["ownerReferences"].as_array().into_iter().flatten().any(|o| o["uid"] == uid.as_str()))
-            .flat_map(|rs| fresh.owned(rs))
-            .collect();
+        let pods: Vec<Value> =
+            replicasets.iter().filter(|rs| rs["metadata"]["ownerReferences"].as_array().into_iter().flatten().any(|o| o["uid"] == uid.as_str())).flat_map(|rs| fresh.owned(rs)).collect();
         fresh.workload_status(resource("apps/v1", "Deployment"), &deploy, &pods);
     }
     fresh.endpoints();
@@ -523,11 +519,7 @@ fn deployment_conditions(deployment: &Value, available: bool, complete: bool) ->
     let previous = deployment["status"]["conditions"].as_array().cloned().unwrap_or_default();
     let condition = |kind: &str, status: bool, reason: &str, message: String| {
         let status = if status { "True" } else { "False" };
-        let since = previous
-            .iter()
-            .find(|c| c["type"] == kind && c["status"] == status)
-            .map(|c| c["lastTransitionTime"].clone())
-            .unwrap_or_else(|| json!(palisade_apiserver::meta::now()));
+        let since = previous.iter().find(|c| c["type"] == kind && c["status"] == status).map(|c| c["lastTransitionTime"].clone()).unwrap_or_else(|| json!(palisade_apiserver::meta::now()));
         json!({"type": kind, "status": status, "reason": reason, "message": message, "lastUpdateTime": since, "lastTransitionTime": since})
     };
     let name = text(&deployment["metadata"]["name"]);

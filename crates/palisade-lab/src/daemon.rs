@@ -72,8 +72,7 @@ impl Synced {
 /// The loopback listener, on the port a previous daemon of this lab used (or a free one).
 fn loopback_listener(paths: &LabPaths) -> Result<TcpListener, LabError> {
     let saved: Option<u16> = std::fs::read_to_string(paths.api_port_file()).ok().and_then(|p| p.trim().parse().ok());
-    let listener = TcpListener::bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), saved.unwrap_or(0)))
-        .map_err(LabError::io("listening on 127.0.0.1 for the lab's API"))?;
+    let listener = TcpListener::bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), saved.unwrap_or(0))).map_err(LabError::io("listening on 127.0.0.1 for the lab's API"))?;
     let port = listener.local_addr().map_err(LabError::io("the API listener's address"))?.port();
     std::fs::write(paths.api_port_file(), port.to_string()).map_err(LabError::io("recording the API port"))?;
     Ok(listener)
@@ -111,8 +110,7 @@ pub fn run(paths: LabPaths, nodes: u8, self_exe: PathBuf) -> Result<(), LabError
         watch_history_bytes: None,
     })
     .map_err(|e| LabError::failed(format!("starting the lab's API server: {e}")))?;
-    palisade_apiserver::server::write_kubeconfig(&paths.kubeconfig(), &running.kubeconfig(&format!("palisade-{}", paths.name)))
-        .map_err(LabError::io("writing the kubeconfig"))?;
+    palisade_apiserver::server::write_kubeconfig(&paths.kubeconfig(), &running.kubeconfig(&format!("palisade-{}", paths.name))).map_err(LabError::io("writing the kubeconfig"))?;
     let config = lab::runtime_config(&paths, self_exe.clone(), running.api.clone(), running.ca_pem.clone());
     let api = running.api.clone();
     let node_infos = topology.nodes.clone();

@@ -103,10 +103,7 @@ pub fn find_program(program: &str, path: &str) -> Option<PathBuf> {
 }
 
 fn not_found(program: &str) -> StartError {
-    StartError {
-        reason: "StartError".into(),
-        message: format!("exec: \"{program}\": executable file not found in $PATH (the lab runs containers as host programs)"),
-    }
+    StartError { reason: "StartError".into(), message: format!("exec: \"{program}\": executable file not found in $PATH (the lab runs containers as host programs)") }
 }
 
 /// The program for one container of a pod spec.
@@ -153,18 +150,10 @@ pub fn plan(container: &Value) -> Result<Program, StartError> {
         (true, true) if !tcp.is_empty() || !udp.is_empty() => return Ok(Program::Serve { tcp, udp }),
         (true, true) => entrypoint(base).ok_or_else(|| StartError {
             reason: "StartError".into(),
-            message: format!(
-                "image {image:?}: the lab has no program for it: give the container a command (run with the host's tools), or containerPorts (served by the built-in server)"
-            ),
+            message: format!("image {image:?}: the lab has no program for it: give the container a command (run with the host's tools), or containerPorts (served by the built-in server)"),
         })?,
     };
-    let path = container["env"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|e| e["name"] == "PATH")
-        .and_then(|e| e["value"].as_str())
-        .unwrap_or(DEFAULT_PATH);
+    let path = container["env"].as_array().into_iter().flatten().find(|e| e["name"] == "PATH").and_then(|e| e["value"].as_str()).unwrap_or(DEFAULT_PATH);
     if find_program(&argv[0], path).is_none() {
         return Err(not_found(&argv[0]));
     }
@@ -236,7 +225,10 @@ mod tests {
         assert_eq!(plan(&json!({"image": "curlimages/curl:8.8.0", "command": ["sleep", "infinity"]})), Ok(Program::Exec { argv: vec!["sleep".into(), "infinity".into()] }));
         assert_eq!(plan(&json!({"image": "busybox", "args": ["sleep", "10"]})), Ok(Program::Exec { argv: vec!["sleep".into(), "10".into()] }));
         assert_eq!(plan(&json!({"image": "busybox"})), Ok(Program::Exec { argv: vec!["sh".into()] }));
-        assert_eq!(plan(&json!({"image": "localhost/palisade:0.1.0", "command": ["palisade", "install-cni", "--bin-dir=/host/opt/cni/bin"]})), Ok(Program::Palisade { args: vec!["install-cni".into(), "--bin-dir=/host/opt/cni/bin".into()] }));
+        assert_eq!(
+            plan(&json!({"image": "localhost/palisade:0.1.0", "command": ["palisade", "install-cni", "--bin-dir=/host/opt/cni/bin"]})),
+            Ok(Program::Palisade { args: vec!["install-cni".into(), "--bin-dir=/host/opt/cni/bin".into()] })
+        );
         assert_eq!(plan(&json!({"image": "ghcr.io/x/palisade@sha256:ab", "command": ["/usr/local/bin/palisade"], "args": ["agent"]})), Ok(Program::Palisade { args: vec!["agent".into()] }));
         assert_eq!(plan(&json!({"image": "localhost/palisade:0.1.0"})), Ok(Program::Palisade { args: vec!["agent".into()] }));
         assert!(plan(&json!({"image": "localhost/palisade:0.1.0", "command": ["sh", "-c", "true"]})).is_err());

@@ -20,10 +20,7 @@ pub struct LabPaths {
 impl LabPaths {
     /// A lab's paths; names are short lowercase words so namespace names stay readable.
     pub fn new(name: &str) -> Result<Self, LabError> {
-        let valid = !name.is_empty()
-            && name.len() <= 24
-            && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-            && !name.starts_with('-');
+        let valid = !name.is_empty() && name.len() <= 24 && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') && !name.starts_with('-');
         if !valid {
             return Err(LabError::invalid(format!("lab name {name:?}: use 1 to 24 lowercase letters, digits or '-'")));
         }

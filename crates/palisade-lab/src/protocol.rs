@@ -10,7 +10,9 @@ pub enum Request {
     Down,
     /// The lab's machines and last dataplane sync; with `wait_synced` (seconds), once every
     /// change the API holds now has been settled on every node.
-    Status { wait_synced: Option<f64> },
+    Status {
+        wait_synced: Option<f64>,
+    },
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]

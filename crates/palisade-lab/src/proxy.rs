@@ -138,12 +138,20 @@ pub fn render(services: &[ServiceView], node_v4: Ipv4Addr, node_v6: Ipv6Addr) ->
                 let key = format!("{ip} . {} . {}", port.protocol, port.port);
                 let family = if ip.is_ipv6() { "6" } else { "4" };
                 if backends.is_empty() {
-                    if ip.is_ipv6() { none6.push(key) } else { none4.push(key) }
+                    if ip.is_ipv6() {
+                        none6.push(key)
+                    } else {
+                        none4.push(key)
+                    }
                     continue;
                 }
                 let chain = format!("svc_{s}_{p}_{family}");
                 let entry = format!("{key} : goto {chain}");
-                if ip.is_ipv6() { map6.push(entry) } else { map4.push(entry) }
+                if ip.is_ipv6() {
+                    map6.push(entry)
+                } else {
+                    map4.push(entry)
+                }
                 let _ = writeln!(chains, "\tchain {chain} {{\n\t\tcomment \"{}/{} port {}\"", service.namespace, service.name, port.port);
                 if backends.len() == 1 {
                     let _ = writeln!(chains, "\t\tgoto {chain}_0");
@@ -204,7 +212,14 @@ pub fn apply_all(nodes: &[crate::topology::NodeInfo], tables: &[String]) -> Resu
         let handles: Vec<_> = nodes
             .iter()
             .zip(tables)
-            .map(|(node, table)| scope.spawn(move || palisade_net::run_in(&node.netns, || palisade_nft::NftBinary::default().apply_text(table).map_err(|e| e.to_string())).map_err(|e| e.to_string()).and_then(|r| r).map_err(|e| format!("{}: the Service table was rejected: {e}", node.name))))
+            .map(|(node, table)| {
+                scope.spawn(move || {
+                    palisade_net::run_in(&node.netns, || palisade_nft::NftBinary::default().apply_text(table).map_err(|e| e.to_string()))
+                        .map_err(|e| e.to_string())
+                        .and_then(|r| r)
+                        .map_err(|e| format!("{}: the Service table was rejected: {e}", node.name))
+                })
+            })
             .collect();
         handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("the proxy thread panicked".into()))).collect()
     });

@@ -8,13 +8,13 @@
 //! so the pod keeps its addresses; its containers start again.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, RwLock};
 use std::fs::File;
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, killpg};
@@ -147,11 +147,7 @@ const DEFAULT_IPAM_DIR: &str = "/var/lib/palisade/ipam";
 /// plugin is not ready: pods other than hostNetwork ones wait).
 pub fn node_network(paths: &LabPaths, node: &str) -> Option<(PathBuf, Value)> {
     let dir = paths.node_path(node, Path::new(CNI_CONF_DIR));
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .ok()?
-        .filter_map(|e| Some(e.ok()?.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "conflist" || x == "conf" || x == "json"))
-        .collect();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir).ok()?.filter_map(|e| Some(e.ok()?.path())).filter(|p| p.extension().is_some_and(|x| x == "conflist" || x == "conf" || x == "json")).collect();
     files.sort();
     let file = files.into_iter().next()?;
     let config = serde_json::from_slice(&std::fs::read(&file).ok()?).ok()?;
@@ -266,7 +262,8 @@ fn resolv_conf(namespace: &str) -> String {
 }
 
 fn hosts_file(hostname: &str, fqdn: Option<&str>, ips: &[IpAddr]) -> String {
-    let mut hosts = "# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n".to_string();
+    let mut hosts =
+        "# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n".to_string();
     for ip in ips {
         match fqdn {
             Some(fqdn) => hosts += &format!("{ip}\t{fqdn}\t{hostname}\n"),
@@ -413,7 +410,8 @@ impl Runtime {
     /// next settle makes them again. `true` if there were any.
     pub fn retry_failed_sandboxes(&mut self) -> bool {
         let now = Instant::now();
-        let due: Vec<String> = self.pods.iter().filter(|(uid, pod)| pod.sandbox_error.is_some() && self.sandbox_failures.get(*uid).is_some_and(|(_, at)| *at <= now)).map(|(uid, _)| uid.clone()).collect();
+        let due: Vec<String> =
+            self.pods.iter().filter(|(uid, pod)| pod.sandbox_error.is_some() && self.sandbox_failures.get(*uid).is_some_and(|(_, at)| *at <= now)).map(|(uid, _)| uid.clone()).collect();
         if due.is_empty() {
             return false;
         }
@@ -592,7 +590,15 @@ impl Runtime {
                 Some(nginx) => {
                     let config_path = pod.dir.join(format!("nginx-{}.conf", container.name));
                     match write_file(&config_path, &images::nginx_config(&pod.dir, ports)) {
-                        Ok(()) => Ok(vec![nginx.display().to_string(), "-p".into(), pod.dir.display().to_string(), "-c".into(), config_path.display().to_string(), "-e".into(), pod.dir.join("nginx-error.log").display().to_string()]),
+                        Ok(()) => Ok(vec![
+                            nginx.display().to_string(),
+                            "-p".into(),
+                            pod.dir.display().to_string(),
+                            "-c".into(),
+                            config_path.display().to_string(),
+                            "-e".into(),
+                            pod.dir.join("nginx-error.log").display().to_string(),
+                        ]),
                         Err(e) => Err(StartError { reason: "StartError".into(), message: e.to_string() }),
                     }
                 }
@@ -754,24 +760,24 @@ impl Runtime {
         }
         let statuses = |init: bool| -> Vec<Value> {
             pod.containers
-            .iter()
-            .filter(|c| c.init == init)
-            .map(|c| {
-                let state = match (&c.state, c.next_start) {
-                    (_, Some(_)) => json!({"waiting": {"reason": "CrashLoopBackOff", "message": format!("back-off restarting failed container {}", c.name)}}),
-                    (State::Waiting { reason, message }, None) => json!({"waiting": {"reason": reason, "message": message}}),
-                    (State::Running { started_at }, None) => json!({"running": {"startedAt": started_at}}),
-                    (State::Terminated { exit_code, reason, message, finished_at }, None) => {
-                        json!({"terminated": {"exitCode": exit_code, "reason": reason, "message": message, "finishedAt": finished_at}})
-                    }
-                };
-                json!({
-                    "name": c.name, "image": c.image, "imageID": "", "ready": matches!(c.state, State::Running { .. }) && c.next_start.is_none(),
-                    "started": matches!(c.state, State::Running { .. }), "restartCount": c.restarts,
-                    "containerID": c.child.as_ref().map(|ch| format!("palisade://{}", ch.id())), "state": state,
+                .iter()
+                .filter(|c| c.init == init)
+                .map(|c| {
+                    let state = match (&c.state, c.next_start) {
+                        (_, Some(_)) => json!({"waiting": {"reason": "CrashLoopBackOff", "message": format!("back-off restarting failed container {}", c.name)}}),
+                        (State::Waiting { reason, message }, None) => json!({"waiting": {"reason": reason, "message": message}}),
+                        (State::Running { started_at }, None) => json!({"running": {"startedAt": started_at}}),
+                        (State::Terminated { exit_code, reason, message, finished_at }, None) => {
+                            json!({"terminated": {"exitCode": exit_code, "reason": reason, "message": message, "finishedAt": finished_at}})
+                        }
+                    };
+                    json!({
+                        "name": c.name, "image": c.image, "imageID": "", "ready": matches!(c.state, State::Running { .. }) && c.next_start.is_none(),
+                        "started": matches!(c.state, State::Running { .. }), "restartCount": c.restarts,
+                        "containerID": c.child.as_ref().map(|ch| format!("palisade://{}", ch.id())), "state": state,
+                    })
                 })
-            })
-            .collect()
+                .collect()
         };
         status["containerStatuses"] = Value::Array(statuses(false));
         if pod.containers.iter().any(|c| c.init) {

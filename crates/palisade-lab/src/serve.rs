@@ -22,11 +22,7 @@ fn answer(mut stream: TcpStream, hostname: &str) {
     let body = format!("{hostname}\n");
     let reply = if is_http {
         let head_only = request.starts_with(b"HEAD ");
-        format!(
-            "HTTP/1.1 200 OK\r\nServer: palisade-serve\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
-            body.len(),
-            if head_only { "" } else { &body }
-        )
+        format!("HTTP/1.1 200 OK\r\nServer: palisade-serve\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}", body.len(), if head_only { "" } else { &body })
     } else {
         body
     };

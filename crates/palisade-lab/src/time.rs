@@ -62,10 +62,7 @@ pub fn human_age(age: Duration) -> String {
 
 /// The age of an object whose `creationTimestamp` is `stamp`.
 pub fn age_of(stamp: Option<&str>) -> String {
-    stamp
-        .and_then(parse_rfc3339)
-        .and_then(|t| SystemTime::now().duration_since(t).ok())
-        .map_or_else(|| "<unknown>".to_string(), human_age)
+    stamp.and_then(parse_rfc3339).and_then(|t| SystemTime::now().duration_since(t).ok()).map_or_else(|| "<unknown>".to_string(), human_age)
 }
 
 #[cfg(test)]

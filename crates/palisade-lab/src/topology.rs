@@ -150,11 +150,7 @@ fn create_fresh(paths: &LabPaths, nodes: u8) -> Result<Topology, LabError> {
         return Err(LabError::invalid(format!("--nodes {nodes}: a lab has 1 to {MAX_NODES} nodes")));
     }
     if !list_named(&paths.netns_prefix()).is_empty() {
-        return Err(LabError::invalid(format!(
-            "namespaces of lab {:?} already exist ({}...): run `palisade lab down` first",
-            paths.name,
-            paths.netns_prefix()
-        )));
+        return Err(LabError::invalid(format!("namespaces of lab {:?} already exist ({}...): run `palisade lab down` first", paths.name, paths.netns_prefix())));
     }
     build(paths, nodes).inspect_err(|_| {
         let _ = remove(paths);

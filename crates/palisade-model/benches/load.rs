@@ -35,9 +35,7 @@ fn loading(c: &mut Criterion) {
     for format in ["yaml", "json"] {
         let sources = [Source { path: input(format), namespace: None }];
         let options = LoadOptions::default();
-        c.bench_function(&format!("load 500 pods x 200 policies, {format}"), |b| {
-            b.iter(|| load(black_box(&sources), &options).expect("the generated cluster loads"))
-        });
+        c.bench_function(&format!("load 500 pods x 200 policies, {format}"), |b| b.iter(|| load(black_box(&sources), &options).expect("the generated cluster loads")));
     }
 }
 
@@ -52,12 +50,8 @@ impl saphyr_parser::SpannedEventReceiver<'_> for Discard {
 
 fn reading_the_pod_list(c: &mut Criterion) {
     let text = std::fs::read_to_string(input("yaml").join("pods.yaml")).expect("the generated pods.yaml");
-    c.bench_function("read pods.yaml (135 KB), block-YAML reader", |b| {
-        b.iter(|| palisade_model::parse_yaml(black_box(&text)).expect("valid YAML"))
-    });
-    c.bench_function("read pods.yaml (135 KB), saphyr parser events only", |b| {
-        b.iter(|| saphyr_parser::Parser::new_from_str(black_box(&text)).load(&mut Discard, true).expect("valid YAML"))
-    });
+    c.bench_function("read pods.yaml (135 KB), block-YAML reader", |b| b.iter(|| palisade_model::parse_yaml(black_box(&text)).expect("valid YAML")));
+    c.bench_function("read pods.yaml (135 KB), saphyr parser events only", |b| b.iter(|| saphyr_parser::Parser::new_from_str(black_box(&text)).load(&mut Discard, true).expect("valid YAML")));
 }
 
 criterion_group!(benches, loading, reading_the_pod_list);

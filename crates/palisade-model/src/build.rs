@@ -109,8 +109,7 @@ impl ClusterBuilder {
             pod_cidrs
         };
         assign_addresses(&mut self.endpoints, pod_cidrs)?;
-        let cluster =
-            Cluster { namespaces: self.namespaces, endpoints: self.endpoints, services: self.services, policies: self.policies, cluster_policies: Vec::new(), nodes: self.nodes };
+        let cluster = Cluster { namespaces: self.namespaces, endpoints: self.endpoints, services: self.services, policies: self.policies, cluster_policies: Vec::new(), nodes: self.nodes };
         let mut cluster = cluster;
         notes.extend(same_priority_notes(&self.cluster_policies));
         for policy in self.cluster_policies {
@@ -122,12 +121,8 @@ impl ClusterBuilder {
     /// A namespace that objects live in but nobody declared exists anyway with only its
     /// name label, as it would on a cluster where someone created it by hand.
     fn add_referenced_namespaces(&mut self, notes: &mut Vec<Note>) {
-        let referenced = self
-            .endpoints
-            .iter()
-            .map(|e| (&e.namespace, &e.origin))
-            .chain(self.services.iter().map(|s| (&s.namespace, &s.origin)))
-            .chain(self.policies.iter().map(|p| (&p.namespace, &p.origin)));
+        let referenced =
+            self.endpoints.iter().map(|e| (&e.namespace, &e.origin)).chain(self.services.iter().map(|s| (&s.namespace, &s.origin))).chain(self.policies.iter().map(|p| (&p.namespace, &p.origin)));
         let mut missing: BTreeMap<String, Origin> = BTreeMap::new();
         for (name, origin) in referenced {
             if !self.namespaces.contains_key(name) && !missing.contains_key(name) {
@@ -135,12 +130,7 @@ impl ClusterBuilder {
             }
         }
         for (name, origin) in missing {
-            notes.push(Note {
-                origin: origin.clone(),
-                message: format!(
-                    "namespace {name:?} is not declared; assuming it exists with only the label {NAMESPACE_NAME_LABEL}={name}"
-                ),
-            });
+            notes.push(Note { origin: origin.clone(), message: format!("namespace {name:?} is not declared; assuming it exists with only the label {NAMESPACE_NAME_LABEL}={name}") });
             let labels = Labels::from([(NAMESPACE_NAME_LABEL.to_string(), name.clone())]);
             self.namespaces.insert(name.clone(), Namespace { name, labels, declared: false, origin: Origin::default() });
         }
@@ -153,10 +143,7 @@ fn duplicate_ip_notes(endpoints: &[Endpoint]) -> Vec<Note> {
     for endpoint in endpoints.iter().filter(|e| !e.host_network) {
         for ip in &endpoint.ips {
             if let Some(first) = seen.insert(*ip, endpoint) {
-                notes.push(Note {
-                    origin: endpoint.origin.clone(),
-                    message: format!("{} has the same IP {ip} as {}", endpoint.display_name(), first.display_name()),
-                });
+                notes.push(Note { origin: endpoint.origin.clone(), message: format!("{} has the same IP {ip} as {}", endpoint.display_name(), first.display_name()) });
             }
         }
     }
@@ -209,9 +196,7 @@ fn assign_addresses(endpoints: &mut [Endpoint], pod_cidrs: &[IpNet]) -> Result<(
                 continue;
             }
             let identity = format!("{}/{}/{}", endpoint.kind, endpoint.namespace, endpoint.name);
-            let ip = free_address(cidr, usable, stable_hash(&identity), &taken).ok_or_else(|| {
-                BuildError::CidrExhausted { cidr: *cidr, endpoint: endpoint.display_name() }
-            })?;
+            let ip = free_address(cidr, usable, stable_hash(&identity), &taken).ok_or_else(|| BuildError::CidrExhausted { cidr: *cidr, endpoint: endpoint.display_name() })?;
             taken.insert(ip);
             endpoint.ips.push(ip);
         }
@@ -274,9 +259,7 @@ mod tests {
 
     #[test]
     fn keeps_status_addresses_and_avoids_them() {
-        let (cluster, _) =
-            build(vec![endpoint("x", "a", &["10.0.0.1"]), endpoint("x", "b", &[]), endpoint("x", "c", &[])], &["10.0.0.0/29"])
-                .unwrap();
+        let (cluster, _) = build(vec![endpoint("x", "a", &["10.0.0.1"]), endpoint("x", "b", &[]), endpoint("x", "c", &[])], &["10.0.0.0/29"]).unwrap();
         assert_eq!(cluster.endpoints[0].ips[0].to_string(), "10.0.0.1");
         let assigned: Vec<IpAddr> = cluster.endpoints[1..].iter().map(|e| e.ips[0]).collect();
         assert_ne!(assigned[0], assigned[1]);
@@ -299,8 +282,7 @@ mod tests {
     #[test]
     fn pods_with_addresses_keep_exactly_those() {
         // An IPv6-only pod must not get an invented IPv4 address, even with an IPv4 CIDR.
-        let (cluster, _) =
-            build(vec![endpoint("x", "v6", &["fd00:99::20"]), endpoint("x", "none", &[])], &["10.244.0.0/16", "fd00:10:244::/64"]).unwrap();
+        let (cluster, _) = build(vec![endpoint("x", "v6", &["fd00:99::20"]), endpoint("x", "none", &[])], &["10.244.0.0/16", "fd00:10:244::/64"]).unwrap();
         assert_eq!(cluster.endpoints[0].ips, vec!["fd00:99::20".parse::<IpAddr>().unwrap()]);
         assert_eq!(cluster.endpoints[1].ips.len(), 2, "addressless pods get one per CIDR");
     }

@@ -203,10 +203,7 @@ impl Endpoint {
 
     /// Resolves a named port on this endpoint for one protocol (edge case 1).
     pub fn named_port(&self, name: &str, protocol: Protocol) -> Option<u16> {
-        self.ports
-            .iter()
-            .find(|p| p.protocol == protocol && p.name.as_deref() == Some(name))
-            .map(|p| p.number)
+        self.ports.iter().find(|p| p.protocol == protocol && p.name.as_deref() == Some(name)).map(|p| p.number)
     }
 
     /// Whether policy selectors can select this endpoint at all.
@@ -249,10 +246,7 @@ impl Service {
     /// Whether this Service sends traffic to the endpoint (same namespace, selector matches).
     pub fn selects(&self, endpoint: &Endpoint) -> bool {
         match &self.selector {
-            Some(selector) if !selector.is_empty() => {
-                endpoint.namespace == self.namespace
-                    && selector.iter().all(|(k, v)| endpoint.labels.get(k) == Some(v))
-            }
+            Some(selector) if !selector.is_empty() => endpoint.namespace == self.namespace && selector.iter().all(|(k, v)| endpoint.labels.get(k) == Some(v)),
             _ => false,
         }
     }
@@ -327,7 +321,10 @@ pub enum NamespaceScope {
 #[serde(rename_all = "camelCase")]
 pub enum Peer {
     /// `podSelector` and/or `namespaceSelector` in one entry: both must match (AND).
-    Pods { namespaces: NamespaceScope, pods: Selector },
+    Pods {
+        namespaces: NamespaceScope,
+        pods: Selector,
+    },
     IpBlock(IpBlock),
 }
 

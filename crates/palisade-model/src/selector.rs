@@ -49,15 +49,7 @@ impl Selector {
 
     /// Shorthand for a `matchLabels`-only selector.
     pub fn from_match_labels<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
-        Self::new(
-            pairs
-                .into_iter()
-                .map(|(k, v)| Requirement {
-                    key: k.to_string(),
-                    operator: Operator::In(BTreeSet::from([v.to_string()])),
-                })
-                .collect(),
-        )
+        Self::new(pairs.into_iter().map(|(k, v)| Requirement { key: k.to_string(), operator: Operator::In(BTreeSet::from([v.to_string()])) }).collect())
     }
 
     pub fn requirements(&self) -> &[Requirement] {

@@ -76,8 +76,7 @@ fn every_workload_kind_is_one_endpoint_named_after_it() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "workloads.yaml", WORKLOADS);
     let loaded = load(&[Source { path: dir.path().into(), namespace: None }], &LoadOptions::default()).unwrap();
-    let kinds: Vec<(WorkloadKind, &str)> =
-        loaded.cluster.endpoints.iter().map(|e| (e.kind, e.name.as_str())).collect();
+    let kinds: Vec<(WorkloadKind, &str)> = loaded.cluster.endpoints.iter().map(|e| (e.kind, e.name.as_str())).collect();
     assert_eq!(
         kinds,
         vec![
@@ -136,28 +135,18 @@ fn other_kinds_are_skipped_and_reported() {
     loader.add_text(Some(Path::new("m.yaml")), text, None);
     let loaded = loader.finish().unwrap();
     assert_eq!(loaded.skipped.len(), 1);
-    assert_eq!(
-        loaded.skipped[0].to_string(),
-        "m.yaml:1:1: ConfigMap default/cfg: skipped: kind ConfigMap (v1) does not affect NetworkPolicy analysis"
-    );
+    assert_eq!(loaded.skipped[0].to_string(), "m.yaml:1:1: ConfigMap default/cfg: skipped: kind ConfigMap (v1) does not affect NetworkPolicy analysis");
 }
 
 #[test]
 fn referenced_namespaces_are_created_with_a_warning() {
     let mut loader = Loader::new(LoadOptions::default());
-    loader.add_text(
-        Some(Path::new("p.yaml")),
-        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: p, namespace: prod}\n",
-        None,
-    );
+    loader.add_text(Some(Path::new("p.yaml")), "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: p, namespace: prod}\n", None);
     let loaded = loader.finish().unwrap();
     let ns = &loaded.cluster.namespaces["prod"];
     assert!(!ns.declared);
     assert_eq!(ns.labels.len(), 1);
-    assert_eq!(
-        loaded.warnings[0].to_string(),
-        "p.yaml:1:1: namespace \"prod\" is not declared; assuming it exists with only the label kubernetes.io/metadata.name=prod"
-    );
+    assert_eq!(loaded.warnings[0].to_string(), "p.yaml:1:1: namespace \"prod\" is not declared; assuming it exists with only the label kubernetes.io/metadata.name=prod");
 }
 
 #[test]
@@ -165,8 +154,7 @@ fn source_namespace_applies_to_objects_without_one() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "curl.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: curl}\nspec: {containers: []}\n");
     let path = dir.path().join("curl.yaml");
-    let sources: Vec<Source> =
-        [format!("{}@production", path.display()), format!("{}@develop", path.display())].iter().map(|s| s.parse().unwrap()).collect();
+    let sources: Vec<Source> = [format!("{}@production", path.display()), format!("{}@develop", path.display())].iter().map(|s| s.parse().unwrap()).collect();
     let loaded = load(&sources, &LoadOptions::default()).unwrap();
     let names: Vec<String> = loaded.cluster.endpoints.iter().map(|e| e.display_name()).collect();
     assert_eq!(names, vec!["production/curl", "develop/curl"]);

@@ -153,44 +153,23 @@ fn except_must_be_a_strict_subset_of_cidr() {
 
 #[test]
 fn cidr_is_required() {
-    assert_eq!(
-        policy_error("ingress:\n- from:\n  - ipBlock: {except: [10.1.0.0/16]}\n"),
-        "spec.ingress[0].from[0].ipBlock.cidr: required value: cidr is required"
-    );
-    assert_eq!(
-        policy_error("ingress:\n- from:\n  - ipBlock: {cidr: \"\"}\n"),
-        "spec.ingress[0].from[0].ipBlock.cidr: required value: cidr is required"
-    );
+    assert_eq!(policy_error("ingress:\n- from:\n  - ipBlock: {except: [10.1.0.0/16]}\n"), "spec.ingress[0].from[0].ipBlock.cidr: required value: cidr is required");
+    assert_eq!(policy_error("ingress:\n- from:\n  - ipBlock: {cidr: \"\"}\n"), "spec.ingress[0].from[0].ipBlock.cidr: required value: cidr is required");
 }
 
 #[test]
 fn port_numbers_must_be_in_range() {
     for port in [0, 65536, -1] {
-        assert_eq!(
-            policy_error(&format!("ingress:\n- ports:\n  - port: {port}\n")),
-            format!("spec.ingress[0].ports[0].port: invalid port {port}: must be between 1 and 65535, inclusive")
-        );
+        assert_eq!(policy_error(&format!("ingress:\n- ports:\n  - port: {port}\n")), format!("spec.ingress[0].ports[0].port: invalid port {port}: must be between 1 and 65535, inclusive"));
     }
 }
 
 #[test]
 fn end_port_rules() {
-    assert_eq!(
-        policy_error("ingress:\n- ports:\n  - {port: 80, endPort: 79}\n"),
-        "spec.ingress[0].ports[0].endPort: invalid endPort 79: must be greater than or equal to `port` (80)"
-    );
-    assert_eq!(
-        policy_error("ingress:\n- ports:\n  - {port: http, endPort: 90}\n"),
-        "spec.ingress[0].ports[0].endPort: invalid endPort 90: may not be specified when `port` is non-numeric"
-    );
-    assert_eq!(
-        policy_error("ingress:\n- ports:\n  - {endPort: 90}\n"),
-        "spec.ingress[0].ports[0].endPort: invalid endPort 90: may not be specified when `port` is not specified"
-    );
-    assert_eq!(
-        policy_error("ingress:\n- ports:\n  - {port: 80, endPort: 70000}\n"),
-        "spec.ingress[0].ports[0].endPort: invalid endPort 70000: must be between 1 and 65535, inclusive"
-    );
+    assert_eq!(policy_error("ingress:\n- ports:\n  - {port: 80, endPort: 79}\n"), "spec.ingress[0].ports[0].endPort: invalid endPort 79: must be greater than or equal to `port` (80)");
+    assert_eq!(policy_error("ingress:\n- ports:\n  - {port: http, endPort: 90}\n"), "spec.ingress[0].ports[0].endPort: invalid endPort 90: may not be specified when `port` is non-numeric");
+    assert_eq!(policy_error("ingress:\n- ports:\n  - {endPort: 90}\n"), "spec.ingress[0].ports[0].endPort: invalid endPort 90: may not be specified when `port` is not specified");
+    assert_eq!(policy_error("ingress:\n- ports:\n  - {port: 80, endPort: 70000}\n"), "spec.ingress[0].ports[0].endPort: invalid endPort 70000: must be between 1 and 65535, inclusive");
 }
 
 #[test]
@@ -204,10 +183,7 @@ fn port_names_follow_iana_svc_name() {
         ("web-", "must not begin or end with a hyphen"),
     ];
     for (name, message) in cases {
-        assert_eq!(
-            policy_error(&format!("ingress:\n- ports:\n  - port: \"{name}\"\n")),
-            format!("spec.ingress[0].ports[0].port: invalid port name \"{name}\": {message}")
-        );
+        assert_eq!(policy_error(&format!("ingress:\n- ports:\n  - port: \"{name}\"\n")), format!("spec.ingress[0].ports[0].port: invalid port name \"{name}\": {message}"));
     }
 }
 
@@ -223,19 +199,13 @@ fn protocols_are_case_sensitive_and_limited() {
 
 #[test]
 fn policy_types_values() {
-    assert_eq!(
-        policy_error("policyTypes: [Ingress, Both]\n"),
-        "spec.policyTypes[1]: unsupported policy type \"Both\": supported values: \"Ingress\", \"Egress\""
-    );
+    assert_eq!(policy_error("policyTypes: [Ingress, Both]\n"), "spec.policyTypes[1]: unsupported policy type \"Both\": supported values: \"Ingress\", \"Egress\"");
     assert_eq!(policy_error("policyTypes: [Ingress, Egress, Ingress]\n"), "spec.policyTypes: may not specify more than two policyTypes");
 }
 
 #[test]
 fn a_peer_needs_exactly_one_kind() {
-    assert_eq!(
-        policy_error("ingress:\n- from:\n  - {}\n"),
-        "spec.ingress[0].from[0]: must specify a peer: one of podSelector, namespaceSelector (or both) or ipBlock"
-    );
+    assert_eq!(policy_error("ingress:\n- from:\n  - {}\n"), "spec.ingress[0].from[0]: must specify a peer: one of podSelector, namespaceSelector (or both) or ipBlock");
     assert_eq!(
         policy_error("ingress:\n- from:\n  - {podSelector: {}, ipBlock: {cidr: 10.0.0.0/8}}\n"),
         "spec.ingress[0].from[0]: may not specify more than 1 peer: ipBlock cannot be combined with podSelector or namespaceSelector in one entry"
@@ -265,10 +235,7 @@ fn metadata_names() {
             "policy.yaml:5:14: NetworkPolicy prod.uction/Bad_Name: metadata.namespace: invalid namespace \"prod.uction\": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name', or '123-abc')",
         ]
     );
-    assert_eq!(
-        errors("apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {}\n"),
-        vec!["policy.yaml:3:11: NetworkPolicy default/: metadata.name: required value: name is required"]
-    );
+    assert_eq!(errors("apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {}\n"), vec!["policy.yaml:3:11: NetworkPolicy default/: metadata.name: required value: name is required"]);
 }
 
 #[test]
@@ -281,14 +248,8 @@ fn unsupported_api_version() {
 
 #[test]
 fn kind_and_api_version_are_required() {
-    assert_eq!(
-        errors("apiVersion: v1\nmetadata: {name: p}\n"),
-        vec!["policy.yaml:1:1: kind: required value: every object needs kind"]
-    );
-    assert_eq!(
-        errors("- a\n- b\n"),
-        vec!["policy.yaml:1:1: expected a Kubernetes object (a mapping with apiVersion and kind)"]
-    );
+    assert_eq!(errors("apiVersion: v1\nmetadata: {name: p}\n"), vec!["policy.yaml:1:1: kind: required value: every object needs kind"]);
+    assert_eq!(errors("- a\n- b\n"), vec!["policy.yaml:1:1: expected a Kubernetes object (a mapping with apiVersion and kind)"]);
 }
 
 #[test]
@@ -304,9 +265,7 @@ fn duplicate_keys_are_malformed() {
     assert_eq!(errors.len(), 1);
     assert!(errors[0].contains("invalid YAML: duplicated key"), "{}", errors[0]);
     // JSON (read by serde_json) gets the same treatment.
-    assert_eq!(errors_of_json("{\"apiVersion\": \"v1\",\n \"kind\": \"Namespace\",\n \"kind\": \"Pod\"}"), vec![
-        "policy.json:3:2: invalid YAML: duplicated key in mapping"
-    ]);
+    assert_eq!(errors_of_json("{\"apiVersion\": \"v1\",\n \"kind\": \"Namespace\",\n \"kind\": \"Pod\"}"), vec!["policy.json:3:2: invalid YAML: duplicated key in mapping"]);
     // Also inside the items of a List, which are parsed apart (in parallel).
     let list = "{\"apiVersion\": \"v1\", \"kind\": \"List\", \"items\": [\n {\"apiVersion\": \"v1\", \"kind\": \"Namespace\", \"metadata\": {\"name\": \"a\"}},\n {\"apiVersion\": \"v1\",\n  \"apiVersion\": \"v1\"}]}";
     assert_eq!(errors_of_json(list), vec!["policy.json:4:3: invalid YAML: duplicated key in mapping"]);
@@ -336,10 +295,13 @@ fn json_items_of_other_kinds_are_fields() {
 #[test]
 fn json_lists_have_the_same_positions_and_errors() {
     let text = "{\n  \"apiVersion\": \"v1\",\n  \"kind\": \"List\",\n  \"items\": [\n    {\n      \"apiVersion\": \"v1\",\n      \"kind\": \"Pod\",\n      \"metadata\": {\"name\": \"b\", \"namespace\": \"x\"},\n      \"status\": {\"podIP\": \"10.0.0\"}\n    },\n    {\"apiVersion\": \"v1\", \"kind\": \"Pod\", \"metadata\": {\"name\": \"a\", \"namespace\": \"x\"}},\n    {\"apiVersion\": \"v1\", \"kind\": \"Pod\", \"metadata\": {\"name\": \"a\", \"namespace\": \"x\"}}\n  ]\n}\n";
-    assert_eq!(errors_of_json(text), vec![
-        "policy.json:9:27: Pod x/b: status.podIP: invalid IP address \"10.0.0\": must be a valid IP address (e.g. 10.9.8.7 or 2001:db8::ffff)",
-        "policy.json:12:5: Pod x/a: defined twice: first defined at policy.json:11:5",
-    ]);
+    assert_eq!(
+        errors_of_json(text),
+        vec![
+            "policy.json:9:27: Pod x/b: status.podIP: invalid IP address \"10.0.0\": must be a valid IP address (e.g. 10.9.8.7 or 2001:db8::ffff)",
+            "policy.json:12:5: Pod x/a: defined twice: first defined at policy.json:11:5",
+        ]
+    );
 }
 
 #[test]
@@ -358,10 +320,7 @@ fn every_error_of_every_object_is_reported_at_once() {
 #[test]
 fn list_items_get_their_own_paths_and_positions() {
     let text = "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Namespace\n  metadata: {name: ok}\n- apiVersion: networking.k8s.io/v1\n  kind: NetworkPolicy\n  metadata: {name: p, namespace: ok}\n  spec:\n    policyTypes: [Sideways]\n";
-    assert_eq!(
-        errors(text),
-        vec!["policy.yaml:11:19: NetworkPolicy ok/p: spec.policyTypes[0]: unsupported policy type \"Sideways\": supported values: \"Ingress\", \"Egress\""]
-    );
+    assert_eq!(errors(text), vec!["policy.yaml:11:19: NetworkPolicy ok/p: spec.policyTypes[0]: unsupported policy type \"Sideways\": supported values: \"Ingress\", \"Egress\""]);
 }
 
 /// Long lists are converted in several parallel chunks: errors still come in input order,
@@ -411,14 +370,8 @@ fn pod_fields() {
         one("spec:\n  containers:\n  - {name: c, ports: [{containerPort: 80, protocol: icmp}]}\n"),
         "spec.containers[0].ports[0].protocol: unsupported protocol \"icmp\": supported values: \"TCP\", \"UDP\", \"SCTP\""
     );
-    assert_eq!(
-        one("spec: {containers: []}\nstatus: {podIP: 10.0.0}\n"),
-        "status.podIP: invalid IP address \"10.0.0\": must be a valid IP address (e.g. 10.9.8.7 or 2001:db8::ffff)"
-    );
-    assert_eq!(
-        one("spec: {containers: []}\nstatus: {podIPs: [{ip: 10.0.0.1}, {ip: 10.0.0.2}]}\n"),
-        "status.podIPs[1].ip: invalid IP address \"10.0.0.2\": at most one IP address per family"
-    );
+    assert_eq!(one("spec: {containers: []}\nstatus: {podIP: 10.0.0}\n"), "status.podIP: invalid IP address \"10.0.0\": must be a valid IP address (e.g. 10.9.8.7 or 2001:db8::ffff)");
+    assert_eq!(one("spec: {containers: []}\nstatus: {podIPs: [{ip: 10.0.0.1}, {ip: 10.0.0.2}]}\n"), "status.podIPs[1].ip: invalid IP address \"10.0.0.2\": at most one IP address per family");
 }
 
 #[test]
@@ -433,16 +386,9 @@ fn service_fields() {
 #[test]
 fn namespace_of_file_and_object_must_agree() {
     let mut loader = Loader::new(LoadOptions::default());
-    loader.add_text(
-        Some(Path::new("policy.yaml")),
-        "apiVersion: v1\nkind: Pod\nmetadata: {name: web, namespace: a}\nspec: {containers: []}\n",
-        Some("b"),
-    );
+    loader.add_text(Some(Path::new("policy.yaml")), "apiVersion: v1\nkind: Pod\nmetadata: {name: web, namespace: a}\nspec: {containers: []}\n", Some("b"));
     let errors: Vec<String> = loader.finish().unwrap_err().0.iter().map(|d| d.to_string()).collect();
-    assert_eq!(
-        errors,
-        vec!["policy.yaml:3:34: Pod a/web: metadata.namespace: the object is in namespace \"a\" but its file was given with @b"]
-    );
+    assert_eq!(errors, vec!["policy.yaml:3:34: Pod a/web: metadata.namespace: the object is in namespace \"a\" but its file was given with @b"]);
 }
 
 #[test]

@@ -18,11 +18,11 @@ mod pod;
 mod sysctl;
 
 pub use error::NetError;
-pub use pod::{HostSide, LinkInfo, PodInterface, PodState, check_pod, configure_host, configure_pod, create_veth, delete_link, host_link, pod_interface_exists, pod_link};
 pub use links::{add_address, add_route_via, link, link_names, link_up};
-pub use node_routes::{NodeRoute, ROUTE_PROTOCOL, RouteChanges, sync_node_routes};
 pub use netns::{NETNS_RUN_DIR, create_named, delete_named, list_named, netns_path, processes_in, run_in};
+pub use node_routes::{NodeRoute, ROUTE_PROTOCOL, RouteChanges, sync_node_routes};
 pub use ops::{in_namespace, with_netlink};
+pub use pod::{HostSide, LinkInfo, PodInterface, PodState, check_pod, configure_host, configure_pod, create_veth, delete_link, host_link, pod_interface_exists, pod_link};
 pub use sysctl::{read_sysctl, write_sysctl};
 
 /// The pod's gateway for IPv4, answered by proxy ARP on the host end.

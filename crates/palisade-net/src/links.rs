@@ -63,10 +63,7 @@ pub fn add_route_via(destination: IpAddr, prefix: u8, gateway: IpAddr) -> Result
             (IpAddr::V4(d), IpAddr::V4(g)) => RouteMessageBuilder::<Ipv4Addr>::new().destination_prefix(d, prefix).gateway(g).build(),
             (IpAddr::V6(d), IpAddr::V6(g)) => RouteMessageBuilder::<Ipv6Addr>::new().destination_prefix(d, prefix).gateway(g).build(),
             _ => {
-                return Err(NetError::Io {
-                    what: format!("route to {destination}/{prefix} via {gateway}"),
-                    source: std::io::Error::other("destination and gateway are of different families"),
-                });
+                return Err(NetError::Io { what: format!("route to {destination}/{prefix} via {gateway}"), source: std::io::Error::other("destination and gateway are of different families") });
             }
         };
         add_route(&handle, route, &format!("the route to {destination}/{prefix} via {gateway}")).await

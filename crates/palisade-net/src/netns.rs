@@ -35,8 +35,7 @@ fn prepare_run_dir() -> Result<(), NetError> {
         return Ok(());
     }
     // Not a mount point yet: bind it onto itself first.
-    mount(Some(NETNS_RUN_DIR), NETNS_RUN_DIR, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-        .map_err(nix_io(format!("bind-mounting {NETNS_RUN_DIR} onto itself")))?;
+    mount(Some(NETNS_RUN_DIR), NETNS_RUN_DIR, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>).map_err(nix_io(format!("bind-mounting {NETNS_RUN_DIR} onto itself")))?;
     shared().map_err(nix_io(format!("making {NETNS_RUN_DIR} a shared mount")))
 }
 
@@ -44,17 +43,12 @@ fn prepare_run_dir() -> Result<(), NetError> {
 pub fn create_named(name: &str) -> Result<PathBuf, NetError> {
     prepare_run_dir()?;
     let path = netns_path(name);
-    OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&path)
-        .map_err(io(format!("creating {} (does the namespace exist already?)", path.display())))?;
+    OpenOptions::new().write(true).create_new(true).open(&path).map_err(io(format!("creating {} (does the namespace exist already?)", path.display())))?;
     let target = path.clone();
     let made = std::thread::spawn(move || -> Result<(), NetError> {
         // A new namespace for this thread only, pinned by a bind mount before the thread ends.
         unshare(CloneFlags::CLONE_NEWNET).map_err(nix_io("creating a network namespace".into()))?;
-        mount(Some("/proc/thread-self/ns/net"), &target, None::<&str>, MsFlags::MS_BIND, None::<&str>)
-            .map_err(nix_io(format!("bind-mounting the new namespace onto {}", target.display())))?;
+        mount(Some("/proc/thread-self/ns/net"), &target, None::<&str>, MsFlags::MS_BIND, None::<&str>).map_err(nix_io(format!("bind-mounting the new namespace onto {}", target.display())))?;
         set_loopback_up()
     })
     .join()
@@ -72,12 +66,7 @@ fn set_loopback_up() -> Result<(), NetError> {
         use futures::TryStreamExt;
         let mut links = handle.link().get().match_name("lo".to_string()).execute();
         if let Some(lo) = links.try_next().await.map_err(NetError::netlink("looking up lo"))? {
-            handle
-                .link()
-                .set(rtnetlink::LinkUnspec::new_with_index(lo.header.index).up().build())
-                .execute()
-                .await
-                .map_err(NetError::netlink("setting lo up"))?;
+            handle.link().set(rtnetlink::LinkUnspec::new_with_index(lo.header.index).up().build()).execute().await.map_err(NetError::netlink("setting lo up"))?;
         }
         Ok(())
     })
@@ -97,9 +86,8 @@ pub fn delete_named(name: &str) -> Result<bool, NetError> {
 
 /// Names of the named namespaces that start with `prefix`, sorted.
 pub fn list_named(prefix: &str) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(NETNS_RUN_DIR)
-        .map(|entries| entries.filter_map(|e| e.ok()?.file_name().into_string().ok()).filter(|n| n.starts_with(prefix)).collect())
-        .unwrap_or_default();
+    let mut names: Vec<String> =
+        std::fs::read_dir(NETNS_RUN_DIR).map(|entries| entries.filter_map(|e| e.ok()?.file_name().into_string().ok()).filter(|n| n.starts_with(prefix)).collect()).unwrap_or_default();
     names.sort();
     names
 }

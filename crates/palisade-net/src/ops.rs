@@ -16,13 +16,9 @@ where
     F: FnOnce(Handle) -> Fut,
     Fut: Future<Output = Result<T, NetError>>,
 {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build()
-        .map_err(|source| NetError::Io { what: "starting the netlink runtime".into(), source })?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_io().build().map_err(|source| NetError::Io { what: "starting the netlink runtime".into(), source })?;
     runtime.block_on(async {
-        let (connection, handle, _) =
-            rtnetlink::new_connection().map_err(|source| NetError::Io { what: "opening a netlink socket".into(), source })?;
+        let (connection, handle, _) = rtnetlink::new_connection().map_err(|source| NetError::Io { what: "opening a netlink socket".into(), source })?;
         tokio::spawn(connection);
         f(handle).await
     })

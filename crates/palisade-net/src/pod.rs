@@ -212,9 +212,10 @@ pub fn check_pod(netns: &Path, name: &str) -> Result<Option<PodState>, NetError>
         while let Some(message) = addresses.try_next().await.map_err(NetError::netlink(format!("listing addresses of {name}")))? {
             for attribute in &message.attributes {
                 if let AddressAttribute::Address(ip) = attribute
-                    && !matches!(ip, IpAddr::V6(v6) if v6.segments()[0] == 0xfe80) {
-                        state.addresses.push(*ip);
-                    }
+                    && !matches!(ip, IpAddr::V6(v6) if v6.segments()[0] == 0xfe80)
+                {
+                    state.addresses.push(*ip);
+                }
             }
         }
         for family in [false, true] {

@@ -11,7 +11,5 @@ pub fn write_sysctl(key: &str, value: &str) -> Result<(), NetError> {
 }
 
 pub fn read_sysctl(key: &str) -> Result<String, NetError> {
-    std::fs::read_to_string(path(key))
-        .map(|v| v.trim().to_string())
-        .map_err(|source| NetError::Io { what: format!("reading {key}"), source })
+    std::fs::read_to_string(path(key)).map(|v| v.trim().to_string()).map_err(|source| NetError::Io { what: format!("reading {key}"), source })
 }

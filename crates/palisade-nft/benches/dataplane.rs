@@ -117,21 +117,30 @@ fn incremental(pods: usize, policies: usize) {
         let changes: [(&str, Box<ClusterChange>); 3] = [
             // Pod 5 (ns-0, app-1, on node-0) is a peer of np-0; relabelled it leaves that peer
             // set and may become isolated by other policies.
-            ("a pod's labels", Box::new(|c: &mut Cluster, i| {
-                c.endpoints[5].labels.insert("app".into(), format!("app-{}", 2 + i % 7));
-            })),
-            ("one policy's port", Box::new(|c: &mut Cluster, i| {
-                if let Some(rules) = c.policies[0].ingress.as_mut() {
-                    rules[0].ports[0].port = palisade_model::PortSpec::Number(8000 + (i % 50) as u16);
-                }
-            })),
+            (
+                "a pod's labels",
+                Box::new(|c: &mut Cluster, i| {
+                    c.endpoints[5].labels.insert("app".into(), format!("app-{}", 2 + i % 7));
+                }),
+            ),
+            (
+                "one policy's port",
+                Box::new(|c: &mut Cluster, i| {
+                    if let Some(rules) = c.policies[0].ingress.as_mut() {
+                        rules[0].ports[0].port = palisade_model::PortSpec::Number(8000 + (i % 50) as u16);
+                    }
+                }),
+            ),
             // A new replica of ns-0/app-1: it joins np-0's peers.
-            ("a pod added", Box::new(|c: &mut Cluster, i| {
-                let mut pod = c.endpoints[5].clone();
-                pod.name = format!("extra-{i}");
-                pod.ips = vec![IpAddr::from([10, 250, (i / 250) as u8, (i % 250) as u8 + 1])];
-                c.endpoints.push(pod);
-            })),
+            (
+                "a pod added",
+                Box::new(|c: &mut Cluster, i| {
+                    let mut pod = c.endpoints[5].clone();
+                    pod.name = format!("extra-{i}");
+                    pod.ips = vec![IpAddr::from([10, 250, (i / 250) as u8, (i % 250) as u8 + 1])];
+                    c.endpoints.push(pod);
+                }),
+            ),
         ];
         for (what, change) in &changes {
             let mut times = Vec::new();

@@ -24,18 +24,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use palisade_conformance::synthetic;
-use palisade_model::{
-    Cluster, Endpoint, IpBlock, Labels, NAMESPACE_NAME_LABEL, Namespace, NamespaceScope, Origin, Peer, Policy, PortMatch, PortSpec,
-    Protocol, Rule, Selector, WorkloadKind,
-};
+use palisade_model::{Cluster, Endpoint, IpBlock, Labels, NAMESPACE_NAME_LABEL, Namespace, NamespaceScope, Origin, Peer, Policy, PortMatch, PortSpec, Protocol, Rule, Selector, WorkloadKind};
 use palisade_nft::apply::{ApplyError, Dataplane, Nft};
 use palisade_nft::{NodeState, RenderOptions, Ruleset, render};
 use palisade_testbed::{NetNs, PodSpec, Testbed, require_privileges};
 
 const SECONDS: f64 = 2.0;
 /// The baseline every stateful firewall pays: connection tracking and one rule.
-const CONNTRACK_ONLY: &str =
-    "table inet conntrack_only {\n chain forward {\n  type filter hook forward priority 0; policy accept;\n  ct state established,related accept\n }\n}\n";
+const CONNTRACK_ONLY: &str = "table inet conntrack_only {\n chain forward {\n  type filter hook forward priority 0; policy accept;\n  ct state established,related accept\n }\n}\n";
 const SERVER: &str = "10.250.0.10";
 const CLIENT: &str = "10.250.0.11";
 
@@ -179,7 +175,13 @@ fn cluster_with_tiers(count: usize) -> Cluster {
                 let accept_client = selecting && k == SELECTING - 1 && r == 24;
                 ClusterRule {
                     name: Some(format!("rule-{r}")),
-                    action: if accept_client { Action::Accept } else if r % 2 == 0 { Action::Deny } else { Action::Pass },
+                    action: if accept_client {
+                        Action::Accept
+                    } else if r % 2 == 0 {
+                        Action::Deny
+                    } else {
+                        Action::Pass
+                    },
                     peers: if accept_client { vec![ClusterPeer::Pods(NamespacedPods { namespaces: Selector::default(), pods: Selector::from_match_labels([("app", "client")]) })] } else { vec![peer] },
                     protocols: (!accept_client).then(|| vec![ClusterProtocol::Ports { protocol: Protocol::Tcp, first: 8000 + r as u16, last: 8000 + r as u16 }]),
                 }
@@ -223,10 +225,8 @@ fn main() {
         return;
     }
     let rounds: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(5);
-    let bed = Testbed::new(&[
-        PodSpec { name: "bench/server".into(), ips: vec![SERVER.parse().expect("address")] },
-        PodSpec { name: "bench/client".into(), ips: vec![CLIENT.parse().expect("address")] },
-    ]);
+    let bed =
+        Testbed::new(&[PodSpec { name: "bench/server".into(), ips: vec![SERVER.parse().expect("address")] }, PodSpec { name: "bench/client".into(), ips: vec![CLIENT.parse().expect("address")] }]);
     if std::env::args().any(|a| a == "profile") {
         Dataplane::new(InNs(&bed.node)).replace(&rendered(&cluster(1000))).expect("apply");
         println!("{:.0} connections/s", connections_per_second(&bed, 9000, 20.0));
@@ -278,11 +278,9 @@ fn main() {
             Config::Palisade(policies, ruleset) => {
                 format!("Palisade, {policies} policies (20 select the server; {} rules, {} elements)", ruleset.rule_count(), ruleset.element_count())
             }
-            Config::Tiers(count, ruleset) => format!(
-                "Palisade, 1,000 policies and {count} ClusterNetworkPolicies of 25 rules (20 select the server; {} rules, {} elements)",
-                ruleset.rule_count(),
-                ruleset.element_count()
-            ),
+            Config::Tiers(count, ruleset) => {
+                format!("Palisade, 1,000 policies and {count} ClusterNetworkPolicies of 25 rules (20 select the server; {} rules, {} elements)", ruleset.rule_count(), ruleset.element_count())
+            }
         };
         println!("| {label} | {rate:.0} | {vs_conntrack:.3} | {vs_none:.3} |");
     }

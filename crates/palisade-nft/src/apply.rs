@@ -83,22 +83,12 @@ impl NftBinary {
 
     fn run(&self, args: &[&str], document: &str) -> Result<(), ApplyError> {
         let spawn_error = |source| ApplyError::Spawn { binary: self.binary.clone(), source };
-        let mut child = Command::new(&self.binary)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(spawn_error)?;
+        let mut child = Command::new(&self.binary).args(args).stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().map_err(spawn_error)?;
         if let Some(mut stdin) = child.stdin.take() {
             stdin.write_all(document.as_bytes()).map_err(spawn_error)?;
         }
         let output = child.wait_with_output().map_err(spawn_error)?;
-        if output.status.success() {
-            Ok(())
-        } else {
-            Err(ApplyError::rejected(String::from_utf8_lossy(&output.stderr).trim()))
-        }
+        if output.status.success() { Ok(()) } else { Err(ApplyError::rejected(String::from_utf8_lossy(&output.stderr).trim())) }
     }
 }
 
@@ -417,12 +407,7 @@ mod tests {
     fn ruleset(elements: &[u16]) -> Ruleset {
         Ruleset {
             table: "palisade".into(),
-            sets: vec![Set {
-                name: "s".into(),
-                key: vec![KeyType::Service],
-                interval: false,
-                elements: elements.iter().map(|p| vec![crate::ruleset::Value::Port(*p, *p)]).collect(),
-            }],
+            sets: vec![Set { name: "s".into(), key: vec![KeyType::Service], interval: false, elements: elements.iter().map(|p| vec![crate::ruleset::Value::Port(*p, *p)]).collect() }],
             maps: vec![],
             chains: vec![Chain { name: "forward".into(), base: Some(BaseChain { hook: Hook::Forward, priority: 0 }), rules: vec![] }],
         }
@@ -462,10 +447,7 @@ mod tests {
             chains: vec![Chain {
                 name: "c".into(),
                 base: None,
-                rules: vec![crate::ruleset::Rule {
-                    statements: vec![crate::ruleset::Statement::Lookup { fields: vec![crate::ruleset::Field::Saddr4], set: "p".into() }],
-                    comment: None,
-                }],
+                rules: vec![crate::ruleset::Rule { statements: vec![crate::ruleset::Statement::Lookup { fields: vec![crate::ruleset::Field::Saddr4], set: "p".into() }], comment: None }],
             }],
         }
     }

@@ -196,13 +196,7 @@ impl<'c> Tiers<'c> {
         };
         let rule_name = rule.name.as_deref().map(|n| format!(" '{n}'")).unwrap_or_default();
         let closed = if rule.fails_closed() { " (fails closed)" } else { "" };
-        let comment = format!(
-            "{} ({} tier, priority {}) {direction}[{k}]{rule_name}: {}{closed}",
-            policy.name,
-            policy.tier.as_str(),
-            policy.priority,
-            action.as_str()
-        );
+        let comment = format!("{} ({} tier, priority {}) {direction}[{k}]{rule_name}: {}{closed}", policy.name, policy.tier.as_str(), policy.priority, action.as_str());
         self.chains.entry(name.clone()).or_insert_with(|| Chain { name, base: None, rules: vec![Rule { statements, comment: Some(crate::render::bounded(comment)) }] });
         verdict
     }

@@ -99,10 +99,7 @@ mod tests {
             chains: vec![Chain {
                 name: "in_1".into(),
                 base: None,
-                rules: vec![Rule {
-                    statements: vec![Statement::Lookup { fields: vec![Field::Saddr4], set: "p_x_web_in4".into() }, Statement::Return],
-                    comment: Some("x/web ingress[0,1]".into()),
-                }],
+                rules: vec![Rule { statements: vec![Statement::Lookup { fields: vec![Field::Saddr4], set: "p_x_web_in4".into() }, Statement::Return], comment: Some("x/web ingress[0,1]".into()) }],
             }],
         };
         let mut commands: Vec<Json> = (0..37).map(|i| json!({"add": {"chain": {"name": format!("c{i}")}}})).collect();

@@ -50,12 +50,7 @@ impl std::fmt::Display for Changes {
 pub fn replacement_changes(old: Option<&Ruleset>, new: &Ruleset) -> Changes {
     match old {
         Some(old) => incremental(old, new).changes,
-        None => Changes {
-            sets_added: new.sets.len() + new.maps.len(),
-            elements_added: new.element_count(),
-            chains_added: new.chains.len(),
-            ..Default::default()
-        },
+        None => Changes { sets_added: new.sets.len() + new.maps.len(), elements_added: new.element_count(), chains_added: new.chains.len(), ..Default::default() },
     }
 }
 
@@ -100,8 +95,7 @@ fn plan(old: &Ruleset, new: &Ruleset) -> (Vec<Json>, Vec<Json>, Vec<Json>, Chang
 
     // A set whose definition (key, flags) changed is deleted and created again.
     let same_shape = |a: &crate::ruleset::Set, b: &crate::ruleset::Set| a.key == b.key && a.interval == b.interval;
-    let recreated_sets: BTreeSet<&str> =
-        new_sets.iter().filter(|(n, s)| old_sets.get(*n).is_some_and(|o| !same_shape(o, s))).map(|(n, _)| *n).collect();
+    let recreated_sets: BTreeSet<&str> = new_sets.iter().filter(|(n, s)| old_sets.get(*n).is_some_and(|o| !same_shape(o, s))).map(|(n, _)| *n).collect();
     let added_sets: Vec<&str> = new_sets.keys().filter(|n| !old_sets.contains_key(*n) || recreated_sets.contains(*n)).copied().collect();
     let removed_sets: Vec<&str> = old_sets.keys().filter(|n| !new_sets.contains_key(*n) || recreated_sets.contains(*n)).copied().collect();
     let added_maps: Vec<&str> = new_maps.keys().filter(|n| !old_maps.contains_key(*n)).copied().collect();
@@ -109,15 +103,8 @@ fn plan(old: &Ruleset, new: &Ruleset) -> (Vec<Json>, Vec<Json>, Vec<Json>, Chang
     let added_chains: Vec<&str> = new_chains.keys().filter(|n| !old_chains.contains_key(*n)).copied().collect();
     let removed_chains: Vec<&str> = old_chains.keys().filter(|n| !new_chains.contains_key(*n)).copied().collect();
     // A chain whose rules reference a recreated set is rewritten too (the delete needs it).
-    let changed_chains: Vec<&str> = new_chains
-        .iter()
-        .filter(|(n, c)| {
-            old_chains.get(*n).is_some_and(|o| {
-                o.rules != c.rules || o.base != c.base || references(o, &recreated_sets)
-            })
-        })
-        .map(|(n, _)| *n)
-        .collect();
+    let changed_chains: Vec<&str> =
+        new_chains.iter().filter(|(n, c)| old_chains.get(*n).is_some_and(|o| o.rules != c.rules || o.base != c.base || references(o, &recreated_sets))).map(|(n, _)| *n).collect();
 
     // Transaction 1: new objects, complete, unreferenced (chains before the maps whose
     // elements jump to them, maps before the rules that look them up). A recreated set keeps its name, so it cannot be prepared.
@@ -229,7 +216,5 @@ fn plan(old: &Ruleset, new: &Ruleset) -> (Vec<Json>, Vec<Json>, Vec<Json>, Chang
 }
 
 fn references(chain: &Chain, sets: &BTreeSet<&str>) -> bool {
-    chain.rules.iter().any(|r| {
-        r.statements.iter().any(|s| matches!(s, crate::ruleset::Statement::Lookup { set, .. } if sets.contains(set.as_str())))
-    })
+    chain.rules.iter().any(|r| r.statements.iter().any(|s| matches!(s, crate::ruleset::Statement::Lookup { set, .. } if sets.contains(set.as_str()))))
 }

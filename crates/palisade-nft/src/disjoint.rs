@@ -114,10 +114,7 @@ mod tests {
     }
 
     fn covers(boxes: &[Box3], addr: u128, proto: u8, port: u16) -> usize {
-        boxes
-            .iter()
-            .filter(|b| b.addr.0 <= addr && addr <= b.addr.1 && b.proto.0 <= proto && proto <= b.proto.1 && b.port.0 <= port && port <= b.port.1)
-            .count()
+        boxes.iter().filter(|b| b.addr.0 <= addr && addr <= b.addr.1 && b.proto.0 <= proto && proto <= b.proto.1 && b.port.0 <= port && port <= b.port.1).count()
     }
 
     #[test]

@@ -97,12 +97,7 @@ fn coalesce(items: Vec<(Box3, usize)>) -> Vec<(Box3, usize)> {
 
 /// One pass of `coalesce` along one dimension: elements equal in `rest` and rank whose
 /// `span`s touch become one.
-fn join(
-    mut items: Vec<(Box3, usize)>,
-    rest: impl Fn(&Box3) -> (u128, u128, u128, u128),
-    span: impl Fn(&Box3) -> (u128, u128),
-    extend: impl Fn(&mut Box3, u128),
-) -> Vec<(Box3, usize)> {
+fn join(mut items: Vec<(Box3, usize)>, rest: impl Fn(&Box3) -> (u128, u128, u128, u128), span: impl Fn(&Box3) -> (u128, u128), extend: impl Fn(&mut Box3, u128)) -> Vec<(Box3, usize)> {
     items.sort_unstable_by_key(|(b, rank)| (rest(b), *rank, span(b)));
     let mut out: Vec<(Box3, usize)> = Vec::with_capacity(items.len());
     for (b, rank) in items {
@@ -122,8 +117,7 @@ fn join(
 /// The port axis of one protocol piece, cut where the covering boxes change; each cell with
 /// its address axis labelled by lowest rank; equal neighbouring cells joined.
 fn port_cells(boxes: &[&(Box3, usize)]) -> Vec<(PortRange, Vec<(Range, usize)>)> {
-    let mut edges: Vec<(u32, bool, usize)> =
-        boxes.iter().enumerate().flat_map(|(i, (b, _))| [(u32::from(b.port.0), true, i), (u32::from(b.port.1) + 1, false, i)]).collect();
+    let mut edges: Vec<(u32, bool, usize)> = boxes.iter().enumerate().flat_map(|(i, (b, _))| [(u32::from(b.port.0), true, i), (u32::from(b.port.1) + 1, false, i)]).collect();
     edges.sort_unstable();
     let mut active: BTreeMap<usize, ()> = BTreeMap::new();
     let mut cells: Vec<(PortRange, Vec<(Range, usize)>)> = Vec::new();
@@ -203,11 +197,7 @@ mod tests {
 
     /// The lowest rank covering a point, by brute force.
     fn first(boxes: &[(Box3, usize)], addr: u128, proto: u8, port: u16) -> Option<usize> {
-        boxes
-            .iter()
-            .filter(|(b, _)| b.addr.0 <= addr && addr <= b.addr.1 && b.proto.0 <= proto && proto <= b.proto.1 && b.port.0 <= port && port <= b.port.1)
-            .map(|(_, rank)| *rank)
-            .min()
+        boxes.iter().filter(|(b, _)| b.addr.0 <= addr && addr <= b.addr.1 && b.proto.0 <= proto && proto <= b.proto.1 && b.port.0 <= port && port <= b.port.1).map(|(_, rank)| *rank).min()
     }
 
     #[test]

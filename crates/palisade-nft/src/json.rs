@@ -31,12 +31,7 @@ pub fn delete_commands(ruleset: &Ruleset) -> (Vec<Json>, Vec<Json>) {
         .chains
         .iter()
         .filter(|c| c.base.is_some())
-        .flat_map(|c| {
-            [
-                json!({"flush": {"chain": {"family": "inet", "table": t, "name": c.name}}}),
-                json!({"delete": {"chain": {"family": "inet", "table": t, "name": c.name}}}),
-            ]
-        })
+        .flat_map(|c| [json!({"flush": {"chain": {"family": "inet", "table": t, "name": c.name}}}), json!({"delete": {"chain": {"family": "inet", "table": t, "name": c.name}}})])
         .collect();
     let regular: Vec<&Chain> = ruleset.chains.iter().filter(|c| c.base.is_none()).collect();
     let mut commands = Vec::new();

@@ -129,7 +129,6 @@ impl SystemNft {
             }
         }
     }
-
 }
 
 impl Nft for SystemNft {

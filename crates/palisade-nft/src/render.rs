@@ -190,13 +190,7 @@ impl Renderer<'_> {
                 Peer::Pods { namespaces, .. } => {
                     let namespaces: Vec<&str> = match namespaces {
                         NamespaceScope::PolicyNamespace => vec![policy.namespace.as_str()],
-                        NamespaceScope::Selector(selector) => self
-                            .cluster
-                            .namespaces
-                            .values()
-                            .filter(|ns| selector.matches(&ns.labels))
-                            .map(|ns| ns.name.as_str())
-                            .collect(),
+                        NamespaceScope::Selector(selector) => self.cluster.namespaces.values().filter(|ns| selector.matches(&ns.labels)).map(|ns| ns.name.as_str()).collect(),
                     };
                     for ns in namespaces {
                         let labels = namespace_labels(self.cluster, ns);
@@ -270,19 +264,9 @@ impl Renderer<'_> {
                     }
                     let peers_name = format!("{base}_in{f}_r{k}_peers");
                     let named_name = format!("{base}_in{f}_r{k}_named");
-                    self.sets.push(Set {
-                        name: peers_name.clone(),
-                        key: vec![addr_key],
-                        interval: true,
-                        elements: peers.iter().map(|&r| vec![addr_value(r, v6)]).collect(),
-                    });
+                    self.sets.push(Set { name: peers_name.clone(), key: vec![addr_key], interval: true, elements: peers.iter().map(|&r| vec![addr_value(r, v6)]).collect() });
                     // Exact elements (no intervals): duplicates are merged by the BTreeSet.
-                    self.sets.push(Set {
-                        name: named_name.clone(),
-                        key: vec![addr_key, KeyType::Proto, KeyType::Service],
-                        interval: false,
-                        elements: destinations.into_iter().collect(),
-                    });
+                    self.sets.push(Set { name: named_name.clone(), key: vec![addr_key, KeyType::Proto, KeyType::Service], interval: false, elements: destinations.into_iter().collect() });
                     objects.named.push((k, peers_name, named_name));
                 }
                 _ => {}
@@ -327,10 +311,7 @@ fn deny_chain(action: DenyAction) -> Chain {
     let rules = match action {
         // TCP gets a reset, everything else ICMP administratively prohibited: clients fail at
         // once instead of waiting for a timeout.
-        DenyAction::Reject => vec![
-            Rule { statements: vec![Statement::IsTcp, Statement::RejectTcpReset], comment: None },
-            Rule { statements: vec![Statement::RejectAdminProhibited], comment: None },
-        ],
+        DenyAction::Reject => vec![Rule { statements: vec![Statement::IsTcp, Statement::RejectTcpReset], comment: None }, Rule { statements: vec![Statement::RejectAdminProhibited], comment: None }],
         DenyAction::Drop => vec![Rule { statements: vec![Statement::Drop], comment: None }],
     };
     Chain { name: DENY_CHAIN.to_string(), base: None, rules }
@@ -340,8 +321,7 @@ fn deny_chain(action: DenyAction) -> Chain {
 pub fn render(state: &NodeState<'_>) -> Ruleset {
     let cluster = state.cluster;
     let local: Vec<usize> = state.local.iter().copied().filter(|&i| cluster.endpoints[i].selectable()).collect();
-    let families: Vec<bool> =
-        [false, true].into_iter().filter(|&v6| local.iter().any(|&i| cluster.endpoints[i].ip_of_family(v6).is_some())).collect();
+    let families: Vec<bool> = [false, true].into_iter().filter(|&v6| local.iter().any(|&i| cluster.endpoints[i].ip_of_family(v6).is_some())).collect();
 
     // Policies in name order, so names and order never depend on input order.
     let mut order: Vec<usize> = (0..cluster.policies.len()).collect();
@@ -367,11 +347,7 @@ pub fn render(state: &NodeState<'_>) -> Ruleset {
         let endpoint = &cluster.endpoints[i];
         let candidates = by_namespace.get(endpoint.namespace.as_str()).map(Vec::as_slice).unwrap_or_default();
         for direction in [Direction::Egress, Direction::Ingress] {
-            let isolating: Vec<usize> = candidates
-                .iter()
-                .copied()
-                .filter(|&p| cluster.policies[p].rules(direction).is_some() && cluster.policies[p].selects(endpoint))
-                .collect();
+            let isolating: Vec<usize> = candidates.iter().copied().filter(|&p| cluster.policies[p].rules(direction).is_some() && cluster.policies[p].selects(endpoint)).collect();
             let admin = tiers.selecting(Tier::Admin, direction, endpoint);
             // The Baseline tier decides only where no NetworkPolicy does.
             let baseline = if isolating.is_empty() { tiers.selecting(Tier::Baseline, direction, endpoint) } else { Vec::new() };
@@ -433,10 +409,7 @@ pub fn render(state: &NodeState<'_>) -> Ruleset {
                 continue;
             }
             let set = format!("{chain_name}_{}", family_suffix(v6));
-            let elements = disjoint(boxes)
-                .into_iter()
-                .map(|b| vec![addr_value(b.addr, v6), Value::Proto(b.proto.0, b.proto.1), Value::Port(b.port.0, b.port.1)])
-                .collect();
+            let elements = disjoint(boxes).into_iter().map(|b| vec![addr_value(b.addr, v6), Value::Proto(b.proto.0, b.proto.1), Value::Port(b.port.0, b.port.1)]).collect();
             let addr_key = if v6 { KeyType::Ipv6 } else { KeyType::Ipv4 };
             renderer.sets.push(Set { name: set.clone(), key: vec![addr_key, KeyType::Proto, KeyType::Service], interval: true, elements });
             rules.push(Rule {
@@ -477,10 +450,7 @@ pub fn render(state: &NodeState<'_>) -> Ruleset {
         }
     }
 
-    let mut forward = vec![
-        Rule { statements: vec![Statement::AcceptEstablished], comment: None },
-        Rule { statements: vec![Statement::DropInvalid], comment: None },
-    ];
+    let mut forward = vec![Rule { statements: vec![Statement::AcceptEstablished], comment: None }, Rule { statements: vec![Statement::DropInvalid], comment: None }];
     let mut vmaps = Vec::new();
     for direction in [Direction::Egress, Direction::Ingress] {
         for &v6 in &families {

@@ -114,9 +114,15 @@ pub enum Statement {
     /// `ct state invalid drop`
     DropInvalid,
     /// `<fields> @set` (a lookup; the rule continues only if it matches).
-    Lookup { fields: Vec<Field>, set: String },
+    Lookup {
+        fields: Vec<Field>,
+        set: String,
+    },
     /// `<fields> vmap @map`
-    Vmap { fields: Vec<Field>, map: String },
+    Vmap {
+        fields: Vec<Field>,
+        map: String,
+    },
     /// `meta l4proto tcp`
     IsTcp,
     Counter,

@@ -62,9 +62,7 @@ fn field(packet: &Packet, f: Field) -> Option<Value> {
 /// Whether a single value falls in an element component (a value or a range).
 fn within(value: &Value, component: &Value) -> bool {
     match (value, component) {
-        (Value::Addr(ip, _), Value::Addr(lo, hi)) => {
-            lo.is_ipv6() == ip.is_ipv6() && to_int(*lo) <= to_int(*ip) && to_int(*ip) <= to_int(*hi)
-        }
+        (Value::Addr(ip, _), Value::Addr(lo, hi)) => lo.is_ipv6() == ip.is_ipv6() && to_int(*lo) <= to_int(*ip) && to_int(*ip) <= to_int(*hi),
         (Value::Proto(p, _), Value::Proto(lo, hi)) => lo <= p && p <= hi,
         (Value::Port(p, _), Value::Port(lo, hi)) => lo <= p && p <= hi,
         _ => false,

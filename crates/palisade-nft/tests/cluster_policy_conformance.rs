@@ -52,7 +52,12 @@ fn cluster_policy_cases_agree_in_engine_and_rules() {
             let split = vec![(0..n).filter(|i| i % 2 == 0).collect(), (0..n).filter(|i| i % 2 == 1).collect()];
             for e in expect {
                 let (from, to) = (scenario.pod_index(&e.from), scenario.pod_index(&e.to));
-                let flow = palisade_policy::Flow { src: palisade_policy::FlowEnd::endpoint(cluster, from, None), dst: palisade_policy::FlowEnd::endpoint(cluster, to, None), port: *port, protocol: *protocol };
+                let flow = palisade_policy::Flow {
+                    src: palisade_policy::FlowEnd::endpoint(cluster, from, None),
+                    dst: palisade_policy::FlowEnd::endpoint(cluster, to, None),
+                    port: *port,
+                    protocol: *protocol,
+                };
                 let engine = palisade_policy::verdict(cluster, &flow).allowed;
                 assert_eq!(engine, e.allowed, "{} step {s}: engine {} -> {} {port}/{protocol}", case.id, e.from, e.to);
                 let packet = Packet { src: cluster.endpoints[from].ips[0], dst: cluster.endpoints[to].ips[0], protocol: protocol.number(), dport: *port };

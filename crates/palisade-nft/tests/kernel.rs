@@ -12,7 +12,7 @@ use palisade_model::{Cluster, Protocol};
 use palisade_nft::apply::{ApplyKind, Dataplane};
 use palisade_nft::json::{document, replace_commands};
 use palisade_nft::{DenyAction, NodeState, RenderOptions, render, text};
-use palisade_testbed::{normalize_listing, Outcome, PodSpec, Prober, Servers, Testbed, require_privileges};
+use palisade_testbed::{Outcome, PodSpec, Prober, Servers, Testbed, normalize_listing, require_privileges};
 use support::{NodeNft, cluster, testbed_for};
 
 const TIMEOUT: Duration = Duration::from_millis(1500);
@@ -20,7 +20,6 @@ const TIMEOUT: Duration = Duration::from_millis(1500);
 fn all_local(cluster: &Cluster, deny_action: DenyAction) -> palisade_nft::Ruleset {
     render(&NodeState { cluster, local: (0..cluster.endpoints.len()).collect(), options: RenderOptions { deny_action, ..Default::default() } })
 }
-
 
 const SCENARIO: &str = "
 apiVersion: v1
@@ -70,7 +69,6 @@ spec:
     ports: [{port: 443}, {protocol: SCTP, port: 9}]
 ";
 
-
 #[test]
 fn the_kernel_holds_exactly_the_rendered_table() {
     if !require_privileges() {
@@ -119,12 +117,7 @@ fn real_packets_follow_the_engine() {
             for (port, protocol) in [(8080, Protocol::Tcp), (9090, Protocol::Tcp), (8050, Protocol::Tcp), (8000, Protocol::Tcp), (80, Protocol::Tcp), (53, Protocol::Udp), (8080, Protocol::Udp)] {
                 for &ip in &dst.ips {
                     let v6 = ip.is_ipv6();
-                    let flow = palisade_policy::Flow {
-                        src: palisade_policy::FlowEnd::endpoint(&c, from, Some(v6)),
-                        dst: palisade_policy::FlowEnd::endpoint(&c, to, Some(v6)),
-                        port,
-                        protocol,
-                    };
+                    let flow = palisade_policy::Flow { src: palisade_policy::FlowEnd::endpoint(&c, from, Some(v6)), dst: palisade_policy::FlowEnd::endpoint(&c, to, Some(v6)), port, protocol };
                     let expected = palisade_policy::verdict(&c, &flow).allowed;
                     let outcome = probers[from].probe(ip, port, protocol == Protocol::Udp, TIMEOUT);
                     assert_eq!(outcome.allowed(), expected, "{} -> {} {ip} {port}/{protocol}: {outcome:?}", c.endpoints[from].display_name(), dst.display_name());

@@ -45,10 +45,8 @@ fn the_library_applies_what_the_binary_applies() {
     };
     let before = cluster(BEFORE);
     let after = cluster(&BEFORE.replace("{port: http}", "{port: http}, {port: 9000, endPort: 9100}").replace("10.244.2.10", "10.244.2.11"));
-    let states: Vec<palisade_nft::Ruleset> = [&before, &after, &before]
-        .iter()
-        .map(|c| render(&NodeState { cluster: c, local: (0..c.endpoints.len()).collect(), options: RenderOptions::default() }))
-        .collect();
+    let states: Vec<palisade_nft::Ruleset> =
+        [&before, &after, &before].iter().map(|c| render(&NodeState { cluster: c, local: (0..c.endpoints.len()).collect(), options: RenderOptions::default() })).collect();
     let (by_library, by_binary) = (NetNs::new("libnft"), NetNs::new("nftbin"));
     let mut binary = Dataplane::new(NsNft(&by_binary));
     let in_thread = states.clone();

@@ -57,41 +57,56 @@ status: {podIPs: [{ip: 10.244.3.30}, {ip: 'fd00:10:244:3::30'}]}
 /// Each policy overlaps with itself; together they isolate web (ingress) and a (egress).
 const POLICIES: [(&str, &str); 5] = [
     // The issue's example: every port from a, and 8080 from a again.
-    ("same-peer", "podSelector: {matchLabels: {app: web}}
+    (
+        "same-peer",
+        "podSelector: {matchLabels: {app: web}}
 ingress:
 - from: [{podSelector: {matchLabels: {app: a}}}]
 - from: [{podSelector: {matchLabels: {app: a}}}]
-  ports: [{port: 8080}]"),
+  ports: [{port: 8080}]",
+    ),
     // Nested and equal ipBlocks, with and without excepts, in both families.
-    ("cidrs", "podSelector: {matchLabels: {app: web}}
+    (
+        "cidrs",
+        "podSelector: {matchLabels: {app: web}}
 ingress:
 - from: [{ipBlock: {cidr: 10.0.0.0/8}}, {ipBlock: {cidr: 'fd00::/8'}}]
   ports: [{port: 80}]
 - from: [{ipBlock: {cidr: 10.244.0.0/16, except: [10.244.3.0/24]}}, {ipBlock: {cidr: 'fd00:10:244::/48', except: ['fd00:10:244:3::/64']}}]
   ports: [{port: 8080}, {port: 80}]
 - from: [{ipBlock: {cidr: 10.244.0.0/16}}, {ipBlock: {cidr: 10.244.2.0/24}}]
-  ports: [{port: 8080}]"),
+  ports: [{port: 8080}]",
+    ),
     // An endPort range holding a listed port and a named port resolving to it.
-    ("ranges", "podSelector: {matchLabels: {app: web}}
+    (
+        "ranges",
+        "podSelector: {matchLabels: {app: web}}
 ingress:
 - from: [{namespaceSelector: {matchLabels: {team: y}}}]
-  ports: [{port: 8000, endPort: 9000}, {port: 8080}, {port: http}]"),
+  ports: [{port: 8000, endPort: 9000}, {port: 8080}, {port: http}]",
+    ),
     // Namespace and pod peers covering the same pods, with overlapping ports.
-    ("peers", "podSelector: {matchLabels: {app: web}}
+    (
+        "peers",
+        "podSelector: {matchLabels: {app: web}}
 ingress:
 - from: [{namespaceSelector: {}, podSelector: {matchLabels: {app: c}}}, {namespaceSelector: {matchLabels: {team: y}}}]
   ports: [{port: 80}, {port: 8000, endPort: 8100}]
 - from: [{namespaceSelector: {matchLabels: {team: y}}, podSelector: {}}]
-  ports: [{port: 8080}]"),
+  ports: [{port: 8080}]",
+    ),
     // Egress: a named port resolving to a listed number, beside a portless rule.
-    ("egress", "podSelector: {matchLabels: {app: a}}
+    (
+        "egress",
+        "podSelector: {matchLabels: {app: a}}
 policyTypes: [Egress]
 egress:
 - to: [{namespaceSelector: {}}]
   ports: [{port: http}, {port: 8080}]
 - to: [{podSelector: {matchLabels: {app: web}}}]
 - to: [{ipBlock: {cidr: 10.244.0.0/16}}, {ipBlock: {cidr: 'fd00:10:244::/48'}}]
-  ports: [{port: 8000, endPort: 8100}]"),
+  ports: [{port: 8000, endPort: 8100}]",
+    ),
 ];
 
 fn policy(name: &str, spec: &str) -> String {

@@ -8,11 +8,7 @@ use support::cluster;
 /// Renders with every endpoint local (as `palisade dataplane render` without `--node`).
 fn rendered(yaml: &str, deny_action: DenyAction) -> String {
     let cluster = cluster(yaml);
-    let state = NodeState {
-        cluster: &cluster,
-        local: (0..cluster.endpoints.len()).collect(),
-        options: RenderOptions { deny_action, ..Default::default() },
-    };
+    let state = NodeState { cluster: &cluster, local: (0..cluster.endpoints.len()).collect(), options: RenderOptions { deny_action, ..Default::default() } };
     text::table(&render(&state))
 }
 

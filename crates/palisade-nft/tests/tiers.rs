@@ -130,7 +130,6 @@ spec:
   ingress: [{from: [{namespaceSelector: {matchLabels: {team: monitoring}}}], ports: [{port: 8080}]}]
 ";
 
-
 #[test]
 fn real_packets_follow_the_tiers() {
     if !require_privileges() {
@@ -152,12 +151,7 @@ fn real_packets_follow_the_tiers() {
             for (port, protocol) in [(8080, Protocol::Tcp), (9090, Protocol::Tcp), (80, Protocol::Tcp), (8080, Protocol::Udp)] {
                 for &ip in &dst.ips {
                     let v6 = ip.is_ipv6();
-                    let flow = palisade_policy::Flow {
-                        src: palisade_policy::FlowEnd::endpoint(&c, from, Some(v6)),
-                        dst: palisade_policy::FlowEnd::endpoint(&c, to, Some(v6)),
-                        port,
-                        protocol,
-                    };
+                    let flow = palisade_policy::Flow { src: palisade_policy::FlowEnd::endpoint(&c, from, Some(v6)), dst: palisade_policy::FlowEnd::endpoint(&c, to, Some(v6)), port, protocol };
                     let verdict = palisade_policy::verdict(&c, &flow);
                     let outcome = probers[from].probe(ip, port, protocol == Protocol::Udp, TIMEOUT);
                     assert_eq!(outcome.allowed(), verdict.allowed, "{} -> {} {ip} {port}/{protocol}: {outcome:?}; engine: {verdict:?}", c.endpoints[from].display_name(), dst.display_name());

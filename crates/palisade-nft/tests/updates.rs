@@ -13,7 +13,7 @@ use std::time::Duration;
 use palisade_model::Cluster;
 use palisade_nft::apply::{ApplyKind, Dataplane};
 use palisade_nft::{NodeState, RenderOptions, Ruleset, render, text};
-use palisade_testbed::{normalize_listing, Outcome, PodSpec, Prober, Servers, Testbed, require_privileges};
+use palisade_testbed::{Outcome, PodSpec, Prober, Servers, Testbed, normalize_listing, require_privileges};
 use support::{NodeNft, cluster};
 
 fn rendered(c: &Cluster) -> Ruleset {
@@ -21,7 +21,9 @@ fn rendered(c: &Cluster) -> Ruleset {
 }
 
 fn pod(name: &str, labels: &str, ip: &str) -> String {
-    format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: x, labels: {{{labels}}}}}\nspec: {{containers: [{{name: c, ports: [{{containerPort: 80, name: http}}]}}]}}\nstatus: {{podIP: {ip}}}\n---\n")
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: x, labels: {{{labels}}}}}\nspec: {{containers: [{{name: c, ports: [{{containerPort: 80, name: http}}]}}]}}\nstatus: {{podIP: {ip}}}\n---\n"
+    )
 }
 
 fn policy(name: &str, spec: &str) -> String {
@@ -29,11 +31,9 @@ fn policy(name: &str, spec: &str) -> String {
     format!("apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{name: {name}, namespace: x}}\nspec:\n{spec}---\n")
 }
 
-
 const WEB_IP: &str = "10.244.1.10";
 /// db's address is next to a's (they merge into one range when both are peers); b's is not.
-const PODS: [(&str, &str, &str); 4] =
-    [("web", "app: web", WEB_IP), ("db", "app: db", "10.244.1.11"), ("a", "role: client", "10.244.1.12"), ("b", "role: other", "10.244.1.14")];
+const PODS: [(&str, &str, &str); 4] = [("web", "app: web", WEB_IP), ("db", "app: db", "10.244.1.11"), ("a", "role: client", "10.244.1.12"), ("b", "role: other", "10.244.1.14")];
 
 /// A node with the pods of `PODS` in namespace x.
 fn pods_testbed() -> Testbed {

@@ -70,14 +70,8 @@ impl<'c> Analysis<'c> {
             .policies
             .iter()
             .map(|policy| {
-                [Direction::Ingress, Direction::Egress].map(|direction| {
-                    policy
-                        .rules(direction)
-                        .unwrap_or_default()
-                        .iter()
-                        .map(|rule| analysis.rule_peer_set(&policy.namespace, rule, &mut cache))
-                        .collect()
-                })
+                [Direction::Ingress, Direction::Egress]
+                    .map(|direction| policy.rules(direction).unwrap_or_default().iter().map(|rule| analysis.rule_peer_set(&policy.namespace, rule, &mut cache)).collect())
             })
             .collect();
         if !cluster.cluster_policies.is_empty() {
@@ -130,19 +124,11 @@ impl<'c> Analysis<'c> {
     pub fn peer_set(&self, policy_namespace: &str, peer: &Peer) -> BitSet {
         let mut set = BitSet::empty(self.classes.len());
         let candidates: Vec<usize> = match peer {
-            Peer::IpBlock(block) => {
-                self.classes.block_index(block).map(|b| self.classes.classes_in_block[b].clone()).unwrap_or_default()
+            Peer::IpBlock(block) => self.classes.block_index(block).map(|b| self.classes.classes_in_block[b].clone()).unwrap_or_default(),
+            Peer::Pods { namespaces: NamespaceScope::PolicyNamespace, .. } => self.classes.by_namespace.get(policy_namespace).cloned().unwrap_or_default(),
+            Peer::Pods { namespaces: NamespaceScope::Selector(selector), .. } => {
+                self.cluster.namespaces.values().filter(|ns| selector.matches(&ns.labels)).flat_map(|ns| self.classes.by_namespace.get(&ns.name).into_iter().flatten().copied()).collect()
             }
-            Peer::Pods { namespaces: NamespaceScope::PolicyNamespace, .. } => {
-                self.classes.by_namespace.get(policy_namespace).cloned().unwrap_or_default()
-            }
-            Peer::Pods { namespaces: NamespaceScope::Selector(selector), .. } => self
-                .cluster
-                .namespaces
-                .values()
-                .filter(|ns| selector.matches(&ns.labels))
-                .flat_map(|ns| self.classes.by_namespace.get(&ns.name).into_iter().flatten().copied())
-                .collect(),
         };
         for c in candidates {
             if match_peer(peer, policy_namespace, &self.remote(c)).is_ok() {
@@ -154,11 +140,7 @@ impl<'c> Analysis<'c> {
 
     pub(crate) fn remote(&self, class: usize) -> Remote<'c> {
         let endpoint = &self.cluster.endpoints[self.classes.classes[class].representative];
-        Remote::Pod {
-            endpoint,
-            namespace_labels: namespace_labels(self.cluster, &endpoint.namespace),
-            ip: endpoint.ip_of_family(self.v6),
-        }
+        Remote::Pod { endpoint, namespace_labels: namespace_labels(self.cluster, &endpoint.namespace), ip: endpoint.ip_of_family(self.v6) }
     }
 
     /// The allowed sets for one destination port and protocol.
@@ -176,12 +158,8 @@ impl<'c> Analysis<'c> {
         let n = self.classes.len();
         let all = BitSet::full(n);
         let representative = |c: usize| &self.cluster.endpoints[self.classes.classes[c].representative];
-        let peers = |p: u32, direction: Direction, r: u32| -> &BitSet {
-            self.rule_peers[p as usize][slot(direction)][r as usize].as_ref().unwrap_or(&all)
-        };
-        let rule = |p: u32, direction: Direction, r: u32| -> &Rule {
-            &self.cluster.policies[p as usize].rules(direction).unwrap_or_default()[r as usize]
-        };
+        let peers = |p: u32, direction: Direction, r: u32| -> &BitSet { self.rule_peers[p as usize][slot(direction)][r as usize].as_ref().unwrap_or(&all) };
+        let rule = |p: u32, direction: Direction, r: u32| -> &Rule { &self.cluster.policies[p as usize].rules(direction).unwrap_or_default()[r as usize] };
 
         // Ingress: the destination is the selected class itself.
         let ingress = (0..n)
@@ -204,9 +182,7 @@ impl<'c> Analysis<'c> {
                 let rules = self.rules_of[slot(Direction::Egress)][a].as_ref()?;
                 let mut set = BitSet::empty(n);
                 for &(p, r) in rules {
-                    let mask = destination_masks
-                        .entry((p, r))
-                        .or_insert_with(|| self.destination_mask(rule(p, Direction::Egress, r), port, protocol));
+                    let mask = destination_masks.entry((p, r)).or_insert_with(|| self.destination_mask(rule(p, Direction::Egress, r), port, protocol));
                     match mask {
                         None => set.union_with(peers(p, Direction::Egress, r)),
                         Some(mask) => set.union_with_intersection(peers(p, Direction::Egress, r), mask),
@@ -220,8 +196,7 @@ impl<'c> Analysis<'c> {
 
     /// Destination classes an egress rule's ports admit: `None` for all of them.
     fn destination_mask(&self, rule: &Rule, port: u16, protocol: Protocol) -> Option<BitSet> {
-        let independent = rule.ports.is_empty()
-            || rule.ports.iter().any(|entry| !matches!(entry.port, PortSpec::Named(_)) && match_port(entry, port, protocol, None));
+        let independent = rule.ports.is_empty() || rule.ports.iter().any(|entry| !matches!(entry.port, PortSpec::Named(_)) && match_port(entry, port, protocol, None));
         if independent {
             return None;
         }

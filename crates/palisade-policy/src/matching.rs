@@ -28,17 +28,27 @@ impl Remote<'_> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PeerMiss<'a> {
     /// A `podSelector`-only peer looks in the policy's own namespace only.
-    OtherNamespace { policy_namespace: &'a str },
-    NamespaceNotSelected { failed: &'a Requirement },
-    PodNotSelected { failed: &'a Requirement },
+    OtherNamespace {
+        policy_namespace: &'a str,
+    },
+    NamespaceNotSelected {
+        failed: &'a Requirement,
+    },
+    PodNotSelected {
+        failed: &'a Requirement,
+    },
     /// Selectors only ever match pods; the other end is outside the cluster.
     NotAPod,
     /// hostNetwork pods are node traffic; only an ipBlock on the node address matches them.
     HostNetwork,
     /// The pod has no address in the flow's family.
     NoAddress,
-    OutsideCidr { cidr: &'a IpNet },
-    Excepted { except: &'a IpNet },
+    OutsideCidr {
+        cidr: &'a IpNet,
+    },
+    Excepted {
+        except: &'a IpNet,
+    },
 }
 
 pub fn match_peer<'a>(peer: &'a Peer, policy_namespace: &'a str, remote: &Remote<'_>) -> Result<(), PeerMiss<'a>> {

@@ -36,12 +36,7 @@ impl PortSelection {
     /// The concrete ports a destination is probed on, sorted and distinct.
     pub fn ports_for(&self, destination: &Endpoint) -> Vec<(u16, Protocol)> {
         let mut ports: Vec<(u16, Protocol)> = match self {
-            PortSelection::Declared { protocols } => destination
-                .ports
-                .iter()
-                .filter(|p| protocols.is_empty() || protocols.contains(&p.protocol))
-                .map(|p| (p.number, p.protocol))
-                .collect(),
+            PortSelection::Declared { protocols } => destination.ports.iter().filter(|p| protocols.is_empty() || protocols.contains(&p.protocol)).map(|p| (p.number, p.protocol)).collect(),
             PortSelection::Explicit(queries) => queries
                 .iter()
                 .filter_map(|q| match &q.port {
@@ -173,8 +168,7 @@ impl<'c> MatrixPlan<'c> {
 /// in each of the `judged` families the pair has in common. A dual-stack pair whose families
 /// agree is one entry; where they differ, one per family.
 pub fn matrix(cluster: &Cluster, selection: &PortSelection, judged: Families) -> Matrix {
-    let plans: Vec<(Families, MatrixPlan<'_>)> =
-        judged.iter().map(|v6| (Families::one(v6), MatrixPlan::new(cluster, selection, v6))).collect();
+    let plans: Vec<(Families, MatrixPlan<'_>)> = judged.iter().map(|v6| (Families::one(v6), MatrixPlan::new(cluster, selection, v6))).collect();
     let families: Vec<Families> = cluster.endpoints.iter().map(|e| Families::of_endpoint(e).intersection(judged)).collect();
     let order = display_order(cluster);
     let mut entries = Vec::new();
@@ -279,8 +273,7 @@ pub fn summary(cluster: &Cluster, selection: &PortSelection, v6: bool) -> Summar
     let analysis = Analysis::new(cluster, v6);
     let family = Families::one(v6);
     let in_family = |c: &crate::classes::Class| Families::of_endpoint(&cluster.endpoints[c.representative]).contains(family);
-    let classes: Vec<crate::classes::Class> =
-        analysis.classes.classes.iter().map(|c| if in_family(c) { c.clone() } else { crate::classes::Class { members: Vec::new(), ..c.clone() } }).collect();
+    let classes: Vec<crate::classes::Class> = analysis.classes.classes.iter().map(|c| if in_family(c) { c.clone() } else { crate::classes::Class { members: Vec::new(), ..c.clone() } }).collect();
     let classes = &classes;
     // Destinations per port: classes whose ports (per the selection) include it.
     let mut destinations: BTreeMap<(u16, Protocol), Vec<usize>> = BTreeMap::new();

@@ -23,13 +23,8 @@ pub enum ServiceError {
 /// The Service port `port` (number or name) with `protocol` if given, mapped to every
 /// backend's targetPort. Named targetPorts resolve on each backend.
 pub fn backends(cluster: &Cluster, service: &Service, port: &str, protocol: Option<Protocol>) -> Result<Vec<Backend>, ServiceError> {
-    let service_port = service
-        .ports
-        .iter()
-        .find(|p| {
-            (p.port.to_string() == port || p.name.as_deref() == Some(port)) && protocol.is_none_or(|proto| proto == p.protocol)
-        })
-        .ok_or_else(|| ServiceError::NoSuchPort {
+    let service_port =
+        service.ports.iter().find(|p| (p.port.to_string() == port || p.name.as_deref() == Some(port)) && protocol.is_none_or(|proto| proto == p.protocol)).ok_or_else(|| ServiceError::NoSuchPort {
             available: service
                 .ports
                 .iter()

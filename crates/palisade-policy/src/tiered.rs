@@ -152,9 +152,7 @@ impl Analysis<'_> {
     /// policy, whether it selects the subject.
     fn tier_parts(&self, peers: &RulePeers, query: Query, selected: &[bool]) -> TierParts {
         let n = self.classes.len();
-        let selecting = |tier: Tier| -> Vec<usize> {
-            self.cluster.cluster_policies.iter().enumerate().filter(|(i, p)| p.tier == tier && selected[*i]).map(|(i, _)| i).collect()
-        };
+        let selecting = |tier: Tier| -> Vec<usize> { self.cluster.cluster_policies.iter().enumerate().filter(|(i, p)| p.tier == tier && selected[*i]).map(|(i, _)| i).collect() };
         let (mut open, mut admin, mut passed) = (BitSet::full(n), BitSet::empty(n), BitSet::empty(n));
         self.run_tier(peers, &selecting(Tier::Admin), query, (&mut open, &mut admin, &mut passed));
         open.union_with(&passed);

@@ -109,16 +109,7 @@ pub fn evaluate(cluster: &Cluster, tier: Tier, side: &Side<'_>) -> TierOutcome {
             }
             // Failing closed, a Deny or Pass rule is a "Deny all" rule (the CRD's words).
             let action = if rule.fails_closed() { Action::Deny } else { rule.action };
-            let reference = ClusterRuleRef {
-                policy: policy.name.clone(),
-                tier,
-                priority: policy.priority,
-                direction,
-                rule: i,
-                name: rule.name.clone(),
-                action,
-                fail_closed: rule.fails_closed(),
-            };
+            let reference = ClusterRuleRef { policy: policy.name.clone(), tier, priority: policy.priority, direction, rule: i, name: rule.name.clone(), action, fail_closed: rule.fails_closed() };
             return match action {
                 Action::Pass => TierOutcome::Passed(reference),
                 Action::Accept | Action::Deny => TierOutcome::Decided(reference),

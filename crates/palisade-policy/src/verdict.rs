@@ -45,13 +45,7 @@ impl RuleRef {
     /// `production/allow-web ingress[0]`, or `production/allow-web ingress[0].from[1]`.
     pub fn display_name(&self) -> String {
         match self.peer {
-            Some(peer) => format!(
-                "{} {}[{}].{}[{peer}]",
-                self.policy.display_name(),
-                self.direction,
-                self.rule,
-                self.direction.peers_field()
-            ),
+            Some(peer) => format!("{} {}[{}].{}[{peer}]", self.policy.display_name(), self.direction, self.rule, self.direction.peers_field()),
             None => format!("{} {}[{}]", self.policy.display_name(), self.direction, self.rule),
         }
     }
@@ -62,14 +56,39 @@ impl RuleRef {
 #[serde(tag = "reason", rename_all = "camelCase", rename_all_fields = "camelCase")]
 pub enum PeerMismatch {
     /// A podSelector-only peer only looks in the policy's namespace.
-    OtherNamespace { peer: usize, policy_namespace: String, remote_namespace: String },
-    NamespaceNotSelected { peer: usize, namespace: String, requirement: String },
-    PodNotSelected { peer: usize, requirement: String },
-    NotAPod { peer: usize },
-    HostNetwork { peer: usize },
-    NoAddress { peer: usize },
-    OutsideCidr { peer: usize, cidr: String, ip: String },
-    Excepted { peer: usize, except: String, ip: String },
+    OtherNamespace {
+        peer: usize,
+        policy_namespace: String,
+        remote_namespace: String,
+    },
+    NamespaceNotSelected {
+        peer: usize,
+        namespace: String,
+        requirement: String,
+    },
+    PodNotSelected {
+        peer: usize,
+        requirement: String,
+    },
+    NotAPod {
+        peer: usize,
+    },
+    HostNetwork {
+        peer: usize,
+    },
+    NoAddress {
+        peer: usize,
+    },
+    OutsideCidr {
+        peer: usize,
+        cidr: String,
+        ip: String,
+    },
+    Excepted {
+        peer: usize,
+        except: String,
+        ip: String,
+    },
 }
 
 impl PeerMismatch {
@@ -80,12 +99,8 @@ impl PeerMismatch {
             Remote::External(_) => String::new(),
         };
         match miss {
-            PeerMiss::OtherNamespace { policy_namespace } => {
-                PeerMismatch::OtherNamespace { peer, policy_namespace: policy_namespace.to_string(), remote_namespace }
-            }
-            PeerMiss::NamespaceNotSelected { failed } => {
-                PeerMismatch::NamespaceNotSelected { peer, namespace: remote_namespace, requirement: failed.to_string() }
-            }
+            PeerMiss::OtherNamespace { policy_namespace } => PeerMismatch::OtherNamespace { peer, policy_namespace: policy_namespace.to_string(), remote_namespace },
+            PeerMiss::NamespaceNotSelected { failed } => PeerMismatch::NamespaceNotSelected { peer, namespace: remote_namespace, requirement: failed.to_string() },
             PeerMiss::PodNotSelected { failed } => PeerMismatch::PodNotSelected { peer, requirement: failed.to_string() },
             PeerMiss::NotAPod => PeerMismatch::NotAPod { peer },
             PeerMiss::HostNetwork => PeerMismatch::HostNetwork { peer },
@@ -118,14 +133,26 @@ pub enum SideVerdict {
     HostNetwork,
     /// No policy selects the pod for this direction: everything is allowed.
     NotIsolated,
-    Allowed { isolated_by: Vec<PolicyRef>, allowed_by: Vec<RuleRef> },
-    Denied { isolated_by: Vec<PolicyRef>, misses: Vec<RuleMiss> },
+    Allowed {
+        isolated_by: Vec<PolicyRef>,
+        allowed_by: Vec<RuleRef>,
+    },
+    Denied {
+        isolated_by: Vec<PolicyRef>,
+        misses: Vec<RuleMiss>,
+    },
     /// A ClusterNetworkPolicy rule (Admin tier before NetworkPolicy, Baseline after it)
     /// accepted or denied.
-    ClusterPolicy { accepted: bool, rule: ClusterRuleRef },
+    ClusterPolicy {
+        accepted: bool,
+        rule: ClusterRuleRef,
+    },
     /// An Admin-tier Pass rule handed the decision on; `then` is what decided it
     /// (NetworkPolicy, the Baseline tier, or the default).
-    Passed { by: ClusterRuleRef, then: Box<SideVerdict> },
+    Passed {
+        by: ClusterRuleRef,
+        then: Box<SideVerdict>,
+    },
 }
 
 impl SideVerdict {
@@ -161,14 +188,7 @@ pub fn verdict(cluster: &Cluster, flow: &Flow) -> Verdict {
 }
 
 /// The decision of `subject` (the source for egress, the destination for ingress).
-fn side(
-    cluster: &Cluster,
-    direction: Direction,
-    subject: &FlowEnd,
-    remote: &FlowEnd,
-    flow: &Flow,
-    destination: Option<&Endpoint>,
-) -> SideVerdict {
+fn side(cluster: &Cluster, direction: Direction, subject: &FlowEnd, remote: &FlowEnd, flow: &Flow, destination: Option<&Endpoint>) -> SideVerdict {
     let Some(index) = subject.index() else { return SideVerdict::NotAPod };
     let endpoint = &cluster.endpoints[index];
     if !endpoint.selectable() {
@@ -200,8 +220,7 @@ fn side(
 /// NetworkPolicy's decision for one side, `None` when no policy isolates the pod in that
 /// direction (the next tier decides).
 fn network_policy_side(cluster: &Cluster, direction: Direction, endpoint: &Endpoint, remote: &Remote<'_>, flow: &Flow, destination: Option<&Endpoint>) -> Option<SideVerdict> {
-    let isolating: Vec<&Policy> =
-        cluster.policies.iter().filter(|p| p.rules(direction).is_some() && p.selects(endpoint)).collect();
+    let isolating: Vec<&Policy> = cluster.policies.iter().filter(|p| p.rules(direction).is_some() && p.selects(endpoint)).collect();
     if isolating.is_empty() {
         return None;
     }
@@ -246,15 +265,7 @@ pub fn allowed(cluster: &Cluster, flow: &Flow) -> bool {
         && side_allows(cluster, Direction::Ingress, &flow.dst, &flow.src, flow.port, flow.protocol, destination)
 }
 
-fn side_allows(
-    cluster: &Cluster,
-    direction: Direction,
-    subject: &FlowEnd,
-    remote: &FlowEnd,
-    port: u16,
-    protocol: Protocol,
-    destination: Option<&Endpoint>,
-) -> bool {
+fn side_allows(cluster: &Cluster, direction: Direction, subject: &FlowEnd, remote: &FlowEnd, port: u16, protocol: Protocol, destination: Option<&Endpoint>) -> bool {
     let Some(index) = subject.index() else { return true };
     let endpoint = &cluster.endpoints[index];
     let remote = remote.as_remote(cluster);
@@ -275,9 +286,7 @@ fn side_allows(
     for policy in cluster.policies.iter().filter(|p| p.selects(endpoint)) {
         let Some(rules) = policy.rules(direction) else { continue };
         isolated = true;
-        if rules.iter().any(|rule| {
-            crate::matching::peers_match(rule, &policy.namespace, &remote) && ports_match(rule, port, protocol, destination)
-        }) {
+        if rules.iter().any(|rule| crate::matching::peers_match(rule, &policy.namespace, &remote) && ports_match(rule, port, protocol, destination)) {
             return true;
         }
     }

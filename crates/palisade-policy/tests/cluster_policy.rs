@@ -193,18 +193,20 @@ fn networks_match_pod_addresses_and_an_egress_accept_leaves_ingress_to_the_desti
 
 #[test]
 fn named_ports_resolve_on_the_destination_and_node_peers_on_node_addresses() {
-    let c = cluster(&(topology()
-        + &cnp(
-            "egress-named",
-            "Admin",
-            6,
-            &format!(
-                "subject: {}\negress:\n- {{action: Accept, to: [{}], protocols: [{{destinationNamedPort: web}}]}}\n- {{action: Accept, to: [{{nodes: {{matchLabels: {{kubernetes.io/os: linux}}}}}}], protocols: [{{tcp: {{destinationPort: {{range: {{start: 30000, end: 30001}}}}}}}}]}}\n- {{action: Deny, to: [{}, {{nodes: {{}}}}]}}",
-                house("gryffindor"),
-                house("hufflepuff"),
-                house("hufflepuff")
-            ),
-        )));
+    let c = cluster(
+        &(topology()
+            + &cnp(
+                "egress-named",
+                "Admin",
+                6,
+                &format!(
+                    "subject: {}\negress:\n- {{action: Accept, to: [{}], protocols: [{{destinationNamedPort: web}}]}}\n- {{action: Accept, to: [{{nodes: {{matchLabels: {{kubernetes.io/os: linux}}}}}}], protocols: [{{tcp: {{destinationPort: {{range: {{start: 30000, end: 30001}}}}}}}}]}}\n- {{action: Deny, to: [{}, {{nodes: {{}}}}]}}",
+                    house("gryffindor"),
+                    house("hufflepuff"),
+                    house("hufflepuff")
+                ),
+            )),
+    );
     assert!(tcp(&c, "gryffindor/harry-0", "hufflepuff/cedric-1", 80), "web is 80 on the destination");
     assert!(!tcp(&c, "gryffindor/harry-1", "hufflepuff/cedric-1", 8080));
     assert!(tcp(&c, "gryffindor/harry-1", "forest/centaur", 30000), "the node peer matches the hostNetwork pod's node address");
@@ -223,7 +225,11 @@ fn unknown_peers_and_protocols_fail_closed() {
     // An Accept rule with a peer this version does not know matches nothing (then: default).
     let c = with("Accept", "{futurePeer: {x: 1}}");
     assert!(tcp(&c, "slytherin/draco-0", "gryffindor/harry-0", 80));
-    let c = cluster(&(topology() + &cnp("future", "Admin", 1, &format!("subject: {}\ningress: [{{action: Accept, from: [{{futurePeer: {{}}}}]}}]\n", house("gryffindor"))) + &common::policy("gryffindor", "deny", "podSelector: {}\npolicyTypes: [Ingress]")));
+    let c = cluster(
+        &(topology()
+            + &cnp("future", "Admin", 1, &format!("subject: {}\ningress: [{{action: Accept, from: [{{futurePeer: {{}}}}]}}]\n", house("gryffindor")))
+            + &common::policy("gryffindor", "deny", "podSelector: {}\npolicyTypes: [Ingress]")),
+    );
     assert!(!tcp(&c, "slytherin/draco-0", "gryffindor/harry-0", 80), "the Accept matched nothing: the NetworkPolicy denies");
     // A Deny or Pass rule with one is a "Deny all" rule.
     for action in ["Deny", "Pass"] {
@@ -232,7 +238,9 @@ fn unknown_peers_and_protocols_fail_closed() {
         let verdict = judge(&c, "hufflepuff/cedric-0", "gryffindor/harry-0", 80, Protocol::Tcp);
         assert!(matches!(&verdict.ingress, SideVerdict::ClusterPolicy { accepted: false, rule } if rule.fail_closed), "{verdict:?}");
     }
-    let c = cluster(&(topology() + &cnp("future", "Admin", 1, &format!("subject: {}\ningress: [{{action: Deny, from: [{}], protocols: [{{icmp: {{type: 8}}}}]}}]", house("gryffindor"), house("ravenclaw")))));
+    let c = cluster(
+        &(topology() + &cnp("future", "Admin", 1, &format!("subject: {}\ningress: [{{action: Deny, from: [{}], protocols: [{{icmp: {{type: 8}}}}]}}]", house("gryffindor"), house("ravenclaw")))),
+    );
     assert!(!tcp(&c, "hufflepuff/cedric-0", "gryffindor/harry-0", 80), "an unknown protocol fails closed too");
 }
 

@@ -11,21 +11,12 @@ use palisade_policy::{Flow, FlowEnd, allowed, verdict};
 /// Probes like upstream: to the destination pod's Service, judged on the backend.
 fn via_service(cluster: &Cluster, from: usize, to: usize, port: u16, protocol: Protocol) -> bool {
     let pod = &cluster.endpoints[to];
-    let service = cluster
-        .services
-        .iter()
-        .find(|s| s.name == format!("s-{}-{}", pod.namespace, pod.name))
-        .expect("every pod has a Service");
+    let service = cluster.services.iter().find(|s| s.name == format!("s-{}-{}", pod.namespace, pod.name)).expect("every pod has a Service");
     let backends = backends(cluster, service, &port.to_string(), Some(protocol)).expect("service resolves");
     assert_eq!(backends.len(), 1);
     let backend = &backends[0];
     assert_eq!(backend.endpoint, to);
-    let flow = Flow {
-        src: FlowEnd::endpoint(cluster, from, None),
-        dst: FlowEnd::endpoint(cluster, backend.endpoint, None),
-        port: backend.port,
-        protocol: backend.protocol,
-    };
+    let flow = Flow { src: FlowEnd::endpoint(cluster, from, None), dst: FlowEnd::endpoint(cluster, backend.endpoint, None), port: backend.port, protocol: backend.protocol };
     let explained = verdict(cluster, &flow);
     assert_eq!(explained.allowed, allowed(cluster, &flow), "explained and fast verdicts disagree");
     explained.allowed

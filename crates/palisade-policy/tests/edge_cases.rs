@@ -60,12 +60,7 @@ fn e01_egress_named_port_without_to_resolves_on_every_destination() {
 fn e02_end_port_ranges() {
     for protocol in [Protocol::Tcp, Protocol::Udp, Protocol::Sctp] {
         let spec = format!("podSelector: {{matchLabels: {{pod: a}}}}\ningress:\n- ports: [{{port: 80, endPort: 84, protocol: {protocol}}}]");
-        let c = cluster(
-            &(two_namespaces()
-                + &pod("x", "a", "pod: a", &[], "10.0.0.1")
-                + &pod("x", "b", "pod: b", &[], "10.0.0.2")
-                + &policy("x", "range", &spec)),
-        );
+        let c = cluster(&(two_namespaces() + &pod("x", "a", "pod: a", &[], "10.0.0.1") + &pod("x", "b", "pod: b", &[], "10.0.0.2") + &policy("x", "range", &spec)));
         let results: Vec<bool> = [79, 80, 84, 85].iter().map(|&p| judge(&c, "x/b", "x/a", p, protocol).allowed).collect();
         assert_eq!(results, vec![false, true, true, false], "{protocol}");
     }
@@ -96,15 +91,8 @@ fn e03_ip_block_matches_pod_addresses() {
 // 4. except, unmasked CIDRs, union across peers and policies.
 #[test]
 fn e04_except_and_union() {
-    let base = two_namespaces()
-        + &pod("x", "a", "pod: a", &[], "10.244.1.5")
-        + &pod("x", "b", "pod: b", &[], "10.244.2.7")
-        + &pod("x", "c", "pod: c", &[], "10.244.3.9");
-    let except = policy(
-        "x",
-        "except-b",
-        "podSelector: {matchLabels: {pod: a}}\npolicyTypes: [Egress]\negress:\n- to: [{ipBlock: {cidr: 10.244.1.5/4, except: [10.244.2.7/32]}}]",
-    );
+    let base = two_namespaces() + &pod("x", "a", "pod: a", &[], "10.244.1.5") + &pod("x", "b", "pod: b", &[], "10.244.2.7") + &pod("x", "c", "pod: c", &[], "10.244.3.9");
+    let except = policy("x", "except-b", "podSelector: {matchLabels: {pod: a}}\npolicyTypes: [Egress]\negress:\n- to: [{ipBlock: {cidr: 10.244.1.5/4, except: [10.244.2.7/32]}}]");
     let c = cluster(&(base.clone() + &except));
     assert!(!tcp(&c, "x/a", "x/b", 80), "excepted");
     assert!(tcp(&c, "x/a", "x/c", 80), "10.244.1.5/4 means 0.0.0.0/4");
@@ -178,18 +166,23 @@ fn e06_empty_lists_and_selectors() {
 // 7. One peer with both selectors (AND) versus two peers (OR).
 #[test]
 fn e07_and_versus_or() {
-    let base = ns("x", "") + &ns("y", "team: blue") + &ns("z", "")
+    let base = ns("x", "")
+        + &ns("y", "team: blue")
+        + &ns("z", "")
         + &pod("x", "a", "pod: a", &[], "10.0.0.1")
         + &pod("x", "b", "pod: b", &[], "10.0.0.2")
         + &pod("y", "b", "pod: b", &[], "10.0.1.2")
         + &pod("y", "c", "pod: c", &[], "10.0.1.3")
         + &pod("z", "b", "pod: b", &[], "10.0.2.2");
-    let and = cluster(&(base.clone() + &policy("x", "p", "podSelector: {matchLabels: {pod: a}}\ningress:\n- from:\n  - namespaceSelector: {matchLabels: {team: blue}}\n    podSelector: {matchLabels: {pod: b}}")));
+    let and = cluster(
+        &(base.clone() + &policy("x", "p", "podSelector: {matchLabels: {pod: a}}\ningress:\n- from:\n  - namespaceSelector: {matchLabels: {team: blue}}\n    podSelector: {matchLabels: {pod: b}}")),
+    );
     assert!(tcp(&and, "y/b", "x/a", 80));
     assert!(!tcp(&and, "y/c", "x/a", 80));
     assert!(!tcp(&and, "z/b", "x/a", 80));
     assert!(!tcp(&and, "x/b", "x/a", 80));
-    let or = cluster(&(base + &policy("x", "p", "podSelector: {matchLabels: {pod: a}}\ningress:\n- from:\n  - namespaceSelector: {matchLabels: {team: blue}}\n  - podSelector: {matchLabels: {pod: b}}")));
+    let or =
+        cluster(&(base + &policy("x", "p", "podSelector: {matchLabels: {pod: a}}\ningress:\n- from:\n  - namespaceSelector: {matchLabels: {team: blue}}\n  - podSelector: {matchLabels: {pod: b}}")));
     assert!(tcp(&or, "y/b", "x/a", 80));
     assert!(tcp(&or, "y/c", "x/a", 80), "any pod of a blue namespace");
     assert!(tcp(&or, "x/b", "x/a", 80), "pod b of the policy's own namespace");
@@ -214,7 +207,8 @@ fn e08_host_network_pods() {
 // 9. Traffic through a Service is judged after DNAT: backend address and targetPort.
 #[test]
 fn e09_services_are_judged_after_dnat() {
-    let svc = "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: x}\nspec:\n  selector: {pod: a}\n  ports: [{port: 8080, targetPort: 80, name: http}, {port: 9000, targetPort: serve}]\n---\n";
+    let svc =
+        "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: x}\nspec:\n  selector: {pod: a}\n  ports: [{port: 8080, targetPort: 80, name: http}, {port: 9000, targetPort: serve}]\n---\n";
     let base = two_namespaces() + svc + &pod("x", "a", "pod: a", &["80/TCP", "9999/TCP/serve"], "10.0.0.1") + &pod("y", "c", "pod: c", &[], "10.0.1.3");
     let on_target = cluster(&(base.clone() + &policy("x", "p", "podSelector: {matchLabels: {pod: a}}\ningress: [{ports: [{port: 80}, {port: 9999}]}]")));
     let on_service_port = cluster(&(base + &policy("x", "p", "podSelector: {matchLabels: {pod: a}}\ningress: [{ports: [{port: 8080}]}]")));
@@ -306,14 +300,19 @@ fn e16_self_traffic_is_always_allowed() {
 // 17. NotIn / DoesNotExist match objects without the key; namespaces by name label.
 #[test]
 fn e17_selector_operators_and_the_name_label() {
-    let base = ns("x", "") + &ns("y", "ns-name: b") + &ns("z", "ns-name: c")
+    let base = ns("x", "")
+        + &ns("y", "ns-name: b")
+        + &ns("z", "ns-name: c")
         + &pod("x", "a", "pod: a", &[], "10.0.0.1")
         + &pod("y", "a", "pod: a", &[], "10.0.1.1")
         + &pod("z", "a", "pod: a", &[], "10.0.2.1");
-    let not_in = cluster(&(base.clone() + &policy("x", "p", "podSelector: {matchLabels: {pod: a}}\ningress: [{from: [{namespaceSelector: {matchExpressions: [{key: ns-name, operator: NotIn, values: [c]}]}}]}]")));
+    let not_in = cluster(
+        &(base.clone() + &policy("x", "p", "podSelector: {matchLabels: {pod: a}}\ningress: [{from: [{namespaceSelector: {matchExpressions: [{key: ns-name, operator: NotIn, values: [c]}]}}]}]")),
+    );
     assert!(tcp(&not_in, "y/a", "x/a", 80));
     assert!(!tcp(&not_in, "z/a", "x/a", 80));
-    let absent = cluster(&(base.clone() + &policy("y", "p", "podSelector: {matchLabels: {pod: a}}\ningress: [{from: [{namespaceSelector: {matchExpressions: [{key: ns-name, operator: DoesNotExist}]}}]}]")));
+    let absent =
+        cluster(&(base.clone() + &policy("y", "p", "podSelector: {matchLabels: {pod: a}}\ningress: [{from: [{namespaceSelector: {matchExpressions: [{key: ns-name, operator: DoesNotExist}]}}]}]")));
     assert!(tcp(&absent, "x/a", "y/a", 80), "x has no ns-name label");
     assert!(!tcp(&absent, "z/a", "y/a", 80));
     let by_name = cluster(&(base + &policy("x", "p", "podSelector: {}\ningress: [{from: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: z}}}]}]")));
@@ -335,7 +334,8 @@ fn e18_policies_are_additive() {
 #[test]
 fn e19_default_deny_egress_blocks_dns() {
     let c = cluster(
-        &(ns("kube-system", "") + &ns("x", "")
+        &(ns("kube-system", "")
+            + &ns("x", "")
             + &pod("kube-system", "coredns", "k8s-app: kube-dns", &["53/UDP/dns", "53/TCP/dns-tcp"], "10.0.9.2")
             + &pod("x", "a", "pod: a", &[], "10.0.0.1")
             + &policy("x", "deny-egress", "podSelector: {}\npolicyTypes: [Egress]")),
@@ -347,7 +347,8 @@ fn e19_default_deny_egress_blocks_dns() {
 #[test]
 fn verdicts_carry_provenance() {
     let c = cluster(
-        &(ns("production", "") + &ns("develop", "")
+        &(ns("production", "")
+            + &ns("develop", "")
             + &pod("production", "nginx", "app: nginx", &["80/TCP"], "10.0.0.1")
             + &pod("production", "curl", "app: curl", &[], "10.0.0.2")
             + &pod("develop", "curl", "app: curl", &[], "10.0.1.2")
@@ -364,10 +365,7 @@ fn verdicts_carry_provenance() {
     assert!(!denied.allowed);
     let SideVerdict::Denied { misses, .. } = &denied.ingress else { panic!("{denied:?}") };
     assert_eq!(misses.len(), 1);
-    assert_eq!(
-        misses[0].peers,
-        vec![PeerMismatch::OtherNamespace { peer: 0, policy_namespace: "production".into(), remote_namespace: "develop".into() }]
-    );
+    assert_eq!(misses[0].peers, vec![PeerMismatch::OtherNamespace { peer: 0, policy_namespace: "production".into(), remote_namespace: "develop".into() }]);
     assert_eq!(misses[0].ports, None, "the ports matched; only the peer did not");
 }
 

@@ -17,10 +17,8 @@ use proptest::prelude::*;
 fn all_flows(cluster: &Cluster) -> Vec<Flow> {
     let mut flows = Vec::new();
     for v6 in [false, true] {
-        let mut ends: Vec<FlowEnd> = (0..cluster.endpoints.len())
-            .filter(|&i| Families::of_endpoint(&cluster.endpoints[i]).contains(Families::one(v6)))
-            .map(|i| FlowEnd::endpoint(cluster, i, Some(v6)))
-            .collect();
+        let mut ends: Vec<FlowEnd> =
+            (0..cluster.endpoints.len()).filter(|&i| Families::of_endpoint(&cluster.endpoints[i]).contains(Families::one(v6))).map(|i| FlowEnd::endpoint(cluster, i, Some(v6))).collect();
         ends.push(FlowEnd::External(OUTSIDE[usize::from(v6)].parse().unwrap()));
         for src in &ends {
             for dst in &ends {

@@ -39,11 +39,7 @@ impl NetNs {
 
     /// Runs a command inside the namespace and returns its output (not checked).
     pub fn exec(&self, program: &str, args: &[&str]) -> Output {
-        Command::new("ip")
-            .args(["netns", "exec", &self.name, program])
-            .args(args)
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {program} in {}: {e}", self.name))
+        Command::new("ip").args(["netns", "exec", &self.name, program]).args(args).output().unwrap_or_else(|e| panic!("cannot run {program} in {}: {e}", self.name))
     }
 
     /// Runs a command inside the namespace, feeding `input` on stdin.

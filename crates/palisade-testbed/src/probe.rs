@@ -1,8 +1,8 @@
 //! Servers inside pods, and connection attempts between them.
 
 use std::io::{ErrorKind, Read, Write};
-use std::os::fd::AsFd;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -134,9 +134,7 @@ fn classify(error: &std::io::Error) -> Outcome {
         ErrorKind::TimedOut | ErrorKind::WouldBlock => Outcome::Timeout,
         // What a TCP reset or an ICMP unreachable becomes: ECONNREFUSED, EHOSTUNREACH (ICMP
         // admin-prohibited), EACCES (ICMPv6 administratively prohibited).
-        ErrorKind::ConnectionRefused | ErrorKind::HostUnreachable | ErrorKind::NetworkUnreachable | ErrorKind::PermissionDenied => {
-            Outcome::Refused
-        }
+        ErrorKind::ConnectionRefused | ErrorKind::HostUnreachable | ErrorKind::NetworkUnreachable | ErrorKind::PermissionDenied => Outcome::Refused,
         kind => Outcome::Failed(kind),
     }
 }

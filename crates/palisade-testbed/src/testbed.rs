@@ -34,9 +34,7 @@ impl Testbed {
             let host_if = format!("vh{i}");
             // Both ends are created directly in their namespaces; the root namespace never
             // sees the link.
-            crate::netns::run_checked(std::process::Command::new("ip").args([
-                "link", "add", &host_if, "netns", &node.name, "type", "veth", "peer", "name", "eth0", "netns", &pod.name,
-            ]));
+            crate::netns::run_checked(std::process::Command::new("ip").args(["link", "add", &host_if, "netns", &node.name, "type", "veth", "peer", "name", "eth0", "netns", &pod.name]));
             let mut pod_lines = vec!["link set eth0 up".to_string()];
             node_lines.push(format!("link set {host_if} up"));
             node_lines.push(format!("addr add fe80::1/64 dev {host_if} nodad"));

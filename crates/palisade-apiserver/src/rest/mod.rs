@@ -153,12 +153,8 @@ fn non_resource(server: &Server, path: &str, accept: &str) -> Response {
     match path.trim_end_matches('/') {
         "/version" => ok(discovery::version()),
         "/healthz" | "/livez" | "/readyz" => (StatusCode::OK, "ok").into_response(),
-        "/api" if discovery::wants_aggregated(accept) => {
-            (StatusCode::OK, [(header::CONTENT_TYPE, discovery::AGGREGATED)], discovery::aggregated(true).to_string()).into_response()
-        }
-        "/apis" if discovery::wants_aggregated(accept) => {
-            (StatusCode::OK, [(header::CONTENT_TYPE, discovery::AGGREGATED)], discovery::aggregated(false).to_string()).into_response()
-        }
+        "/api" if discovery::wants_aggregated(accept) => (StatusCode::OK, [(header::CONTENT_TYPE, discovery::AGGREGATED)], discovery::aggregated(true).to_string()).into_response(),
+        "/apis" if discovery::wants_aggregated(accept) => (StatusCode::OK, [(header::CONTENT_TYPE, discovery::AGGREGATED)], discovery::aggregated(false).to_string()).into_response(),
         "/api" => ok(discovery::api_versions(&server.address)),
         "/apis" => ok(discovery::api_group_list()),
         "/openapi/v3" => ok(openapi::root()),

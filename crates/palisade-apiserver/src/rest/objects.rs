@@ -239,11 +239,8 @@ async fn patch(call: Call, name: String) -> Result<Response, ApiError> {
 }
 
 fn delete_options(call: &Call) -> Result<DeleteOptions, ApiError> {
-    let mut options: DeleteOptions = if call.body.is_empty() {
-        DeleteOptions::default()
-    } else {
-        serde_json::from_slice(&call.body).map_err(|e| ApiError::bad_request(format!("the DeleteOptions body is not valid: {e}")))?
-    };
+    let mut options: DeleteOptions =
+        if call.body.is_empty() { DeleteOptions::default() } else { serde_json::from_slice(&call.body).map_err(|e| ApiError::bad_request(format!("the DeleteOptions body is not valid: {e}")))? };
     if let Some(policy) = call.query.get("propagationPolicy") {
         options.propagation_policy = Some(policy.to_string());
     }

@@ -10,7 +10,13 @@ use crate::resources::{self, Resource};
 pub enum Target {
     /// `/version`, `/api`, `/apis/apps/v1`, `/openapi/v3/...`, `/healthz`.
     NonResource(String),
-    Resource { resource: &'static Resource, namespace: Option<String>, name: Option<String>, subresource: Option<String>, legacy_watch: bool },
+    Resource {
+        resource: &'static Resource,
+        namespace: Option<String>,
+        name: Option<String>,
+        subresource: Option<String>,
+        legacy_watch: bool,
+    },
 }
 
 fn unknown(path: &str) -> ApiError {

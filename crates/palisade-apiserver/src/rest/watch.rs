@@ -14,8 +14,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use super::objects::{Call, Shape, selectors, shape};
 use super::error_response;
+use super::objects::{Call, Shape, selectors, shape};
 use crate::error::ApiError;
 use crate::resources::Resource;
 use crate::store::{EventKind, Filter, Object, WatchMessage};
@@ -92,11 +92,7 @@ fn start(call: Call) -> Result<Response, ApiError> {
     let send_initial = call.query.flag("sendInitialEvents");
     let rv_match = call.query.get("resourceVersionMatch").filter(|m| !m.is_empty());
     if send_initial && rv_match != Some("NotOlderThan") {
-        return Err(ApiError::new(
-            422,
-            "Invalid",
-            "ListOptions.meta.k8s.io \"\" is invalid: resourceVersionMatch: Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
-        ));
+        return Err(ApiError::new(422, "Invalid", "ListOptions.meta.k8s.io \"\" is invalid: resourceVersionMatch: Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan"));
     }
     let bookmarks = call.query.flag("allowWatchBookmarks");
     let timeout = call.query.number("timeoutSeconds")?.filter(|t| *t > 0).map_or(DEFAULT_TIMEOUT, |t| Duration::from_secs(t as u64));

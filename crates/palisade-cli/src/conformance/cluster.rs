@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use kube::api::{Api, ApiResource, AttachParams, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams};
 use kube::Client;
+use kube::api::{Api, ApiResource, AttachParams, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams};
 use palisade_conformance::{LabelMap, PodDef, Step, Topology};
 use palisade_model::Protocol;
 use serde_json::{Value, json};
@@ -229,11 +229,8 @@ impl Driver {
             Step::AddPodLabels { pod, labels } | Step::ReplacePodLabels { pod, labels } => {
                 let (namespace, name) = pod.split_once('/').expect("pods are ns/name");
                 let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
-                let patch = if matches!(step, Step::ReplacePodLabels { .. }) {
-                    exact_labels(api.get(name).await?.metadata.labels.as_ref(), labels, &[])
-                } else {
-                    json!({"metadata": {"labels": labels}})
-                };
+                let patch =
+                    if matches!(step, Step::ReplacePodLabels { .. }) { exact_labels(api.get(name).await?.metadata.labels.as_ref(), labels, &[]) } else { json!({"metadata": {"labels": labels}}) };
                 api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await.with_context(|| format!("labelling pod {pod}"))?;
             }
             Step::AddNamespaceLabels { namespace, labels } | Step::SetNamespaceLabels { namespace, labels } => {

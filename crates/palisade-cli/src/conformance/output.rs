@@ -88,7 +88,9 @@ pub fn render(format: Format, results: &[CaseResult]) -> String {
                 match result.status {
                     Status::Pass => xml += "/>\n",
                     Status::Skip => xml += &format!("><skipped message=\"{}\"/></testcase>\n", xml_escape(result.reason.as_deref().unwrap_or(""))),
-                    Status::Fail => xml += &format!("><failure message=\"{}\">{}</failure></testcase>\n", xml_escape(result.reason.as_deref().unwrap_or("probes disagree")), xml_escape(&case_text(result))),
+                    Status::Fail => {
+                        xml += &format!("><failure message=\"{}\">{}</failure></testcase>\n", xml_escape(result.reason.as_deref().unwrap_or("probes disagree")), xml_escape(&case_text(result)))
+                    }
                 }
             }
             xml + "</testsuite>\n"

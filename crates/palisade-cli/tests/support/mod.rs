@@ -99,7 +99,8 @@ impl TestLab {
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         loop {
             let all = self.json(&["get", "deployments,statefulsets,daemonsets,pods", "-A"]);
-            let unsettled: Vec<String> = all["items"].as_array().unwrap().iter().filter(|o| !settled(o)).map(|o| format!("{} {}/{}", o["kind"], o["metadata"]["namespace"], o["metadata"]["name"])).collect();
+            let unsettled: Vec<String> =
+                all["items"].as_array().unwrap().iter().filter(|o| !settled(o)).map(|o| format!("{} {}/{}", o["kind"], o["metadata"]["namespace"], o["metadata"]["name"])).collect();
             if unsettled.is_empty() {
                 break;
             }
@@ -141,11 +142,7 @@ impl TestLab {
 
     /// Packets counted by the node's rules whose line holds `text`.
     pub fn counted_on(&self, node: &str, text: &str) -> u64 {
-        self.node_table(node)
-            .lines()
-            .filter(|l| l.contains(text))
-            .filter_map(|l| l.split("counter packets ").nth(1)?.split_whitespace().next()?.parse::<u64>().ok())
-            .sum()
+        self.node_table(node).lines().filter(|l| l.contains(text)).filter_map(|l| l.split("counter packets ").nth(1)?.split_whitespace().next()?.parse::<u64>().ok()).sum()
     }
 
     pub fn leftovers(&self) -> Vec<String> {
@@ -177,9 +174,9 @@ fn settled(object: &Value) -> bool {
         "Pod" => {
             let ready = status["conditions"].as_array().is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"));
             let done = matches!(status["phase"].as_str(), Some("Succeeded" | "Failed"));
-            let stuck = status["containerStatuses"].as_array().is_some_and(|c| {
-                c.iter().any(|c| matches!(c["state"]["waiting"]["reason"].as_str(), Some("CrashLoopBackOff" | "StartError" | "CreateContainerError")))
-            });
+            let stuck = status["containerStatuses"]
+                .as_array()
+                .is_some_and(|c| c.iter().any(|c| matches!(c["state"]["waiting"]["reason"].as_str(), Some("CrashLoopBackOff" | "StartError" | "CreateContainerError"))));
             object["metadata"]["deletionTimestamp"].is_string() || ready || done || stuck
         }
         _ => true,
@@ -206,13 +203,7 @@ pub fn root_namespace_state() -> String {
     let run = |args: &[&str]| String::from_utf8_lossy(&Command::new("ip").args(args).output().unwrap().stdout).into_owned();
     let links: Vec<String> = run(&["-o", "link", "show"]).lines().filter_map(|l| l.split(": ").nth(1).map(str::to_string)).collect();
     let sysctl = |key: &str| std::fs::read_to_string(format!("/proc/sys/{}", key.replace('.', "/"))).unwrap_or_default();
-    format!(
-        "links {links:?}\nroutes {}{}\nforwarding {} {}",
-        run(&["route", "show"]),
-        run(&["-6", "route", "show"]),
-        sysctl("net.ipv4.ip_forward"),
-        sysctl("net.ipv6.conf.all.forwarding")
-    )
+    format!("links {links:?}\nroutes {}{}\nforwarding {} {}", run(&["route", "show"]), run(&["-6", "route", "show"]), sysctl("net.ipv4.ip_forward"), sysctl("net.ipv6.conf.all.forwarding"))
 }
 
 pub fn root_tables() -> String {

@@ -155,10 +155,7 @@ fn domain_name(name: &str) -> bool {
     labels.len() >= 2
         && labels.iter().all(|label| {
             let bytes = label.as_bytes();
-            !bytes.is_empty()
-                && bytes[0].is_ascii_alphanumeric()
-                && bytes[bytes.len() - 1].is_ascii_alphanumeric()
-                && bytes.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_')
+            !bytes.is_empty() && bytes[0].is_ascii_alphanumeric() && bytes[bytes.len() - 1].is_ascii_alphanumeric() && bytes.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_')
         })
 }
 
@@ -380,15 +377,7 @@ pub fn cluster_policy(value: &Value, origin: Origin) -> Result<ClusterPolicy, Ve
         };
         rules.insert(key, list);
     }
-    let policy = ClusterPolicy {
-        name,
-        tier,
-        priority,
-        subject,
-        ingress: rules.remove("ingress").unwrap_or_default(),
-        egress: rules.remove("egress").unwrap_or_default(),
-        origin,
-    };
+    let policy = ClusterPolicy { name, tier, priority, subject, ingress: rules.remove("ingress").unwrap_or_default(), egress: rules.remove("egress").unwrap_or_default(), origin };
     errors.into_result(policy)
 }
 
@@ -447,11 +436,15 @@ spec:
             ("from: [{namespaces: {matchLabels: {team: monitoring}}}]", "from: []", "spec.ingress[0].from", "must have 1 to 25 items"),
             ("from: [{namespaces: {matchLabels: {team: monitoring}}}]", "from: [{}]", "spec.ingress[0].from[0]", "Required value: exactly one of namespaces, pods"),
             ("from: [{namespaces: {matchLabels: {team: monitoring}}}]", "from: [{namespaces: {}, pods: {namespaceSelector: {}, podSelector: {}}}]", "spec.ingress[0].from[0]", "Too many"),
-            
             ("{tcp: {destinationPort: {number: 9090}}}", "{tcp: {destinationPort: {number: 0}}}", "spec.ingress[0].protocols[0].tcp.destinationPort.number", "between 1 and 65535"),
             ("{tcp: {destinationPort: {number: 9090}}}", "{tcp: {}}", "spec.ingress[0].protocols[0].tcp", "destinationPort"),
             ("{tcp: {destinationPort: {number: 9090}}}", "{tcp: {destinationPort: {number: 1}}, udp: {destinationPort: {number: 1}}}", "spec.ingress[0].protocols[0]", "Too many"),
-            ("{tcp: {destinationPort: {number: 9090}}}", "{tcp: {destinationPort: {number: 1, range: {start: 1, end: 2}}}}", "spec.ingress[0].protocols[0].tcp.destinationPort", "exactly one of number and range"),
+            (
+                "{tcp: {destinationPort: {number: 9090}}}",
+                "{tcp: {destinationPort: {number: 1, range: {start: 1, end: 2}}}}",
+                "spec.ingress[0].protocols[0].tcp.destinationPort",
+                "exactly one of number and range",
+            ),
             ("{start: 53, end: 54}", "{start: 54, end: 54}", "spec.egress[1].protocols[0].udp.destinationPort.range", "Start port must be less than End port"),
             ("protocols: [{tcp: {destinationPort: {number: 9090}}}]", "protocols: []", "spec.ingress[0].protocols", "1 to 25"),
             ("[10.1.2.3/8, '::/0']", "[10.1.2.3/33]", "spec.egress[1].to[0].networks[0]", "Invalid CIDR format"),
@@ -495,7 +488,9 @@ mod loading {
     use crate::{LoadOptions, load_text};
 
     fn cnp(name: &str, tier: &str, priority: u32) -> String {
-        format!("apiVersion: policy.networking.k8s.io/v1alpha2\nkind: ClusterNetworkPolicy\nmetadata: {{name: {name}}}\nspec: {{tier: {tier}, priority: {priority}, subject: {{namespaces: {{}}}}, ingress: [{{action: Deny, from: [{{namespaces: {{}}}}]}}]}}\n---\n")
+        format!(
+            "apiVersion: policy.networking.k8s.io/v1alpha2\nkind: ClusterNetworkPolicy\nmetadata: {{name: {name}}}\nspec: {{tier: {tier}, priority: {priority}, subject: {{namespaces: {{}}}}, ingress: [{{action: Deny, from: [{{namespaces: {{}}}}]}}]}}\n---\n"
+        )
     }
 
     #[test]
@@ -508,6 +503,9 @@ mod loading {
         assert_eq!(warnings.len(), 1, "{warnings:?}");
         assert!(warnings[0].contains("a-admin and b-admin are both in the Admin tier at priority 5: where several match, the first by name decides (a-admin)"), "{warnings:?}");
         let error = load_text(&cnp("x", "Admin", 1).replace("v1alpha2", "v1"), &LoadOptions::default()).unwrap_err().to_string();
-        assert!(error.contains("unsupported apiVersion \"policy.networking.k8s.io/v1\" for ClusterNetworkPolicy: supported: \"policy.networking.k8s.io/v1beta1\" or \"policy.networking.k8s.io/v1alpha2\""), "{error}");
+        assert!(
+            error.contains("unsupported apiVersion \"policy.networking.k8s.io/v1\" for ClusterNetworkPolicy: supported: \"policy.networking.k8s.io/v1beta1\" or \"policy.networking.k8s.io/v1alpha2\""),
+            "{error}"
+        );
     }
 }

@@ -1,9 +1,7 @@
 //! networking.k8s.io/v1 NetworkPolicy -> [`Policy`], validated as `ValidateNetworkPolicy`
 //! does, with `policyTypes` defaulting applied.
 
-use k8s_openapi::api::networking::v1::{
-    IPBlock, NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort,
-};
+use k8s_openapi::api::networking::v1::{IPBlock, NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::cidr::{CIDR_RULE, parse_cidr_sloppy};
@@ -26,33 +24,13 @@ pub fn network_policy(np: &NetworkPolicy, default_namespace: &str, origin: Origi
     };
 
     let ingress_path = spec_path.key("ingress");
-    let ingress: Vec<Rule> = spec
-        .ingress
-        .iter()
-        .flatten()
-        .enumerate()
-        .map(|(i, rule)| ingress_rule(rule, &ingress_path.index(i), &mut errors))
-        .collect();
+    let ingress: Vec<Rule> = spec.ingress.iter().flatten().enumerate().map(|(i, rule)| ingress_rule(rule, &ingress_path.index(i), &mut errors)).collect();
     let egress_path = spec_path.key("egress");
-    let egress: Vec<Rule> = spec
-        .egress
-        .iter()
-        .flatten()
-        .enumerate()
-        .map(|(i, rule)| egress_rule(rule, &egress_path.index(i), &mut errors))
-        .collect();
+    let egress: Vec<Rule> = spec.egress.iter().flatten().enumerate().map(|(i, rule)| egress_rule(rule, &egress_path.index(i), &mut errors)).collect();
 
-    let (isolates_ingress, isolates_egress) =
-        policy_types(spec.policy_types.as_deref(), !egress.is_empty(), &spec_path.key("policyTypes"), &mut errors);
+    let (isolates_ingress, isolates_egress) = policy_types(spec.policy_types.as_deref(), !egress.is_empty(), &spec_path.key("policyTypes"), &mut errors);
 
-    errors.into_result(Policy {
-        namespace: id.namespace,
-        name: id.name,
-        subject,
-        ingress: isolates_ingress.then_some(ingress),
-        egress: isolates_egress.then_some(egress),
-        origin,
-    })
+    errors.into_result(Policy { namespace: id.namespace, name: id.name, subject, ingress: isolates_ingress.then_some(ingress), egress: isolates_egress.then_some(egress), origin })
 }
 
 /// Which directions the policy isolates. Without `policyTypes` the API server defaults to
@@ -70,27 +48,18 @@ fn policy_types(types: Option<&[String]>, has_egress_rules: bool, path: &At<'_>,
         match t.as_str() {
             "Ingress" => ingress = true,
             "Egress" => egress = true,
-            other => errors.push(
-                path.index(i),
-                format!("unsupported policy type {other:?}: supported values: \"Ingress\", \"Egress\""),
-            ),
+            other => errors.push(path.index(i), format!("unsupported policy type {other:?}: supported values: \"Ingress\", \"Egress\"")),
         }
     }
     (ingress, egress)
 }
 
 fn ingress_rule(rule: &NetworkPolicyIngressRule, path: &At<'_>, errors: &mut Errors) -> Rule {
-    Rule {
-        peers: peers(rule.from.as_deref(), &path.key("from"), errors),
-        ports: ports(rule.ports.as_deref(), &path.key("ports"), errors),
-    }
+    Rule { peers: peers(rule.from.as_deref(), &path.key("from"), errors), ports: ports(rule.ports.as_deref(), &path.key("ports"), errors) }
 }
 
 fn egress_rule(rule: &NetworkPolicyEgressRule, path: &At<'_>, errors: &mut Errors) -> Rule {
-    Rule {
-        peers: peers(rule.to.as_deref(), &path.key("to"), errors),
-        ports: ports(rule.ports.as_deref(), &path.key("ports"), errors),
-    }
+    Rule { peers: peers(rule.to.as_deref(), &path.key("to"), errors), ports: ports(rule.ports.as_deref(), &path.key("ports"), errors) }
 }
 
 fn peers(list: Option<&[NetworkPolicyPeer]>, path: &At<'_>, errors: &mut Errors) -> Vec<Peer> {
@@ -112,10 +81,7 @@ fn peer(peer: &NetworkPolicyPeer, path: &At<'_>, errors: &mut Errors) -> Option<
             None
         }
         (true, Some(_)) => {
-            errors.push(
-                path,
-                "may not specify more than 1 peer: ipBlock cannot be combined with podSelector or namespaceSelector in one entry",
-            );
+            errors.push(path, "may not specify more than 1 peer: ipBlock cannot be combined with podSelector or namespaceSelector in one entry");
             None
         }
         (false, Some(block)) => ip_block(block, &path.key("ipBlock"), errors).map(Peer::IpBlock),
@@ -150,10 +116,9 @@ fn ip_block(block: &IPBlock, path: &At<'_>, errors: &mut Errors) -> Option<IpBlo
         match parse_cidr_sloppy(text) {
             None => errors.push(path, format!("invalid CIDR {text:?}: {CIDR_RULE}")),
             // The API requires a strict subset: inside cidr and with a longer prefix.
-            Some(net) if net.prefix_len() <= cidr.prefix_len() || !cidr.contains(&net.network()) => errors.push(
-                path,
-                format!("invalid except {text:?}: must be a strict subset of `cidr` {:?}", block.cidr),
-            ),
+            Some(net) if net.prefix_len() <= cidr.prefix_len() || !cidr.contains(&net.network()) => {
+                errors.push(path, format!("invalid except {text:?}: must be a strict subset of `cidr` {:?}", block.cidr))
+            }
             Some(net) => except.push(net),
         }
     }
@@ -185,15 +150,11 @@ fn port(entry: &NetworkPolicyPort, path: &At<'_>, errors: &mut Errors) -> Option
             PortSpec::Any
         }
         (Some(IntOrString::Int(number)), end) => {
-            let start = names::port_number(i64::from(*number))
-                .map_err(|m| errors.push(path.key("port"), format!("invalid port {number}: {m}")))
-                .ok();
+            let start = names::port_number(i64::from(*number)).map_err(|m| errors.push(path.key("port"), format!("invalid port {number}: {m}"))).ok();
             match (start, end) {
                 (Some(start), None) => PortSpec::Number(start),
                 (start, Some(end)) => {
-                    let end_number = names::port_number(i64::from(end))
-                        .map_err(|m| errors.push(end_path, format!("invalid endPort {end}: {m}")))
-                        .ok();
+                    let end_number = names::port_number(i64::from(end)).map_err(|m| errors.push(end_path, format!("invalid endPort {end}: {m}"))).ok();
                     match (start, end_number) {
                         (Some(start), Some(end_number)) if end_number < start => {
                             errors.push(end_path, format!("invalid endPort {end}: must be greater than or equal to `port` ({start})"));

@@ -48,12 +48,7 @@ pub fn selector(selector: &LabelSelector, path: &At<'_>, errors: &mut Errors) ->
             "Exists" => Operator::Exists,
             "DoesNotExist" => Operator::DoesNotExist,
             other => {
-                errors.push(
-                    path.key("operator"),
-                    format!(
-                        "unsupported operator {other:?}: supported values: \"In\", \"NotIn\", \"Exists\", \"DoesNotExist\""
-                    ),
-                );
+                errors.push(path.key("operator"), format!("unsupported operator {other:?}: supported values: \"In\", \"NotIn\", \"Exists\", \"DoesNotExist\""));
                 continue;
             }
         };

@@ -18,9 +18,7 @@ pub fn service(svc: &K8sService, default_namespace: &str, origin: Origin) -> Res
 
     let mut cluster_ips = Vec::new();
     let ip_texts: Vec<(FieldPath, &String)> = match &spec.cluster_ips {
-        Some(list) if !list.is_empty() => {
-            list.iter().enumerate().map(|(i, ip)| (spec_path.key("clusterIPs").index(i).path(), ip)).collect()
-        }
+        Some(list) if !list.is_empty() => list.iter().enumerate().map(|(i, ip)| (spec_path.key("clusterIPs").index(i).path(), ip)).collect(),
         _ => spec.cluster_ip.iter().map(|ip| (spec_path.key("clusterIP").path(), ip)).collect(),
     };
     for (path, text) in ip_texts {
@@ -38,14 +36,11 @@ pub fn service(svc: &K8sService, default_namespace: &str, origin: Origin) -> Res
     let ports_path = spec_path.key("ports");
     for (i, port) in spec.ports.iter().flatten().enumerate() {
         let path = ports_path.index(i);
-        let number = names::port_number(i64::from(port.port))
-            .map_err(|m| errors.push(path.key("port"), format!("invalid port {}: {m}", port.port)));
+        let number = names::port_number(i64::from(port.port)).map_err(|m| errors.push(path.key("port"), format!("invalid port {}: {m}", port.port)));
         let protocol = super::protocol_or_tcp(port.protocol.as_deref(), &path, &mut errors).ok_or(());
         let target = match &port.target_port {
             None => number.map(TargetPort::Number),
-            Some(IntOrString::Int(n)) => names::port_number(i64::from(*n))
-                .map(TargetPort::Number)
-                .map_err(|m| errors.push(path.key("targetPort"), format!("invalid targetPort {n}: {m}"))),
+            Some(IntOrString::Int(n)) => names::port_number(i64::from(*n)).map(TargetPort::Number).map_err(|m| errors.push(path.key("targetPort"), format!("invalid targetPort {n}: {m}"))),
             Some(IntOrString::String(name)) => {
                 errors.check(&path.key("targetPort"), "targetPort name", name, names::port_name(name));
                 Ok(TargetPort::Name(name.clone()))

@@ -40,14 +40,7 @@ pub fn pod(pod: &Pod, default_namespace: &str, origin: Origin) -> Result<Option<
 }
 
 /// A workload with a pod template at `template_path` (e.g. `spec.template`).
-pub fn workload(
-    kind: WorkloadKind,
-    meta: &ObjectMeta,
-    template: Option<&PodTemplateSpec>,
-    template_path: &At<'_>,
-    default_namespace: &str,
-    origin: Origin,
-) -> Result<Endpoint, Vec<FieldError>> {
+pub fn workload(kind: WorkloadKind, meta: &ObjectMeta, template: Option<&PodTemplateSpec>, template_path: &At<'_>, default_namespace: &str, origin: Origin) -> Result<Endpoint, Vec<FieldError>> {
     let mut errors = Errors::default();
     let id = metadata::identity(meta, default_namespace, &mut errors);
     let labels_map = template.and_then(|t| t.metadata.as_ref()).and_then(|m| m.labels.as_ref());
@@ -56,17 +49,7 @@ pub fn workload(
     let default_spec = PodSpec::default();
     let spec = template.and_then(|t| t.spec.as_ref()).unwrap_or(&default_spec);
     let ports = container_ports(spec, &template_path.key("spec"), &mut errors);
-    errors.into_result(Endpoint {
-        kind,
-        namespace: id.namespace,
-        name: id.name,
-        labels,
-        ips: Vec::new(),
-        ports,
-        host_network: spec.host_network.unwrap_or(false),
-        node: None,
-        origin,
-    })
+    errors.into_result(Endpoint { kind, namespace: id.namespace, name: id.name, labels, ips: Vec::new(), ports, host_network: spec.host_network.unwrap_or(false), node: None, origin })
 }
 
 /// Ports of the containers and of restartable init containers (native sidecars), which are
@@ -83,9 +66,7 @@ fn container_ports(spec: &PodSpec, spec_path: &At<'_>, errors: &mut Errors) -> V
             let ports_path = container_path.key("ports");
             for (j, port) in container.ports.iter().flatten().enumerate() {
                 let path = ports_path.index(j);
-                let number = names::port_number(i64::from(port.container_port)).map_err(|m| {
-                    errors.push(path.key("containerPort"), format!("invalid containerPort {}: {m}", port.container_port))
-                });
+                let number = names::port_number(i64::from(port.container_port)).map_err(|m| errors.push(path.key("containerPort"), format!("invalid containerPort {}: {m}", port.container_port)));
                 let protocol = super::protocol_or_tcp(port.protocol.as_deref(), &path, errors).ok_or(());
                 if let Some(name) = &port.name {
                     errors.check(&path.key("name"), "port name", name, names::port_name(name));
@@ -106,13 +87,7 @@ fn pod_ips(pod: &Pod, errors: &mut Errors) -> Vec<IpAddr> {
     let Some(status) = &pod.status else { return Vec::new() };
     let path = At::ROOT.key("status");
     let pod_ips_path = path.key("podIPs");
-    let mut texts: Vec<(FieldPath, &str)> = status
-        .pod_ips
-        .iter()
-        .flatten()
-        .enumerate()
-        .map(|(i, p)| (pod_ips_path.index(i).key("ip").path(), p.ip.as_str()))
-        .collect();
+    let mut texts: Vec<(FieldPath, &str)> = status.pod_ips.iter().flatten().enumerate().map(|(i, p)| (pod_ips_path.index(i).key("ip").path(), p.ip.as_str())).collect();
     if texts.is_empty()
         && let Some(ip) = status.pod_ip.as_deref().filter(|ip| !ip.is_empty())
     {

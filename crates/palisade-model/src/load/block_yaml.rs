@@ -38,18 +38,7 @@ pub fn parse_documents(text: &str) -> Option<Vec<Document>> {
     if !ascii && !text.chars().all(|c| c == '\n' || (c >= ' ' && c != '\u{7f}' && !special_unicode(c))) {
         return None;
     }
-    let mut reader = Reader {
-        text: text.as_bytes(),
-        source: text,
-        ascii,
-        pos: 0,
-        line: 1,
-        line_start: 0,
-        anchors: HashMap::new(),
-        item_starts: Vec::new(),
-        depth: 0,
-        aliased: AliasBudget::default(),
-    };
+    let mut reader = Reader { text: text.as_bytes(), source: text, ascii, pos: 0, line: 1, line_start: 0, anchors: HashMap::new(), item_starts: Vec::new(), depth: 0, aliased: AliasBudget::default() };
     reader.stream().ok()
 }
 

@@ -160,11 +160,7 @@ impl Loader {
         let mut inputs = Vec::new();
         for source in sources {
             match manifest_files(&source.path) {
-                Ok(found) => inputs.extend(found.into_iter().map(|file| read::Input {
-                    file: Some(file),
-                    text: None,
-                    namespace: source.namespace.as_deref(),
-                })),
+                Ok(found) => inputs.extend(found.into_iter().map(|file| read::Input { file: Some(file), text: None, namespace: source.namespace.as_deref() })),
                 Err(message) => self.errors.push(file_error(&source.path, message)),
             }
         }
@@ -195,12 +191,7 @@ impl Loader {
                 Object::FinishedPod => Ok(()),
             };
             if let Err(Duplicate(first)) = added {
-                self.errors.push(Diagnostic {
-                    location,
-                    object: Some(name),
-                    field: None,
-                    message: format!("defined twice: first defined at {first}"),
-                });
+                self.errors.push(Diagnostic { location, object: Some(name), field: None, message: format!("defined twice: first defined at {first}") });
             }
         }
     }
@@ -210,17 +201,12 @@ impl Loader {
         if !self.errors.is_empty() {
             return Err(LoadError(self.errors));
         }
-        let (cluster, notes) = self.builder.build(&self.options.pod_cidrs).map_err(|e| {
-            LoadError(vec![Diagnostic { location: Location::default(), object: None, field: None, message: e.to_string() }])
-        })?;
+        let (cluster, notes) =
+            self.builder.build(&self.options.pod_cidrs).map_err(|e| LoadError(vec![Diagnostic { location: Location::default(), object: None, field: None, message: e.to_string() }]))?;
         let warnings = notes
             .into_iter()
             .map(|note| Diagnostic {
-                location: Location {
-                    file: note.origin.file.as_ref().map(|f| f.to_path_buf()),
-                    line: note.origin.line,
-                    column: note.origin.column,
-                },
+                location: Location { file: note.origin.file.as_ref().map(|f| f.to_path_buf()), line: note.origin.line, column: note.origin.column },
                 object: None,
                 field: None,
                 message: note.message,
@@ -256,25 +242,9 @@ pub fn manifest_files(path: &Path) -> Result<Vec<PathBuf>, String> {
 }
 
 /// Converts one object (or each object of a `List`).
-fn add_value(
-    context: &read::FileContext<'_>,
-    document: usize,
-    value: &Value,
-    at: &FieldPath,
-    start: yaml::Position,
-    pending: &mut Vec<Pending>,
-    output: &mut FileOutput,
-) {
+fn add_value(context: &read::FileContext<'_>, document: usize, value: &Value, at: &FieldPath, start: yaml::Position, pending: &mut Vec<Pending>, output: &mut FileOutput) {
     let fail = |pending: &mut Vec<Pending>, path: &FieldPath, at_key: bool, object: Option<String>, message: String| {
-        pending.push(Pending {
-            document,
-            path: path.under(at),
-            at_key,
-            fallback: start,
-            object,
-            field: (!path.is_root()).then(|| path.to_string()),
-            message,
-        });
+        pending.push(Pending { document, path: path.under(at), at_key, fallback: start, object, field: (!path.is_root()).then(|| path.to_string()), message });
     };
     let Value::Object(map) = value else {
         let message = "expected a Kubernetes object (a mapping with apiVersion and kind)".to_string();
@@ -306,12 +276,7 @@ fn add_value(
     let origin = Origin { file: context.origin_file.clone(), line: start.0, column: start.1 };
 
     let Some(version_check) = kinds::api_version_supported(kind, api_version) else {
-        output.skipped.push(Diagnostic {
-            location,
-            object: Some(object_name),
-            field: None,
-            message: format!("skipped: kind {kind} ({api_version}) does not affect NetworkPolicy analysis"),
-        });
+        output.skipped.push(Diagnostic { location, object: Some(object_name), field: None, message: format!("skipped: kind {kind} ({api_version}) does not affect NetworkPolicy analysis") });
         return;
     };
     if let Err(expected) = version_check {
@@ -319,8 +284,7 @@ fn add_value(
         return fail(pending, &FieldPath::root().key("apiVersion"), false, Some(object_name), message);
     }
     if context.explicit_namespace && !declared_ns.is_empty() && context.namespace != declared_ns && kind != "Namespace" {
-        let message =
-            format!("the object is in namespace {declared_ns:?} but its file was given with @{}", context.namespace);
+        let message = format!("the object is in namespace {declared_ns:?} but its file was given with @{}", context.namespace);
         return fail(pending, &FieldPath::root().key("metadata").key("namespace"), false, Some(object_name), message);
     }
     match kinds::convert(kind, value, &namespace, origin) {

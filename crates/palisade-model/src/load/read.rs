@@ -66,11 +66,7 @@ pub(super) fn read_all(inputs: Vec<Input<'_>>, default_namespace: &str) -> Vec<F
     let slots: Vec<Mutex<Slot>> = inputs.iter().map(|_| Mutex::default()).collect();
     let contexts: Vec<FileContext<'_>> = inputs
         .iter()
-        .map(|input| FileContext {
-            origin_file: input.file.as_deref().map(Arc::from),
-            namespace: input.namespace.unwrap_or(default_namespace),
-            explicit_namespace: input.namespace.is_some(),
-        })
+        .map(|input| FileContext { origin_file: input.file.as_deref().map(Arc::from), namespace: input.namespace.unwrap_or(default_namespace), explicit_namespace: input.namespace.is_some() })
         .collect();
     rayon::scope(|scope| {
         for ((input, slot), context) in inputs.into_iter().zip(&slots).zip(&contexts) {
@@ -104,11 +100,7 @@ pub(super) fn read_all(inputs: Vec<Input<'_>>, default_namespace: &str) -> Vec<F
             });
         }
     });
-    slots
-        .into_iter()
-        .zip(&contexts)
-        .map(|(slot, context)| finish_file(slot.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner()), context))
-        .collect()
+    slots.into_iter().zip(&contexts).map(|(slot, context)| finish_file(slot.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner()), context)).collect()
 }
 
 fn lock(slot: &Mutex<Slot>) -> std::sync::MutexGuard<'_, Slot> {
@@ -116,12 +108,7 @@ fn lock(slot: &Mutex<Slot>) -> std::sync::MutexGuard<'_, Slot> {
 }
 
 fn parse_error(context: &FileContext<'_>, e: &yaml::ParseError) -> Diagnostic {
-    Diagnostic {
-        location: yaml::location_in(context.origin_file.as_deref(), (e.line, e.column)),
-        object: None,
-        field: None,
-        message: format!("invalid YAML: {}", e.message),
-    }
+    Diagnostic { location: yaml::location_in(context.origin_file.as_deref(), (e.line, e.column)), object: None, field: None, message: format!("invalid YAML: {}", e.message) }
 }
 
 /// Converts a chunk of objects; `None` if a JSON item has to be read as YAML.
@@ -148,12 +135,7 @@ fn units(documents: Vec<yaml::Document>, text: &str) -> Option<Vec<Unit>> {
             json::fill_items(&mut parsed, text)?;
         }
         let yaml::Document { mut value, start, item_starts, raw_items } = parsed;
-        let unit = |(i, content)| Unit {
-            document,
-            content,
-            path: FieldPath::root().key("items").index(i),
-            start: item_starts.get(i).copied().unwrap_or(start),
-        };
+        let unit = |(i, content)| Unit { document, content, path: FieldPath::root().key("items").index(i), start: item_starts.get(i).copied().unwrap_or(start) };
         match list_items(&mut value) {
             Some(_) if !raw_items.is_empty() => units.extend(raw_items.into_iter().map(Content::Json).enumerate().map(unit)),
             Some(items) => units.extend(items.into_iter().map(Content::Parsed).enumerate().map(unit)),
@@ -226,12 +208,7 @@ fn finish_file(mut slot: Slot, context: &FileContext<'_>) -> FileOutput {
     let positions = yaml::Positions::parse(&text);
     for p in pending {
         let position = positions.as_ref().and_then(|ps| ps.locate(p.document, &p.path, p.at_key)).unwrap_or(p.fallback);
-        output.errors.push(Diagnostic {
-            location: yaml::location_in(file, position),
-            object: p.object,
-            field: p.field,
-            message: p.message,
-        });
+        output.errors.push(Diagnostic { location: yaml::location_in(file, position), object: p.object, field: p.field, message: p.message });
     }
     output
 }

@@ -176,8 +176,7 @@ impl Builder {
             self.anchors.insert(anchor, value.clone());
         }
         // Elements of the root mapping's `items` sequence are the objects of a List.
-        let is_list_item = self.stack.len() == 2
-            && matches!(&self.stack[0], Frame::Mapping { key: Some((k, _)), .. } if k == "items");
+        let is_list_item = self.stack.len() == 2 && matches!(&self.stack[0], Frame::Mapping { key: Some((k, _)), .. } if k == "items");
         match self.stack.last_mut() {
             None => {
                 let item_starts = std::mem::take(&mut self.item_starts);
@@ -270,10 +269,7 @@ impl<'t> Positions<'t> {
         for (i, segment) in segments.iter().enumerate() {
             let last = i + 1 == segments.len();
             let next = match (segment, &node.data) {
-                (Segment::Key(wanted), YamlData::Mapping(entries)) => entries
-                    .iter()
-                    .find(|(k, _)| marked_key(k) == *wanted)
-                    .map(|(k, v)| if last && at_key { k } else { v }),
+                (Segment::Key(wanted), YamlData::Mapping(entries)) => entries.iter().find(|(k, _)| marked_key(k) == *wanted).map(|(k, v)| if last && at_key { k } else { v }),
                 (Segment::Index(index), YamlData::Sequence(items)) => items.get(*index),
                 _ => None,
             };
@@ -327,7 +323,10 @@ mod tests {
     /// The shortcut for words in `scalar` gives what saphyr gives.
     #[test]
     fn words_resolve_as_saphyr_resolves_them() {
-        let words = ["a", "app-0", "inf", "infinity", "nan", "e5", "E5", "x1", "i1", "o17", "yes", "no", "on", "off", "y", "Y", "null", "Null", "NULL", "nULL", "true", "True", "tRUE", "false", "FALSE", "n", "t", "f", "~", "1", "-1", "+1", "0x1f", ".inf", ".5", "1e3", "", " a", "#a", "z9"];
+        let words = [
+            "a", "app-0", "inf", "infinity", "nan", "e5", "E5", "x1", "i1", "o17", "yes", "no", "on", "off", "y", "Y", "null", "Null", "NULL", "nULL", "true", "True", "tRUE", "false", "FALSE", "n",
+            "t", "f", "~", "1", "-1", "+1", "0x1f", ".inf", ".5", "1e3", "", " a", "#a", "z9",
+        ];
         for word in words {
             for style in [saphyr::ScalarStyle::Plain, saphyr::ScalarStyle::SingleQuoted, saphyr::ScalarStyle::DoubleQuoted] {
                 assert_eq!(scalar(Cow::Borrowed(word), style, None), resolve(Cow::Borrowed(word), style, None), "{word:?} {style:?}");

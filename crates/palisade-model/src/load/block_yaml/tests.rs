@@ -28,15 +28,54 @@ fn declined(text: &str) {
 
 #[test]
 fn kubectl_and_pyyaml_output() {
-    same("apiVersion: v1\nkind: PodList\nitems:\n- apiVersion: v1\n  kind: Pod\n  metadata:\n    name: a\n    labels: {app: x, tier: web}\n  spec:\n    containers:\n    - name: main\n      ports: &id001\n      - {containerPort: 80, name: http}\n  status: {phase: Running, podIP: 10.244.0.10}\n- apiVersion: v1\n  kind: Pod\n  metadata: {name: b}\n  spec:\n    containers:\n    - name: main\n      ports: *id001\n");
-    same("items:\n  - a: 1\n    b: [1, 2, '3']\n  -   c: \"x\"\n  - - 1\n    - 2\n  -\n    d: e\n  - *x\n" .replace("*x", "&x f").as_str());
+    same(
+        "apiVersion: v1\nkind: PodList\nitems:\n- apiVersion: v1\n  kind: Pod\n  metadata:\n    name: a\n    labels: {app: x, tier: web}\n  spec:\n    containers:\n    - name: main\n      ports: &id001\n      - {containerPort: 80, name: http}\n  status: {phase: Running, podIP: 10.244.0.10}\n- apiVersion: v1\n  kind: Pod\n  metadata: {name: b}\n  spec:\n    containers:\n    - name: main\n      ports: *id001\n",
+    );
+    same("items:\n  - a: 1\n    b: [1, 2, '3']\n  -   c: \"x\"\n  - - 1\n    - 2\n  -\n    d: e\n  - *x\n".replace("*x", "&x f").as_str());
     same("# c\n---\nkind: List\nitems:\n- {kind: A}\n-   kind: B\n---\n---\n{\"kind\": \"C\"}\n");
     same("a:\n  b:\n    c: 1\n  d: 2 # comment\ne: 'it''s' # c\nf: \"a\\\"b\\\\c\\n\"\ng: [a, {b: c}, [d]]\nh: {}\ni: []\n");
 }
 
 #[test]
 fn scalars_resolve_as_saphyr_resolves_them() {
-    for value in ["on", "yes", "80", "-1", "0x1f", "0o17", "1.5", ".inf", "-.inf", ".nan", "~", "null", "Null", "true", "True", "FALSE", "1e3", "+1", "0", "00", "1_000", "a:b", "http://x:80/y", "a,b", "a]b", "-a", "?a", ":a", "a #b", "'q'", "\"q\"", "''", "a'b", "10.0.0.0/8", "2001:db8::/32", "nginx:1.14.2"] {
+    for value in [
+        "on",
+        "yes",
+        "80",
+        "-1",
+        "0x1f",
+        "0o17",
+        "1.5",
+        ".inf",
+        "-.inf",
+        ".nan",
+        "~",
+        "null",
+        "Null",
+        "true",
+        "True",
+        "FALSE",
+        "1e3",
+        "+1",
+        "0",
+        "00",
+        "1_000",
+        "a:b",
+        "http://x:80/y",
+        "a,b",
+        "a]b",
+        "-a",
+        "?a",
+        ":a",
+        "a #b",
+        "'q'",
+        "\"q\"",
+        "''",
+        "a'b",
+        "10.0.0.0/8",
+        "2001:db8::/32",
+        "nginx:1.14.2",
+    ] {
         same(&format!("k: {value}\n"));
         same(&format!("- {value}\n"));
         same(&format!("{value}: v\n"));
@@ -82,7 +121,9 @@ fn wrapped_scalars() {
     // How PyYAML and go-yaml wrap long strings.
     same("a: a long\n  plain   scalar  \n\n  with an empty line\nb: 'quoted ''and''\n  wrapped'\nc: \"double\n\n\n    quoted\\n\"\n");
     same("kind: List\nitems:\n- a\n  b\n- 'c\n  d'\n- x: 'y\n\n   z'\n");
-    same("description: APIVersion defines the versioned schema of this representation\n  of an object. Servers should convert recognized schemas to the latest internal\n  value, and may reject unrecognized values.\n");
+    same(
+        "description: APIVersion defines the versioned schema of this representation\n  of an object. Servers should convert recognized schemas to the latest internal\n  value, and may reject unrecognized values.\n",
+    );
 }
 
 #[test]
@@ -191,33 +232,82 @@ mod generated {
 
     /// Scalars that resolve to something other than a string, or that need quoting.
     const TRICKY: &[&str] = &[
-        "", "on", "yes", "80", "-1", "0x1f", "1.5", ".inf", "~", "null", "true", "1e3", "a:b", "a: b", "a #b", "#a",
-        "-", "- a", "-a", "?", "? a", ":", "a,b", "[a", "{a", "a]", "'", "\"", "a'b", "a\"b", "a\\b", "&a", "*a", "!a",
-        "|", ">", "%a", "@a", "`a", " a", "a ", "---", "...", "items", "kind", "10.0.0.0/8", "nginx:1.14.2",
+        "",
+        "on",
+        "yes",
+        "80",
+        "-1",
+        "0x1f",
+        "1.5",
+        ".inf",
+        "~",
+        "null",
+        "true",
+        "1e3",
+        "a:b",
+        "a: b",
+        "a #b",
+        "#a",
+        "-",
+        "- a",
+        "-a",
+        "?",
+        "? a",
+        ":",
+        "a,b",
+        "[a",
+        "{a",
+        "a]",
+        "'",
+        "\"",
+        "a'b",
+        "a\"b",
+        "a\\b",
+        "&a",
+        "*a",
+        "!a",
+        "|",
+        ">",
+        "%a",
+        "@a",
+        "`a",
+        " a",
+        "a ",
+        "---",
+        "...",
+        "items",
+        "kind",
+        "10.0.0.0/8",
+        "nginx:1.14.2",
         // Several lines: literal block scalars, or escapes.
         // Not ASCII: columns count characters.
-        "é", "日本語 テキスト", "a→b", "emoji 🎉 x", "ü: x",
-        "a\nb", "a\n", "a\n\nb\n", "a\n  b\n", "#!/bin/sh\nset -e\n", "a\n\n", "\na", " a\nb", "a\n \nb", "a \nb",
+        "é",
+        "日本語 テキスト",
+        "a→b",
+        "emoji 🎉 x",
+        "ü: x",
+        "a\nb",
+        "a\n",
+        "a\n\nb\n",
+        "a\n  b\n",
+        "#!/bin/sh\nset -e\n",
+        "a\n\n",
+        "\na",
+        " a\nb",
+        "a\n \nb",
+        "a \nb",
     ];
 
     /// What the mangling test inserts (`""`: removes a character).
     const EDITS: &[&str] = &["", " ", "  ", "\n", "-", "- ", ":", ": ", "#", " #", "'", "\"", "&a1 ", "*a1", "[", "]", "{", "}", ",", "---\n", "...\n", "|\n", "\\", "é", "\u{85}", "\u{feff}"];
 
     fn text() -> impl Strategy<Value = String> {
-        prop_oneof![
-            proptest::sample::select(TRICKY).prop_map(str::to_string),
-            "[a-z][a-z0-9-]{0,6}",
-            "[ -~]{0,6}",
-            "[a-z]{1,4}( [a-z0-9]{1,4}){1,4}",
-        ]
+        prop_oneof![proptest::sample::select(TRICKY).prop_map(str::to_string), "[a-z][a-z0-9-]{0,6}", "[ -~]{0,6}", "[a-z]{1,4}( [a-z0-9]{1,4}){1,4}",]
     }
 
     fn tree() -> impl Strategy<Value = Tree> {
         text().prop_map(Tree::Scalar).prop_recursive(4, 48, 5, |inner| {
-            prop_oneof![
-                proptest::collection::btree_map(text(), inner.clone(), 0..5).prop_map(|map| Tree::Map(map.into_iter().collect())),
-                proptest::collection::vec(inner, 0..5).prop_map(Tree::Seq),
-            ]
+            prop_oneof![proptest::collection::btree_map(text(), inner.clone(), 0..5).prop_map(|map| Tree::Map(map.into_iter().collect())), proptest::collection::vec(inner, 0..5).prop_map(Tree::Seq),]
         })
     }
 
@@ -240,10 +330,7 @@ mod generated {
 
         fn scalar(&mut self, text: &str) -> String {
             // Words that start with a letter or digit, one space between them.
-            let simple = text.split(' ').all(|word| {
-                word.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
-                    && word.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
-            });
+            let simple = text.split(' ').all(|word| word.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric()) && word.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.'));
             let escaped = text.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
             match self.roll(4) {
                 0 if simple || !self.careful => text.to_string(),
@@ -276,8 +363,7 @@ mod generated {
                     format!("[{}]", items.join(", "))
                 }
                 Tree::Map(entries) => {
-                    let entries: Vec<String> =
-                        entries.iter().map(|(key, value)| format!("{}: {}", self.scalar(key), self.flow(value))).collect();
+                    let entries: Vec<String> = entries.iter().map(|(key, value)| format!("{}: {}", self.scalar(key), self.flow(value))).collect();
                     format!("{{{}}}", entries.join(", "))
                 }
             };
@@ -314,11 +400,7 @@ mod generated {
         /// Whether `text` can be a literal block scalar (`|` or `|-`), carefully written.
         fn literal_fits(&self, text: &str) -> bool {
             let body = text.strip_suffix('\n').unwrap_or(text);
-            !self.careful
-                || (!body.is_empty()
-                    && !body.starts_with([' ', '\n'])
-                    && !body.ends_with('\n')
-                    && body.split('\n').all(|line| line.is_empty() || !line.trim().is_empty()))
+            !self.careful || (!body.is_empty() && !body.starts_with([' ', '\n']) && !body.ends_with('\n') && body.split('\n').all(|line| line.is_empty() || !line.trim().is_empty()))
         }
 
         fn value(&mut self, tree: &Tree, indent: usize, after_dash: bool) {
