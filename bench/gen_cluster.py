@@ -43,7 +43,7 @@ def namespaces(n, rng):
     return out
 
 
-def pods(count, n_ns):
+def pods(count, n_ns, nodes=0):
     out = []
     network = ipaddress.ip_network("10.244.0.0/16")
     for i in range(count):
@@ -58,7 +58,7 @@ def pods(count, n_ns):
         out.append({
             "apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": f"{labels['app']}-{local}", "namespace": ns, "labels": labels},
-            "spec": {"containers": containers},
+            "spec": {"containers": containers, **({"nodeName": f"node-{i % nodes}"} if nodes else {})},
             "status": {"phase": "Running", "podIP": str(network[i + 10])},
         })
     # Cluster DNS, the usual egress destination.
@@ -183,6 +183,8 @@ def main():
                         help="let some ipBlocks cover pod addresses (NCA 2.1.0 never matches pods by ipBlock)")
     parser.add_argument("--cluster-policies", type=int, default=0,
                         help="also this many ClusterNetworkPolicies (25 rules each, both tiers) in cluster-policies.yaml")
+    parser.add_argument("--nodes", type=int, default=0,
+                        help="give pod i spec.nodeName node-<i mod NODES>, for one node's table (`dataplane render --node node-1`)")
     parser.add_argument("--format", choices=["yaml", "json"], default="yaml",
                         help="yaml (block style with flow leaves) or json (kubectl -o json style)")
     args = parser.parse_args()
@@ -200,7 +202,7 @@ def main():
                 yaml.safe_dump(obj, f, sort_keys=False, default_flow_style=None)
 
     dump(os.path.join(args.out, "namespaces"), {"apiVersion": "v1", "kind": "NamespaceList", "items": namespaces(n_ns, rng)})
-    dump(os.path.join(args.out, "pods"), {"apiVersion": "v1", "kind": "PodList", "items": pods(args.pods, n_ns)})
+    dump(os.path.join(args.out, "pods"), {"apiVersion": "v1", "kind": "PodList", "items": pods(args.pods, n_ns, args.nodes)})
     by_ns = {}
     for i in range(args.policies):
         ns = f"ns-{rng.randrange(n_ns)}"
