@@ -3,10 +3,11 @@
 //! Per local pod and direction, the tiers run in the pod's chain (the one `forward`'s
 //! dispatch map jumps to): the Admin tier, NetworkPolicy, and, when no NetworkPolicy
 //! isolates the pod, the Baseline tier; falling off the chain's end allows the direction.
-//! A tier is ONE lookup per family in an interval verdict map keyed `peer . protocol . port`:
-//! the tier's rules, in evaluation order (policies by priority then name, rules in order),
-//! are decomposed into disjoint elements each labelled with the first rule covering it
-//! ([`crate::first_match`]), so the packet's cost does not grow with the number of rules.
+//! A tier is TWO lookups per family in interval verdict maps, `peer . protocol . port` then
+//! the peer alone: the tier's rules, in evaluation order (policies by priority then name,
+//! rules in order), are decomposed into disjoint elements each labelled with the first rule
+//! covering it, and split between the two ([`crate::first_match::two_stage`]), so the
+//! packet's cost does not grow with the number of rules.
 //! Each element jumps or goes to its rule's chain, whose counter and comment name the policy
 //! and rule:
 //! - Accept: `goto` a chain `counter return`: the direction is allowed (for egress, the
@@ -31,7 +32,7 @@ use palisade_policy::matching::Remote;
 use palisade_policy::tiers::{peer_matches, selects};
 
 use crate::disjoint::{Box3, PortRange, ProtoRange};
-use crate::first_match::first_match;
+use crate::first_match::two_stage;
 use crate::intervals::{Range, RangeSet, everything, merge, to_int};
 use crate::ruleset::{Chain, KeyType, Rule, Statement, Value, Verdict, VerdictMap};
 
@@ -203,15 +204,16 @@ impl<'c> Tiers<'c> {
 
     /// The verdict map deciding the rules of `policies` (one tier's, in evaluation order)
     /// for `subject` in `direction` and one family; `None` when they match nothing there.
-    pub fn map(&mut self, tier: Tier, policies: &[usize], direction: Direction, v6: bool, subject: &Endpoint, signature: &[Option<u16>]) -> Option<String> {
+    pub fn map(&mut self, tier: Tier, policies: &[usize], direction: Direction, v6: bool, subject: &Endpoint, signature: &[Option<u16>]) -> TierMaps {
         if policies.is_empty() {
-            return None;
+            return TierMaps::default();
         }
         let names: Vec<&str> = policies.iter().map(|&p| self.cluster.cluster_policies[p].name.as_str()).collect();
         let hash = crate::render::fnv(&format!("{}|{signature:?}", names.join(","))) & 0xffff_ffff_ffff;
         let name = format!("{}_{}_{hash:012x}_{}", tier_tag(tier), crate::render::dir_tag(direction), if v6 { "6" } else { "4" });
-        if self.maps.contains_key(&name) {
-            return Some(name);
+        let address_name = format!("{name}a");
+        if self.maps.contains_key(&name) || self.maps.contains_key(&address_name) {
+            return TierMaps { by_port: self.maps.contains_key(&name).then_some(name), by_address: self.maps.contains_key(&address_name).then_some(address_name) };
         }
         let cluster = self.cluster;
         let mut labelled: Vec<(Box3, usize)> = Vec::new();
@@ -246,20 +248,40 @@ impl<'c> Tiers<'c> {
             }
         }
         if labelled.is_empty() {
-            return None;
+            return TierMaps::default();
         }
+        // Pass rules jump and come back; everything else leaves the tier.
+        let passes = |rank: usize| {
+            let (p, k) = targets[rank];
+            let rule = &cluster.cluster_policies[p].rules(direction)[k];
+            rule.action == Action::Pass && !rule.fails_closed()
+        };
+        let (by_port, by_address) = two_stage(&labelled, passes);
         let mut verdicts: BTreeMap<usize, Verdict> = BTreeMap::new();
-        let elements = first_match(&labelled)
-            .into_iter()
-            .map(|(b, rank)| {
-                let verdict = verdicts.entry(rank).or_insert_with(|| self.rule_target(targets[rank].0, direction, targets[rank].1)).clone();
-                (vec![crate::render::addr_value(b.addr, v6), Value::Proto(b.proto.0, b.proto.1), Value::Port(b.port.0, b.port.1)], verdict)
-            })
-            .collect();
+        let mut verdict = |tiers: &mut Self, rank: usize| verdicts.entry(rank).or_insert_with(|| tiers.rule_target(targets[rank].0, direction, targets[rank].1)).clone();
         let addr_key = if v6 { KeyType::Ipv6 } else { KeyType::Ipv4 };
-        self.maps.insert(name.clone(), VerdictMap { name: name.clone(), key: vec![addr_key, KeyType::Proto, KeyType::Service], interval: true, elements });
-        Some(name)
+        let mut maps = TierMaps::default();
+        if !by_port.is_empty() {
+            let elements =
+                by_port.into_iter().map(|(b, rank)| (vec![crate::render::addr_value(b.addr, v6), Value::Proto(b.proto.0, b.proto.1), Value::Port(b.port.0, b.port.1)], verdict(self, rank))).collect();
+            self.maps.insert(name.clone(), VerdictMap { name: name.clone(), key: vec![addr_key, KeyType::Proto, KeyType::Service], interval: true, elements });
+            maps.by_port = Some(name);
+        }
+        if !by_address.is_empty() {
+            let elements = by_address.into_iter().map(|(b, rank)| (vec![crate::render::addr_value(b.addr, v6)], verdict(self, rank))).collect();
+            self.maps.insert(address_name.clone(), VerdictMap { name: address_name.clone(), key: vec![addr_key], interval: true, elements });
+            maps.by_address = Some(address_name);
+        }
+        maps
     }
+}
+
+/// A tier's two lookups in one family (see [`two_stage`]): `peer . protocol . port`, then
+/// the peer alone.
+#[derive(Debug, Default)]
+pub(crate) struct TierMaps {
+    pub by_port: Option<String>,
+    pub by_address: Option<String>,
 }
 
 /// A readable, unique, nft-safe name for a ClusterNetworkPolicy's rule chains.

@@ -45,6 +45,48 @@ pub fn first_match(boxes: &[(Box3, usize)]) -> Vec<(Box3, usize)> {
     out
 }
 
+/// The first match as two lookups, for a tier: `by_port` (tried first, `peer . protocol .
+/// port`) and `by_address` (its elements all on every service, so keyed by the address
+/// alone). A packet gets the `by_port` element's rank if one covers it, else the
+/// `by_address` one's. A rule on every port over a range that other rules cut around a
+/// port (a CIDR everyone may reach but one rule's port) is one `by_address` element instead
+/// of seven to nine `by_port` cells. `passes` names ranks that do not end the lookup (a
+/// Pass rule's `jump` comes back and the next lookup runs): addresses where such a rank
+/// answers in `by_port` keep their whole decomposition there and are left out of
+/// `by_address`.
+pub fn two_stage(boxes: &[(Box3, usize)], passes: impl Fn(usize) -> bool) -> (Vec<(Box3, usize)>, Vec<(Box3, usize)>) {
+    let every_service = |b: &Box3| b.proto == (0, 255) && b.port == (0, 65535);
+    let everywhere: Vec<(Box3, usize)> = boxes.iter().filter(|(b, _)| every_service(b)).copied().collect();
+    let everywhere = first_match(&everywhere);
+    // A port-specific box only answers where no lower or equal rank answers on every service.
+    let mut clipped = Vec::new();
+    for &(b, rank) in boxes.iter().filter(|(b, _)| !every_service(b)) {
+        let mut lower = RangeSet::default();
+        let start = everywhere.partition_point(|(e, _)| e.addr.1 < b.addr.0);
+        for (e, r) in everywhere[start..].iter().take_while(|(e, _)| e.addr.0 <= b.addr.1) {
+            if *r <= rank {
+                lower.insert(e.addr);
+            }
+        }
+        clipped.extend(lower.gaps(b.addr).into_iter().map(|addr| (Box3 { addr, ..b }, rank)));
+    }
+    let by_port = first_match(&clipped);
+    let mut passing = RangeSet::default();
+    for (b, rank) in &by_port {
+        if passes(*rank) {
+            passing.insert(b.addr);
+        }
+    }
+    if passing.is_empty() {
+        return (by_port, everywhere);
+    }
+    let mut first: Vec<(Box3, usize)> = by_port.iter().flat_map(|&(b, r)| passing.gaps(b.addr).into_iter().map(move |addr| (Box3 { addr, ..b }, r))).collect();
+    first.extend(first_match(boxes).into_iter().flat_map(|(b, r)| passing.inside(b.addr).into_iter().map(move |addr| (Box3 { addr, ..b }, r))));
+    first.sort_unstable();
+    let second = everywhere.iter().flat_map(|&(b, r)| passing.gaps(b.addr).into_iter().map(move |addr| (Box3 { addr, ..b }, r))).collect();
+    (first, second)
+}
+
 /// The boxes minus the points a lower rank covers, as far as that is cheap to know: per
 /// distinct service (protocol and port ranges) of the input, the addresses lower ranks
 /// cover on a service holding it. A point of a box inside them is labelled with a lower
@@ -272,7 +314,48 @@ mod tests {
             .prop_map(|(addr, proto, port, rank)| (Box3 { addr, proto, port }, rank))
     }
 
+    /// What the node does with the two lookups: the first stage's answer unless it passes,
+    /// in which case the second stage must not answer (the tier then ends without a match).
+    fn staged(by_port: &[(Box3, usize)], by_address: &[(Box3, usize)], passes: impl Fn(usize) -> bool, addr: u128, proto: u8, port: u16) -> Option<usize> {
+        let second = first(by_address, addr, proto, port);
+        match first(by_port, addr, proto, port) {
+            Some(rank) if passes(rank) => {
+                assert_eq!(second, None, "a Pass at {addr} {proto} {port} would run into the second stage");
+                Some(rank)
+            }
+            Some(rank) => Some(rank),
+            None => second,
+        }
+    }
+
+    fn arb_every_service_box() -> impl Strategy<Value = (Box3, usize)> {
+        ((0..=40u128).prop_flat_map(|lo| (Just(lo), lo..=40u128)), 0usize..5).prop_map(|(addr, rank)| (Box3 { addr, proto: (0, 255), port: (0, 65535) }, rank))
+    }
+
     proptest! {
+        #[test]
+        fn two_stages_answer_like_the_first_match(
+            mut boxes in prop::collection::vec(arb_box(), 0..8),
+            everywhere in prop::collection::vec(arb_every_service_box(), 0..5),
+            pass_mask in 0u8..32,
+        ) {
+            boxes.extend(everywhere);
+            let passes = |rank: usize| pass_mask & (1 << rank) != 0;
+            let (by_port, by_address) = two_stage(&boxes, passes);
+            prop_assert!(by_address.iter().all(|(b, _)| b.proto == (0, 255) && b.port == (0, 65535)));
+            for addr in 0..=41u128 {
+                for proto in [0u8, 3, 6, 9, 255] {
+                    for port in [0u16, 5, 12, 13, 65535] {
+                        for stage in [&by_port, &by_address] {
+                            let covering = stage.iter().filter(|(x, _)| x.addr.0 <= addr && addr <= x.addr.1 && x.proto.0 <= proto && proto <= x.proto.1 && x.port.0 <= port && port <= x.port.1).count();
+                            prop_assert!(covering <= 1, "overlapping elements at {addr} {proto} {port}");
+                        }
+                        prop_assert_eq!(staged(&by_port, &by_address, passes, addr, proto, port), first(&boxes, addr, proto, port), "at {} {} {}", addr, proto, port);
+                    }
+                }
+            }
+        }
+
         #[test]
         fn every_point_gets_the_lowest_rank_covering_it(boxes in prop::collection::vec(arb_box(), 0..12)) {
             let out = first_match(&boxes);

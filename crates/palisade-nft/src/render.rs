@@ -382,12 +382,14 @@ pub fn render(state: &NodeState<'_>) -> Ruleset {
         let subject = &cluster.endpoints[pods[0]];
         let tier_rules = |tiers: &mut Tiers<'_>, tier: Tier, members: &[usize], rules: &mut Vec<Rule>| {
             for &v6 in &families {
-                if let Some(map) = tiers.map(tier, members, *direction, v6, subject, &group.signature) {
-                    let listed: Vec<String> = members.iter().map(|&p| cluster.cluster_policies[p].name.clone()).collect();
-                    rules.push(Rule {
-                        statements: vec![Statement::Vmap { fields: vec![peer_field(*direction, v6), Field::L4Proto, Field::Dport], map }],
-                        comment: Some(comment_listing(&format!("{} tier: ", tier.as_str()), &listed)),
-                    });
+                let maps = tiers.map(tier, members, *direction, v6, subject, &group.signature);
+                let listed: Vec<String> = members.iter().map(|&p| cluster.cluster_policies[p].name.clone()).collect();
+                let comment = Some(comment_listing(&format!("{} tier: ", tier.as_str()), &listed));
+                if let Some(map) = maps.by_port {
+                    rules.push(Rule { statements: vec![Statement::Vmap { fields: vec![peer_field(*direction, v6), Field::L4Proto, Field::Dport], map }], comment: comment.clone() });
+                }
+                if let Some(map) = maps.by_address {
+                    rules.push(Rule { statements: vec![Statement::Vmap { fields: vec![peer_field(*direction, v6)], map }], comment });
                 }
             }
         };
