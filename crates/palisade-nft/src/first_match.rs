@@ -45,6 +45,9 @@ pub fn first_match(boxes: &[(Box3, usize)]) -> Vec<(Box3, usize)> {
     out
 }
 
+/// Disjoint boxes, each with the rank of the rule it leads to.
+pub type Labelled = Vec<(Box3, usize)>;
+
 /// The first match as two lookups, for a tier: `by_port` (tried first, `peer . protocol .
 /// port`) and `by_address` (its elements all on every service, so keyed by the address
 /// alone). A packet gets the `by_port` element's rank if one covers it, else the
@@ -54,7 +57,7 @@ pub fn first_match(boxes: &[(Box3, usize)]) -> Vec<(Box3, usize)> {
 /// Pass rule's `jump` comes back and the next lookup runs): addresses where such a rank
 /// answers in `by_port` keep their whole decomposition there and are left out of
 /// `by_address`.
-pub fn two_stage(boxes: &[(Box3, usize)], passes: impl Fn(usize) -> bool) -> (Vec<(Box3, usize)>, Vec<(Box3, usize)>) {
+pub fn two_stage(boxes: &[(Box3, usize)], passes: impl Fn(usize) -> bool) -> (Labelled, Labelled) {
     let every_service = |b: &Box3| b.proto == (0, 255) && b.port == (0, 65535);
     let everywhere: Vec<(Box3, usize)> = boxes.iter().filter(|(b, _)| every_service(b)).copied().collect();
     let everywhere = first_match(&everywhere);
