@@ -300,7 +300,7 @@ struct RuleParts {
 
 impl RuleParts {
     fn new(peers: Vec<Range>, boxes: Vec<Box3>) -> Self {
-        let everywhere = merge(boxes.iter().filter(|b| b.proto == (0, 255) && b.port == (0, 65535)).map(|b| b.addr).collect());
+        let everywhere = merge(boxes.iter().filter(|b| b.on_every_service()).map(|b| b.addr).collect());
         Self { peers, boxes, everywhere }
     }
 }

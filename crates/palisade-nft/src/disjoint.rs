@@ -33,6 +33,13 @@ pub struct Box3 {
     pub port: PortRange,
 }
 
+impl Box3 {
+    /// Whether the box holds every protocol and port of its addresses.
+    pub fn on_every_service(&self) -> bool {
+        self.proto == (0, 255) && self.port == (0, 65535)
+    }
+}
+
 /// The union of `boxes` as disjoint boxes, sorted by address, protocol and port.
 pub fn disjoint(boxes: Vec<Box3>) -> Vec<Box3> {
     // Protocol pieces: cut at every box's protocol edges; each piece with the port cells of

@@ -58,12 +58,11 @@ pub type Labelled = Vec<(Box3, usize)>;
 /// answers in `by_port` keep their whole decomposition there and are left out of
 /// `by_address`.
 pub fn two_stage(boxes: &[(Box3, usize)], passes: impl Fn(usize) -> bool) -> (Labelled, Labelled) {
-    let every_service = |b: &Box3| b.proto == (0, 255) && b.port == (0, 65535);
-    let everywhere: Vec<(Box3, usize)> = boxes.iter().filter(|(b, _)| every_service(b)).copied().collect();
+    let (everywhere, by_port): (Labelled, Labelled) = boxes.iter().partition(|(b, _)| b.on_every_service());
     let everywhere = first_match(&everywhere);
     // A port-specific box only answers where no lower or equal rank answers on every service.
     let mut clipped = Vec::new();
-    for &(b, rank) in boxes.iter().filter(|(b, _)| !every_service(b)) {
+    for &(b, rank) in &by_port {
         let mut lower = RangeSet::default();
         let start = everywhere.partition_point(|(e, _)| e.addr.1 < b.addr.0);
         for (e, r) in everywhere[start..].iter().take_while(|(e, _)| e.addr.0 <= b.addr.1) {
@@ -71,7 +70,7 @@ pub fn two_stage(boxes: &[(Box3, usize)], passes: impl Fn(usize) -> bool) -> (La
                 lower.insert(e.addr);
             }
         }
-        clipped.extend(lower.gaps(b.addr).into_iter().map(|addr| (Box3 { addr, ..b }, rank)));
+        clipped.extend(cut(&[(b, rank)], |addr| lower.gaps(addr)));
     }
     let by_port = first_match(&clipped);
     let mut passing = RangeSet::default();
@@ -83,11 +82,16 @@ pub fn two_stage(boxes: &[(Box3, usize)], passes: impl Fn(usize) -> bool) -> (La
     if passing.is_empty() {
         return (by_port, everywhere);
     }
-    let mut first: Vec<(Box3, usize)> = by_port.iter().flat_map(|&(b, r)| passing.gaps(b.addr).into_iter().map(move |addr| (Box3 { addr, ..b }, r))).collect();
-    first.extend(first_match(boxes).into_iter().flat_map(|(b, r)| passing.inside(b.addr).into_iter().map(move |addr| (Box3 { addr, ..b }, r))));
+    // Where a Pass can answer: the whole first match, from the boxes cut to those addresses.
+    let mut first = cut(&by_port, |addr| passing.gaps(addr));
+    first.extend(first_match(&cut(boxes, |addr| passing.inside(addr))));
     first.sort_unstable();
-    let second = everywhere.iter().flat_map(|&(b, r)| passing.gaps(b.addr).into_iter().map(move |addr| (Box3 { addr, ..b }, r))).collect();
-    (first, second)
+    (first, cut(&everywhere, |addr| passing.gaps(addr)))
+}
+
+/// Each box cut to the address pieces `pieces` leaves of it, with its rank.
+fn cut(boxes: &[(Box3, usize)], pieces: impl Fn(Range) -> Vec<Range>) -> Labelled {
+    boxes.iter().flat_map(|&(b, rank)| pieces(b.addr).into_iter().map(move |addr| (Box3 { addr, ..b }, rank))).collect()
 }
 
 /// The boxes minus the points a lower rank covers, as far as that is cheap to know: per
@@ -114,7 +118,7 @@ fn unshadowed(boxes: &[(Box3, usize)]) -> Vec<(Box3, usize)> {
     for same_rank in order.chunk_by(|a, b| a.1 == b.1) {
         let start = out.len();
         for &&(b, rank) in same_rank {
-            out.extend(decided[index(&b)].gaps(b.addr).into_iter().map(|addr| (Box3 { addr, ..b }, rank)));
+            out.extend(cut(&[(b, rank)], |addr| decided[index(&b)].gaps(addr)));
         }
         // What this rank keeps is decided for the ranks after it, on every service its
         // boxes hold (what it lost was decided there already: a service's set holds the
@@ -345,7 +349,7 @@ mod tests {
             boxes.extend(everywhere);
             let passes = |rank: usize| pass_mask & (1 << rank) != 0;
             let (by_port, by_address) = two_stage(&boxes, passes);
-            prop_assert!(by_address.iter().all(|(b, _)| b.proto == (0, 255) && b.port == (0, 65535)));
+            prop_assert!(by_address.iter().all(|(b, _)| b.on_every_service()));
             for addr in 0..=41u128 {
                 for proto in [0u8, 3, 6, 9, 255] {
                     for port in [0u16, 5, 12, 13, 65535] {
