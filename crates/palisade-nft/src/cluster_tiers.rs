@@ -14,7 +14,9 @@
 //!   destination's ingress still decides, later in `forward`);
 //! - Deny: `goto` a chain `counter goto deny`;
 //! - Pass: `jump` to a chain holding only a counter: the pod's chain goes on with
-//!   NetworkPolicy (after the Admin tier) or its end (after the Baseline tier).
+//!   NetworkPolicy (after the Admin tier) or its end (after the Baseline tier). The second
+//!   lookup's rule first checks that the first map has no element for the packet
+//!   (`!= @map`), so a Pass there is not followed by the second lookup.
 //!
 //! A rule naming a peer or protocol this version does not know fails closed as in the
 //! engine: an Accept rule matches nothing, a Deny or Pass rule denies everything.
@@ -213,7 +215,8 @@ impl<'c> Tiers<'c> {
         let name = format!("{}_{}_{hash:012x}_{}", tier_tag(tier), crate::render::dir_tag(direction), if v6 { "6" } else { "4" });
         let address_name = format!("{name}a");
         if self.maps.contains_key(&name) || self.maps.contains_key(&address_name) {
-            return TierMaps { by_port: self.maps.contains_key(&name).then_some(name), by_address: self.maps.contains_key(&address_name).then_some(address_name) };
+            let passes_on = self.maps.get(&name).is_some_and(|m| m.elements.iter().any(|(_, verdict)| matches!(verdict, Verdict::Jump(_))));
+            return TierMaps { by_port: self.maps.contains_key(&name).then_some(name), by_address: self.maps.contains_key(&address_name).then_some(address_name), passes_on };
         }
         let cluster = self.cluster;
         let mut labelled: Vec<(Box3, usize)> = Vec::new();
@@ -250,20 +253,15 @@ impl<'c> Tiers<'c> {
         if labelled.is_empty() {
             return TierMaps::default();
         }
-        // Pass rules jump and come back; everything else leaves the tier.
-        let passes = |rank: usize| {
-            let (p, k) = targets[rank];
-            let rule = &cluster.cluster_policies[p].rules(direction)[k];
-            rule.action == Action::Pass && !rule.fails_closed()
-        };
-        let (by_port, by_address) = two_stage(&labelled, passes);
+        let (by_port, by_address) = two_stage(&labelled);
         let mut verdicts: BTreeMap<usize, Verdict> = BTreeMap::new();
         let mut verdict = |tiers: &mut Self, rank: usize| verdicts.entry(rank).or_insert_with(|| tiers.rule_target(targets[rank].0, direction, targets[rank].1)).clone();
         let addr_key = if v6 { KeyType::Ipv6 } else { KeyType::Ipv4 };
         let mut maps = TierMaps::default();
         if !by_port.is_empty() {
-            let elements =
+            let elements: Vec<_> =
                 by_port.into_iter().map(|(b, rank)| (vec![crate::render::addr_value(b.addr, v6), Value::Proto(b.proto.0, b.proto.1), Value::Port(b.port.0, b.port.1)], verdict(self, rank))).collect();
+            maps.passes_on = elements.iter().any(|(_, verdict)| matches!(verdict, Verdict::Jump(_)));
             self.maps.insert(name.clone(), VerdictMap { name: name.clone(), key: vec![addr_key, KeyType::Proto, KeyType::Service], interval: true, elements });
             maps.by_port = Some(name);
         }
@@ -282,6 +280,9 @@ impl<'c> Tiers<'c> {
 pub(crate) struct TierMaps {
     pub by_port: Option<String>,
     pub by_address: Option<String>,
+    /// Some `by_port` element is a Pass (a `jump`, which comes back): the `by_address`
+    /// lookup must then first check that `by_port` has no element for the packet.
+    pub passes_on: bool,
 }
 
 /// A readable, unique, nft-safe name for a ClusterNetworkPolicy's rule chains.

@@ -99,7 +99,7 @@ pub fn named(ruleset: &Ruleset, naming: &Naming) -> Ruleset {
             for statement in statements {
                 match statement {
                     Statement::Lookup { set, .. } => *set = set_name(set),
-                    Statement::Vmap { map, .. } => *map = set_name(map),
+                    Statement::Vmap { map, .. } | Statement::Absent { map, .. } => *map = set_name(map),
                     Statement::Goto(chain) => *chain = rename(chain),
                     _ => {}
                 }

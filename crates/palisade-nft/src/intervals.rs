@@ -98,27 +98,6 @@ impl RangeSet {
         out
     }
 
-    /// The pieces of `range` inside the set, in order.
-    pub fn inside(&self, (lo, hi): Range) -> Vec<Range> {
-        let mut out = Vec::new();
-        // Between the gaps (in order, within the range) lies what the set holds.
-        let mut from = Some(lo);
-        for (a, b) in self.gaps((lo, hi)) {
-            if let Some(f) = from
-                && a > f
-            {
-                out.push((f, a - 1));
-            }
-            from = b.checked_add(1);
-        }
-        if let Some(f) = from
-            && f <= hi
-        {
-            out.push((f, hi));
-        }
-        out
-    }
-
     pub fn is_empty(&self) -> bool {
         self.ranges.is_empty()
     }
@@ -216,9 +195,6 @@ mod tests {
         set.insert((7, 7));
         assert_eq!(set.gaps((0, 20)), vec![(0, 2), (9, 20)]);
         assert!(set.covers([(3, 4), (7, 8)].into_iter()) && !set.covers([(8, 9)].into_iter()));
-        assert_eq!(set.inside((0, 20)), vec![(3, 8)]);
-        assert_eq!(set.inside((5, 5)), vec![(5, 5)]);
-        assert_eq!(set.inside((9, 20)), Vec::<Range>::new());
         set.insert((0, u128::MAX));
         assert!(set.gaps((0, u128::MAX)).is_empty());
         let mut top = RangeSet::default();

@@ -212,6 +212,7 @@ fn statement(s: &Statement) -> Json {
         }
         Statement::DropInvalid => json!([{"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": "invalid"}}, {"drop": null}]),
         Statement::Lookup { fields: list, set } => json!({"match": {"op": "==", "left": fields(list), "right": format!("@{set}")}}),
+        Statement::Absent { fields: list, map } => json!({"match": {"op": "!=", "left": fields(list), "right": format!("@{map}")}}),
         Statement::Vmap { fields: list, map } => json!({"vmap": {"key": fields(list), "data": format!("@{map}")}}),
         Statement::IsTcp => json!({"match": {"op": "==", "left": {"meta": {"key": "l4proto"}}, "right": "tcp"}}),
         Statement::Counter => json!({"counter": null}),

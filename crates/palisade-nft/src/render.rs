@@ -385,11 +385,16 @@ pub fn render(state: &NodeState<'_>) -> Ruleset {
                 let maps = tiers.map(tier, members, *direction, v6, subject, &group.signature);
                 let listed: Vec<String> = members.iter().map(|&p| cluster.cluster_policies[p].name.clone()).collect();
                 let comment = Some(comment_listing(&format!("{} tier: ", tier.as_str()), &listed));
-                if let Some(map) = maps.by_port {
+                if let Some(map) = maps.by_port.clone() {
                     rules.push(Rule { statements: vec![Statement::Vmap { fields: vec![peer_field(*direction, v6), Field::L4Proto, Field::Dport], map }], comment: comment.clone() });
                 }
                 if let Some(map) = maps.by_address {
-                    rules.push(Rule { statements: vec![Statement::Vmap { fields: vec![peer_field(*direction, v6)], map }], comment });
+                    let mut statements = Vec::new();
+                    if let (Some(first), true) = (&maps.by_port, maps.passes_on) {
+                        statements.push(Statement::Absent { fields: vec![peer_field(*direction, v6), Field::L4Proto, Field::Dport], map: first.clone() });
+                    }
+                    statements.push(Statement::Vmap { fields: vec![peer_field(*direction, v6)], map });
+                    rules.push(Rule { statements, comment });
                 }
             }
         };

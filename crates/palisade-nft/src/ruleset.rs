@@ -118,6 +118,12 @@ pub enum Statement {
         fields: Vec<Field>,
         set: String,
     },
+    /// `<fields> != @map`: the rule goes on only if the map has no element for the key
+    /// (a ClusterNetworkPolicy tier's second lookup runs only where its first has none).
+    Absent {
+        fields: Vec<Field>,
+        map: String,
+    },
     /// `<fields> vmap @map`
     Vmap {
         fields: Vec<Field>,

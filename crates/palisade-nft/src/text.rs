@@ -96,6 +96,10 @@ fn statement(s: &Statement) -> String {
             let fields: Vec<&str> = fields.iter().map(|f| field(*f)).collect();
             format!("{} @{set}", fields.join(" . "))
         }
+        Statement::Absent { fields, map } => {
+            let fields: Vec<&str> = fields.iter().map(|f| field(*f)).collect();
+            format!("{} != @{map}", fields.join(" . "))
+        }
         Statement::Vmap { fields, map } => {
             let fields: Vec<&str> = fields.iter().map(|f| field(*f)).collect();
             format!("{} vmap @{map}", fields.join(" . "))

@@ -101,6 +101,15 @@ impl<'r> Tracer<'r> {
                         return Flow::Continue;
                     }
                 }
+                Statement::Absent { fields, map } => {
+                    let Some(key) = fields.iter().map(|f| field(packet, *f)).collect::<Option<Vec<_>>>() else {
+                        return Flow::Continue;
+                    };
+                    let map = self.ruleset.maps.iter().find(|m| &m.name == map).expect("the absence test names a map");
+                    if map.elements.iter().any(|(e, _)| e.len() == key.len() && key.iter().zip(e).all(|(v, c)| within(v, c))) {
+                        return Flow::Continue;
+                    }
+                }
                 Statement::Vmap { fields, map } => {
                     let Some(key) = fields.iter().map(|f| field(packet, *f)).collect::<Option<Vec<_>>>() else {
                         return Flow::Continue;

@@ -1,7 +1,7 @@
 //! Privileged: ClusterNetworkPolicy tiers in a real kernel, judged with real TCP and UDP
 //! packets over both families against the engine. Each evaluation step has a flow that
 //! only it decides: an Admin Deny over a NetworkPolicy allow, an Admin Pass handed to
-//! NetworkPolicy, rule order within a policy, priority between policies, the Baseline tier
+//! NetworkPolicy (on every port, and on one port ahead of a Deny on every port), rule order within a policy, priority between policies, the Baseline tier
 //! where no NetworkPolicy isolates (and not where one does), an egress Accept that the
 //! destination's ingress still denies, `networks` covering pod addresses, a named port
 //! resolved on the destination, and a rule failing closed.
@@ -62,8 +62,9 @@ spec: {containers: [{name: c}]}
 status: {podIPs: [{ip: 10.244.3.10}, {ip: 'fd00:10:244:3::10'}]}
 ---
 # Admin: prometheus passed on to NetworkPolicy, the rest of monitoring denied (rule
-# order); the other namespace reaches prod's named port http (resolved per pod: 8080 on
-# web, 9090 on db).
+# order); the client passed on TCP port 80 only (a Pass in the tier's port lookup, ahead of
+# a Deny of the same address on every port in its address lookup), the other namespace
+# reaches prod's named port http (resolved per pod: 8080 on web, 9090 on db) and nothing else.
 apiVersion: policy.networking.k8s.io/v1beta1
 kind: ClusterNetworkPolicy
 metadata: {name: protect-prod}
@@ -74,7 +75,9 @@ spec:
   ingress:
   - {name: prometheus-passes, action: Pass, from: [{pods: {namespaceSelector: {matchLabels: {team: monitoring}}, podSelector: {matchLabels: {app: prometheus}}}}]}
   - {name: monitoring-denied, action: Deny, from: [{namespaces: {matchLabels: {team: monitoring}}}]}
+  - {name: client-80-passes, action: Pass, from: [{pods: {namespaceSelector: {matchLabels: {team: other}}, podSelector: {matchLabels: {app: client}}}}], protocols: [{tcp: {destinationPort: {number: 80}}}]}
   - {name: other-to-http, action: Accept, from: [{namespaces: {matchLabels: {team: other}}}], protocols: [{destinationNamedPort: http}]}
+  - {name: other-denied, action: Deny, from: [{namespaces: {matchLabels: {team: other}}}]}
 ---
 # Priority: this one (5) runs before protect-prod (10): UDP from anywhere to prod is denied.
 apiVersion: policy.networking.k8s.io/v1beta1
@@ -181,6 +184,10 @@ fn each_step_decides_a_flow_of_the_scenario() {
     // Pass to NetworkPolicy, which admits prometheus on 8080 only.
     assert!(allowed("monitoring/prometheus", "prod/web", 8080, Protocol::Tcp));
     assert!(!allowed("monitoring/prometheus", "prod/web", 80, Protocol::Tcp));
+    // A Pass on one port before a Deny on every port: the client reaches db (no
+    // NetworkPolicy isolates it) on 80, and the address-wide Deny does not run after the
+    // Pass; db's 8080 is not its http port and the Deny decides.
+    assert!(allowed("other/client", "prod/db", 80, Protocol::Tcp) && !allowed("other/client", "prod/db", 8080, Protocol::Tcp));
     // Rule order: grafana is denied although web's NetworkPolicy admits monitoring.
     assert!(!allowed("monitoring/grafana", "prod/web", 8080, Protocol::Tcp));
     // Named port on the destination: web's http (8080) is accepted over web's NetworkPolicy,
