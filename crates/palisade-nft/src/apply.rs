@@ -1,7 +1,7 @@
 //! Applying rulesets: every change is one `nft -j -f -` transaction, so the kernel holds
 //! either the old or the new table, never a mix and never an empty table.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -10,7 +10,7 @@ use crate::culprit::{self, Culprit};
 use crate::diff::{Changes, incremental, replacement_changes};
 use crate::generation::{Generation, Naming, named};
 use crate::json::{create_unhooked_commands, delete_commands, document, hook_commands, replace_commands};
-use crate::ruleset::{Element, Ruleset, Value};
+use crate::ruleset::{Element, Ruleset, Value, VerdictMap};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
@@ -347,9 +347,10 @@ fn versioned(old: &Ruleset, desired: &Ruleset, naming: &Naming) -> Naming {
         let moved = old.sets.iter().find(|o| o.name == set.name).is_some_and(|o| o.interval && moves_keys(&o.elements, &set.elements, |e| e));
         (&set.name, moved)
     });
+    let tier_pairs_changed = tier_pairs_changed(old, desired);
     let interval_maps = desired.maps.iter().filter(|m| m.interval).map(|map| {
         let moved = old.maps.iter().find(|o| o.name == map.name).is_some_and(|o| o.interval && moves_keys(&o.elements, &map.elements, |(key, _)| key));
-        (&map.name, moved)
+        (&map.name, moved || tier_pairs_changed.contains(map.name.as_str()))
     });
     for (name, moved) in interval_objects.chain(interval_maps) {
         let current = naming.versions.get(name).copied();
@@ -364,6 +365,27 @@ fn versioned(old: &Ruleset, desired: &Ruleset, naming: &Naming) -> Naming {
         }
     }
     next
+}
+
+/// The maps of ClusterNetworkPolicy tiers whose two lookups (`peer . protocol . port`, then
+/// the peer alone) both change: a packet judged during the commit reads each map at the
+/// generation current when it looks it up, so with both changed in place it could take the
+/// first lookup's old answer and the second's new one (an element moving from one map to
+/// the other would be missed by both). Both get new versions instead: complete before the
+/// switch, which changes the rules naming them in one step.
+fn tier_pairs_changed<'r>(old: &Ruleset, desired: &'r Ruleset) -> BTreeSet<&'r str> {
+    let before: BTreeMap<&str, &VerdictMap> = old.maps.iter().map(|m| (m.name.as_str(), m)).collect();
+    let after: BTreeMap<&str, &VerdictMap> = desired.maps.iter().map(|m| (m.name.as_str(), m)).collect();
+    let changed = |map: &VerdictMap| before.get(map.name.as_str()).is_some_and(|b| b.elements != map.elements);
+    let mut out = BTreeSet::new();
+    for map in &desired.maps {
+        let Some(&second) = after.get(crate::cluster_tiers::address_map_name(&map.name).as_str()) else { continue };
+        if changed(map) && changed(second) {
+            out.insert(map.name.as_str());
+            out.insert(second.name.as_str());
+        }
+    }
+    out
 }
 
 /// Whether some element removed from an interval set or map covers a key some added element
@@ -472,6 +494,58 @@ mod tests {
         // Removing an element moves no key: in place again, the version stays.
         dataplane.update(&interval_ruleset(&[("10.0.0.2", "10.0.0.3")])).unwrap();
         assert_eq!(dataplane.live().unwrap().sets[0].name, "p_a_v2");
+    }
+
+    /// A tier's two maps, `t` by port and `ta` by address, with the given elements (in
+    /// addresses 10.0.0.x; port elements on TCP port 80).
+    fn tier_ruleset(by_port: &[u8], by_address: &[u8]) -> Ruleset {
+        use crate::ruleset::{Field, Rule, Statement, Verdict};
+        let addr = |x: u8| Value::Addr(std::net::IpAddr::from([10, 0, 0, x]), std::net::IpAddr::from([10, 0, 0, x]));
+        let map = |name: &str, key: Vec<KeyType>, elements: Vec<Element>| crate::ruleset::VerdictMap {
+            name: name.into(),
+            key,
+            interval: true,
+            elements: elements.into_iter().map(|e| (e, Verdict::Goto("r".into()))).collect(),
+        };
+        let fields = vec![Field::Daddr4, Field::L4Proto, Field::Dport];
+        Ruleset {
+            table: "palisade".into(),
+            sets: vec![],
+            maps: vec![
+                map("t", vec![KeyType::Ipv4, KeyType::Proto, KeyType::Service], by_port.iter().map(|&x| vec![addr(x), Value::Proto(6, 6), Value::Port(80, 80)]).collect()),
+                map("ta", vec![KeyType::Ipv4], by_address.iter().map(|&x| vec![addr(x)]).collect()),
+            ],
+            chains: vec![
+                Chain { name: "r".into(), base: None, rules: vec![Rule { statements: vec![Statement::Return], comment: None }] },
+                Chain {
+                    name: "c".into(),
+                    base: None,
+                    rules: vec![
+                        Rule { statements: vec![Statement::Vmap { fields: fields.clone(), map: "t".into() }], comment: None },
+                        Rule { statements: vec![Statement::Absent { fields, map: "t".into() }, Statement::Vmap { fields: vec![Field::Daddr4], map: "ta".into() }], comment: None },
+                    ],
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn a_tier_whose_two_maps_both_change_gets_new_versions_of_both() {
+        let recorder = Recorder::default();
+        let mut dataplane = Dataplane::new(&recorder);
+        let names = |d: &Dataplane<&Recorder>| d.live().unwrap().maps.iter().map(|m| m.name.clone()).collect::<Vec<_>>();
+        dataplane.update(&tier_ruleset(&[1], &[2])).unwrap();
+        // One map changes: in place (a packet reading the other at either generation gets
+        // the same answer from it).
+        dataplane.update(&tier_ruleset(&[1, 3], &[2])).unwrap();
+        dataplane.update(&tier_ruleset(&[1, 3], &[2, 4])).unwrap();
+        assert_eq!(names(&dataplane), ["t_a", "ta_a"]);
+        // 4 moves from the address map to the port map: both change, both are new versions.
+        dataplane.update(&tier_ruleset(&[1, 3, 4], &[2])).unwrap();
+        assert_eq!(names(&dataplane), ["t_a_v2", "ta_a_v2"]);
+        let sent = recorder.0.borrow();
+        let switch = sent[sent.len() - 2]["nftables"].to_string();
+        assert!(switch.contains("\"flush\":{\"chain\"") && switch.contains("@t_a_v2") && switch.contains("@ta_a_v2"), "switch: {switch}");
     }
 
     #[test]

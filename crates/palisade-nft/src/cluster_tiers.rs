@@ -213,7 +213,7 @@ impl<'c> Tiers<'c> {
         let names: Vec<&str> = policies.iter().map(|&p| self.cluster.cluster_policies[p].name.as_str()).collect();
         let hash = crate::render::fnv(&format!("{}|{signature:?}", names.join(","))) & 0xffff_ffff_ffff;
         let name = format!("{}_{}_{hash:012x}_{}", tier_tag(tier), crate::render::dir_tag(direction), if v6 { "6" } else { "4" });
-        let address_name = format!("{name}a");
+        let address_name = address_map_name(&name);
         if self.maps.contains_key(&name) || self.maps.contains_key(&address_name) {
             let passes_on = self.maps.get(&name).is_some_and(|m| m.elements.iter().any(|(_, verdict)| matches!(verdict, Verdict::Jump(_))));
             return TierMaps { by_port: self.maps.contains_key(&name).then_some(name), by_address: self.maps.contains_key(&address_name).then_some(address_name), passes_on };
@@ -283,6 +283,11 @@ pub(crate) struct TierMaps {
     /// Some `by_port` element is a Pass (a `jump`, which comes back): the `by_address`
     /// lookup must then first check that `by_port` has no element for the packet.
     pub passes_on: bool,
+}
+
+/// The name of a tier's second (address-only) map, after its first map's name.
+pub(crate) fn address_map_name(port_map: &str) -> String {
+    format!("{port_map}a")
 }
 
 /// A readable, unique, nft-safe name for a ClusterNetworkPolicy's rule chains.
