@@ -43,12 +43,17 @@ def namespaces(n, rng):
     return out
 
 
-def pods(count, n_ns, nodes=0):
+def pods(count, n_ns, nodes=0, interleave=False):
     out = []
     network = ipaddress.ip_network("10.244.0.0/16")
     for i in range(count):
-        ns = f"ns-{i // PODS_PER_NS}" if i // PODS_PER_NS < n_ns else f"ns-{n_ns - 1}"
-        local = i % PODS_PER_NS
+        if interleave:
+            # Round-robin: a namespace's pods hold scattered addresses, as when they run on
+            # many nodes, each with its own pod CIDR.
+            ns, local = f"ns-{i % n_ns}", i // n_ns
+        else:
+            ns = f"ns-{i // PODS_PER_NS}" if i // PODS_PER_NS < n_ns else f"ns-{n_ns - 1}"
+            local = i % PODS_PER_NS
         app = local // 5
         tier = TIER_NAMES[app % len(TIER_NAMES)]
         labels = {"app": f"app-{app}", "tier": tier, "version": "v1" if local % 5 < 3 else "v2"}
@@ -185,6 +190,8 @@ def main():
                         help="also this many ClusterNetworkPolicies (25 rules each, both tiers) in cluster-policies.yaml")
     parser.add_argument("--nodes", type=int, default=0,
                         help="give pod i spec.nodeName node-<i mod NODES>, for one node's table (`dataplane render --node node-1`)")
+    parser.add_argument("--interleave", action="store_true",
+                        help="pod i in namespace i mod NAMESPACES: a namespace's addresses scattered over the pod network, not one block")
     parser.add_argument("--format", choices=["yaml", "json"], default="yaml",
                         help="yaml (block style with flow leaves) or json (kubectl -o json style)")
     args = parser.parse_args()
@@ -202,7 +209,7 @@ def main():
                 yaml.safe_dump(obj, f, sort_keys=False, default_flow_style=None)
 
     dump(os.path.join(args.out, "namespaces"), {"apiVersion": "v1", "kind": "NamespaceList", "items": namespaces(n_ns, rng)})
-    dump(os.path.join(args.out, "pods"), {"apiVersion": "v1", "kind": "PodList", "items": pods(args.pods, n_ns, args.nodes)})
+    dump(os.path.join(args.out, "pods"), {"apiVersion": "v1", "kind": "PodList", "items": pods(args.pods, n_ns, args.nodes, args.interleave)})
     by_ns = {}
     for i in range(args.policies):
         ns = f"ns-{rng.randrange(n_ns)}"

@@ -5,7 +5,8 @@
 //! adds, label changes and policy edits: event-to-kernel latency (the agent's own per-sync
 //! figure: from the event's arrival to the kernel accepting the sync) and CPU per event.
 //!
-//! `cargo bench -p palisade --bench agent` (`-- PODS POLICIES EVENTS` for other sizes).
+//! `cargo bench -p palisade --bench agent` (`-- PODS POLICIES EVENTS [CLUSTER_POLICIES]` for
+//! other sizes; with ClusterNetworkPolicies, a fourth kind of event edits one of them).
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -45,6 +46,55 @@ fn policies(namespace: usize, port: u16) -> Vec<Value> {
         json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": meta("egress"), "spec": {"podSelector": {"matchLabels": {"tier": "batch"}}, "policyTypes": ["Egress"], "egress": [{"to": [{"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.244.0.0/16"]}}], "ports": [{"port": 443}]}]}}),
         json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": meta("db"), "spec": {"podSelector": {"matchLabels": {"tier": "db"}}, "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"env": "prod"}}, "podSelector": {"matchLabels": {"tier": "api"}}}], "ports": [{"port": 5432}]}]}}),
     ]
+}
+
+/// A ClusterNetworkPolicy of 25 rules per direction in the shape of `bench/gen_cluster.py`'s:
+/// alternately Admin and Baseline, subjects by team or by env and tier, Accept/Deny/Pass in
+/// turn, peers of every kind (a namespace by name, pods by team and app, `networks`, namespaces
+/// by env), every other rule on a TCP port and a UDP range. Pseudo-random but repeatable.
+fn cluster_policy(i: usize, namespaces: usize, rule_port: u16) -> Value {
+    let mut seed = (i as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    let mut random = move |below: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % below as u64) as usize
+    };
+    let envs = ["prod", "dev"];
+    let subject = if i % 3 != 0 {
+        json!({"namespaces": {"matchLabels": {"team": format!("team-{}", i % 20)}}})
+    } else {
+        json!({"pods": {"namespaceSelector": {"matchLabels": {"env": envs[i % 2]}}, "podSelector": {"matchLabels": {"tier": TIERS[i % 5]}}}})
+    };
+    let mut peer = |j: usize| match j % 4 {
+        0 => json!({"namespaces": {"matchLabels": {"kubernetes.io/metadata.name": format!("ns-{}", random(namespaces))}}}),
+        1 => json!({"pods": {"namespaceSelector": {"matchLabels": {"team": format!("team-{}", j % 20)}}, "podSelector": {"matchLabels": {"app": format!("app-{}", j % 10)}}}}),
+        2 => json!({"networks": [format!("10.{}.0.0/16", random(256)), format!("192.0.2.{}/30", 4 * random(64))]}),
+        _ => json!({"namespaces": {"matchLabels": {"env": envs[j % 2]}}}),
+    };
+    let mut rules = |ingress: bool| -> Vec<Value> {
+        (0..25)
+            .map(|j| {
+                let mut peers: Vec<Value> = vec![peer(j), peer(j + 1)];
+                if ingress {
+                    peers.retain(|p| p.get("networks").is_none());
+                    if peers.is_empty() {
+                        peers.push(json!({"namespaces": {}}));
+                    }
+                }
+                let (action, field) = (["Accept", "Deny", "Pass"][(i + j) % 3], if ingress { "from" } else { "to" });
+                let mut rule = json!({"name": format!("r{j}"), "action": action, field: peers});
+                if j % 2 == 1 {
+                    let port = if j == 1 { rule_port } else { 8000 + j as u16 };
+                    rule["protocols"] = json!([{"tcp": {"destinationPort": {"number": port}}}, {"udp": {"destinationPort": {"range": {"start": 5000, "end": 5000 + j}}}}]);
+                }
+                rule
+            })
+            .collect()
+    };
+    let (ingress, egress) = (rules(true), rules(false));
+    json!({"apiVersion": "policy.networking.k8s.io/v1beta1", "kind": "ClusterNetworkPolicy", "metadata": {"name": format!("cnp-{i}")},
+        "spec": {"tier": if i % 2 == 0 { "Admin" } else { "Baseline" }, "priority": random(1001), "subject": subject, "ingress": ingress, "egress": egress}})
 }
 
 fn create(api: &Api, object: Value) {
@@ -111,6 +161,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 fn main() {
     let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
     let (pods, policy_count, events) = (args.first().copied().unwrap_or(10_000), args.get(1).copied().unwrap_or(1_000), args.get(2).copied().unwrap_or(50));
+    let cluster_policies = args.get(3).copied().unwrap_or(0);
     let namespace_count = (policy_count / 5).max(1);
     assert!(nix::unistd::geteuid().is_root(), "the agent benchmark needs root (network namespaces, nftables)");
     let node = NetNs::new("bench-node");
@@ -146,7 +197,10 @@ fn main() {
             create(&api, policy);
         }
     }
-    eprintln!("stored {pods} pods, {namespace_count} namespaces, {} policies in {:.1} s", namespace_count * 5, started.elapsed().as_secs_f64());
+    for i in 0..cluster_policies {
+        create(&api, cluster_policy(i, namespace_count, 8001));
+    }
+    eprintln!("stored {pods} pods, {namespace_count} namespaces, {} policies, {cluster_policies} cluster policies in {:.1} s", namespace_count * 5, started.elapsed().as_secs_f64());
 
     let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(&kubeconfig, running.kubeconfig("bench")).unwrap();
@@ -187,8 +241,10 @@ fn main() {
     let mut offset = first.len();
     let pods_api = resources::by_kind("v1", "Pod").unwrap();
     let policies_api = resources::by_kind("networking.k8s.io/v1", "NetworkPolicy").unwrap();
+    let cluster_policies_api = resources::by_kind("policy.networking.k8s.io/v1beta1", "ClusterNetworkPolicy").unwrap();
+    let kinds: &[&str] = if cluster_policies > 0 { &["pod add", "label change", "policy edit", "cluster policy edit"] } else { &["pod add", "label change", "policy edit"] };
     // Pods of node-1 in ns-0: pod-0 is on node-1 (i % 10 == 0).
-    for kind in ["pod add", "label change", "policy edit"] {
+    for &kind in kinds {
         let ticks = cpu_ticks(pid);
         let mut latencies = Vec::new();
         for e in 0..events {
@@ -204,6 +260,15 @@ fn main() {
                     let tier = TIERS[(e + 1) % 5];
                     api.modify(pods_api, "ns-0", "pod-0", |p| {
                         p["metadata"]["labels"]["tier"] = json!(tier);
+                        true
+                    })
+                    .unwrap();
+                }
+                "cluster policy edit" => {
+                    // Rule r1's TCP port of a policy selecting pods of node-1 (team-0's namespaces).
+                    let port = 8001 + (e % 2) as u16 + 1;
+                    api.modify(cluster_policies_api, "", "cnp-20", |p| {
+                        p["spec"]["egress"][1]["protocols"][0]["tcp"]["destinationPort"]["number"] = json!(port);
                         true
                     })
                     .unwrap();

@@ -31,7 +31,7 @@ use palisade_model::cluster_policy::{Action, ClusterPeer, ClusterPolicy, Cluster
 use palisade_model::{Cluster, Direction, Endpoint, Protocol};
 use palisade_policy::flow::namespace_labels;
 use palisade_policy::matching::Remote;
-use palisade_policy::tiers::{peer_matches, selects};
+use palisade_policy::tiers::{peer_matches, selection};
 
 use crate::disjoint::{Box3, PortRange, ProtoRange};
 use crate::first_match::two_stage;
@@ -74,8 +74,8 @@ pub(crate) struct Tiers<'c> {
     cluster: &'c Cluster,
     endpoints_by_namespace: &'c BTreeMap<&'c str, Vec<usize>>,
     deny_chain: &'static str,
-    /// Address ranges of a peer, per family (keyed by the peer's spelling).
-    peers: HashMap<(String, bool), Vec<Range>>,
+    /// Address ranges of a peer, per family (equal peers of different rules share them).
+    peers: HashMap<(&'c ClusterPeer, bool), Rc<Vec<Range>>>,
     /// A rule's peers and boxes per family, computed once for every map holding the rule.
     rules: HashMap<(usize, Direction, usize, bool), Rc<RuleParts>>,
     pub maps: BTreeMap<String, VerdictMap>,
@@ -87,11 +87,16 @@ impl<'c> Tiers<'c> {
         Self { cluster, endpoints_by_namespace, deny_chain, peers: HashMap::new(), rules: HashMap::new(), maps: BTreeMap::new(), chains: BTreeMap::new() }
     }
 
-    /// The policies of `tier` that select `subject` and have rules in `direction`, in
-    /// evaluation order (`Cluster::cluster_policies` is kept in it).
-    pub fn selecting(&self, tier: Tier, direction: Direction, subject: &Endpoint) -> Vec<usize> {
+    /// The policies that select `subject`, in evaluation order (`Cluster::cluster_policies`
+    /// is kept in it): what [`Self::of`] picks a tier and direction from.
+    pub fn selecting(&self, subject: &Endpoint) -> Vec<usize> {
+        selection(self.cluster, subject).into_iter().enumerate().filter_map(|(p, selected)| selected.then_some(p)).collect()
+    }
+
+    /// Those of `selecting` in `tier` with rules in `direction`.
+    pub fn of(&self, tier: Tier, direction: Direction, selecting: &[usize]) -> Vec<usize> {
         let policies = &self.cluster.cluster_policies;
-        (0..policies.len()).filter(|&p| policies[p].tier == tier && !policies[p].rules(direction).is_empty() && selects(self.cluster, &policies[p], subject)).collect()
+        selecting.iter().copied().filter(|&p| policies[p].tier == tier && !policies[p].rules(direction).is_empty()).collect()
     }
 
     /// How `subject` resolves the ingress named ports of `policies` (pods resolving them
@@ -111,8 +116,8 @@ impl<'c> Tiers<'c> {
         signature
     }
 
-    fn peer_ranges(&mut self, peer: &ClusterPeer, v6: bool) -> Vec<Range> {
-        let key = (format!("{peer:?}"), v6);
+    fn peer_ranges(&mut self, peer: &'c ClusterPeer, v6: bool) -> Rc<Vec<Range>> {
+        let key = (peer, v6);
         if let Some(ranges) = self.peers.get(&key) {
             return ranges.clone();
         }
@@ -154,7 +159,7 @@ impl<'c> Tiers<'c> {
             // unknown peers make the rule fail closed.
             ClusterPeer::DomainNames(_) | ClusterPeer::Unknown => {}
         }
-        let ranges = merge(ranges);
+        let ranges = Rc::new(merge(ranges));
         self.peers.insert(key, ranges.clone());
         ranges
     }
@@ -171,7 +176,7 @@ impl<'c> Tiers<'c> {
             let boxes = if rule.action == Action::Accept { Vec::new() } else { vec![Box3 { addr: everything(v6), proto: (0, 255), port: (0, 65535) }] };
             RuleParts::new(Vec::new(), boxes)
         } else {
-            let peers: Vec<Range> = merge(rule.peers.iter().flat_map(|peer| self.peer_ranges(peer, v6)).collect());
+            let peers: Vec<Range> = merge(rule.peers.iter().flat_map(|peer| self.peer_ranges(peer, v6).to_vec()).collect());
             let (ports, named) = port_boxes(rule.protocols.as_deref());
             let mut boxes: Vec<Box3> = peers.iter().flat_map(|&addr| ports.iter().map(move |&(proto, port)| Box3 { addr, proto, port })).collect();
             // Egress named ports resolve on each destination pod the peers hold.

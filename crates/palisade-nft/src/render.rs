@@ -346,11 +346,12 @@ pub fn render(state: &NodeState<'_>) -> Ruleset {
     for &i in &local {
         let endpoint = &cluster.endpoints[i];
         let candidates = by_namespace.get(endpoint.namespace.as_str()).map(Vec::as_slice).unwrap_or_default();
+        let selecting = tiers.selecting(endpoint);
         for direction in [Direction::Egress, Direction::Ingress] {
             let isolating: Vec<usize> = candidates.iter().copied().filter(|&p| cluster.policies[p].rules(direction).is_some() && cluster.policies[p].selects(endpoint)).collect();
-            let admin = tiers.selecting(Tier::Admin, direction, endpoint);
+            let admin = tiers.of(Tier::Admin, direction, &selecting);
             // The Baseline tier decides only where no NetworkPolicy does.
-            let baseline = if isolating.is_empty() { tiers.selecting(Tier::Baseline, direction, endpoint) } else { Vec::new() };
+            let baseline = if isolating.is_empty() { tiers.of(Tier::Baseline, direction, &selecting) } else { Vec::new() };
             if isolating.is_empty() && admin.is_empty() && baseline.is_empty() {
                 continue;
             }

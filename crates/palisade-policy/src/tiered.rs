@@ -12,7 +12,7 @@ use palisade_model::{Direction, Protocol};
 
 use crate::analysis::Analysis;
 use crate::bitset::BitSet;
-use crate::tiers::{peer_matches, protocol_matches, selects};
+use crate::tiers::{peer_matches, protocol_matches, selection};
 
 /// Per ClusterNetworkPolicy, per direction (0 ingress, 1 egress), per rule: the classes its
 /// peers admit.
@@ -175,7 +175,7 @@ impl Analysis<'_> {
                 if !endpoint.selectable() {
                     return Some(network_policy[subject].clone().unwrap_or_else(|| BitSet::full(n)));
                 }
-                let selected: Vec<bool> = self.cluster.cluster_policies.iter().map(|p| selects(self.cluster, p, endpoint)).collect();
+                let selected = selection(self.cluster, endpoint);
                 let ports = if direction == Direction::Ingress { endpoint.ports.iter().collect() } else { Vec::new() };
                 let (admin, open, baseline) = match shared.entry((selected, ports)) {
                     std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),

@@ -54,6 +54,16 @@ pub fn selects(cluster: &Cluster, policy: &ClusterPolicy, subject: &Endpoint) ->
     subject.selectable() && policy.subject.matches(crate::flow::namespace_labels(cluster, &subject.namespace), &subject.labels)
 }
 
+/// For each ClusterNetworkPolicy of the cluster, in order, whether it applies to `subject`
+/// (as [`selects`], with the namespace's labels looked up once for all of them).
+pub fn selection(cluster: &Cluster, subject: &Endpoint) -> Vec<bool> {
+    if !subject.selectable() {
+        return vec![false; cluster.cluster_policies.len()];
+    }
+    let labels = crate::flow::namespace_labels(cluster, &subject.namespace);
+    cluster.cluster_policies.iter().map(|p| p.subject.matches(labels, &subject.labels)).collect()
+}
+
 pub fn peer_matches(cluster: &Cluster, peer: &ClusterPeer, remote: &Remote<'_>) -> bool {
     match peer {
         ClusterPeer::Namespaces(selector) => matches!(remote, Remote::Pod { endpoint, namespace_labels, .. } if endpoint.selectable() && selector.matches(namespace_labels)),
