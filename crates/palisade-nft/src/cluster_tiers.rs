@@ -76,15 +76,13 @@ pub(crate) struct Tiers<'c> {
     deny_chain: &'static str,
     /// Address ranges of a peer, per family (equal peers of different rules share them).
     peers: HashMap<(&'c ClusterPeer, bool), Rc<Vec<Range>>>,
-    /// A rule's peers and boxes per family, computed once for every map holding the rule.
-    rules: HashMap<(usize, Direction, usize, bool), Rc<RuleParts>>,
     pub maps: BTreeMap<String, VerdictMap>,
     pub chains: BTreeMap<String, Chain>,
 }
 
 impl<'c> Tiers<'c> {
     pub fn new(cluster: &'c Cluster, endpoints_by_namespace: &'c BTreeMap<&'c str, Vec<usize>>, deny_chain: &'static str) -> Self {
-        Self { cluster, endpoints_by_namespace, deny_chain, peers: HashMap::new(), rules: HashMap::new(), maps: BTreeMap::new(), chains: BTreeMap::new() }
+        Self { cluster, endpoints_by_namespace, deny_chain, peers: HashMap::new(), maps: BTreeMap::new(), chains: BTreeMap::new() }
     }
 
     /// The policies that select `subject`, in evaluation order (`Cluster::cluster_policies`
@@ -164,31 +162,52 @@ impl<'c> Tiers<'c> {
         ranges
     }
 
-    /// A rule's peers and boxes in one family (ingress named ports aside).
-    fn rule_parts(&mut self, p: usize, direction: Direction, k: usize, v6: bool) -> Rc<RuleParts> {
-        if let Some(parts) = self.rules.get(&(p, direction, k, v6)) {
-            return parts.clone();
-        }
+    /// A rule's boxes in one family for `subject`'s map, with the addresses it matches on
+    /// every protocol and port (merged); `None` when `decided` (what earlier rules decide on
+    /// every service) already holds every address it could match: the rule never matches
+    /// first. The test runs on the peers' shared address lists, before any box is built:
+    /// most rules of a broad tier fail it, and building (or keeping) their boxes was most of
+    /// the render's time and memory where a namespace's pods hold scattered addresses.
+    fn rule_boxes(&mut self, p: usize, direction: Direction, k: usize, v6: bool, subject: &Endpoint, decided: &RangeSet) -> Option<(Vec<Box3>, Vec<Range>)> {
         let cluster = self.cluster;
         let rule = &cluster.cluster_policies[p].rules(direction)[k];
-        let parts = if rule.fails_closed() {
+        if rule.fails_closed() {
             // Accept: nothing; Deny or Pass: deny everything.
-            let boxes = if rule.action == Action::Accept { Vec::new() } else { vec![Box3 { addr: everything(v6), proto: (0, 255), port: (0, 65535) }] };
-            RuleParts::new(Vec::new(), boxes)
-        } else {
-            let peers: Vec<Range> = merge(rule.peers.iter().flat_map(|peer| self.peer_ranges(peer, v6).to_vec()).collect());
-            let (ports, named) = port_boxes(rule.protocols.as_deref());
-            let mut boxes: Vec<Box3> = peers.iter().flat_map(|&addr| ports.iter().map(move |&(proto, port)| Box3 { addr, proto, port })).collect();
-            // Egress named ports resolve on each destination pod the peers hold.
-            if direction == Direction::Egress && !named.is_empty() {
+            let all = everything(v6);
+            if rule.action == Action::Accept || decided.covers(std::iter::once(all)) {
+                return None;
+            }
+            return Some((vec![Box3 { addr: all, proto: (0, 255), port: (0, 65535) }], vec![all]));
+        }
+        let lists: Vec<Rc<Vec<Range>>> = rule.peers.iter().map(|peer| self.peer_ranges(peer, v6)).collect();
+        if lists.iter().all(|list| decided.covers(list.iter().copied())) {
+            return None;
+        }
+        let peers: Vec<Range> = match &lists[..] {
+            [one] => one.to_vec(),
+            _ => merge(lists.iter().flat_map(|list| list.iter().copied()).collect()),
+        };
+        let (ports, named) = port_boxes(rule.protocols.as_deref());
+        let mut boxes: Vec<Box3> = peers.iter().flat_map(|&addr| ports.iter().map(move |&(proto, port)| Box3 { addr, proto, port })).collect();
+        if !named.is_empty() {
+            if direction == Direction::Egress {
+                // Egress named ports resolve on each destination pod the peers hold.
                 let named: Vec<(&str, Protocol)> = named.iter().flat_map(|&name| PROTOCOLS.map(|protocol| (name, protocol))).collect();
                 boxes.extend(crate::render::destination_named_ports(cluster, &peers, &named, v6));
+            } else {
+                // Ingress named ports resolve on the subject (the destination).
+                for name in named {
+                    for protocol in PROTOCOLS {
+                        if let Some(n) = subject.named_port(name, protocol) {
+                            let p = protocol.number();
+                            boxes.extend(peers.iter().map(|&addr| Box3 { addr, proto: (p, p), port: (n, n) }));
+                        }
+                    }
+                }
             }
-            RuleParts::new(peers, boxes)
-        };
-        let parts = Rc::new(parts);
-        self.rules.insert((p, direction, k, v6), parts.clone());
-        parts
+        }
+        let everywhere = if ports.iter().any(|&(proto, port)| Box3 { addr: (0, 0), proto, port }.on_every_service()) { peers } else { Vec::new() };
+        Some((boxes, everywhere))
     }
 
     /// The chain a rule's elements lead to, and how they lead there.
@@ -231,27 +250,13 @@ impl<'c> Tiers<'c> {
         // their boxes too, after building them).
         let mut decided = RangeSet::default();
         for &p in policies {
-            for (k, rule) in cluster.cluster_policies[p].rules(direction).iter().enumerate() {
-                let parts = self.rule_parts(p, direction, k, v6);
-                if decided.covers(parts.peers.iter().copied()) && decided.covers(parts.boxes.iter().map(|b| b.addr)) {
-                    continue;
-                }
+            for k in 0..cluster.cluster_policies[p].rules(direction).len() {
+                let Some((boxes, everywhere)) = self.rule_boxes(p, direction, k, v6, subject, &decided) else { continue };
                 let rank = targets.len();
                 targets.push((p, k));
-                labelled.extend(parts.boxes.iter().map(|&b| (b, rank)));
-                for &range in &parts.everywhere {
+                labelled.extend(boxes.into_iter().map(|b| (b, rank)));
+                for range in everywhere {
                     decided.insert(range);
-                }
-                // Ingress named ports resolve on the subject (the destination).
-                if direction == Direction::Ingress && !rule.fails_closed() {
-                    for name in port_boxes(rule.protocols.as_deref()).1 {
-                        for protocol in PROTOCOLS {
-                            if let Some(n) = subject.named_port(name, protocol) {
-                                let p = protocol.number();
-                                labelled.extend(parts.peers.iter().map(|&addr| (Box3 { addr, proto: (p, p), port: (n, n) }, rank)));
-                            }
-                        }
-                    }
                 }
             }
         }
@@ -298,22 +303,6 @@ pub(crate) fn address_map_name(port_map: &str) -> String {
 /// A readable, unique, nft-safe name for a ClusterNetworkPolicy's rule chains.
 fn policy_base(policy: &ClusterPolicy) -> String {
     format!("cnp_{}_{}_{:06x}", tier_tag(policy.tier), crate::render::nft_safe(&policy.name, 30), crate::render::fnv(&policy.name) & 0xffffff)
-}
-
-/// What a rule contributes to a tier's map in one family: its merged peer ranges (ingress
-/// named ports are resolved on them per subject) and its boxes.
-struct RuleParts {
-    peers: Vec<Range>,
-    boxes: Vec<Box3>,
-    /// The addresses it matches on every protocol and port, merged.
-    everywhere: Vec<Range>,
-}
-
-impl RuleParts {
-    fn new(peers: Vec<Range>, boxes: Vec<Box3>) -> Self {
-        let everywhere = merge(boxes.iter().filter(|b| b.on_every_service()).map(|b| b.addr).collect());
-        Self { peers, boxes, everywhere }
-    }
 }
 
 /// A rule part the dataplane cannot enforce as written.
