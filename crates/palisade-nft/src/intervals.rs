@@ -125,15 +125,18 @@ impl RangeSet {
     }
 
     pub fn insert(&mut self, (mut lo, mut hi): Range) {
-        // Absorb every range overlapping or touching [lo, hi].
-        if let Some((&a, &b)) = self.ranges.range(..=lo).next_back()
-            && b.saturating_add(1) >= lo
-        {
-            lo = a;
-            hi = hi.max(b);
+        if let Some((&a, &b)) = self.ranges.range(..=lo).next_back() {
+            // Held already: the common case when a tier's rules repeat earlier addresses.
+            if hi <= b {
+                return;
+            }
+            if b.saturating_add(1) >= lo {
+                lo = a;
+                hi = hi.max(b);
+            }
         }
-        let touching: Vec<(u128, u128)> = self.ranges.range(lo..=hi.saturating_add(1)).map(|(&a, &b)| (a, b)).collect();
-        for (a, b) in touching {
+        // Absorb every range starting inside [lo, hi] or right after it.
+        while let Some((&a, &b)) = self.ranges.range(lo..=hi.saturating_add(1)).next() {
             self.ranges.remove(&a);
             hi = hi.max(b);
         }
