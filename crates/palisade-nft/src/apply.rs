@@ -367,22 +367,55 @@ fn versioned(old: &Ruleset, desired: &Ruleset, naming: &Naming) -> Naming {
     next
 }
 
-/// The maps of ClusterNetworkPolicy tiers whose two lookups (`peer . protocol . port`, then
-/// the peer alone) both change: a packet judged during the commit reads each map at the
-/// generation current when it looks it up, so with both changed in place it could take the
-/// first lookup's old answer and the second's new one (an element moving from one map to
-/// the other would be missed by both). Both get new versions instead: complete before the
-/// switch, which changes the rules naming them in one step.
+/// The maps of ClusterNetworkPolicy tiers to replace by new versions rather than change in
+/// place. A packet judged during the commit runs the old or the new rules, but reads each
+/// map at the generation current when it looks it up. A tier's first map changed in place is
+/// safe alone (the second answers alike at either generation, and the rules stay); it is
+/// not when the second map changes too (an element moving from one map to the other could
+/// be missed by both), when the second map appears or goes (the old rules with the new
+/// first map, or the other way round), or when the first map gains its first Pass or loses
+/// its last (the rules gain or lose the absence check in front of the second lookup). The
+/// second map changed in place is likewise unsafe when the first changes, appears or goes.
+/// New versions are complete before the switch, which renames them in the rules in one step.
 fn tier_pairs_changed<'r>(old: &Ruleset, desired: &'r Ruleset) -> BTreeSet<&'r str> {
+    #[derive(PartialEq)]
+    enum Change {
+        Absent,
+        Added,
+        Removed,
+        Same,
+        Changed,
+    }
     let before: BTreeMap<&str, &VerdictMap> = old.maps.iter().map(|m| (m.name.as_str(), m)).collect();
-    let after: BTreeMap<&str, &VerdictMap> = desired.maps.iter().map(|m| (m.name.as_str(), m)).collect();
-    let changed = |map: &VerdictMap| before.get(map.name.as_str()).is_some_and(|b| b.elements != map.elements);
+    let after: BTreeMap<&'r str, &'r VerdictMap> = desired.maps.iter().map(|m| (m.name.as_str(), m)).collect();
+    let change = |name: &str| match (before.get(name), after.get(name)) {
+        (None, None) => Change::Absent,
+        (None, Some(_)) => Change::Added,
+        (Some(_), None) => Change::Removed,
+        (Some(b), Some(a)) if b.elements == a.elements => Change::Same,
+        _ => Change::Changed,
+    };
+    let passes = |map: Option<&&VerdictMap>| map.is_some_and(|m| m.elements.iter().any(|(_, verdict)| matches!(verdict, crate::ruleset::Verdict::Jump(_))));
     let mut out = BTreeSet::new();
-    for map in &desired.maps {
-        let Some(&second) = after.get(crate::cluster_tiers::address_map_name(&map.name).as_str()) else { continue };
-        if changed(map) && changed(second) {
-            out.insert(map.name.as_str());
-            out.insert(second.name.as_str());
+    let firsts: BTreeSet<&str> = before
+        .keys()
+        .chain(after.keys())
+        .copied()
+        .filter(|n| {
+            let second = crate::cluster_tiers::address_map_name(n);
+            before.contains_key(second.as_str()) || after.contains_key(second.as_str())
+        })
+        .collect();
+    for first in firsts {
+        let second = crate::cluster_tiers::address_map_name(first);
+        let (c1, c2) = (change(first), change(&second));
+        let moved = |c: &Change| matches!(c, Change::Added | Change::Removed | Change::Changed);
+        let guard_changes = passes(before.get(first)) != passes(after.get(first));
+        let unsafe_first = c1 == Change::Changed && (moved(&c2) || guard_changes);
+        let unsafe_second = c2 == Change::Changed && moved(&c1);
+        if unsafe_first || unsafe_second {
+            // Those kept from the last table (an added map is created whole anyway).
+            out.extend([first, second.as_str()].into_iter().filter(|n| before.contains_key(n)).filter_map(|n| after.get_key_value(n).map(|(k, _)| *k)));
         }
     }
     out
@@ -496,56 +529,68 @@ mod tests {
         assert_eq!(dataplane.live().unwrap().sets[0].name, "p_a_v2");
     }
 
-    /// A tier's two maps, `t` by port and `ta` by address, with the given elements (in
-    /// addresses 10.0.0.x; port elements on TCP port 80).
-    fn tier_ruleset(by_port: &[u8], by_address: &[u8]) -> Ruleset {
+    /// A tier's two maps as the renderer writes them, `t` by port and `ta` by address, with
+    /// the given elements (addresses 10.0.0.x; port elements on TCP port 80, those in
+    /// `passing` a Pass's `jump`); a map with no elements is left out, and the second
+    /// lookup checks that the first map has no element only when the first holds a Pass.
+    fn tier_ruleset(by_port: &[u8], passing: &[u8], by_address: &[u8]) -> Ruleset {
         use crate::ruleset::{Field, Rule, Statement, Verdict};
         let addr = |x: u8| Value::Addr(std::net::IpAddr::from([10, 0, 0, x]), std::net::IpAddr::from([10, 0, 0, x]));
-        let map = |name: &str, key: Vec<KeyType>, elements: Vec<Element>| crate::ruleset::VerdictMap {
-            name: name.into(),
-            key,
-            interval: true,
-            elements: elements.into_iter().map(|e| (e, Verdict::Goto("r".into()))).collect(),
-        };
+        let verdict = |x: &u8| if passing.contains(x) { Verdict::Jump("p".into()) } else { Verdict::Goto("r".into()) };
         let fields = vec![Field::Daddr4, Field::L4Proto, Field::Dport];
-        Ruleset {
-            table: "palisade".into(),
-            sets: vec![],
-            maps: vec![
-                map("t", vec![KeyType::Ipv4, KeyType::Proto, KeyType::Service], by_port.iter().map(|&x| vec![addr(x), Value::Proto(6, 6), Value::Port(80, 80)]).collect()),
-                map("ta", vec![KeyType::Ipv4], by_address.iter().map(|&x| vec![addr(x)]).collect()),
-            ],
-            chains: vec![
-                Chain { name: "r".into(), base: None, rules: vec![Rule { statements: vec![Statement::Return], comment: None }] },
-                Chain {
-                    name: "c".into(),
-                    base: None,
-                    rules: vec![
-                        Rule { statements: vec![Statement::Vmap { fields: fields.clone(), map: "t".into() }], comment: None },
-                        Rule { statements: vec![Statement::Absent { fields, map: "t".into() }, Statement::Vmap { fields: vec![Field::Daddr4], map: "ta".into() }], comment: None },
-                    ],
-                },
-            ],
+        let mut maps = Vec::new();
+        let mut rules = Vec::new();
+        if !by_port.is_empty() {
+            let elements = by_port.iter().map(|x| (vec![addr(*x), Value::Proto(6, 6), Value::Port(80, 80)], verdict(x))).collect();
+            maps.push(crate::ruleset::VerdictMap { name: "t".into(), key: vec![KeyType::Ipv4, KeyType::Proto, KeyType::Service], interval: true, elements });
+            rules.push(Rule { statements: vec![Statement::Vmap { fields: fields.clone(), map: "t".into() }], comment: None });
         }
+        if !by_address.is_empty() {
+            let elements = by_address.iter().map(|x| (vec![addr(*x)], Verdict::Goto("r".into()))).collect();
+            maps.push(crate::ruleset::VerdictMap { name: "ta".into(), key: vec![KeyType::Ipv4], interval: true, elements });
+            let mut statements = Vec::new();
+            if by_port.iter().any(|x| passing.contains(x)) {
+                statements.push(Statement::Absent { fields, map: "t".into() });
+            }
+            statements.push(Statement::Vmap { fields: vec![Field::Daddr4], map: "ta".into() });
+            rules.push(Rule { statements, comment: None });
+        }
+        let chain = |name: &str, statements: Vec<Statement>| Chain { name: name.into(), base: None, rules: vec![Rule { statements, comment: None }] };
+        let mut chains = vec![chain("r", vec![Statement::Return]), chain("p", vec![Statement::Counter])];
+        chains.push(Chain { name: "c".into(), base: None, rules });
+        Ruleset { table: "palisade".into(), sets: vec![], maps, chains }
     }
 
     #[test]
-    fn a_tier_whose_two_maps_both_change_gets_new_versions_of_both() {
+    fn a_tier_whose_maps_cannot_change_in_place_together_gets_new_versions() {
         let recorder = Recorder::default();
         let mut dataplane = Dataplane::new(&recorder);
         let names = |d: &Dataplane<&Recorder>| d.live().unwrap().maps.iter().map(|m| m.name.clone()).collect::<Vec<_>>();
-        dataplane.update(&tier_ruleset(&[1], &[2])).unwrap();
+        dataplane.update(&tier_ruleset(&[1], &[], &[2])).unwrap();
         // One map changes: in place (a packet reading the other at either generation gets
-        // the same answer from it).
-        dataplane.update(&tier_ruleset(&[1, 3], &[2])).unwrap();
-        dataplane.update(&tier_ruleset(&[1, 3], &[2, 4])).unwrap();
+        // the same answer from it, and the rules stay).
+        dataplane.update(&tier_ruleset(&[1, 3], &[], &[2])).unwrap();
+        dataplane.update(&tier_ruleset(&[1, 3], &[], &[2, 4])).unwrap();
         assert_eq!(names(&dataplane), ["t_a", "ta_a"]);
         // 4 moves from the address map to the port map: both change, both are new versions.
-        dataplane.update(&tier_ruleset(&[1, 3, 4], &[2])).unwrap();
+        dataplane.update(&tier_ruleset(&[1, 3, 4], &[], &[2])).unwrap();
         assert_eq!(names(&dataplane), ["t_a_v2", "ta_a_v2"]);
         let sent = recorder.0.borrow();
         let switch = sent[sent.len() - 2]["nftables"].to_string();
         assert!(switch.contains("\"flush\":{\"chain\"") && switch.contains("@t_a_v2") && switch.contains("@ta_a_v2"), "switch: {switch}");
+        drop(sent);
+        // The first map gains its first Pass (so the rules gain the absence check): new versions.
+        dataplane.update(&tier_ruleset(&[1, 3, 4, 5], &[5], &[2])).unwrap();
+        assert_eq!(names(&dataplane), ["t_a_v3", "ta_a_v3"]);
+        // The second map goes while the first changes: a new version of the first.
+        dataplane.update(&tier_ruleset(&[1, 3, 4, 5, 6], &[5], &[])).unwrap();
+        assert_eq!(names(&dataplane), ["t_a_v4"]);
+        // It comes back while the first changes: the first gets a new version again.
+        dataplane.update(&tier_ruleset(&[1, 3, 4, 5], &[5], &[2])).unwrap();
+        assert_eq!(names(&dataplane), ["t_a_v5", "ta_a"]);
+        // Only the first changes, its Pass kept: in place.
+        dataplane.update(&tier_ruleset(&[1, 4, 5], &[5], &[2])).unwrap();
+        assert_eq!(names(&dataplane), ["t_a_v5", "ta_a"]);
     }
 
     #[test]
