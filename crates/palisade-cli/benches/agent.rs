@@ -242,7 +242,8 @@ fn main() {
     let pods_api = resources::by_kind("v1", "Pod").unwrap();
     let policies_api = resources::by_kind("networking.k8s.io/v1", "NetworkPolicy").unwrap();
     let cluster_policies_api = resources::by_kind("policy.networking.k8s.io/v1beta1", "ClusterNetworkPolicy").unwrap();
-    let kinds: &[&str] = if cluster_policies > 0 { &["pod add", "label change", "policy edit", "cluster policy edit"] } else { &["pod add", "label change", "policy edit"] };
+    let every_kind = ["pod add", "label change", "policy edit", "cluster policy edit"];
+    let kinds = &every_kind[..if cluster_policies > 0 { 4 } else { 3 }];
     // Pods of node-1 in ns-0: pod-0 is on node-1 (i % 10 == 0).
     for &kind in kinds {
         let ticks = cpu_ticks(pid);

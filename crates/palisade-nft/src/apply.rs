@@ -395,7 +395,7 @@ fn tier_pairs_changed<'r>(old: &Ruleset, desired: &'r Ruleset) -> BTreeSet<&'r s
         (Some(b), Some(a)) if b.elements == a.elements => Change::Same,
         _ => Change::Changed,
     };
-    let passes = |map: Option<&&VerdictMap>| map.is_some_and(|m| m.elements.iter().any(|(_, verdict)| matches!(verdict, crate::ruleset::Verdict::Jump(_))));
+    let passes = |map: Option<&&VerdictMap>| map.is_some_and(|m| m.has_jump());
     let mut out = BTreeSet::new();
     let firsts: BTreeSet<&str> = before
         .keys()

@@ -33,7 +33,7 @@ use palisade_policy::flow::namespace_labels;
 use palisade_policy::matching::Remote;
 use palisade_policy::tiers::{peer_matches, selection};
 
-use crate::disjoint::{Box3, PortRange, ProtoRange};
+use crate::disjoint::{Box3, EVERY_SERVICE, PortRange, ProtoRange};
 use crate::first_match::two_stage;
 use crate::intervals::{Range, RangeSet, everything, merge, to_int};
 use crate::ruleset::{Chain, KeyType, Rule, Statement, Value, Verdict, VerdictMap};
@@ -45,7 +45,7 @@ type PortBoxes<'r> = (Vec<(ProtoRange, PortRange)>, Vec<&'r str>);
 
 /// The protocols and ports a rule names, besides named ports.
 fn port_boxes(protocols: Option<&[ClusterProtocol]>) -> PortBoxes<'_> {
-    let Some(list) = protocols else { return (vec![((0, 255), (0, 65535))], Vec::new()) };
+    let Some(list) = protocols else { return (vec![EVERY_SERVICE], Vec::new()) };
     let mut ports = Vec::new();
     let mut named = Vec::new();
     for entry in list {
@@ -177,7 +177,8 @@ impl<'c> Tiers<'c> {
             if rule.action == Action::Accept || decided.covers(std::iter::once(all)) {
                 return None;
             }
-            return Some((vec![Box3 { addr: all, proto: (0, 255), port: (0, 65535) }], vec![all]));
+            let (proto, port) = EVERY_SERVICE;
+            return Some((vec![Box3 { addr: all, proto, port }], vec![all]));
         }
         let lists: Vec<Rc<Vec<Range>>> = rule.peers.iter().map(|peer| self.peer_ranges(peer, v6)).collect();
         if lists.iter().all(|list| decided.covers(list.iter().copied())) {
@@ -206,7 +207,7 @@ impl<'c> Tiers<'c> {
                 }
             }
         }
-        let everywhere = if ports.iter().any(|&(proto, port)| Box3 { addr: (0, 0), proto, port }.on_every_service()) { peers } else { Vec::new() };
+        let everywhere = if ports.contains(&EVERY_SERVICE) { peers } else { Vec::new() };
         Some((boxes, everywhere))
     }
 
@@ -239,8 +240,7 @@ impl<'c> Tiers<'c> {
         let name = format!("{}_{}_{hash:012x}_{}", tier_tag(tier), crate::render::dir_tag(direction), if v6 { "6" } else { "4" });
         let address_name = address_map_name(&name);
         if self.maps.contains_key(&name) || self.maps.contains_key(&address_name) {
-            let passes_on = self.maps.get(&name).is_some_and(|m| m.elements.iter().any(|(_, verdict)| matches!(verdict, Verdict::Jump(_))));
-            return TierMaps { by_port: self.maps.contains_key(&name).then_some(name), by_address: self.maps.contains_key(&address_name).then_some(address_name), passes_on };
+            return self.built(name, address_name);
         }
         let cluster = self.cluster;
         let mut labelled: Vec<(Box3, usize)> = Vec::new();
@@ -267,20 +267,22 @@ impl<'c> Tiers<'c> {
         let mut verdicts: BTreeMap<usize, Verdict> = BTreeMap::new();
         let mut verdict = |tiers: &mut Self, rank: usize| verdicts.entry(rank).or_insert_with(|| tiers.rule_target(targets[rank].0, direction, targets[rank].1)).clone();
         let addr_key = if v6 { KeyType::Ipv6 } else { KeyType::Ipv4 };
-        let mut maps = TierMaps::default();
         if !by_port.is_empty() {
-            let elements: Vec<_> =
+            let elements =
                 by_port.into_iter().map(|(b, rank)| (vec![crate::render::addr_value(b.addr, v6), Value::Proto(b.proto.0, b.proto.1), Value::Port(b.port.0, b.port.1)], verdict(self, rank))).collect();
-            maps.passes_on = elements.iter().any(|(_, verdict)| matches!(verdict, Verdict::Jump(_)));
             self.maps.insert(name.clone(), VerdictMap { name: name.clone(), key: vec![addr_key, KeyType::Proto, KeyType::Service], interval: true, elements });
-            maps.by_port = Some(name);
         }
         if !by_address.is_empty() {
             let elements = by_address.into_iter().map(|(b, rank)| (vec![crate::render::addr_value(b.addr, v6)], verdict(self, rank))).collect();
             self.maps.insert(address_name.clone(), VerdictMap { name: address_name.clone(), key: vec![addr_key], interval: true, elements });
-            maps.by_address = Some(address_name);
         }
-        maps
+        self.built(name, address_name)
+    }
+
+    /// The lookups of a tier whose maps (those with elements) are built.
+    fn built(&self, name: String, address_name: String) -> TierMaps {
+        let first = self.maps.get(&name);
+        TierMaps { passes_on: first.is_some_and(VerdictMap::has_jump), by_port: first.is_some().then_some(name), by_address: self.maps.contains_key(&address_name).then_some(address_name) }
     }
 }
 

@@ -33,10 +33,13 @@ pub struct Box3 {
     pub port: PortRange,
 }
 
+/// Every protocol and every port.
+pub const EVERY_SERVICE: (ProtoRange, PortRange) = ((0, 255), (0, 65535));
+
 impl Box3 {
     /// Whether the box holds every protocol and port of its addresses.
     pub fn on_every_service(&self) -> bool {
-        self.proto == (0, 255) && self.port == (0, 65535)
+        (self.proto, self.port) == EVERY_SERVICE
     }
 }
 

@@ -85,6 +85,12 @@ pub struct VerdictMap {
 }
 
 impl VerdictMap {
+    /// Whether some element `jump`s (a ClusterNetworkPolicy Pass): the lookup then comes
+    /// back and the chain goes on.
+    pub fn has_jump(&self) -> bool {
+        self.elements.iter().any(|(_, verdict)| matches!(verdict, Verdict::Jump(_)))
+    }
+
     /// A map from single addresses to the chains they jump to.
     pub fn by_address(name: String, v6: bool, elements: Vec<(IpAddr, String)>) -> Self {
         Self {
