@@ -86,7 +86,7 @@ fn desired(args: &NodeArgs, cluster: &Cluster) -> Ruleset {
         DenyArg::Reject => DenyAction::Reject,
         DenyArg::Drop => DenyAction::Drop,
     };
-    render(&NodeState { cluster, local, options: RenderOptions { table: args.table.clone(), deny_action } })
+    render(&NodeState { cluster, local, options: RenderOptions { table: args.table.clone(), deny_action, ..RenderOptions::default() } })
 }
 
 pub fn run(command: &DataplaneCommand, verbose: u8) -> Result<()> {

@@ -437,6 +437,7 @@ fn overlaps(a: &Element, b: &Element) -> bool {
         (Value::Addr(a0, a1), Value::Addr(b0, b1)) => a0 <= b1 && b0 <= a1,
         (Value::Proto(a0, a1), Value::Proto(b0, b1)) => a0 <= b1 && b0 <= a1,
         (Value::Port(a0, a1), Value::Port(b0, b1)) => a0 <= b1 && b0 <= a1,
+        (Value::Mark(a0, a1), Value::Mark(b0, b1)) => a0 <= b1 && b0 <= a1,
         _ => false,
     })
 }

@@ -29,13 +29,13 @@ use std::rc::Rc;
 
 use palisade_model::cluster_policy::{Action, ClusterPeer, ClusterPolicy, ClusterProtocol, Tier};
 use palisade_model::{Cluster, Direction, Endpoint, Protocol};
-use palisade_policy::flow::namespace_labels;
-use palisade_policy::matching::Remote;
-use palisade_policy::tiers::{peer_matches, selection};
+use palisade_policy::tiers::selection;
 
+use crate::classes::{Atom, Atoms, Classes};
 use crate::disjoint::{Box3, EVERY_SERVICE, PortRange, ProtoRange};
 use crate::first_match::two_stage;
-use crate::intervals::{Range, RangeSet, everything, merge, to_int};
+use crate::intervals::{Range, RangeSet, merge};
+use crate::render::mark_value;
 use crate::ruleset::{Chain, KeyType, Rule, Statement, Value, Verdict, VerdictMap};
 
 const PROTOCOLS: [Protocol; 3] = [Protocol::Tcp, Protocol::Udp, Protocol::Sctp];
@@ -69,20 +69,14 @@ pub(crate) fn tier_tag(tier: Tier) -> &'static str {
     }
 }
 
-/// The tiers' maps and rule chains for one node's table.
-pub(crate) struct Tiers<'c> {
+/// Which ClusterNetworkPolicies decide for a local pod (before any class exists).
+pub(crate) struct Selection<'c> {
     cluster: &'c Cluster,
-    endpoints_by_namespace: &'c BTreeMap<&'c str, Vec<usize>>,
-    deny_chain: &'static str,
-    /// Address ranges of a peer, per family (equal peers of different rules share them).
-    peers: HashMap<(&'c ClusterPeer, bool), Rc<Vec<Range>>>,
-    pub maps: BTreeMap<String, VerdictMap>,
-    pub chains: BTreeMap<String, Chain>,
 }
 
-impl<'c> Tiers<'c> {
-    pub fn new(cluster: &'c Cluster, endpoints_by_namespace: &'c BTreeMap<&'c str, Vec<usize>>, deny_chain: &'static str) -> Self {
-        Self { cluster, endpoints_by_namespace, deny_chain, peers: HashMap::new(), maps: BTreeMap::new(), chains: BTreeMap::new() }
+impl<'c> Selection<'c> {
+    pub fn new(cluster: &'c Cluster) -> Self {
+        Self { cluster }
     }
 
     /// The policies that select `subject`, in evaluation order (`Cluster::cluster_policies`
@@ -113,74 +107,58 @@ impl<'c> Tiers<'c> {
         }
         signature
     }
+}
 
-    fn peer_ranges(&mut self, peer: &'c ClusterPeer, v6: bool) -> Rc<Vec<Range>> {
-        let key = (peer, v6);
-        if let Some(ranges) = self.peers.get(&key) {
+/// The tiers' maps and rule chains for one node's table.
+pub(crate) struct Tiers<'c, 'a> {
+    cluster: &'c Cluster,
+    atoms: &'a Atoms<'c>,
+    classes: &'a Classes,
+    deny_chain: &'static str,
+    /// Class id ranges of a peer (equal peers of different rules share them).
+    peers: HashMap<&'c ClusterPeer, Rc<Vec<Range>>>,
+    pub maps: BTreeMap<String, VerdictMap>,
+    pub chains: BTreeMap<String, Chain>,
+}
+
+impl<'c, 'a> Tiers<'c, 'a> {
+    pub fn new(cluster: &'c Cluster, atoms: &'a Atoms<'c>, classes: &'a Classes, deny_chain: &'static str) -> Self {
+        Self { cluster, atoms, classes, deny_chain, peers: HashMap::new(), maps: BTreeMap::new(), chains: BTreeMap::new() }
+    }
+
+    /// The classes a peer matches, as ranges of ids.
+    fn peer_ranges(&mut self, peer: &'c ClusterPeer) -> Rc<Vec<Range>> {
+        if let Some(ranges) = self.peers.get(peer) {
             return ranges.clone();
         }
-        let cluster = self.cluster;
-        let mut ranges = Vec::new();
-        match peer {
-            ClusterPeer::Namespaces(_) | ClusterPeer::Pods(_) => {
-                for (namespace, endpoints) in self.endpoints_by_namespace {
-                    let labels = namespace_labels(cluster, namespace);
-                    let namespace_selected = match peer {
-                        ClusterPeer::Namespaces(selector) => selector.matches(labels),
-                        ClusterPeer::Pods(pods) => pods.namespaces.matches(labels),
-                        _ => false,
-                    };
-                    if !namespace_selected {
-                        continue;
-                    }
-                    for &i in endpoints {
-                        let endpoint = &cluster.endpoints[i];
-                        let Some(ip) = endpoint.ip_of_family(v6) else { continue };
-                        // The engine decides, so rules and analysis agree on who a peer is.
-                        if peer_matches(cluster, peer, &Remote::Pod { endpoint, namespace_labels: labels, ip: Some(ip) }) {
-                            ranges.push((to_int(ip), to_int(ip)));
-                        }
-                    }
-                }
-            }
-            ClusterPeer::Nodes(selector) => {
-                for node in cluster.nodes.iter().filter(|n| selector.matches(&n.labels)) {
-                    ranges.extend(node.addresses.iter().filter(|a| a.is_ipv6() == v6).map(|&a| (to_int(a), to_int(a))));
-                }
-            }
-            ClusterPeer::Networks(networks) => {
-                for net in networks.iter().filter(|n| n.addr().is_ipv6() == v6) {
-                    ranges.push((to_int(net.network()), to_int(net.broadcast())));
-                }
-            }
-            // Names are not addresses (refused before rendering; the engine matches none);
-            // unknown peers make the rule fail closed.
-            ClusterPeer::DomainNames(_) | ClusterPeer::Unknown => {}
-        }
-        let ranges = Rc::new(merge(ranges));
-        self.peers.insert(key, ranges.clone());
+        // Names are not addresses (refused before rendering; the engine matches none);
+        // unknown peers make the rule fail closed: neither has an atom.
+        let ranges = match self.atoms.get(&Atom::Cluster(peer)) {
+            Some(atom) => merge(self.classes.members[atom as usize].iter().map(|&id| (u128::from(id), u128::from(id))).collect()),
+            None => Vec::new(),
+        };
+        let ranges = Rc::new(ranges);
+        self.peers.insert(peer, ranges.clone());
         ranges
     }
 
-    /// A rule's boxes in one family for `subject`'s map, with the addresses it matches on
-    /// every protocol and port (merged); `None` when `decided` (what earlier rules decide on
-    /// every service) already holds every address it could match: the rule never matches
-    /// first. The test runs on the peers' shared address lists, before any box is built:
-    /// most rules of a broad tier fail it, and building (or keeping) their boxes was most of
-    /// the render's time and memory where a namespace's pods hold scattered addresses.
-    fn rule_boxes(&mut self, p: usize, direction: Direction, k: usize, v6: bool, subject: &Endpoint, decided: &RangeSet) -> Option<(Vec<Box3>, Vec<Range>)> {
+    /// A rule's boxes (on the class axis) for `subject`'s map, with the classes it matches
+    /// on every protocol and port (merged); `None` when `decided` (what earlier rules decide
+    /// on every service) already holds every class it could match: the rule never matches
+    /// first. The test runs on the peers' shared class lists, before any box is built.
+    fn rule_boxes(&mut self, p: usize, direction: Direction, k: usize, subject: &Endpoint, decided: &RangeSet) -> Option<(Vec<Box3>, Vec<Range>)> {
         let cluster = self.cluster;
         let rule = &cluster.cluster_policies[p].rules(direction)[k];
         if rule.fails_closed() {
             // Accept: nothing; Deny or Pass: deny everything.
-            let all = everything(v6);
+            let all = self.classes.everything();
             if rule.action == Action::Accept || decided.covers(std::iter::once(all)) {
                 return None;
             }
             let (proto, port) = EVERY_SERVICE;
             return Some((vec![Box3 { addr: all, proto, port }], vec![all]));
         }
-        let lists: Vec<Rc<Vec<Range>>> = rule.peers.iter().map(|peer| self.peer_ranges(peer, v6)).collect();
+        let lists: Vec<Rc<Vec<Range>>> = rule.peers.iter().map(|peer| self.peer_ranges(peer)).collect();
         if lists.iter().all(|list| decided.covers(list.iter().copied())) {
             return None;
         }
@@ -192,9 +170,20 @@ impl<'c> Tiers<'c> {
         let mut boxes: Vec<Box3> = peers.iter().flat_map(|&addr| ports.iter().map(move |&(proto, port)| Box3 { addr, proto, port })).collect();
         if !named.is_empty() {
             if direction == Direction::Egress {
-                // Egress named ports resolve on each destination pod the peers hold.
-                let named: Vec<(&str, Protocol)> = named.iter().flat_map(|&name| PROTOCOLS.map(|protocol| (name, protocol))).collect();
-                boxes.extend(crate::render::destination_named_ports(cluster, &peers, &named, v6));
+                // Egress named ports resolve on the destination: the number is part of the
+                // class.
+                for name in &named {
+                    for protocol in PROTOCOLS {
+                        let Some(atom) = self.atoms.get(&Atom::NamedPort(name, protocol)) else { continue };
+                        let p = protocol.number();
+                        for &(id, n) in &self.classes.ports[atom as usize] {
+                            let id = u128::from(id);
+                            if peers.iter().any(|&(lo, hi)| lo <= id && id <= hi) {
+                                boxes.push(Box3 { addr: (id, id), proto: (p, p), port: (n, n) });
+                            }
+                        }
+                    }
+                }
             } else {
                 // Ingress named ports resolve on the subject (the destination).
                 for name in named {
@@ -229,15 +218,16 @@ impl<'c> Tiers<'c> {
         verdict
     }
 
-    /// The verdict map deciding the rules of `policies` (one tier's, in evaluation order)
-    /// for `subject` in `direction` and one family; `None` when they match nothing there.
-    pub fn map(&mut self, tier: Tier, policies: &[usize], direction: Direction, v6: bool, subject: &Endpoint, signature: &[Option<u16>]) -> TierMaps {
+    /// The verdict maps deciding the rules of `policies` (one tier's, in evaluation order)
+    /// for `subject` in `direction`, keyed on the remote address's class; none when they
+    /// match nothing.
+    pub fn map(&mut self, tier: Tier, policies: &[usize], direction: Direction, subject: &Endpoint, signature: &[Option<u16>]) -> TierMaps {
         if policies.is_empty() {
             return TierMaps::default();
         }
         let names: Vec<&str> = policies.iter().map(|&p| self.cluster.cluster_policies[p].name.as_str()).collect();
         let hash = crate::render::fnv(&format!("{}|{signature:?}", names.join(","))) & 0xffff_ffff_ffff;
-        let name = format!("{}_{}_{hash:012x}_{}", tier_tag(tier), crate::render::dir_tag(direction), if v6 { "6" } else { "4" });
+        let name = format!("{}_{}_{hash:012x}", tier_tag(tier), crate::render::dir_tag(direction));
         let address_name = address_map_name(&name);
         if self.maps.contains_key(&name) || self.maps.contains_key(&address_name) {
             return self.built(name, address_name);
@@ -245,13 +235,13 @@ impl<'c> Tiers<'c> {
         let cluster = self.cluster;
         let mut labelled: Vec<(Box3, usize)> = Vec::new();
         let mut targets: Vec<(usize, usize)> = Vec::new();
-        // Addresses earlier rules decide on every protocol and port: a rule inside them
-        // never matches first, and most of a broad tier's rules are (first_match would drop
-        // their boxes too, after building them).
+        // Classes earlier rules decide on every protocol and port: a rule inside them never
+        // matches first, and most of a broad tier's rules are (first_match would drop their
+        // boxes too, after building them).
         let mut decided = RangeSet::default();
         for &p in policies {
             for k in 0..cluster.cluster_policies[p].rules(direction).len() {
-                let Some((boxes, everywhere)) = self.rule_boxes(p, direction, k, v6, subject, &decided) else { continue };
+                let Some((boxes, everywhere)) = self.rule_boxes(p, direction, k, subject, &decided) else { continue };
                 let rank = targets.len();
                 targets.push((p, k));
                 labelled.extend(boxes.into_iter().map(|b| (b, rank)));
@@ -266,15 +256,14 @@ impl<'c> Tiers<'c> {
         let (by_port, by_address) = two_stage(&labelled);
         let mut verdicts: BTreeMap<usize, Verdict> = BTreeMap::new();
         let mut verdict = |tiers: &mut Self, rank: usize| verdicts.entry(rank).or_insert_with(|| tiers.rule_target(targets[rank].0, direction, targets[rank].1)).clone();
-        let addr_key = if v6 { KeyType::Ipv6 } else { KeyType::Ipv4 };
+        let bits = self.classes.bits;
         if !by_port.is_empty() {
-            let elements =
-                by_port.into_iter().map(|(b, rank)| (vec![crate::render::addr_value(b.addr, v6), Value::Proto(b.proto.0, b.proto.1), Value::Port(b.port.0, b.port.1)], verdict(self, rank))).collect();
-            self.maps.insert(name.clone(), VerdictMap { name: name.clone(), key: vec![addr_key, KeyType::Proto, KeyType::Service], interval: true, elements });
+            let elements = by_port.into_iter().map(|(b, rank)| (vec![mark_value(bits, b.addr), Value::Proto(b.proto.0, b.proto.1), Value::Port(b.port.0, b.port.1)], verdict(self, rank))).collect();
+            self.maps.insert(name.clone(), VerdictMap { name: name.clone(), key: vec![KeyType::Mark, KeyType::Proto, KeyType::Service], interval: true, elements });
         }
         if !by_address.is_empty() {
-            let elements = by_address.into_iter().map(|(b, rank)| (vec![crate::render::addr_value(b.addr, v6)], verdict(self, rank))).collect();
-            self.maps.insert(address_name.clone(), VerdictMap { name: address_name.clone(), key: vec![addr_key], interval: true, elements });
+            let elements = by_address.into_iter().map(|(b, rank)| (vec![mark_value(bits, b.addr)], verdict(self, rank))).collect();
+            self.maps.insert(address_name.clone(), VerdictMap { name: address_name.clone(), key: vec![KeyType::Mark], interval: true, elements });
         }
         self.built(name, address_name)
     }

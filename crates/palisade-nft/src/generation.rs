@@ -100,7 +100,7 @@ pub fn named(ruleset: &Ruleset, naming: &Naming) -> Ruleset {
                 match statement {
                     Statement::Lookup { set, .. } => *set = set_name(set),
                     Statement::Vmap { map, .. } | Statement::Absent { map, .. } => *map = set_name(map),
-                    Statement::Goto(chain) => *chain = rename(chain),
+                    Statement::Goto(chain) | Statement::Jump(chain) => *chain = rename(chain),
                     _ => {}
                 }
             }

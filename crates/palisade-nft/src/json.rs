@@ -132,6 +132,8 @@ fn value(v: &Value) -> Json {
         Value::Proto(lo, hi) => json!({"range": [lo, hi]}),
         Value::Port(lo, hi) if lo == hi => json!(lo),
         Value::Port(lo, hi) => json!({"range": [lo, hi]}),
+        Value::Mark(lo, hi) if lo == hi => json!(lo),
+        Value::Mark(lo, hi) => json!({"range": [lo, hi]}),
     }
 }
 
@@ -201,6 +203,7 @@ fn field(f: Field) -> Json {
         Field::Daddr6 => json!({"payload": {"protocol": "ip6", "field": "daddr"}}),
         Field::L4Proto => json!({"meta": {"key": "l4proto"}}),
         Field::Dport => json!({"payload": {"protocol": "th", "field": "dport"}}),
+        Field::Mark(mask) => json!({"&": [{"meta": {"key": "mark"}}, mask]}),
     }
 }
 
@@ -214,9 +217,15 @@ fn statement(s: &Statement) -> Json {
         Statement::Lookup { fields: list, set } => json!({"match": {"op": "==", "left": fields(list), "right": format!("@{set}")}}),
         Statement::Absent { fields: list, map } => json!({"match": {"op": "!=", "left": fields(list), "right": format!("@{map}")}}),
         Statement::Vmap { fields: list, map } => json!({"vmap": {"key": fields(list), "data": format!("@{map}")}}),
+        Statement::SetMark { mask, value } => {
+            let kept = json!({"&": [{"meta": {"key": "mark"}}, !mask]});
+            let value = if *value == 0 { kept } else { json!({"|": [kept, value]}) };
+            json!({"mangle": {"key": {"meta": {"key": "mark"}}, "value": value}})
+        }
         Statement::IsTcp => json!({"match": {"op": "==", "left": {"meta": {"key": "l4proto"}}, "right": "tcp"}}),
         Statement::Counter => json!({"counter": null}),
         Statement::Return => json!({"return": null}),
+        Statement::Jump(chain) => json!({"jump": {"target": chain}}),
         Statement::Goto(chain) => json!({"goto": {"target": chain}}),
         Statement::Drop => json!({"drop": null}),
         Statement::RejectTcpReset => json!({"reject": {"type": "tcp reset"}}),

@@ -5,6 +5,7 @@
 //! - [`text`] prints it in nft syntax (what `nft list table` shows, loadable with `nft -f`);
 //!   [`json`] in nft's JSON API, which `apply` feeds to `nft -j -f -`.
 
+pub mod classes;
 mod cluster_tiers;
 pub use cluster_tiers::{Unenforceable, unenforceable, unenforceable_in};
 pub mod disjoint;
@@ -15,7 +16,8 @@ pub mod render;
 pub mod ruleset;
 pub mod text;
 
-pub use render::{DenyAction, NodeState, RenderOptions, render};
+pub use classes::{ClassIds, MarkBits};
+pub use render::{DenyAction, NodeState, NodeTable, RenderError, RenderOptions, render, try_render};
 pub use ruleset::Ruleset;
 pub mod apply;
 pub mod culprit;

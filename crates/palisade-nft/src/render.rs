@@ -1,34 +1,36 @@
-//! Desired node state -> the whole `inet palisade` table. Pure: the same state always gives
-//! the same ruleset, and nothing here reads the kernel.
+//! Desired node state -> the whole `inet palisade` table. Pure: the same state (and the
+//! same class ids from the last render) always gives the same ruleset, and nothing here
+//! reads the kernel.
 //!
 //! Layout (see ARCHITECTURE.md, "Packet flow"):
 //! - `forward` (base chain): established and related connections pass, invalid ones drop;
 //!   new ones are dispatched through verdict maps keyed by local pod address: the source's
 //!   egress chain, then the destination's ingress chain. Pods no policy isolates in a
-//!   direction are not in that direction's map.
+//!   direction are not in that direction's map. The mark bits Palisade used are cleared
+//!   before the packet leaves `forward`.
+//! - One chain per distinct combination of what decides a local pod's direction (its
+//!   isolating NetworkPolicies, the ClusterNetworkPolicies of each tier selecting it, the
+//!   numbers it gives their ingress named ports). It first classifies the remote address
+//!   (`jump classify_src|dst`: the class goes into the reserved mark bits, see
+//!   `classes.rs`), then asks, per rule and peer, whether the class is in the peer's set
+//!   and the protocol and port in the rule's: `meta mark & M == @peer_x meta l4proto . th
+//!   dport @svc_y return`. A peer's set is shared by every rule that names it, in every
+//!   chain; it holds classes, not addresses, so its size does not grow with the pods a
+//!   selector matches but with the classes they fall in. The chain ends in the deny verdict.
 //! - Peers are decided by the engine's `match_peer`, so the rules and the analysis CLI can
 //!   never disagree on who a selector means.
-//! - One chain per distinct combination of isolating policies, and one interval set per
-//!   combination and family keyed `peer . protocol . port`, holding the union of every (peer
-//!   range, port range) the combination's policies admit, as disjoint elements: one lookup
-//!   per packet however many policies select the pod. Egress named ports resolve on each
-//!   destination pod into that set; ingress named ports resolve on the local pods into a
-//!   `destination . protocol . port` set next to the rule's peer set (a rule of its own in the
-//!   chain). The chain ends in the deny verdict. nft cannot report a match through two levels
-//!   of `jump` without packet marks, so there are no per-policy chains.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-use palisade_model::cluster_policy::Tier;
-use palisade_model::{Cluster, Direction, NamespaceScope, Peer, Policy, PortSpec, Protocol};
-use palisade_policy::flow::namespace_labels;
-use palisade_policy::matching::{Remote, match_peer};
+use palisade_model::cluster_policy::{ClusterPeer, ClusterProtocol, Tier};
+use palisade_model::{Cluster, Direction, Peer, PortSpec, Protocol};
 
+use crate::classes::{self, Atom, Atoms, ClassIds, Classes, MarkBits, TooManyClasses};
 use crate::cluster_tiers::Tiers;
-use crate::disjoint::{Box3, PortRange, ProtoRange, disjoint};
-use crate::intervals::{Range, block_ranges, everything, from_int, merge, to_int};
-use crate::ruleset::{BaseChain, Chain, Element, Field, Hook, KeyType, Rule, Ruleset, Set, Statement, Value, VerdictMap};
+use crate::disjoint::{Box3, EVERY_SERVICE, disjoint};
+use crate::intervals::{Range, block_ranges, from_int};
+use crate::ruleset::{BaseChain, Chain, Field, Hook, KeyType, Rule, Ruleset, Set, Statement, Value, Verdict, VerdictMap};
 
 /// What to do with a new connection no rule allows.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -43,11 +45,14 @@ pub enum DenyAction {
 pub struct RenderOptions {
     pub table: String,
     pub deny_action: DenyAction,
+    /// The packet-mark bits Palisade owns (one run of contiguous bits): a remote address's
+    /// class lives there between the lookups of one chain. Others' bits are never changed.
+    pub mark_mask: u32,
 }
 
 impl Default for RenderOptions {
     fn default() -> Self {
-        Self { table: "palisade".to_string(), deny_action: DenyAction::Reject }
+        Self { table: "palisade".to_string(), deny_action: DenyAction::Reject, mark_mask: MarkBits::DEFAULT_MASK }
     }
 }
 
@@ -57,6 +62,21 @@ pub struct NodeState<'c> {
     pub cluster: &'c Cluster,
     pub local: Vec<usize>,
     pub options: RenderOptions,
+}
+
+/// Why a node's table cannot be rendered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RenderError {
+    #[error(transparent)]
+    TooManyClasses(#[from] TooManyClasses),
+    #[error("invalid mark mask: {0}")]
+    MarkMask(String),
+}
+
+/// A rendered table and the class ids it used (give them to the next render).
+pub struct NodeTable {
+    pub ruleset: Ruleset,
+    pub classes: ClassIds,
 }
 
 fn family_suffix(v6: bool) -> &'static str {
@@ -70,54 +90,23 @@ pub(crate) fn dir_tag(direction: Direction) -> &'static str {
     }
 }
 
-/// The packet field holding the peer (the other end) for a direction.
-fn peer_field(direction: Direction, v6: bool) -> Field {
-    match (direction, v6) {
-        (Direction::Ingress, false) => Field::Saddr4,
-        (Direction::Ingress, true) => Field::Saddr6,
-        (Direction::Egress, false) => Field::Daddr4,
-        (Direction::Egress, true) => Field::Daddr6,
-    }
-}
-
 /// The packet field holding the local pod for a direction.
 fn local_field(direction: Direction, v6: bool) -> Field {
-    peer_field(if direction == Direction::Ingress { Direction::Egress } else { Direction::Ingress }, v6)
+    match (direction, v6) {
+        (Direction::Egress, false) => Field::Saddr4,
+        (Direction::Egress, true) => Field::Saddr6,
+        (Direction::Ingress, false) => Field::Daddr4,
+        (Direction::Ingress, true) => Field::Daddr6,
+    }
 }
 
 pub(crate) fn fnv(text: &str) -> u64 {
     text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 
-/// A readable, unique, nft-safe name for a policy's objects.
-fn policy_base(policy: &Policy) -> String {
-    let hash = fnv(&policy.display_name()) & 0xffffff;
-    format!("p_{}_{}_{hash:06x}", nft_safe(&policy.namespace, 20), nft_safe(&policy.name, 30))
-}
-
 /// The first `max` characters of a name, those nft does not take in object names as `_`.
 pub(crate) fn nft_safe(name: &str, max: usize) -> String {
     name.chars().take(max).map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect()
-}
-
-/// Named ports resolved on every destination pod in `peers`: `(pod address, protocol,
-/// the number the pod gives the name)` for each `(name, protocol)` the pod has.
-pub(crate) fn destination_named_ports(cluster: &Cluster, peers: &[Range], named: &[(&str, Protocol)], v6: bool) -> Vec<Box3> {
-    let mut boxes = Vec::new();
-    for endpoint in &cluster.endpoints {
-        let Some(ip) = endpoint.ip_of_family(v6) else { continue };
-        let at = to_int(ip);
-        if !peers.iter().any(|&(lo, hi)| lo <= at && at <= hi) {
-            continue;
-        }
-        for &(name, protocol) in named {
-            if let Some(n) = endpoint.named_port(name, protocol) {
-                let p = protocol.number();
-                boxes.push(Box3 { addr: (at, at), proto: (p, p), port: (n, n) });
-            }
-        }
-    }
-    boxes
 }
 
 /// nft's text parser accepts comments of at most 128 characters ("comment too long"); the
@@ -152,156 +141,15 @@ pub(crate) fn bounded(text: String) -> String {
     format!("{}...", &text[..end])
 }
 
-const ANY_PROTOCOL: ProtoRange = (0, 255);
-const ANY_PORT: PortRange = (0, 65535);
-
-pub(crate) fn addr_value(range: Range, v6: bool) -> Value {
-    Value::Addr(from_int(range.0, v6), from_int(range.1, v6))
-}
-
-/// What one policy admits in one direction and family.
-struct PolicyObjects {
-    /// Every (peer range x protocol x port range) its rules admit (overlapping freely), and
-    /// the indices of the rules they come from. Combinations merge these into one set.
-    boxes: Vec<Box3>,
-    contributing: Vec<usize>,
-    /// Per rule with ingress named ports: (rule index, peer set, named set).
-    named: Vec<(usize, String, String)>,
-}
-
-struct Renderer<'c> {
-    cluster: &'c Cluster,
-    /// Endpoints per namespace: the only candidates a pod peer can match.
-    endpoints_by_namespace: BTreeMap<&'c str, Vec<usize>>,
-    sets: Vec<Set>,
-}
-
-impl Renderer<'_> {
-    /// Peer address ranges of a rule (no peers: every address). Pod peers are decided by the
-    /// engine's `match_peer`, on the endpoints of the namespaces they can reach.
-    fn peer_ranges(&self, policy: &Policy, peers: &[Peer], v6: bool) -> Vec<Range> {
-        if peers.is_empty() {
-            return vec![everything(v6)];
-        }
-        let mut ranges = Vec::new();
-        for peer in peers {
-            match peer {
-                Peer::IpBlock(block) => ranges.extend(block_ranges(block, v6)),
-                Peer::Pods { namespaces, .. } => {
-                    let namespaces: Vec<&str> = match namespaces {
-                        NamespaceScope::PolicyNamespace => vec![policy.namespace.as_str()],
-                        NamespaceScope::Selector(selector) => self.cluster.namespaces.values().filter(|ns| selector.matches(&ns.labels)).map(|ns| ns.name.as_str()).collect(),
-                    };
-                    for ns in namespaces {
-                        let labels = namespace_labels(self.cluster, ns);
-                        for &i in self.endpoints_by_namespace.get(ns).into_iter().flatten() {
-                            let endpoint = &self.cluster.endpoints[i];
-                            let Some(ip) = endpoint.ip_of_family(v6) else { continue };
-                            let remote = Remote::Pod { endpoint, namespace_labels: labels, ip: Some(ip) };
-                            if match_peer(peer, &policy.namespace, &remote).is_ok() {
-                                ranges.push((to_int(ip), to_int(ip)));
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        merge(ranges)
-    }
-
-    fn policy_objects(&mut self, policy: &Policy, direction: Direction, v6: bool, local: &[usize]) -> PolicyObjects {
-        let rules = policy.rules(direction).unwrap_or_default();
-        let mut objects = PolicyObjects { boxes: Vec::new(), contributing: Vec::new(), named: Vec::new() };
-        if rules.is_empty() {
-            return objects;
-        }
-        let base = policy_base(policy);
-        let f = family_suffix(v6);
-        let addr_key = if v6 { KeyType::Ipv6 } else { KeyType::Ipv4 };
-        let mut boxes: Vec<Box3> = Vec::new();
-        let mut contributing = Vec::new();
-        for (k, rule) in rules.iter().enumerate() {
-            let peers = self.peer_ranges(policy, &rule.peers, v6);
-            if peers.is_empty() {
-                continue;
-            }
-            let before = boxes.len();
-            let mut ports: Vec<(ProtoRange, PortRange)> = Vec::new();
-            if rule.ports.is_empty() {
-                ports.push((ANY_PROTOCOL, ANY_PORT));
-            }
-            let mut named: Vec<(&str, Protocol)> = Vec::new();
-            for entry in &rule.ports {
-                let p = entry.protocol.number();
-                match &entry.port {
-                    PortSpec::Any => ports.push(((p, p), ANY_PORT)),
-                    PortSpec::Number(n) => ports.push(((p, p), (*n, *n))),
-                    PortSpec::Range(lo, hi) => ports.push(((p, p), (*lo, *hi))),
-                    PortSpec::Named(name) => named.push((name, entry.protocol)),
-                }
-            }
-            for &addr in &peers {
-                boxes.extend(ports.iter().map(|&(proto, port)| Box3 { addr, proto, port }));
-            }
-            match direction {
-                // Egress: the destination is the peer; resolve the name on every pod in range.
-                Direction::Egress if !named.is_empty() => boxes.extend(destination_named_ports(self.cluster, &peers, &named, v6)),
-                // Ingress: the destination is the local pod the policy selects.
-                Direction::Ingress if !named.is_empty() => {
-                    let mut destinations: BTreeSet<Element> = BTreeSet::new();
-                    for &i in local {
-                        let endpoint = &self.cluster.endpoints[i];
-                        let Some(ip) = endpoint.ip_of_family(v6) else { continue };
-                        if !policy.selects(endpoint) {
-                            continue;
-                        }
-                        for &(name, protocol) in &named {
-                            if let Some(n) = endpoint.named_port(name, protocol) {
-                                let (p, at) = (protocol.number(), to_int(ip));
-                                destinations.insert(vec![addr_value((at, at), v6), Value::Proto(p, p), Value::Port(n, n)]);
-                            }
-                        }
-                    }
-                    let peers_name = format!("{base}_in{f}_r{k}_peers");
-                    let named_name = format!("{base}_in{f}_r{k}_named");
-                    self.sets.push(Set { name: peers_name.clone(), key: vec![addr_key], interval: true, elements: peers.iter().map(|&r| vec![addr_value(r, v6)]).collect() });
-                    // Exact elements (no intervals): duplicates are merged by the BTreeSet.
-                    self.sets.push(Set { name: named_name.clone(), key: vec![addr_key, KeyType::Proto, KeyType::Service], interval: false, elements: destinations.into_iter().collect() });
-                    objects.named.push((k, peers_name, named_name));
-                }
-                _ => {}
-            }
-            if boxes.len() > before {
-                contributing.push(k);
-            }
-        }
-        objects.boxes = boxes;
-        objects.contributing = contributing;
-        objects
-    }
-}
-
 /// What decides one direction of a local pod: the NetworkPolicies isolating it, the
-/// ClusterNetworkPolicies of each tier selecting it, and how it resolves their named ports.
+/// ClusterNetworkPolicies of each tier selecting it, and the numbers it gives the ingress
+/// named ports of both (pods that resolve them alike share a chain).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct Group {
     isolating: Vec<usize>,
     admin: Vec<usize>,
     baseline: Vec<usize>,
     signature: Vec<Option<u16>>,
-}
-
-impl Group {
-    /// What the chain's name is hashed from: the NetworkPolicies' names alone when no
-    /// ClusterNetworkPolicy applies (names stay as they were before tiers existed).
-    fn chain_key(&self, cluster: &Cluster, names: &[String]) -> String {
-        let mut key = names.join(",");
-        if !self.admin.is_empty() || !self.baseline.is_empty() {
-            let tier = |list: &[usize]| list.iter().map(|&p| cluster.cluster_policies[p].name.as_str()).collect::<Vec<_>>().join(",");
-            key.push_str(&format!("|{}|{}|{:?}", tier(&self.admin), tier(&self.baseline), self.signature));
-        }
-        key
-    }
 }
 
 /// The chain every combination chain ends in when no rule allowed the connection.
@@ -317,132 +165,173 @@ fn deny_chain(action: DenyAction) -> Chain {
     Chain { name: DENY_CHAIN.to_string(), base: None, rules }
 }
 
-/// Renders the table for one node.
+/// The chain that puts the class of the remote end (the source for ingress, the
+/// destination for egress) into the mark.
+fn classify_chain(direction: Direction) -> &'static str {
+    match direction {
+        Direction::Ingress => "classify_src",
+        Direction::Egress => "classify_dst",
+    }
+}
+
+fn class_chain(id: u32) -> String {
+    format!("cls_{id}")
+}
+
+/// Ingress named ports resolved on the local pod: `(name, protocol)` of every ingress rule
+/// of the isolating policies, in order.
+fn ingress_named(cluster: &Cluster, isolating: &[usize]) -> Vec<(String, Protocol)> {
+    let mut out = Vec::new();
+    for &p in isolating {
+        for rule in cluster.policies[p].rules(Direction::Ingress).unwrap_or_default() {
+            for entry in &rule.ports {
+                if let PortSpec::Named(name) = &entry.port {
+                    out.push((name.clone(), entry.protocol));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Renders the table for one node, numbering classes afresh (see [`try_render`]).
+///
+/// # Panics
+/// If the node's policies tell more classes apart than the mark mask holds; callers with
+/// untrusted input use [`try_render`].
 pub fn render(state: &NodeState<'_>) -> Ruleset {
+    try_render(state, None).expect("a table whose classes fit the mark mask").ruleset
+}
+
+/// Renders the table for one node. `previous` (the ids the last render returned) keeps
+/// each class's id where its addresses stay, so an update changes only what moved.
+pub fn try_render(state: &NodeState<'_>, previous: Option<&ClassIds>) -> Result<NodeTable, RenderError> {
     let cluster = state.cluster;
+    let bits = MarkBits::new(state.options.mark_mask).map_err(RenderError::MarkMask)?;
     let local: Vec<usize> = state.local.iter().copied().filter(|&i| cluster.endpoints[i].selectable()).collect();
     let families: Vec<bool> = [false, true].into_iter().filter(|&v6| local.iter().any(|&i| cluster.endpoints[i].ip_of_family(v6).is_some())).collect();
 
     // Policies in name order, so names and order never depend on input order.
     let mut order: Vec<usize> = (0..cluster.policies.len()).collect();
     order.sort_by(|&a, &b| (&cluster.policies[a].namespace, &cluster.policies[a].name).cmp(&(&cluster.policies[b].namespace, &cluster.policies[b].name)));
-
     // Policies by namespace (in name order): a pod can only be selected by its own.
     let mut by_namespace: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for &p in &order {
         by_namespace.entry(cluster.policies[p].namespace.as_str()).or_default().push(p);
     }
 
-    let mut endpoints_by_namespace: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-    for (i, endpoint) in cluster.endpoints.iter().enumerate() {
-        endpoints_by_namespace.entry(endpoint.namespace.as_str()).or_default().push(i);
-    }
-    let mut tiers = Tiers::new(cluster, &endpoints_by_namespace, DENY_CHAIN);
-
     // What decides each local pod's traffic, per direction: the pods deciding alike share
     // a chain.
     let mut combos: BTreeMap<(Direction, Group), Vec<usize>> = BTreeMap::new();
-    let mut used: BTreeSet<(usize, Direction)> = BTreeSet::new();
-    for &i in &local {
-        let endpoint = &cluster.endpoints[i];
-        let candidates = by_namespace.get(endpoint.namespace.as_str()).map(Vec::as_slice).unwrap_or_default();
-        let selecting = tiers.selecting(endpoint);
-        for direction in [Direction::Egress, Direction::Ingress] {
-            let isolating: Vec<usize> = candidates.iter().copied().filter(|&p| cluster.policies[p].rules(direction).is_some() && cluster.policies[p].selects(endpoint)).collect();
-            let admin = tiers.of(Tier::Admin, direction, &selecting);
-            // The Baseline tier decides only where no NetworkPolicy does.
-            let baseline = if isolating.is_empty() { tiers.of(Tier::Baseline, direction, &selecting) } else { Vec::new() };
-            if isolating.is_empty() && admin.is_empty() && baseline.is_empty() {
-                continue;
+    {
+        let tiers = crate::cluster_tiers::Selection::new(cluster);
+        for &i in &local {
+            let endpoint = &cluster.endpoints[i];
+            let candidates = by_namespace.get(endpoint.namespace.as_str()).map(Vec::as_slice).unwrap_or_default();
+            let selecting = tiers.selecting(endpoint);
+            for direction in [Direction::Egress, Direction::Ingress] {
+                let isolating: Vec<usize> = candidates.iter().copied().filter(|&p| cluster.policies[p].rules(direction).is_some() && cluster.policies[p].selects(endpoint)).collect();
+                let admin = tiers.of(Tier::Admin, direction, &selecting);
+                // The Baseline tier decides only where no NetworkPolicy does.
+                let baseline = if isolating.is_empty() { tiers.of(Tier::Baseline, direction, &selecting) } else { Vec::new() };
+                if isolating.is_empty() && admin.is_empty() && baseline.is_empty() {
+                    continue;
+                }
+                let named: Vec<usize> = admin.iter().chain(&baseline).copied().collect();
+                let mut signature = tiers.signature(&named, direction, endpoint);
+                if direction == Direction::Ingress {
+                    signature.extend(ingress_named(cluster, &isolating).iter().map(|(name, protocol)| endpoint.named_port(name, *protocol)));
+                }
+                combos.entry((direction, Group { isolating, admin, baseline, signature })).or_default().push(i);
             }
-            let named: Vec<usize> = admin.iter().chain(&baseline).copied().collect();
-            let signature = tiers.signature(&named, direction, endpoint);
-            used.extend(isolating.iter().map(|&p| (p, direction)));
-            combos.entry((direction, Group { isolating, admin, baseline, signature })).or_default().push(i);
         }
     }
 
-    let mut renderer = Renderer { cluster, endpoints_by_namespace: endpoints_by_namespace.clone(), sets: Vec::new() };
-    // (policy, direction, family) -> its objects; only for policies that isolate a local pod.
-    let mut objects: BTreeMap<(usize, Direction, bool), PolicyObjects> = BTreeMap::new();
-    for &v6 in &families {
-        for &(p, direction) in &used {
-            let rendered = renderer.policy_objects(&cluster.policies[p], direction, v6, &local);
-            objects.insert((p, direction, v6), rendered);
+    // The atoms every rule of those combinations asks of a remote address.
+    let mut atoms = Atoms::default();
+    let mut used: BTreeSet<(usize, Direction)> = BTreeSet::new();
+    let mut used_cluster: BTreeSet<(usize, Direction)> = BTreeSet::new();
+    for (direction, group) in combos.keys() {
+        used.extend(group.isolating.iter().map(|&p| (p, *direction)));
+        used_cluster.extend(group.admin.iter().chain(&group.baseline).map(|&p| (p, *direction)));
+    }
+    for &(p, direction) in &used {
+        let policy = &cluster.policies[p];
+        for rule in policy.rules(direction).unwrap_or_default() {
+            for peer in rule.peers.iter().filter(|peer| matches!(peer, Peer::Pods { .. })) {
+                atoms.intern(Atom::peer(&policy.namespace, peer));
+            }
+            if direction == Direction::Egress {
+                for entry in &rule.ports {
+                    if let PortSpec::Named(name) = &entry.port {
+                        atoms.intern(Atom::NamedPort(name, entry.protocol));
+                    }
+                }
+            }
         }
     }
+    for &(p, direction) in &used_cluster {
+        for rule in cluster.cluster_policies[p].rules(direction) {
+            for peer in rule.peers.iter().filter(|peer| !matches!(peer, ClusterPeer::DomainNames(_) | ClusterPeer::Unknown)) {
+                atoms.intern(Atom::Cluster(peer));
+            }
+            if direction == Direction::Egress {
+                for entry in rule.protocols.iter().flatten() {
+                    if let ClusterProtocol::NamedPort(name) = entry {
+                        for protocol in [Protocol::Tcp, Protocol::Udp, Protocol::Sctp] {
+                            atoms.intern(Atom::NamedPort(name, protocol));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let classes = if combos.is_empty() { None } else { Some(classes::compute(cluster, &atoms, &families, bits, previous)?) };
 
+    let mut out = Objects::default();
     let mut chains: Vec<Chain> = Vec::new();
-    let mut maps: BTreeMap<(Direction, bool), Vec<(IpAddr, String)>> = BTreeMap::new();
+    let mut dispatch: BTreeMap<(Direction, bool), Vec<(IpAddr, String)>> = BTreeMap::new();
+    let mut tiers = classes.as_ref().map(|classes| Tiers::new(cluster, &atoms, classes, DENY_CHAIN));
     for ((direction, group), pods) in &combos {
+        let classes = classes.as_ref().expect("classes exist when a combination does");
+        let tiers = tiers.as_mut().expect("tiers exist when a combination does");
         let policies = &group.isolating;
         let names: Vec<String> = policies.iter().map(|&p| cluster.policies[p].display_name()).collect();
-        let chain_name = format!("{}_{:012x}", dir_tag(*direction), fnv(&group.chain_key(cluster, &names)) & 0xffff_ffff_ffff);
-        let mut rules = Vec::new();
-        // Pods in a group resolve the tiers' named ports alike: any of them stands for all.
+        let cnp = |list: &[usize]| list.iter().map(|&p| cluster.cluster_policies[p].name.as_str()).collect::<Vec<_>>().join(",");
+        let key = format!("{}|{}|{}|{:?}", names.join(","), cnp(&group.admin), cnp(&group.baseline), group.signature);
+        let chain_name = format!("{}_{:012x}", dir_tag(*direction), fnv(&key) & 0xffff_ffff_ffff);
+        let mut rules = vec![Rule { statements: vec![Statement::Jump(classify_chain(*direction).to_string())], comment: None }];
+        // Pods in a group resolve named ports alike: any of them stands for all.
         let subject = &cluster.endpoints[pods[0]];
-        let tier_rules = |tiers: &mut Tiers<'_>, tier: Tier, members: &[usize], rules: &mut Vec<Rule>| {
-            for &v6 in &families {
-                let maps = tiers.map(tier, members, *direction, v6, subject, &group.signature);
-                let listed: Vec<String> = members.iter().map(|&p| cluster.cluster_policies[p].name.clone()).collect();
-                let comment = Some(comment_listing(&format!("{} tier: ", tier.as_str()), &listed));
-                if let Some(map) = maps.by_port.clone() {
-                    rules.push(Rule { statements: vec![Statement::Vmap { fields: vec![peer_field(*direction, v6), Field::L4Proto, Field::Dport], map }], comment: comment.clone() });
+        let tier_rules = |tiers: &mut Tiers<'_, '_>, tier: Tier, members: &[usize], rules: &mut Vec<Rule>| {
+            let maps = tiers.map(tier, members, *direction, subject, &group.signature);
+            let listed: Vec<String> = members.iter().map(|&p| cluster.cluster_policies[p].name.clone()).collect();
+            let comment = Some(comment_listing(&format!("{} tier: ", tier.as_str()), &listed));
+            let key = vec![Field::Mark(classes.bits.mask), Field::L4Proto, Field::Dport];
+            if let Some(map) = maps.by_port.clone() {
+                rules.push(Rule { statements: vec![Statement::Vmap { fields: key.clone(), map }], comment: comment.clone() });
+            }
+            if let Some(map) = maps.by_address {
+                let mut statements = Vec::new();
+                if let (Some(first), true) = (&maps.by_port, maps.passes_on) {
+                    statements.push(Statement::Absent { fields: key, map: first.clone() });
                 }
-                if let Some(map) = maps.by_address {
-                    let mut statements = Vec::new();
-                    if let (Some(first), true) = (&maps.by_port, maps.passes_on) {
-                        statements.push(Statement::Absent { fields: vec![peer_field(*direction, v6), Field::L4Proto, Field::Dport], map: first.clone() });
-                    }
-                    statements.push(Statement::Vmap { fields: vec![peer_field(*direction, v6)], map });
-                    rules.push(Rule { statements, comment });
-                }
+                statements.push(Statement::Vmap { fields: vec![Field::Mark(classes.bits.mask)], map });
+                rules.push(Rule { statements, comment });
             }
         };
-        tier_rules(&mut tiers, Tier::Admin, &group.admin, &mut rules);
-        // One lookup per family in the union of what every isolating policy admits: the
-        // packet's cost does not grow with the number of policies selecting the pod.
-        for &v6 in &families {
-            let mut boxes = Vec::new();
-            let mut sources = Vec::new();
-            for &p in policies {
-                let Some(o) = objects.get(&(p, *direction, v6)) else { continue };
-                boxes.extend_from_slice(&o.boxes);
-                if !o.contributing.is_empty() {
-                    let indices: Vec<String> = o.contributing.iter().map(|k| k.to_string()).collect();
-                    sources.push(format!("{} {direction}[{}]", cluster.policies[p].display_name(), indices.join(",")));
-                }
-            }
-            if boxes.is_empty() {
-                continue;
-            }
-            let set = format!("{chain_name}_{}", family_suffix(v6));
-            let elements = disjoint(boxes).into_iter().map(|b| vec![addr_value(b.addr, v6), Value::Proto(b.proto.0, b.proto.1), Value::Port(b.port.0, b.port.1)]).collect();
-            let addr_key = if v6 { KeyType::Ipv6 } else { KeyType::Ipv4 };
-            renderer.sets.push(Set { name: set.clone(), key: vec![addr_key, KeyType::Proto, KeyType::Service], interval: true, elements });
-            rules.push(Rule {
-                statements: vec![Statement::Lookup { fields: vec![peer_field(*direction, v6), Field::L4Proto, Field::Dport], set }, Statement::Return],
-                comment: Some(comment_listing("", &sources)),
-            });
-        }
+        tier_rules(tiers, Tier::Admin, &group.admin, &mut rules);
+        let mut seen: BTreeSet<Vec<Statement>> = BTreeSet::new();
         for &p in policies {
-            for &v6 in &families {
-                let Some(o) = objects.get(&(p, *direction, v6)) else { continue };
-                for (k, peers, named) in &o.named {
-                    rules.push(Rule {
-                        statements: vec![
-                            Statement::Lookup { fields: vec![peer_field(*direction, v6)], set: peers.clone() },
-                            Statement::Lookup { fields: vec![local_field(*direction, v6), Field::L4Proto, Field::Dport], set: named.clone() },
-                            Statement::Return,
-                        ],
-                        comment: Some(bounded(format!("{} {direction}[{k}] named ports", cluster.policies[p].display_name()))),
-                    });
+            for rule in out.policy_rules(cluster, &atoms, classes, &families, p, *direction, subject) {
+                if seen.insert(rule.statements.clone()) {
+                    rules.push(rule);
                 }
             }
         }
         if policies.is_empty() {
             // No NetworkPolicy decides: the Baseline tier, then the chain's end allows.
-            tier_rules(&mut tiers, Tier::Baseline, &group.baseline, &mut rules);
+            tier_rules(tiers, Tier::Baseline, &group.baseline, &mut rules);
         } else {
             // One rule per combination: its counter and comment say which policies denied.
             let denied = Some(comment_listing(&format!("{direction} denied: isolated by "), &names));
@@ -452,32 +341,240 @@ pub fn render(state: &NodeState<'_>) -> Ruleset {
         for &i in pods {
             for &v6 in &families {
                 if let Some(ip) = cluster.endpoints[i].ip_of_family(v6) {
-                    maps.entry((*direction, v6)).or_default().push((ip, chain_name.clone()));
+                    dispatch.entry((*direction, v6)).or_default().push((ip, chain_name.clone()));
                 }
             }
         }
     }
 
     let mut forward = vec![Rule { statements: vec![Statement::AcceptEstablished], comment: None }, Rule { statements: vec![Statement::DropInvalid], comment: None }];
-    let mut vmaps = Vec::new();
+    let mut maps = Vec::new();
     for direction in [Direction::Egress, Direction::Ingress] {
         for &v6 in &families {
             let name = format!("{}_pods_v{}", direction.as_str(), family_suffix(v6));
-            let field = local_field(direction, v6);
-            forward.push(Rule { statements: vec![Statement::Vmap { fields: vec![field], map: name.clone() }], comment: None });
-            let mut elements = maps.remove(&(direction, v6)).unwrap_or_default();
+            forward.push(Rule { statements: vec![Statement::Vmap { fields: vec![local_field(direction, v6)], map: name.clone() }], comment: None });
+            let mut elements = dispatch.remove(&(direction, v6)).unwrap_or_default();
             elements.sort();
-            vmaps.push(VerdictMap::by_address(name, v6, elements));
+            maps.push(VerdictMap::by_address(name, v6, elements));
         }
     }
-    chains.extend(std::mem::take(&mut tiers.chains).into_values());
-    vmaps.extend(std::mem::take(&mut tiers.maps).into_values());
+    if let Some(tiers) = tiers.as_mut() {
+        chains.extend(std::mem::take(&mut tiers.chains).into_values());
+        maps.extend(std::mem::take(&mut tiers.maps).into_values());
+    }
+    let mut sets = std::mem::take(&mut out.sets).into_values().collect::<Vec<_>>();
+    let assignment = match &classes {
+        Some(classes) => {
+            let directions: BTreeSet<Direction> = combos.keys().map(|(direction, _)| *direction).collect();
+            classify_objects(classes, &families, &directions, &mut chains, &mut maps);
+            // The class bits mean nothing past this table: leave the mark as it came.
+            forward.push(Rule { statements: vec![Statement::SetMark { mask: classes.bits.mask, value: 0 }], comment: None });
+            classes.assignment.clone()
+        }
+        None => previous.cloned().unwrap_or_default(),
+    };
     chains.push(deny_chain(state.options.deny_action));
     chains.sort_by(|a, b| a.name.cmp(&b.name));
     chains.insert(0, Chain { name: "forward".to_string(), base: Some(BaseChain { hook: Hook::Forward, priority: 0 }), rules: forward });
-    let mut sets = std::mem::take(&mut renderer.sets);
     sets.sort_by(|a, b| a.name.cmp(&b.name));
-    Ruleset { table: state.options.table.clone(), sets, maps: vmaps, chains }
+    maps.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(NodeTable { ruleset: Ruleset { table: state.options.table.clone(), sets, maps, chains }, classes: assignment })
+}
+
+/// The classify chains, the maps from addresses to classes, and a chain per class setting
+/// its bits.
+fn classify_objects(classes: &Classes, families: &[bool], directions: &BTreeSet<Direction>, chains: &mut Vec<Chain>, maps: &mut Vec<VerdictMap>) {
+    for &direction in directions {
+        let chain = classify_chain(direction);
+        let (v4, v6) = (remote_field(direction, false), remote_field(direction, true));
+        let mut rules = Vec::new();
+        for &v6_family in families {
+            let f = usize::from(v6_family);
+            let field = if v6_family { v6 } else { v4 };
+            // Exact addresses first (a hash lookup); a hit `goto`s its class chain, whose end
+            // returns past this chain, so the region lookup runs only for the others.
+            if !classes.exact[f].is_empty() {
+                rules.push(Rule { statements: vec![Statement::Vmap { fields: vec![field], map: format!("class_addr_v{}", family_suffix(v6_family)) }], comment: None });
+            }
+            rules.push(Rule { statements: vec![Statement::Vmap { fields: vec![field], map: format!("class_net_v{}", family_suffix(v6_family)) }], comment: None });
+        }
+        chains.push(Chain { name: chain.to_string(), base: None, rules });
+    }
+    for &v6 in families {
+        let f = usize::from(v6);
+        let key = vec![if v6 { KeyType::Ipv6 } else { KeyType::Ipv4 }];
+        if !classes.exact[f].is_empty() {
+            let elements = classes.exact[f].iter().map(|&(ip, id)| (vec![Value::Addr(ip, ip)], Verdict::Goto(class_chain(id)))).collect();
+            maps.push(VerdictMap { name: format!("class_addr_v{}", family_suffix(v6)), key: key.clone(), interval: false, elements });
+        }
+        let elements = classes.regions[f].iter().map(|&((lo, hi), id)| (vec![Value::Addr(from_int(lo, v6), from_int(hi, v6))], Verdict::Goto(class_chain(id)))).collect();
+        maps.push(VerdictMap { name: format!("class_net_v{}", family_suffix(v6)), key, interval: true, elements });
+    }
+    for &id in &classes.ids {
+        chains.push(Chain { name: class_chain(id), base: None, rules: vec![Rule { statements: vec![Statement::SetMark { mask: classes.bits.mask, value: classes.bits.value(id) }], comment: None }] });
+    }
+}
+
+/// The shared sets rules look up, by name.
+#[derive(Default)]
+struct Objects {
+    sets: BTreeMap<String, Set>,
+}
+
+impl Objects {
+    /// The set of classes an atom matches (`None`: it matches none).
+    fn peer_set(&mut self, classes: &Classes, atoms: &Atoms<'_>, atom: Atom<'_>) -> Option<String> {
+        let index = atoms.get(&atom).expect("every rule's atoms were interned") as usize;
+        let members = &classes.members[index];
+        if members.is_empty() {
+            return None;
+        }
+        let name = format!("peer_{:012x}", fnv(&atom.key()) & 0xffff_ffff_ffff);
+        self.sets.entry(name.clone()).or_insert_with(|| Set {
+            name: name.clone(),
+            key: vec![KeyType::Mark],
+            interval: false,
+            elements: members.iter().map(|&id| vec![Value::Mark(classes.bits.value(id), classes.bits.value(id))]).collect(),
+        });
+        Some(name)
+    }
+
+    /// The set of (protocol, port range) cells a rule's numeric ports admit.
+    fn service_set(&mut self, cells: &[(u8, u8, u16, u16)]) -> String {
+        let boxes: Vec<Box3> = cells.iter().map(|&(p0, p1, lo, hi)| Box3 { addr: (0, 0), proto: (p0, p1), port: (lo, hi) }).collect();
+        let elements: Vec<_> = disjoint(boxes).into_iter().map(|b| vec![Value::Proto(b.proto.0, b.proto.1), Value::Port(b.port.0, b.port.1)]).collect();
+        let name = format!("svc_{:012x}", fnv(&format!("{elements:?}")) & 0xffff_ffff_ffff);
+        self.sets.entry(name.clone()).or_insert_with(|| Set { name: name.clone(), key: vec![KeyType::Proto, KeyType::Service], interval: true, elements });
+        name
+    }
+
+    /// `(class, protocol, number)` for every class that gives one of `named` a number:
+    /// egress named ports, resolved on the destination. Shared by every rule naming the
+    /// same ports, whatever its peers (their own lookup comes first in the rule).
+    fn named_set(&mut self, classes: &Classes, atoms: &Atoms<'_>, named: &[(&str, Protocol)]) -> Option<String> {
+        let mut elements: BTreeSet<(u32, u8, u16)> = BTreeSet::new();
+        for &(name, protocol) in named {
+            let index = atoms.get(&Atom::NamedPort(name, protocol)).expect("interned") as usize;
+            elements.extend(classes.ports[index].iter().map(|&(id, port)| (id, protocol.number(), port)));
+        }
+        if elements.is_empty() {
+            return None;
+        }
+        let mut key: Vec<(&str, Protocol)> = named.to_vec();
+        key.sort();
+        key.dedup();
+        let name = format!("named_{:012x}", fnv(&format!("{key:?}")) & 0xffff_ffff_ffff);
+        self.sets.entry(name.clone()).or_insert_with(|| Set {
+            name: name.clone(),
+            key: vec![KeyType::Mark, KeyType::Proto, KeyType::Service],
+            interval: false,
+            elements: elements.into_iter().map(|(id, p, n)| vec![Value::Mark(classes.bits.value(id), classes.bits.value(id)), Value::Proto(p, p), Value::Port(n, n)]).collect(),
+        });
+        Some(name)
+    }
+
+    /// An ipBlock's addresses in one family, as an interval set looked up by address
+    /// (`None`: none in that family).
+    fn block_set(&mut self, block: &palisade_model::IpBlock, v6: bool) -> Option<String> {
+        let ranges = block_ranges(block, v6);
+        if ranges.is_empty() {
+            return None;
+        }
+        let name = format!("block_{:012x}_{}", fnv(&format!("{block:?}")) & 0xffff_ffff_ffff, family_suffix(v6));
+        self.sets.entry(name.clone()).or_insert_with(|| Set {
+            name: name.clone(),
+            key: vec![if v6 { KeyType::Ipv6 } else { KeyType::Ipv4 }],
+            interval: true,
+            elements: ranges.into_iter().map(|(lo, hi)| vec![Value::Addr(from_int(lo, v6), from_int(hi, v6))]).collect(),
+        });
+        Some(name)
+    }
+
+    /// The rules of one policy in one direction for a chain whose pods resolve ingress named
+    /// ports like `subject`: per rule and peer, the peer's lookup (its class set, or its
+    /// addresses for an ipBlock) and the service lookup.
+    #[allow(clippy::too_many_arguments)]
+    fn policy_rules(&mut self, cluster: &Cluster, atoms: &Atoms<'_>, classes: &Classes, families: &[bool], p: usize, direction: Direction, subject: &palisade_model::Endpoint) -> Vec<Rule> {
+        let policy = &cluster.policies[p];
+        let mark = Field::Mark(classes.bits.mask);
+        let mut out = Vec::new();
+        for (k, rule) in policy.rules(direction).unwrap_or_default().iter().enumerate() {
+            let comment = Some(bounded(format!("{} {direction}[{k}]", policy.display_name())));
+            let named_comment = Some(bounded(format!("{} {direction}[{k}] named ports", policy.display_name())));
+            let mut cells: Vec<(u8, u8, u16, u16)> = Vec::new();
+            let mut named: Vec<(&str, Protocol)> = Vec::new();
+            for entry in &rule.ports {
+                let p = entry.protocol.number();
+                match &entry.port {
+                    PortSpec::Any => cells.push((p, p, 0, 65535)),
+                    PortSpec::Number(n) => cells.push((p, p, *n, *n)),
+                    PortSpec::Range(lo, hi) => cells.push((p, p, *lo, *hi)),
+                    // Ingress: the destination is the local pod; the chain's pods agree on it.
+                    PortSpec::Named(name) if direction == Direction::Ingress => {
+                        if let Some(n) = subject.named_port(name, entry.protocol) {
+                            cells.push((p, p, n, n));
+                        }
+                    }
+                    PortSpec::Named(name) => named.push((name, entry.protocol)),
+                }
+            }
+            if rule.ports.is_empty() {
+                let ((p0, p1), (lo, hi)) = EVERY_SERVICE;
+                cells.push((p0, p1, lo, hi));
+            }
+            let service = (!cells.is_empty() && !rule.ports.is_empty()).then(|| self.service_set(&cells));
+            // What each peer asks first: its class set, or its addresses in one family.
+            let mut lookups: Vec<Option<Statement>> = Vec::new();
+            if rule.peers.is_empty() {
+                lookups.push(None);
+            }
+            for peer in &rule.peers {
+                match peer {
+                    Peer::Pods { .. } => {
+                        if let Some(set) = self.peer_set(classes, atoms, Atom::peer(&policy.namespace, peer)) {
+                            lookups.push(Some(Statement::Lookup { fields: vec![mark], set }));
+                        }
+                    }
+                    Peer::IpBlock(block) => {
+                        for &v6 in families {
+                            if let Some(set) = self.block_set(block, v6) {
+                                lookups.push(Some(Statement::Lookup { fields: vec![remote_field(direction, v6)], set }));
+                            }
+                        }
+                    }
+                }
+            }
+            let named_set = if named.is_empty() { None } else { self.named_set(classes, atoms, &named) };
+            for first in lookups {
+                if !cells.is_empty() {
+                    let mut statements: Vec<Statement> = first.iter().cloned().collect();
+                    if let Some(set) = &service {
+                        statements.push(Statement::Lookup { fields: vec![Field::L4Proto, Field::Dport], set: set.clone() });
+                    }
+                    statements.push(Statement::Return);
+                    out.push(Rule { statements, comment: comment.clone() });
+                }
+                // The peer decides who, the named set which number that class gives the name.
+                if let Some(set) = &named_set {
+                    let mut statements: Vec<Statement> = first.into_iter().collect();
+                    statements.push(Statement::Lookup { fields: vec![mark, Field::L4Proto, Field::Dport], set: set.clone() });
+                    statements.push(Statement::Return);
+                    out.push(Rule { statements, comment: named_comment.clone() });
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The packet field holding the remote end for a direction.
+fn remote_field(direction: Direction, v6: bool) -> Field {
+    local_field(if direction == Direction::Ingress { Direction::Egress } else { Direction::Ingress }, v6)
+}
+
+/// Class id ranges as mark values.
+pub(crate) fn mark_value(bits: MarkBits, (lo, hi): Range) -> Value {
+    Value::Mark(bits.value(lo as u32), bits.value(hi as u32))
 }
 
 #[cfg(test)]

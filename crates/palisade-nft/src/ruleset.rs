@@ -12,6 +12,8 @@ pub enum KeyType {
     Ipv6,
     Proto,
     Service,
+    /// A packet mark (Palisade keeps a remote address's class in its reserved bits).
+    Mark,
 }
 
 impl KeyType {
@@ -21,6 +23,7 @@ impl KeyType {
             KeyType::Ipv6 => "ipv6_addr",
             KeyType::Proto => "inet_proto",
             KeyType::Service => "inet_service",
+            KeyType::Mark => "mark",
         }
     }
 }
@@ -34,6 +37,8 @@ pub enum Value {
     Proto(u8, u8),
     /// A port range.
     Port(u16, u16),
+    /// A range of packet marks: class ids already shifted into the reserved bits.
+    Mark(u32, u32),
 }
 
 /// A set element: one value per key component.
@@ -103,7 +108,7 @@ impl VerdictMap {
 }
 
 /// Packet fields rules look at.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Field {
     Saddr4,
     Daddr4,
@@ -111,9 +116,11 @@ pub enum Field {
     Daddr6,
     L4Proto,
     Dport,
+    /// `meta mark & <mask>`: the remote address's class, once a classify chain has set it.
+    Mark(u32),
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Statement {
     /// `ct state established,related accept`
     AcceptEstablished,
@@ -135,10 +142,18 @@ pub enum Statement {
         fields: Vec<Field>,
         map: String,
     },
+    /// `meta mark set meta mark & ~mask | value`: the bits under `mask` become `value`,
+    /// the others (kube-proxy's, anyone's) are kept.
+    SetMark {
+        mask: u32,
+        value: u32,
+    },
     /// `meta l4proto tcp`
     IsTcp,
     Counter,
     Return,
+    /// Continue in another chain and come back (its end or `return`).
+    Jump(String),
     /// Continue in another chain without coming back.
     Goto(String),
     Drop,

@@ -77,14 +77,25 @@ pub fn rule(r: &Rule) -> String {
     words.join(" ")
 }
 
-fn field(f: Field) -> &'static str {
+fn field(f: Field) -> String {
     match f {
-        Field::Saddr4 => "ip saddr",
-        Field::Daddr4 => "ip daddr",
-        Field::Saddr6 => "ip6 saddr",
-        Field::Daddr6 => "ip6 daddr",
-        Field::L4Proto => "meta l4proto",
-        Field::Dport => "th dport",
+        Field::Saddr4 => "ip saddr".to_string(),
+        Field::Daddr4 => "ip daddr".to_string(),
+        Field::Saddr6 => "ip6 saddr".to_string(),
+        Field::Daddr6 => "ip6 daddr".to_string(),
+        Field::L4Proto => "meta l4proto".to_string(),
+        Field::Dport => "th dport".to_string(),
+        Field::Mark(mask) => format!("meta mark & 0x{mask:08x}"),
+    }
+}
+
+/// A lookup's key: nft lists a lone masked mark compared with a set as `... == @set`.
+fn lookup_key(list: &[Field], negated: bool) -> String {
+    let key = list.iter().map(|f| field(*f)).collect::<Vec<_>>().join(" . ");
+    match (list, negated) {
+        (_, true) => format!("{key} !="),
+        ([Field::Mark(_)], false) => format!("{key} =="),
+        _ => key,
     }
 }
 
@@ -92,21 +103,19 @@ fn statement(s: &Statement) -> String {
     match s {
         Statement::AcceptEstablished => "ct state established,related accept".to_string(),
         Statement::DropInvalid => "ct state invalid drop".to_string(),
-        Statement::Lookup { fields, set } => {
-            let fields: Vec<&str> = fields.iter().map(|f| field(*f)).collect();
-            format!("{} @{set}", fields.join(" . "))
-        }
-        Statement::Absent { fields, map } => {
-            let fields: Vec<&str> = fields.iter().map(|f| field(*f)).collect();
-            format!("{} != @{map}", fields.join(" . "))
-        }
+        Statement::Lookup { fields, set } => format!("{} @{set}", lookup_key(fields, false)),
+        Statement::Absent { fields, map } => format!("{} @{map}", lookup_key(fields, true)),
         Statement::Vmap { fields, map } => {
-            let fields: Vec<&str> = fields.iter().map(|f| field(*f)).collect();
+            let fields: Vec<String> = fields.iter().map(|f| field(*f)).collect();
             format!("{} vmap @{map}", fields.join(" . "))
         }
+        // nft lists `(mark & m) | v` with the set bits folded into the mask.
+        Statement::SetMark { mask, value: 0 } => format!("meta mark set meta mark & 0x{:08x}", !mask),
+        Statement::SetMark { mask, value } => format!("meta mark set meta mark & 0x{:08x} | 0x{value:08x}", !mask | value),
         Statement::IsTcp => "meta l4proto tcp".to_string(),
         Statement::Counter => "counter".to_string(),
         Statement::Return => "return".to_string(),
+        Statement::Jump(chain) => format!("jump {chain}"),
         Statement::Goto(chain) => format!("goto {chain}"),
         Statement::Drop => "drop".to_string(),
         Statement::RejectTcpReset => "reject with tcp reset".to_string(),
@@ -149,6 +158,8 @@ fn value(v: &Value) -> String {
         Value::Proto(lo, hi) => format!("{lo}-{hi}"),
         Value::Port(lo, hi) if lo == hi => lo.to_string(),
         Value::Port(lo, hi) => format!("{lo}-{hi}"),
+        Value::Mark(lo, hi) if lo == hi => format!("0x{lo:08x}"),
+        Value::Mark(lo, hi) => format!("0x{lo:08x}-0x{hi:08x}"),
     }
 }
 

@@ -40,14 +40,16 @@ struct Tracer<'r> {
 pub fn trace(ruleset: &Ruleset, packet: &Packet) -> Fate {
     let tracer = Tracer { ruleset, chains: ruleset.chains.iter().map(|c| (c.name.as_str(), c)).collect() };
     let base = ruleset.chains.iter().find(|c| c.base.is_some()).expect("the ruleset has a base chain");
-    match tracer.chain(base, packet, 0) {
+    let mut mark = 0;
+    match tracer.chain(base, packet, &mut mark, 0) {
         Flow::Final(fate) => fate,
         // The base chain's policy is accept.
         Flow::Continue | Flow::Return => Fate::Accept,
     }
 }
 
-fn field(packet: &Packet, f: Field) -> Option<Value> {
+/// A field's value for the packet, `mark` being the packet's mark as the rules left it.
+fn field(packet: &Packet, mark: u32, f: Field) -> Option<Value> {
     let addr = |ip: IpAddr, v6: bool| (ip.is_ipv6() == v6).then_some(Value::Addr(ip, ip));
     match f {
         Field::Saddr4 => addr(packet.src, false),
@@ -56,6 +58,7 @@ fn field(packet: &Packet, f: Field) -> Option<Value> {
         Field::Daddr6 => addr(packet.dst, true),
         Field::L4Proto => Some(Value::Proto(packet.protocol, packet.protocol)),
         Field::Dport => Some(Value::Port(packet.dport, packet.dport)),
+        Field::Mark(mask) => Some(Value::Mark(mark & mask, mark & mask)),
     }
 }
 
@@ -65,6 +68,7 @@ fn within(value: &Value, component: &Value) -> bool {
         (Value::Addr(ip, _), Value::Addr(lo, hi)) => lo.is_ipv6() == ip.is_ipv6() && to_int(*lo) <= to_int(*ip) && to_int(*ip) <= to_int(*hi),
         (Value::Proto(p, _), Value::Proto(lo, hi)) => lo <= p && p <= hi,
         (Value::Port(p, _), Value::Port(lo, hi)) => lo <= p && p <= hi,
+        (Value::Mark(m, _), Value::Mark(lo, hi)) => lo <= m && m <= hi,
         _ => false,
     }
 }
@@ -74,10 +78,10 @@ fn member(key: &[Value], elements: &[Element]) -> bool {
 }
 
 impl<'r> Tracer<'r> {
-    fn chain(&self, chain: &Chain, packet: &Packet, depth: usize) -> Flow {
+    fn chain(&self, chain: &Chain, packet: &Packet, mark: &mut u32, depth: usize) -> Flow {
         assert!(depth < 16, "jump loop in the ruleset");
         for rule in &chain.rules {
-            match self.rule(&rule.statements, packet, depth) {
+            match self.rule(&rule.statements, packet, mark, depth) {
                 Flow::Continue => {}
                 other => return other,
             }
@@ -87,13 +91,13 @@ impl<'r> Tracer<'r> {
 
     /// Runs a rule's statements; `Continue` means the rule did not match (or matched
     /// without a verdict) and the next rule runs.
-    fn rule(&self, statements: &[Statement], packet: &Packet, depth: usize) -> Flow {
+    fn rule(&self, statements: &[Statement], packet: &Packet, mark: &mut u32, depth: usize) -> Flow {
         for statement in statements {
             match statement {
                 // The packet starts a new connection: neither state matches.
                 Statement::AcceptEstablished | Statement::DropInvalid => return Flow::Continue,
                 Statement::Lookup { fields, set } => {
-                    let Some(key) = fields.iter().map(|f| field(packet, *f)).collect::<Option<Vec<_>>>() else {
+                    let Some(key) = fields.iter().map(|f| field(packet, *mark, *f)).collect::<Option<Vec<_>>>() else {
                         return Flow::Continue;
                     };
                     let set = self.ruleset.sets.iter().find(|s| &s.name == set).expect("lookup names a set");
@@ -102,7 +106,7 @@ impl<'r> Tracer<'r> {
                     }
                 }
                 Statement::Absent { fields, map } => {
-                    let Some(key) = fields.iter().map(|f| field(packet, *f)).collect::<Option<Vec<_>>>() else {
+                    let Some(key) = fields.iter().map(|f| field(packet, *mark, *f)).collect::<Option<Vec<_>>>() else {
                         return Flow::Continue;
                     };
                     let map = self.ruleset.maps.iter().find(|m| &m.name == map).expect("the absence test names a map");
@@ -111,7 +115,7 @@ impl<'r> Tracer<'r> {
                     }
                 }
                 Statement::Vmap { fields, map } => {
-                    let Some(key) = fields.iter().map(|f| field(packet, *f)).collect::<Option<Vec<_>>>() else {
+                    let Some(key) = fields.iter().map(|f| field(packet, *mark, *f)).collect::<Option<Vec<_>>>() else {
                         return Flow::Continue;
                     };
                     let map = self.ruleset.maps.iter().find(|m| &m.name == map).expect("vmap names a map");
@@ -119,7 +123,7 @@ impl<'r> Tracer<'r> {
                         return Flow::Continue;
                     };
                     let target = self.chains.get(verdict.chain()).expect("map elements name chains");
-                    return match (self.chain(target, packet, depth + 1), verdict) {
+                    return match (self.chain(target, packet, mark, depth + 1), verdict) {
                         (Flow::Final(fate), _) => Flow::Final(fate),
                         // A jump: the target's return (or end) continues after this rule.
                         (Flow::Continue | Flow::Return, Verdict::Jump(_)) => Flow::Continue,
@@ -133,11 +137,19 @@ impl<'r> Tracer<'r> {
                     }
                 }
                 Statement::Counter => {}
+                Statement::SetMark { mask, value } => *mark = (*mark & !mask) | value,
                 Statement::Return => return Flow::Return,
+                Statement::Jump(target) => {
+                    let target = self.chains.get(target.as_str()).expect("jump names a chain");
+                    // A jump comes back: the target's return (or end) goes on with this rule.
+                    if let Flow::Final(fate) = self.chain(target, packet, mark, depth + 1) {
+                        return Flow::Final(fate);
+                    }
+                }
                 Statement::Goto(target) => {
                     let target = self.chains.get(target.as_str()).expect("goto names a chain");
                     // A goto does not come back: the target's return ends this chain too.
-                    return match self.chain(target, packet, depth + 1) {
+                    return match self.chain(target, packet, mark, depth + 1) {
                         Flow::Final(fate) => Flow::Final(fate),
                         Flow::Continue | Flow::Return => Flow::Return,
                     };

@@ -70,18 +70,17 @@ fn incremental_updates_leave_the_kernel_as_a_full_render_would() {
         assert_eq!(report.kind, if i == 0 { ApplyKind::Full } else { ApplyKind::Incremental }, "{what}");
         assert_eq!(normalize_listing(&bed.nft_list("palisade")), normalize_listing(&text::table(&dataplane.live().expect("applied"))), "{what}");
         if *what == "a label change adds a peer" {
-            // Only set elements change: b joins the peers of web's policy (an element of its
-            // own: its address is not next to a's).
+            // Only map elements change: b's address joins the class of web's peers.
             assert!(report.changes.elements_added > 0, "{what}: {}", report.changes);
             let structural = report.changes.chains_changed + report.changes.chains_added + report.changes.sets_added + report.changes.sets_removed;
             assert_eq!(structural, 0, "{what}: {}", report.changes);
         }
         if *what == "db's address merges with a's" {
-            // a's element is replaced by the range of both: the set gets a new version, built
-            // before the chain is switched to it (never changed in place).
-            assert_eq!((report.changes.sets_added, report.changes.sets_removed, report.changes.chains_changed), (1, 1, 1), "{what}: {}", report.changes);
+            // A new peer: its set of classes and db's class chain are prepared, the policy's
+            // chain is rewritten to look it up; no set changes in place.
+            assert_eq!((report.changes.sets_added, report.changes.sets_removed, report.changes.chains_added, report.changes.chains_changed), (1, 0, 1, 1), "{what}: {}", report.changes);
             let live = dataplane.live().expect("applied");
-            assert!(live.sets.iter().any(|s| s.name.starts_with("p_x_web_") && s.name.ends_with("_peers_a_v2")), "{what}: {:?}", live.sets);
+            assert_eq!(live.sets.iter().filter(|s| s.name.starts_with("peer_")).count(), 2, "{what}: {:?}", live.sets);
         }
     }
 }
@@ -107,8 +106,8 @@ fn resync_repairs_changes_made_behind_palisades_back() {
     // Someone deletes the element the next update removes: the kernel rejects the whole
     // incremental transaction, and the dataplane replaces the table instead.
     let live = dataplane.live().expect("applied");
-    let set = live.sets.iter().find(|s| s.name.starts_with("in_") && s.key.len() == 3).expect("web's set").name.clone();
-    let output = bed.node.exec("nft", &["delete", "element", "inet", "palisade", &set, "{ 10.244.1.14 . 0-255 . 0-65535 }"]);
+    let map = live.maps.iter().find(|m| m.name.starts_with("class_addr_v4")).expect("the address map").name.clone();
+    let output = bed.node.exec("nft", &["delete", "element", "inet", "palisade", &map, "{ 10.244.1.14 }"]);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let report = dataplane.update(&without_b).expect("update");
     assert_eq!(report.kind, ApplyKind::Full, "{report}");
