@@ -145,6 +145,18 @@ fn sync_loop<N: Nft>(shared: &Shared, mut reconciler: Reconciler<N>, min_interva
             drop(inner);
             reconciler.render(&copy)
         };
+        let rendered = match rendered {
+            Ok(rendered) => rendered,
+            Err(error) => {
+                // Nothing reaches the kernel: the node keeps enforcing its last table, and
+                // says why (readiness, metric) until a change makes the table fit again.
+                shared.metrics.apply_errors.get_or_create(&ReasonLabel { reason: "render".to_string() }).inc();
+                shared.lock().last_apply_error = Some(error.to_string());
+                last_sync = Some(Instant::now());
+                synced_version = Some(version);
+                continue;
+            }
+        };
         let queued_ms = pending_since.map(|since| started.saturating_duration_since(since).as_secs_f64() * 1000.0);
         if routes.as_ref() != Some(&wanted_routes) {
             routes = sync_routes(&wanted_routes);

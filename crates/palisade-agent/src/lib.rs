@@ -18,4 +18,4 @@ pub mod state;
 mod watch;
 
 pub use agent::{AgentConfig, AgentError, client, run};
-pub use reconcile::{ReconcileReport, Reconciler, Rendered, local_endpoints};
+pub use reconcile::{ReconcileReport, Reconciler, Rendered, SyncError, local_endpoints};

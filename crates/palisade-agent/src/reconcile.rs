@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use palisade_model::Cluster;
-use palisade_nft::{ApplyError, ApplyReport, Dataplane, Nft, NodeState, RenderOptions, render};
+use palisade_nft::{ApplyError, ApplyReport, ClassIds, Dataplane, Nft, NodeState, RenderError, RenderOptions, try_render};
 
 /// How often a full replace repairs the table even without changes (as Calico's and
 /// kube-proxy's periodic resyncs do).
@@ -18,6 +18,9 @@ pub fn local_endpoints(cluster: &Cluster, node: &str) -> Vec<usize> {
 /// A node's ruleset, rendered and not yet applied.
 pub struct Rendered {
     pub ruleset: palisade_nft::Ruleset,
+    /// The remote-address class ids the ruleset uses (kept for the next render once the
+    /// kernel took it).
+    pub classes: ClassIds,
     pub local_pods: usize,
     pub render_time: Duration,
 }
@@ -52,6 +55,25 @@ impl std::fmt::Display for ReconcileReport {
     }
 }
 
+/// Why a reconcile left the kernel as it was.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Render(#[from] RenderError),
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+}
+
+impl SyncError {
+    /// A short label for metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            SyncError::Render(_) => "render",
+            SyncError::Apply(error) => error.reason(),
+        }
+    }
+}
+
 /// The agent of one node.
 pub struct Reconciler<N: Nft> {
     node: String,
@@ -62,6 +84,9 @@ pub struct Reconciler<N: Nft> {
     apply_errors: BTreeMap<&'static str, u64>,
     /// Where what was applied is recorded, for a restarted agent to resume from.
     state_file: Option<std::path::PathBuf>,
+    /// The class ids of the table the kernel holds: the next render keeps them where the
+    /// addresses stay, so an update changes only what moved.
+    classes: Option<ClassIds>,
 }
 
 impl<N: Nft> Reconciler<N> {
@@ -70,7 +95,7 @@ impl<N: Nft> Reconciler<N> {
     }
 
     fn with_dataplane(node: String, options: RenderOptions, dataplane: Dataplane<N>, state_file: Option<std::path::PathBuf>) -> Self {
-        Self { node, options, dataplane, resync_every: DEFAULT_RESYNC, apply_errors: BTreeMap::new(), state_file }
+        Self { node, options, dataplane, resync_every: DEFAULT_RESYNC, apply_errors: BTreeMap::new(), state_file, classes: None }
     }
 
     /// Records every applied state in `path`, and resumes from the one there: a restarted
@@ -124,29 +149,35 @@ impl<N: Nft> Reconciler<N> {
 
     /// Brings the kernel to what `cluster` asks of this node. On error the kernel keeps the
     /// previous ruleset (every apply is one transaction) and the next reconcile retries.
-    pub fn reconcile(&mut self, cluster: &Cluster) -> Result<ReconcileReport, ApplyError> {
-        let rendered = self.render(cluster);
-        self.apply(rendered)
+    pub fn reconcile(&mut self, cluster: &Cluster) -> Result<ReconcileReport, SyncError> {
+        let rendered = self.render(cluster)?;
+        Ok(self.apply(rendered)?)
     }
 
     /// What `cluster` asks of this node (pure; the agent renders under its state lock, so
     /// that no copy of the cluster is needed, and applies after releasing it).
-    pub fn render(&self, cluster: &Cluster) -> Rendered {
+    /// A table that cannot be rendered (more classes than the mark bits hold) leaves the
+    /// kernel as it is: the caller reports it and the node keeps its last table.
+    pub fn render(&mut self, cluster: &Cluster) -> Result<Rendered, RenderError> {
         let start = Instant::now();
         let local = local_endpoints(cluster, &self.node);
         let local_pods = local.len();
-        let ruleset = render(&NodeState { cluster, local, options: self.options.clone() });
-        Rendered { ruleset, local_pods, render_time: start.elapsed() }
+        let table = try_render(&NodeState { cluster, local, options: self.options.clone() }, self.classes.as_ref()).inspect_err(|error| {
+            *self.apply_errors.entry("render").or_default() += 1;
+            tracing::error!(node = %self.node, %error, "this node's table cannot be rendered; the previous one stays in force");
+        })?;
+        Ok(Rendered { ruleset: table.ruleset, classes: table.classes, local_pods, render_time: start.elapsed() })
     }
 
     /// Brings the kernel to a rendered ruleset.
     pub fn apply(&mut self, rendered: Rendered) -> Result<ReconcileReport, ApplyError> {
-        let Rendered { ruleset, local_pods, render_time } = rendered;
+        let Rendered { ruleset, classes, local_pods, render_time } = rendered;
         let apply = self.dataplane.sync(&ruleset, Instant::now(), self.resync_every).inspect_err(|error| {
             *self.apply_errors.entry(error.reason()).or_default() += 1;
             tracing::error!(node = %self.node, %error, "the kernel refused this node's ruleset; the previous one stays in force");
         })?;
         let applied_at = Instant::now();
+        self.classes = Some(classes);
         tracing::debug!(node = %self.node, %apply, "reconciled");
         self.record();
         let record_time = applied_at.elapsed();

@@ -455,5 +455,42 @@ fn assign_ids(signatures: &[&Signature], voters: &[Vec<IpAddr>], previous: Optio
     ids
 }
 
+/// The yardstick for any table that lists members: over the distinct pod peers of
+/// every NetworkPolicy in the cluster, the classes each matches, summed (a table sharing one
+/// set per peer over classes holds that many elements for them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClassBound {
+    /// Distinct pod peers (selector pairs with their namespace scope).
+    pub selectors: usize,
+    /// Pod addresses the peers match, summed over peers (what sets of addresses would hold).
+    pub addresses: usize,
+    /// Classes of pod addresses those peers tell apart.
+    pub classes: usize,
+    /// Classes each peer matches, summed over peers.
+    pub bound: usize,
+}
+
+/// [`ClassBound`] for a cluster, in every address family.
+pub fn class_bound(cluster: &Cluster) -> ClassBound {
+    let mut atoms = Atoms::default();
+    for policy in &cluster.policies {
+        for rules in [policy.ingress.as_deref(), policy.egress.as_deref()].into_iter().flatten() {
+            for peer in rules.iter().flat_map(|r| &r.peers).filter(|p| matches!(p, Peer::Pods { .. })) {
+                atoms.intern(Atom::peer(&policy.namespace, peer));
+            }
+        }
+    }
+    // Every pod its own class can be more than a mark holds; this is arithmetic only.
+    let classes = compute(cluster, &atoms, &[false, true], MarkBits { mask: u32::MAX }, None).expect("a full mask holds every class");
+    let mut per_class: HashMap<u32, usize> = HashMap::new();
+    for list in &classes.exact {
+        for (_, id) in list {
+            *per_class.entry(*id).or_default() += 1;
+        }
+    }
+    let addresses = classes.members.iter().map(|m| m.iter().map(|id| per_class.get(id).copied().unwrap_or_default()).sum::<usize>()).sum();
+    ClassBound { selectors: atoms.len(), addresses, classes: per_class.len(), bound: classes.members.iter().map(Vec::len).sum() }
+}
+
 #[cfg(test)]
 mod tests;

@@ -16,7 +16,7 @@ pub mod render;
 pub mod ruleset;
 pub mod text;
 
-pub use classes::{ClassIds, MarkBits};
+pub use classes::{ClassBound, ClassIds, MarkBits, class_bound};
 pub use render::{DenyAction, NodeState, NodeTable, RenderError, RenderOptions, render, try_render};
 pub use ruleset::Ruleset;
 pub mod apply;
