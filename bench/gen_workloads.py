@@ -18,10 +18,12 @@ one draws what real clusters have:
   `networks` peers, Accept/Deny/Pass.
 
 Usage: gen_workloads.py --pods 10000 --policies 1000 --nodes 10 --labels workloads --out DIR
-DIR gets namespaces.yaml, pods.yaml, policies.yaml (and cluster-policies.yaml).
+DIR gets namespaces.yaml, pods.yaml, policies.yaml (and cluster-policies.yaml); with
+--format json the same as .json (`cargo bench -p palisade --bench agent -- --from DIR`).
 """
 import argparse
 import ipaddress
+import json
 import os
 import random
 
@@ -315,6 +317,8 @@ def main():
     parser.add_argument("--families", choices=["mixed", "dual", "v4", "v6"], default="mixed")
     parser.add_argument("--cluster-policies", type=int, default=0)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--format", choices=["yaml", "json"], default="yaml",
+                        help="json: Lists as `kubectl get -o json` writes them (what the agent bench reads)")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     rng = random.Random(args.seed)
@@ -322,6 +326,10 @@ def main():
     os.makedirs(args.out, exist_ok=True)
 
     def dump(name, obj):
+        if args.format == "json":
+            with open(os.path.join(args.out, name.replace(".yaml", ".json")), "w") as f:
+                json.dump(obj, f)
+            return
         with open(os.path.join(args.out, name), "w") as f:
             yaml.safe_dump(obj, f, sort_keys=False, default_flow_style=None)
 

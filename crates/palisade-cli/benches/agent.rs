@@ -7,6 +7,9 @@
 //!
 //! `cargo bench -p palisade --bench agent` (`-- PODS POLICIES EVENTS [CLUSTER_POLICIES]` for
 //! other sizes; with ClusterNetworkPolicies, a fourth kind of event edits one of them).
+//! `-- --from DIR EVENTS` takes the cluster `bench/gen_workloads.py --format json` wrote
+//! instead; its events add a pod elsewhere (a replica of a pod on node-2), relabel a pod
+//! elsewhere, and edit a policy's port.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -158,8 +161,60 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
+/// A cluster written by `bench/gen_workloads.py --format json --out DIR`: its namespaces,
+/// pods (status apart: the API takes it as the kubelet would write it), NetworkPolicies and
+/// ClusterNetworkPolicies.
+struct Generated {
+    namespaces: Vec<Value>,
+    pods: Vec<Value>,
+    policies: Vec<Value>,
+    cluster_policies: Vec<Value>,
+}
+
+fn read_list(dir: &std::path::Path, name: &str) -> Vec<Value> {
+    let Ok(text) = std::fs::read_to_string(dir.join(name)) else { return Vec::new() };
+    let list: Value = serde_json::from_str(&text).expect("a JSON List");
+    list["items"].as_array().cloned().unwrap_or_default()
+}
+
+impl Generated {
+    fn read(dir: &std::path::Path) -> Self {
+        Self { namespaces: read_list(dir, "namespaces.json"), pods: read_list(dir, "pods.json"), policies: read_list(dir, "policies.json"), cluster_policies: read_list(dir, "cluster-policies.json") }
+    }
+
+    fn store(&self, api: &Api) {
+        // The API server makes kube-system (and default) itself.
+        for object in self.namespaces.iter().filter(|ns| ns["metadata"]["name"] != "kube-system").chain(&self.policies).chain(&self.cluster_policies) {
+            create(api, object.clone());
+        }
+        for pod in &self.pods {
+            let mut object = pod.clone();
+            let status = object.as_object_mut().unwrap().remove("status").unwrap_or_default();
+            create(api, object);
+            api.modify(resources::by_kind("v1", "Pod").unwrap(), pod["metadata"]["namespace"].as_str().unwrap(), pod["metadata"]["name"].as_str().unwrap(), |p| {
+                p["status"] = status.clone();
+                true
+            })
+            .expect("status written");
+        }
+    }
+
+    /// A pod on another node than node-1 (the events of the issue: a pod elsewhere).
+    fn elsewhere(&self) -> &Value {
+        self.pods.iter().find(|p| p["spec"]["nodeName"] == "node-2" && p["metadata"]["labels"]["app"].is_string()).expect("a pod on node-2")
+    }
+
+    /// A policy whose first ingress rule's first port is a number: the one a policy edit
+    /// changes.
+    fn editable(&self) -> &Value {
+        self.policies.iter().find(|p| p["spec"]["ingress"][0]["ports"][0]["port"].is_u64()).expect("a policy with a numeric ingress port")
+    }
+}
+
 fn main() {
-    let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let raw: Vec<String> = std::env::args().skip(1).collect();
+    let generated = raw.iter().position(|a| a == "--from").map(|i| Generated::read(std::path::Path::new(&raw[i + 1])));
+    let args: Vec<usize> = raw.iter().filter_map(|a| a.parse().ok()).collect();
     let (pods, policy_count, events) = (args.first().copied().unwrap_or(10_000), args.get(1).copied().unwrap_or(1_000), args.get(2).copied().unwrap_or(50));
     let cluster_policies = args.get(3).copied().unwrap_or(0);
     let namespace_count = (policy_count / 5).max(1);
@@ -184,9 +239,22 @@ fn main() {
         .unwrap();
     let api = running.api.clone();
     let started = Instant::now();
-    for object in namespaces(namespace_count) {
+    if let Some(generated) = &generated {
+        generated.store(&api);
+        eprintln!(
+            "stored {} pods, {} namespaces, {} policies, {} cluster policies from the generator in {:.1} s",
+            generated.pods.len(),
+            generated.namespaces.len(),
+            generated.policies.len(),
+            generated.cluster_policies.len(),
+            started.elapsed().as_secs_f64()
+        );
+    }
+    for object in namespaces(if generated.is_some() { 0 } else { namespace_count }) {
         create(&api, object);
     }
+    let (pods, cluster_policies) = if generated.is_some() { (0, 0) } else { (pods, cluster_policies) };
+    let namespace_count = if generated.is_some() { 0 } else { namespace_count };
     for i in 0..pods {
         let node_name = format!("node-{}", i % 10 + 1);
         create(&api, pod(i, namespace_count, &node_name));
@@ -243,21 +311,60 @@ fn main() {
     let policies_api = resources::by_kind("networking.k8s.io/v1", "NetworkPolicy").unwrap();
     let cluster_policies_api = resources::by_kind("policy.networking.k8s.io/v1beta1", "ClusterNetworkPolicy").unwrap();
     let every_kind = ["pod add", "label change", "policy edit", "cluster policy edit"];
-    let kinds = &every_kind[..if cluster_policies > 0 { 4 } else { 3 }];
+    let with_cluster_policies = cluster_policies > 0 || generated.as_ref().is_some_and(|g| !g.cluster_policies.is_empty());
+    let kinds = &every_kind[..if with_cluster_policies { 4 } else { 3 }];
     // Pods of node-1 in ns-0: pod-0 is on node-1 (i % 10 == 0).
     for &kind in kinds {
         let ticks = cpu_ticks(pid);
         let mut latencies = Vec::new();
         for e in 0..events {
-            match kind {
-                "pod add" => {
+            match (kind, &generated) {
+                ("pod add", Some(generated)) => {
+                    // A replica of a pod elsewhere: its address joins that pod's class.
+                    let mut object = generated.elsewhere().clone();
+                    let name = format!("added-{e}");
+                    object["metadata"]["name"] = json!(name);
+                    object.as_object_mut().unwrap().remove("status");
+                    let namespace = object["metadata"]["namespace"].as_str().unwrap().to_string();
+                    create(&api, object);
+                    set_running(&api, &namespace, &name, &format!("10.250.{}.{}", e / 250, e % 250 + 1));
+                }
+                ("label change", Some(generated)) => {
+                    let pod = generated.elsewhere();
+                    let original = pod["metadata"]["labels"]["app"].as_str().unwrap().to_string();
+                    let app = if e % 2 == 0 { "relabelled".to_string() } else { original };
+                    api.modify(pods_api, pod["metadata"]["namespace"].as_str().unwrap(), pod["metadata"]["name"].as_str().unwrap(), |p| {
+                        p["metadata"]["labels"]["app"] = json!(app);
+                        true
+                    })
+                    .unwrap();
+                }
+                ("cluster policy edit", Some(generated)) => {
+                    let port = 8001 + (e % 2) as u16 + 1;
+                    api.modify(cluster_policies_api, "", generated.cluster_policies[0]["metadata"]["name"].as_str().unwrap(), |p| {
+                        p["spec"]["egress"][1]["protocols"][0]["tcp"]["destinationPort"]["number"] = json!(port);
+                        true
+                    })
+                    .unwrap();
+                }
+                (_, Some(generated)) => {
+                    let policy = generated.editable();
+                    let original = policy["spec"]["ingress"][0]["ports"][0]["port"].as_u64().unwrap();
+                    let port = original + (e % 2) as u64 + 1;
+                    api.modify(policies_api, policy["metadata"]["namespace"].as_str().unwrap(), policy["metadata"]["name"].as_str().unwrap(), |p| {
+                        p["spec"]["ingress"][0]["ports"][0]["port"] = json!(port);
+                        true
+                    })
+                    .unwrap();
+                }
+                ("pod add", None) => {
                     let name = format!("added-{e}");
                     let mut object = pod(0, namespace_count, "node-1");
                     object["metadata"]["name"] = json!(name);
                     create(&api, object);
                     set_running(&api, "ns-0", &name, &format!("10.250.{}.{}", e / 250, e % 250 + 1));
                 }
-                "label change" => {
+                ("label change", None) => {
                     let tier = TIERS[(e + 1) % 5];
                     api.modify(pods_api, "ns-0", "pod-0", |p| {
                         p["metadata"]["labels"]["tier"] = json!(tier);
@@ -265,7 +372,7 @@ fn main() {
                     })
                     .unwrap();
                 }
-                "cluster policy edit" => {
+                ("cluster policy edit", None) => {
                     // Rule r1's TCP port of a policy selecting pods of node-1 (team-0's namespaces).
                     let port = 8001 + (e % 2) as u16 + 1;
                     api.modify(cluster_policies_api, "", "cnp-20", |p| {
@@ -274,7 +381,7 @@ fn main() {
                     })
                     .unwrap();
                 }
-                _ => {
+                (_, None) => {
                     let port = 80 + (e % 2) as u16 + 1;
                     api.modify(policies_api, "ns-0", "web", |p| {
                         p["spec"]["ingress"][0]["ports"][0]["port"] = json!(port);
