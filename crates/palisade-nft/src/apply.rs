@@ -7,9 +7,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::culprit::{self, Culprit};
-use crate::diff::{Changes, incremental, replacement_changes};
+use crate::diff::{Changes, incremental, incremental_streamed, replacement_changes};
 use crate::generation::{Generation, Naming, named};
-use crate::json::{create_unhooked_commands, delete_commands, document, hook_commands, replace_commands};
+use crate::json::{create_unhooked, delete_commands, document, hook_commands, replace_commands};
 use crate::ruleset::{Element, Ruleset, Value, VerdictMap};
 
 #[derive(Debug, thiserror::Error)]
@@ -18,6 +18,9 @@ pub enum ApplyError {
     Spawn { binary: String, source: std::io::Error },
     #[error("nft rejected the transaction (nothing was changed){}: {stderr}", at.as_ref().map(|c| format!(" at {c}")).unwrap_or_default())]
     Rejected { stderr: String, at: Option<Culprit> },
+    /// The netlink conversation itself failed (not the kernel refusing a change).
+    #[error("netlink: {0}")]
+    Netlink(String),
 }
 
 impl ApplyError {
@@ -29,6 +32,7 @@ impl ApplyError {
     pub fn reason(&self) -> &'static str {
         match self {
             ApplyError::Spawn { .. } => "nft_unavailable",
+            ApplyError::Netlink(_) => "netlink",
             ApplyError::Rejected { stderr, .. } if stderr.contains("File exists") => "object_exists",
             ApplyError::Rejected { stderr, .. } if stderr.contains("No such file or directory") => "object_missing",
             ApplyError::Rejected { .. } => "rejected",
@@ -50,6 +54,18 @@ pub trait Nft {
     fn describe(&self) -> String {
         "nft".to_string()
     }
+
+    /// Whether set elements can go as raw netlink transactions ([`Nft::netlink`]) rather than
+    /// in nft's JSON: tens of bytes per element instead of kilobytes.
+    fn supports_netlink(&self) -> bool {
+        false
+    }
+
+    /// Sends one transaction of nf_tables netlink messages (see [`crate::netlink`]) in the
+    /// network namespace `apply` works in.
+    fn netlink(&self, transaction: &[u8]) -> Result<(), ApplyError> {
+        crate::netlink::transact(transaction)
+    }
 }
 
 /// The `nft` binary, in the network namespace of the calling thread.
@@ -67,6 +83,11 @@ impl Default for NftBinary {
 impl Nft for NftBinary {
     fn apply(&self, document: &str) -> Result<(), ApplyError> {
         self.run(&["-j", "-f", "-"], document)
+    }
+
+    // `nft` runs in the calling thread's namespace, and so does the netlink socket.
+    fn supports_netlink(&self) -> bool {
+        true
     }
 
     fn check(&self, document: &str) -> Result<(), ApplyError> {
@@ -149,18 +170,66 @@ pub struct Dataplane<N: Nft> {
     /// a blue/green replace would leave behind (and collide with when the generation comes
     /// round again), so the next replace recreates the table.
     stale: bool,
+    /// Tables of more elements than this get them over netlink, in transactions of bounded
+    /// size (when the backend can): see [`crate::netlink`].
+    stream_above: usize,
 }
+
+/// Above this many elements a table's sets are filled over netlink (below, one JSON
+/// transaction is as fast and keeps a first apply to one commit).
+pub const STREAM_ABOVE: usize = 5_000;
 
 impl<N: Nft> Dataplane<N> {
     pub fn new(nft: N) -> Self {
-        Self { nft, applied: None, last_replace: None, pending_cleanup: Vec::new(), defer_cleanup: false, stale: false }
+        Self { nft, applied: None, last_replace: None, pending_cleanup: Vec::new(), defer_cleanup: false, stale: false, stream_above: STREAM_ABOVE }
     }
 
     /// A dataplane that believes the kernel holds `applied` under `naming` (for example, as
     /// recorded by a previous process), plus objects `cleanup` deletes (sent before anything
     /// else). If it does not, the next replace recreates the table.
     pub fn resume(nft: N, applied: Ruleset, naming: Naming, cleanup: Vec<serde_json::Value>) -> Self {
-        Self { nft, applied: Some((applied, naming)), last_replace: None, pending_cleanup: cleanup, defer_cleanup: false, stale: false }
+        Self { nft, applied: Some((applied, naming)), last_replace: None, pending_cleanup: cleanup, defer_cleanup: false, stale: false, stream_above: STREAM_ABOVE }
+    }
+
+    /// Fills sets over netlink for tables of more than `elements` elements (0: always, as
+    /// tests do to exercise the path on small tables).
+    pub fn stream_elements_above(mut self, elements: usize) -> Self {
+        self.stream_above = elements;
+        self
+    }
+
+    fn streams(&self, ruleset: &Ruleset) -> bool {
+        self.nft.supports_netlink() && ruleset.element_count() > self.stream_above
+    }
+
+    /// Puts the elements of the (kernel-named) sets and maps of `live` that `only` names (or
+    /// all) into them over netlink, a bounded transaction at a time. They must exist, empty,
+    /// and nothing may reference them yet. Returns transactions and bytes sent.
+    fn fill(&self, live: &Ruleset, only: Option<&[String]>) -> Result<(usize, usize), ApplyError> {
+        let wanted = |name: &str| only.is_none_or(|names| names.iter().any(|n| n == name));
+        let mut batches = crate::netlink::Batches::default();
+        let (mut transactions, mut bytes) = (0, 0);
+        let mut send = |batches: &mut crate::netlink::Batches| -> Result<(), ApplyError> {
+            for transaction in batches.take() {
+                self.nft.netlink(&transaction)?;
+                transactions += 1;
+                bytes += transaction.len();
+            }
+            Ok(())
+        };
+        for set in live.sets.iter().filter(|s| wanted(&s.name) && !s.elements.is_empty()) {
+            let target = crate::netlink::Target { table: &live.table, name: &set.name, key: &set.key, interval: set.interval };
+            batches.add(&target, set.elements.iter().map(|e| (e, None)));
+            send(&mut batches)?;
+        }
+        for map in live.maps.iter().filter(|m| wanted(&m.name) && !m.elements.is_empty()) {
+            let target = crate::netlink::Target { table: &live.table, name: &map.name, key: &map.key, interval: map.interval };
+            batches.add(&target, map.elements.iter().map(|(e, v)| (e, Some(v))));
+            send(&mut batches)?;
+        }
+        batches.cut();
+        send(&mut batches)?;
+        Ok((transactions, bytes))
     }
 
     /// Incremental updates return once the new state is in force (the switch transaction),
@@ -245,17 +314,31 @@ impl<N: Nft> Dataplane<N> {
                 let previous = named(old, naming);
                 // Build the new generation, hook it, unhook the old one, delete the rest of it.
                 let (unhook, delete) = delete_commands(&previous);
-                let steps = [create_unhooked_commands(&next), hook_commands(&next), unhook, delete];
+                let streamed = self.streams(desired);
+                let steps = [create_unhooked(&next, !streamed), hook_commands(&next), unhook, delete];
                 let count = steps.iter().map(Vec::len).sum();
                 transactions = steps.iter().filter(|c| !c.is_empty()).count();
                 let mut bytes = 0;
                 let mut result = Ok(());
-                for commands in steps.into_iter().filter(|c| !c.is_empty()) {
+                for (step, commands) in steps.into_iter().enumerate().filter(|(_, c)| !c.is_empty()) {
                     match self.send(&commands) {
                         Ok(n) => bytes += n,
                         Err(error) => {
                             result = Err(error);
                             break;
+                        }
+                    }
+                    // The new generation's sets, filled before its base chain can reach them.
+                    if step == 0 && streamed {
+                        match self.fill(&next, None) {
+                            Ok((t, b)) => {
+                                transactions += t;
+                                bytes += b;
+                            }
+                            Err(error) => {
+                                result = Err(error);
+                                break;
+                            }
                         }
                     }
                 }
@@ -282,6 +365,9 @@ impl<N: Nft> Dataplane<N> {
     fn recreate(&mut self, desired: &Ruleset) -> Result<(usize, usize), ApplyError> {
         let naming = Naming::new(Generation::A);
         let live = named(desired, &naming);
+        if self.streams(desired) {
+            return self.recreate_streamed(desired, live, naming);
+        }
         let commands = replace_commands(&live);
         let count = commands.len();
         let bytes = match self.send(&commands) {
@@ -297,6 +383,39 @@ impl<N: Nft> Dataplane<N> {
         Ok((count, bytes))
     }
 
+    /// A recreate too big for one JSON transaction: the table is deleted and created with
+    /// every object but its base chain, and a guard base chain that lets established
+    /// connections through and drops new ones (fail closed: the old table is gone, the new
+    /// one not filled yet); the sets are filled over netlink; then the base chain replaces
+    /// the guard in one transaction.
+    fn recreate_streamed(&mut self, desired: &Ruleset, live: Ruleset, naming: Naming) -> Result<(usize, usize), ApplyError> {
+        use crate::ruleset::{BaseChain, Chain, Hook, Rule, Statement};
+        let guard = Chain {
+            name: format!("guard{}", naming.generation.suffix()),
+            base: Some(BaseChain { hook: Hook::Forward, priority: 0 }),
+            rules: vec![Rule { statements: vec![Statement::AcceptEstablished], comment: None }, Rule { statements: vec![Statement::Drop], comment: Some("palisade: filling the table".to_string()) }],
+        };
+        let t = &live.table;
+        let mut first = replace_commands(&Ruleset { table: t.clone(), sets: Vec::new(), maps: Vec::new(), chains: Vec::new() });
+        first.extend(crate::json::create_unhooked(&live, false));
+        first.push(crate::json::command("add", "chain", crate::json::chain(t, &guard)));
+        first.extend(guard.rules.iter().map(|r| crate::json::command("add", "rule", crate::json::rule(t, &guard.name, r))));
+        let mut bytes = match self.send(&first) {
+            Ok(bytes) => bytes,
+            Err(ApplyError::Rejected { stderr, .. }) => return Err(ApplyError::Rejected { stderr, at: culprit::find(&self.nft, &first, desired) }),
+            Err(error) => return Err(error),
+        };
+        let (_, filled) = self.fill(&live, None)?;
+        bytes += filled;
+        let mut hook = hook_commands(&live);
+        let guard_only = Ruleset { table: t.clone(), sets: Vec::new(), maps: Vec::new(), chains: vec![guard] };
+        hook.extend(delete_commands(&guard_only).0);
+        bytes += self.send(&hook)?;
+        self.applied = Some((desired.clone(), naming));
+        self.stale = false;
+        Ok((first.len() + hook.len(), bytes))
+    }
+
     /// Sends only what changed since the last apply (nothing if nothing changed). Falls back
     /// to a full replace when there is no previous state, the table name changed, or the
     /// incremental transaction is rejected (the table was changed behind Palisade's back).
@@ -309,25 +428,40 @@ impl<N: Nft> Dataplane<N> {
         };
         let start = Instant::now();
         let next_naming = versioned(old, desired, naming);
-        let update = incremental(&named(old, naming), &named(desired, &next_naming));
+        let streamed = self.streams(desired);
+        let next = named(desired, &next_naming);
+        let update = if streamed { incremental_streamed(&named(old, naming), &next) } else { incremental(&named(old, naming), &next) };
+        let fill = update.fill.clone();
         let count = update.prepare.len() + update.switch.len() + update.cleanup.len();
         let mut bytes = 0;
         let mut transactions = 0;
         // Prepare adds unreferenced objects, switch uses them, cleanup deletes what nothing
         // uses any more (see `diff::Update` for why these are three transactions).
         let (cleanup, later) = if self.defer_cleanup { (Vec::new(), update.cleanup) } else { (update.cleanup, Vec::new()) };
-        for commands in [update.prepare, update.switch, cleanup] {
-            if commands.is_empty() {
-                continue;
-            }
-            match self.send(&commands) {
-                Ok(n) => {
-                    bytes += n;
-                    transactions += 1;
+        for (step, commands) in [update.prepare, update.switch, cleanup].into_iter().enumerate() {
+            if !commands.is_empty() {
+                match self.send(&commands) {
+                    Ok(n) => {
+                        bytes += n;
+                        transactions += 1;
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "incremental update rejected; replacing the whole table");
+                        return self.replace(desired);
+                    }
                 }
-                Err(error) => {
-                    tracing::warn!(%error, "incremental update rejected; replacing the whole table");
-                    return self.replace(desired);
+            }
+            // The prepared sets' elements, before the switch makes them reachable.
+            if step == 0 && !fill.is_empty() {
+                match self.fill(&next, Some(&fill)) {
+                    Ok((t, b)) => {
+                        transactions += t;
+                        bytes += b;
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "filling the prepared sets failed; replacing the whole table");
+                        return self.replace(desired);
+                    }
                 }
             }
         }

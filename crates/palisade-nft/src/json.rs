@@ -45,13 +45,18 @@ pub fn delete_commands(ruleset: &Ruleset) -> (Vec<Json>, Vec<Json>) {
 /// Commands that create every object of the ruleset nothing can reach yet: sets with their
 /// elements, regular chains with their rules, verdict maps (base chains: `hook_commands`).
 pub fn create_unhooked_commands(ruleset: &Ruleset) -> Vec<Json> {
+    create_unhooked(ruleset, true)
+}
+
+/// The same, with the sets and maps empty or with their elements.
+pub fn create_unhooked(ruleset: &Ruleset, with_elements: bool) -> Vec<Json> {
     let t = &ruleset.table;
     let regular: Vec<&Chain> = ruleset.chains.iter().filter(|c| c.base.is_none()).collect();
     let mut commands = Vec::new();
-    commands.extend(ruleset.sets.iter().map(|s| command("add", "set", set(t, s, true))));
+    commands.extend(ruleset.sets.iter().map(|s| command("add", "set", set(t, s, with_elements))));
     commands.extend(regular.iter().map(|c| command("add", "chain", chain(t, c))));
     // Maps after chains: their elements jump to chains.
-    commands.extend(ruleset.maps.iter().map(|m| command("add", "map", map(t, m, true))));
+    commands.extend(ruleset.maps.iter().map(|m| command("add", "map", map(t, m, with_elements))));
     for c in &regular {
         commands.extend(c.rules.iter().map(|r| command("add", "rule", rule(t, &c.name, r))));
     }

@@ -26,6 +26,7 @@ pub mod generation;
 // The one place with `unsafe`: the FFI calls into libnftables (see the module).
 #[allow(unsafe_code)]
 pub mod libnftables;
+pub mod netlink;
 pub mod state_file;
 
 pub use apply::{ApplyError, ApplyKind, ApplyReport, Dataplane, Nft, NftBinary};

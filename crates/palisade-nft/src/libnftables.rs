@@ -105,6 +105,11 @@ impl Nft for Libnftables {
         self.run(document, false)
     }
 
+    // Each call's context and the netlink socket are both the calling thread's.
+    fn supports_netlink(&self) -> bool {
+        true
+    }
+
     fn check(&self, document: &str) -> Result<(), ApplyError> {
         self.run(document, true)
     }
@@ -151,5 +156,9 @@ impl Nft for SystemNft {
             SystemNft::Library(library) => library.check(document),
             SystemNft::Binary(binary) => binary.check(document),
         }
+    }
+
+    fn supports_netlink(&self) -> bool {
+        true
     }
 }

@@ -106,7 +106,7 @@ fn real_packets_follow_the_engine() {
     let bed = testbed_for(&c);
     let _servers: Vec<Servers> = bed.pods.iter().map(|(_, ns)| Servers::start(ns, &[8080, 9090, 8050, 8000, 80], &[53, 8080])).collect();
     let probers: Vec<Prober> = bed.pods.iter().map(|(_, ns)| Prober::new(ns)).collect();
-    let mut dataplane = Dataplane::new(NodeNft(&bed));
+    let mut dataplane = Dataplane::new(NodeNft(&bed)).stream_elements_above(0);
     dataplane.replace(&all_local(&c, DenyAction::Reject)).expect("apply");
     let mut checked = 0;
     for (from, _) in c.endpoints.iter().enumerate() {
@@ -213,7 +213,7 @@ fn upstream_cases_on(addresses: fn(&str) -> Vec<IpAddr>) {
             if variant.name == "full-3x3" && matches!(case.id.as_str(), "e2e-35" | "e2e-36") && addresses("x/a")[0].is_ipv6() {
                 continue; // The older model's unmasked '<podIP>/4' has no IPv6 form upstream.
             }
-            let mut dataplane = Dataplane::new(NodeNft(&bed));
+            let mut dataplane = Dataplane::new(NodeNft(&bed)).stream_elements_above(0);
             let mismatches = Scenario::run(&case, variant, addresses, |cluster, from, to, port, protocol| {
                 let ruleset = all_local(cluster, DenyAction::Reject);
                 let report = dataplane.update(&ruleset).expect("apply");

@@ -152,7 +152,7 @@ fn overlapping_rules_load_and_real_packets_follow_the_engine() {
     let bed = Testbed::new(&specs);
     let _servers: Vec<Servers> = bed.pods.iter().map(|(_, ns)| Servers::start(ns, &PORTS, &[])).collect();
     let probers: Vec<Prober> = bed.pods.iter().map(|(_, ns)| Prober::new(ns)).collect();
-    let mut dataplane = Dataplane::new(NodeNft(&bed));
+    let mut dataplane = Dataplane::new(NodeNft(&bed)).stream_elements_above(0);
 
     // All at once (a full replace), then one at a time, then removed one at a time: every
     // step after the first an incremental update the kernel must accept as it is.

@@ -144,7 +144,7 @@ fn real_packets_follow_the_tiers() {
     let _servers: Vec<Servers> = bed.pods.iter().map(|(_, ns)| Servers::start(ns, &[8080, 9090, 80], &[8080])).collect();
     let probers: Vec<Prober> = bed.pods.iter().map(|(_, ns)| Prober::new(ns)).collect();
     let ruleset = render(&NodeState { cluster: &c, local: (0..c.endpoints.len()).collect(), options: RenderOptions { deny_action: DenyAction::Reject, ..Default::default() } });
-    Dataplane::new(NodeNft(&bed)).replace(&ruleset).expect("the kernel takes the tiers");
+    Dataplane::new(NodeNft(&bed)).stream_elements_above(0).replace(&ruleset).expect("the kernel takes the tiers");
     let (mut allowed, mut denied) = (0, 0);
     for (from, _) in c.endpoints.iter().enumerate() {
         for (to, dst) in c.endpoints.iter().enumerate() {

@@ -19,6 +19,14 @@ impl Nft for NodeNft<'_> {
     fn check(&self, document: &str) -> Result<(), ApplyError> {
         NsNft(&self.0.node).check(document)
     }
+
+    fn supports_netlink(&self) -> bool {
+        true
+    }
+
+    fn netlink(&self, transaction: &[u8]) -> Result<(), ApplyError> {
+        NsNft(&self.0.node).netlink(transaction)
+    }
 }
 
 /// Applies through `nft -j -f -` in a network namespace.
@@ -38,6 +46,16 @@ impl Nft for NsNft<'_> {
 
     fn check(&self, document: &str) -> Result<(), ApplyError> {
         self.run(&["-c", "-j", "-f", "-"], document)
+    }
+
+    // Elements go as raw netlink from a thread inside the namespace, as the agent's do.
+    fn supports_netlink(&self) -> bool {
+        true
+    }
+
+    fn netlink(&self, transaction: &[u8]) -> Result<(), ApplyError> {
+        let bytes = transaction.to_vec();
+        self.0.enter(move || palisade_nft::netlink::transact(&bytes)).join().expect("the netlink thread")
     }
 }
 
@@ -69,8 +87,8 @@ impl Kernel {
         let ns = &self.namespaces[n];
         let mut loaded = self.loaded.borrow_mut();
         let mut dataplane = match loaded[n].take() {
-            Some((previous, naming)) => Dataplane::resume(NsNft(ns), previous, naming, Vec::new()),
-            None => Dataplane::new(NsNft(ns)),
+            Some((previous, naming)) => Dataplane::resume(NsNft(ns), previous, naming, Vec::new()).stream_elements_above(0),
+            None => Dataplane::new(NsNft(ns)).stream_elements_above(0),
         };
         let first = dataplane.applied().is_none();
         let report = dataplane.update(ruleset).map_err(|e| format!("the kernel refused the ruleset: {e}"))?;

@@ -1,0 +1,355 @@
+//! Set and map elements straight to the kernel, as nf_tables netlink messages.
+//!
+//! The bulk of a node's table is elements, and nft's JSON (or text) costs one to two
+//! kilobytes of user-space memory per element to build and parse, where a netlink element
+//! is tens of bytes. Sets and maps are still declared through nft (which writes the type
+//! information `nft list` prints from); their elements are encoded here, in transactions of
+//! bounded size, into sets nothing references yet (see `apply.rs`), so memory does not grow
+//! with the table and splitting the elements over several transactions is invisible to
+//! packets.
+//!
+//! Encodings (what nft 1.0.6 sends, read with `nft --debug=netlink`): every key component
+//! takes a multiple of four bytes (registers); addresses and ports in network byte order;
+//! marks in host byte order, except in interval sets, which compare keys as big-endian
+//! bytes; a single-field interval set holds a start element and an "interval end" element
+//! one past its end (also where the next range starts there); a range running to the
+//! top of its type has no end element and says so in its user data (nft prints it from
+//! there); concatenated interval sets (pipapo) carry each element's last key as `KEY_END`.
+
+use std::io;
+
+use netlink_packet_core::{DefaultNla, NLM_F_ACK, NLM_F_CREATE, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload};
+use netlink_packet_netfilter::nftables::{
+    DataAttribute, ListAttribute, NfTablesMessage, SetElementAttribute, SetElementFlags, SetElementList, SetElementMessage, Verdict as NlVerdict, VerdictAttribute,
+};
+use netlink_packet_netfilter::none::ControlMessage;
+use netlink_packet_netfilter::{NetfilterHeader, NetfilterMessage, NetfilterProtoFamily};
+use netlink_sys::{Socket, protocols::NETLINK_NETFILTER};
+
+use crate::apply::ApplyError;
+use crate::ruleset::{Element, KeyType, Value, Verdict};
+
+const NFNL_SUBSYS_NFTABLES: u16 = 10;
+const NFTA_DATA_VALUE: u16 = 1;
+/// `NFTNL_UDATA_SET_ELEM_FLAGS` holding `NFTNL_SET_ELEM_F_INTERVAL_OPEN`.
+const OPEN_INTERVAL: [u8; 6] = [1, 4, 1, 0, 0, 0];
+/// Elements per message: a message's element list is one netlink attribute (64 KiB at
+/// most); the largest element here (an IPv6 interval map element) is under 200 bytes.
+const ELEMENTS_PER_MESSAGE: usize = 256;
+/// Bytes per transaction: what the agent holds at once, whatever the table's size.
+pub const TRANSACTION_BYTES: usize = 2 << 20;
+
+/// How a set's elements are laid out in the kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Layout {
+    /// Exact keys (a hash).
+    Exact,
+    /// One field with ranges: start and end elements (an rbtree).
+    Ranges,
+    /// Several fields with ranges: each element with its last key (pipapo).
+    ConcatRanges,
+}
+
+/// The set or map elements go into: its name (as the kernel knows it), key and layout.
+pub struct Target<'a> {
+    pub table: &'a str,
+    pub name: &'a str,
+    pub key: &'a [KeyType],
+    pub interval: bool,
+}
+
+impl Target<'_> {
+    fn layout(&self) -> Layout {
+        match (self.interval, self.key.len()) {
+            (false, _) => Layout::Exact,
+            (true, 1) => Layout::Ranges,
+            (true, _) => Layout::ConcatRanges,
+        }
+    }
+}
+
+/// One component's bytes, padded to registers. `first` picks the range's start or end;
+/// `past` adds one (the end element of a single-field range).
+fn component(value: &Value, interval: bool, first: bool, out: &mut Vec<u8>) {
+    let start = out.len();
+    match value {
+        Value::Addr(lo, hi) => match if first { lo } else { hi } {
+            std::net::IpAddr::V4(a) => out.extend_from_slice(&a.octets()),
+            std::net::IpAddr::V6(a) => out.extend_from_slice(&a.octets()),
+        },
+        Value::Proto(lo, hi) => out.push(if first { *lo } else { *hi }),
+        Value::Port(lo, hi) => out.extend_from_slice(&(if first { *lo } else { *hi }).to_be_bytes()),
+        Value::Mark(lo, hi) => {
+            let mark = if first { *lo } else { *hi };
+            out.extend_from_slice(&if interval { mark.to_be_bytes() } else { mark.to_ne_bytes() });
+        }
+    }
+    while !(out.len() - start).is_multiple_of(4) {
+        out.push(0);
+    }
+}
+
+/// Whether a value's range runs to the top of its type (no end element then).
+fn reaches_top(value: &Value) -> bool {
+    match value {
+        Value::Addr(_, std::net::IpAddr::V4(a)) => u32::from(*a) == u32::MAX,
+        Value::Addr(_, std::net::IpAddr::V6(a)) => u128::from(*a) == u128::MAX,
+        Value::Proto(_, hi) => *hi == u8::MAX,
+        Value::Port(_, hi) => *hi == u16::MAX,
+        Value::Mark(_, hi) => *hi == u32::MAX,
+    }
+}
+
+/// The big-endian bytes one past a range's end (the next range's first key).
+fn one_past(value: &Value) -> Vec<u8> {
+    let mut end = Vec::new();
+    component(value, true, false, &mut end);
+    let width = match value {
+        Value::Proto(..) => 1,
+        Value::Port(..) => 2,
+        _ => end.len(),
+    };
+    for byte in end[..width].iter_mut().rev() {
+        let (next, carry) = byte.overflowing_add(1);
+        *byte = next;
+        if !carry {
+            break;
+        }
+    }
+    end
+}
+
+fn key(bytes: Vec<u8>) -> DataAttribute {
+    DataAttribute::Value(bytes)
+}
+
+fn verdict(verdict: &Verdict) -> DataAttribute {
+    let (code, chain) = match verdict {
+        Verdict::Jump(chain) => (NlVerdict::Jump, chain),
+        Verdict::Goto(chain) => (NlVerdict::Goto, chain),
+    };
+    DataAttribute::Verdict(vec![VerdictAttribute::Code(code), VerdictAttribute::Chain(chain.clone())])
+}
+
+/// The kernel elements for `elements` (sorted, disjoint, as the renderer writes them), each
+/// with its verdict for a map.
+fn encode<'e>(target: &Target<'_>, elements: impl Iterator<Item = (&'e Element, Option<&'e Verdict>)>) -> Vec<Vec<SetElementAttribute>> {
+    let layout = target.layout();
+    let mut out = Vec::new();
+    let mut pending_end: Option<Vec<u8>> = None;
+    for (element, data) in elements {
+        let mut start = Vec::new();
+        for value in element {
+            component(value, target.interval, true, &mut start);
+        }
+        // An end element even where the next range starts right after (nft sends both; the
+        // flag tells them apart).
+        if layout == Layout::Ranges
+            && let Some(end) = pending_end.take()
+        {
+            out.push(vec![SetElementAttribute::Key(key(end)), SetElementAttribute::Flags(SetElementFlags::IntervalEnd)]);
+        }
+        let mut attributes = vec![SetElementAttribute::Key(key(start))];
+        match layout {
+            Layout::Exact => {}
+            Layout::Ranges => {
+                let value = &element[0];
+                if reaches_top(value) {
+                    attributes.push(SetElementAttribute::UserData(OPEN_INTERVAL.to_vec()));
+                } else {
+                    pending_end = Some(one_past(value));
+                }
+            }
+            Layout::ConcatRanges => {
+                let mut last = Vec::new();
+                for value in element {
+                    component(value, true, false, &mut last);
+                }
+                attributes.push(SetElementAttribute::KeyEnd(vec![DefaultNla::new(NFTA_DATA_VALUE, last)]));
+            }
+        }
+        if let Some(data) = data {
+            attributes.push(SetElementAttribute::Data(verdict(data)));
+        }
+        out.push(attributes);
+    }
+    if let Some(end) = pending_end {
+        out.push(vec![SetElementAttribute::Key(key(end)), SetElementAttribute::Flags(SetElementFlags::IntervalEnd)]);
+    }
+    out
+}
+
+/// Netlink messages making up transactions; each `take` hands out one transaction's bytes
+/// (begin, element messages, end) once it reaches [`TRANSACTION_BYTES`].
+pub struct Batches {
+    current: Vec<u8>,
+    messages: usize,
+    seq: u32,
+    done: Vec<Vec<u8>>,
+}
+
+impl Default for Batches {
+    fn default() -> Self {
+        Self { current: Vec::new(), messages: 0, seq: 1, done: Vec::new() }
+    }
+}
+
+impl Batches {
+    fn push(&mut self, inner: impl Into<netlink_packet_netfilter::NetfilterMessageInner>, flags: u16, res_id: u16, family: NetfilterProtoFamily) {
+        let mut message = NetlinkMessage::from(NetfilterMessage::new(NetfilterHeader::new(family, 0, res_id), inner));
+        message.header.flags = flags;
+        message.header.sequence_number = self.seq;
+        self.seq = self.seq.wrapping_add(1);
+        message.finalize();
+        let at = self.current.len();
+        self.current.resize(at + message.buffer_len(), 0);
+        message.serialize(&mut self.current[at..]);
+    }
+
+    fn begin_if_needed(&mut self) {
+        if self.current.is_empty() {
+            self.push(ControlMessage::BatchBegin, NLM_F_REQUEST, NFNL_SUBSYS_NFTABLES, NetfilterProtoFamily::Unspec);
+        }
+    }
+
+    /// Closes the transaction being built (if any) so the next elements start another.
+    pub fn cut(&mut self) {
+        if self.current.is_empty() {
+            return;
+        }
+        self.push(ControlMessage::BatchEnd, NLM_F_REQUEST, NFNL_SUBSYS_NFTABLES, NetfilterProtoFamily::Unspec);
+        self.done.push(std::mem::take(&mut self.current));
+        self.messages = 0;
+    }
+
+    /// Adds `elements` to the target (which must hold none of them), cutting transactions
+    /// as they fill.
+    pub fn add<'e>(&mut self, target: &Target<'_>, elements: impl Iterator<Item = (&'e Element, Option<&'e Verdict>)>) {
+        let encoded = encode(target, elements);
+        for chunk in encoded.chunks(ELEMENTS_PER_MESSAGE) {
+            self.begin_if_needed();
+            let message = NfTablesMessage::NewSetElement(SetElementMessage {
+                attributes: vec![
+                    SetElementList::Table(target.table.to_string()),
+                    SetElementList::Set(target.name.to_string()),
+                    SetElementList::Elements(chunk.iter().map(|attributes| ListAttribute::Element(attributes.clone())).collect()),
+                ],
+            });
+            self.push(message, NLM_F_REQUEST | NLM_F_CREATE | NLM_F_ACK, 0, NetfilterProtoFamily::Inet);
+            self.messages += 1;
+            if self.current.len() >= TRANSACTION_BYTES {
+                self.cut();
+            }
+        }
+    }
+
+    /// Transactions complete so far (call [`Self::cut`] first for the last one).
+    pub fn take(&mut self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut self.done)
+    }
+}
+
+/// Sends one transaction (begin, messages, end) on a netfilter netlink socket of the calling
+/// thread's network namespace and waits for the kernel's answer to each message.
+pub fn transact(batch: &[u8]) -> Result<(), ApplyError> {
+    let failed = |what: &str, e: io::Error| ApplyError::Netlink(format!("{what}: {e}"));
+    let mut socket = Socket::new(NETLINK_NETFILTER).map_err(|e| failed("opening a netfilter netlink socket", e))?;
+    socket.bind_auto().map_err(|e| failed("binding the netlink socket", e))?;
+    // Acks carry only headers (not the request back), and errors say why.
+    socket.set_cap_ack(true).map_err(|e| failed("NETLINK_CAP_ACK", e))?;
+    let _ = socket.set_ext_ack(true);
+    let size = batch.len().saturating_mul(2).max(1 << 20);
+    nix::sys::socket::setsockopt(&socket, nix::sys::socket::sockopt::SndBufForce, &size).map_err(|e| failed("SO_SNDBUFFORCE", e.into()))?;
+    nix::sys::socket::setsockopt(&socket, nix::sys::socket::sockopt::RcvBufForce, &(1usize << 20)).map_err(|e| failed("SO_RCVBUFFORCE", e.into()))?;
+    // The kernel runs the whole batch while `send` is in progress: every answer is queued
+    // when it returns.
+    let sent = socket.send(batch, 0).map_err(|e| failed("sending the transaction", e))?;
+    if sent != batch.len() {
+        return Err(ApplyError::Netlink(format!("sent {sent} of {} bytes", batch.len())));
+    }
+    let expected = count_acked(batch);
+    socket.set_non_blocking(true).map_err(|e| failed("O_NONBLOCK", e))?;
+    let mut acked = 0;
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = match socket.recv(&mut &mut buf[..], 0) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) => return Err(failed("reading the kernel's answer", e)),
+        };
+        let mut offset = 0;
+        while offset < n {
+            let message = NetlinkMessage::<NetfilterMessage>::deserialize(&buf[offset..n]).map_err(|e| ApplyError::Netlink(format!("an answer the kernel sent could not be read: {e}")))?;
+            let length = message.header.length as usize;
+            if let NetlinkPayload::Error(error) = &message.payload {
+                match error.code {
+                    None => acked += 1,
+                    Some(code) => {
+                        let errno = io::Error::from_raw_os_error(-code.get());
+                        return Err(ApplyError::rejected(format!("netlink: adding set elements: {errno}")));
+                    }
+                }
+            }
+            offset += length.max(1).next_multiple_of(4);
+        }
+    }
+    if acked == expected { Ok(()) } else { Err(ApplyError::Netlink(format!("the kernel answered {acked} of {expected} messages"))) }
+}
+
+/// How many messages of a batch asked for an answer.
+fn count_acked(batch: &[u8]) -> usize {
+    let mut offset = 0;
+    let mut count = 0;
+    while offset + 16 <= batch.len() {
+        let length = u32::from_ne_bytes(batch[offset..offset + 4].try_into().expect("four bytes")) as usize;
+        let flags = u16::from_ne_bytes(batch[offset + 6..offset + 8].try_into().expect("two bytes"));
+        if flags & NLM_F_ACK != 0 {
+            count += 1;
+        }
+        offset += length.max(16).next_multiple_of(4);
+    }
+    count
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(lo: &str, hi: &str) -> Value {
+        Value::Addr(lo.parse().unwrap(), hi.parse().unwrap())
+    }
+
+    fn keys(encoded: &[Vec<SetElementAttribute>]) -> Vec<(Vec<u8>, bool)> {
+        encoded
+            .iter()
+            .map(|attributes| {
+                let key = attributes.iter().find_map(|a| if let SetElementAttribute::Key(DataAttribute::Value(v)) = a { Some(v.clone()) } else { None }).unwrap();
+                let end = attributes.iter().any(|a| matches!(a, SetElementAttribute::Flags(f) if f.contains(SetElementFlags::IntervalEnd)));
+                (key, end)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn single_field_ranges_are_start_and_end_elements_as_nft_sends_them() {
+        let target = Target { table: "t", name: "s", key: &[KeyType::Ipv4], interval: true };
+        // 10.0.0.0/8 and the adjacent 11.0.0.0-11.0.0.5: an end element between them too.
+        let elements = [vec![addr("10.0.0.0", "10.255.255.255")], vec![addr("11.0.0.0", "11.0.0.5")], vec![addr("200.0.0.0", "255.255.255.255")]];
+        let encoded = encode(&target, elements.iter().map(|e| (e, None)));
+        assert_eq!(keys(&encoded), vec![(vec![10, 0, 0, 0], false), (vec![11, 0, 0, 0], true), (vec![11, 0, 0, 0], false), (vec![11, 0, 0, 6], true), (vec![200, 0, 0, 0], false)]);
+        // The last range runs to the top: no end element, the start says so.
+        assert!(encoded[4].contains(&SetElementAttribute::UserData(OPEN_INTERVAL.to_vec())));
+    }
+
+    #[test]
+    fn marks_are_host_order_in_hashes_and_big_endian_in_ranges() {
+        let mark = Value::Mark(0x0005_0000, 0x0005_0000);
+        let exact = Target { table: "t", name: "s", key: &[KeyType::Mark], interval: false };
+        assert_eq!(keys(&encode(&exact, std::iter::once((&vec![mark.clone()], None))))[0].0, 0x0005_0000u32.to_ne_bytes().to_vec());
+        let ranged = Target { table: "t", name: "m", key: &[KeyType::Mark, KeyType::Proto, KeyType::Service], interval: true };
+        let element = vec![Value::Mark(0x0005_0000, 0x0007_0000), Value::Proto(6, 6), Value::Port(80, 90)];
+        let encoded = encode(&ranged, std::iter::once((&element, Some(&Verdict::Goto("c".into())))));
+        assert_eq!(keys(&encoded)[0].0, vec![0, 5, 0, 0, 6, 0, 0, 0, 0, 80, 0, 0]);
+        assert!(encoded[0].contains(&SetElementAttribute::KeyEnd(vec![DefaultNla::new(NFTA_DATA_VALUE, vec![0, 7, 0, 0, 6, 0, 0, 0, 0, 90, 0, 0])])));
+    }
+}
