@@ -306,7 +306,7 @@ impl<N: Nft> Dataplane<N> {
         let _ = self.finish();
         let clean = !self.stale;
         let changes = replacement_changes(self.applied(), desired);
-        let mut transactions = 1;
+        let mut transactions;
         let (commands, bytes) = match &self.applied {
             Some((old, naming)) if old.table == desired.table && clean => {
                 let next_naming = Naming::new(naming.generation.other());
@@ -349,11 +349,17 @@ impl<N: Nft> Dataplane<N> {
                     }
                     Err(error) => {
                         tracing::warn!(%error, "blue/green replace failed; recreating the table");
-                        self.recreate(desired)?
+                        let (commands, bytes, sent) = self.recreate(desired)?;
+                        transactions = sent;
+                        (commands, bytes)
                     }
                 }
             }
-            _ => self.recreate(desired)?,
+            _ => {
+                let (commands, bytes, sent) = self.recreate(desired)?;
+                transactions = sent;
+                (commands, bytes)
+            }
         };
         Ok(ApplyReport { kind: ApplyKind::Full, changes, transactions, commands, bytes, duration: start.elapsed() })
     }
@@ -362,7 +368,8 @@ impl<N: Nft> Dataplane<N> {
     /// packets see the old table or the new one, though during the commit's set swap a new
     /// connection the new table allows may still be rejected once (see
     /// [`crate::generation`]).
-    fn recreate(&mut self, desired: &Ruleset) -> Result<(usize, usize), ApplyError> {
+    /// Returns commands, bytes and transactions sent.
+    fn recreate(&mut self, desired: &Ruleset) -> Result<(usize, usize, usize), ApplyError> {
         let naming = Naming::new(Generation::A);
         let live = named(desired, &naming);
         if self.streams(desired) {
@@ -380,7 +387,7 @@ impl<N: Nft> Dataplane<N> {
         };
         self.applied = Some((desired.clone(), naming));
         self.stale = false;
-        Ok((count, bytes))
+        Ok((count, bytes, 1))
     }
 
     /// A recreate too big for one JSON transaction: the table is deleted and created with
@@ -388,7 +395,7 @@ impl<N: Nft> Dataplane<N> {
     /// connections through and drops new ones (fail closed: the old table is gone, the new
     /// one not filled yet); the sets are filled over netlink; then the base chain replaces
     /// the guard in one transaction.
-    fn recreate_streamed(&mut self, desired: &Ruleset, live: Ruleset, naming: Naming) -> Result<(usize, usize), ApplyError> {
+    fn recreate_streamed(&mut self, desired: &Ruleset, live: Ruleset, naming: Naming) -> Result<(usize, usize, usize), ApplyError> {
         use crate::ruleset::{BaseChain, Chain, Hook, Rule, Statement};
         let guard = Chain {
             name: format!("guard{}", naming.generation.suffix()),
@@ -405,7 +412,7 @@ impl<N: Nft> Dataplane<N> {
             Err(ApplyError::Rejected { stderr, .. }) => return Err(ApplyError::Rejected { stderr, at: culprit::find(&self.nft, &first, desired) }),
             Err(error) => return Err(error),
         };
-        let (_, filled) = self.fill(&live, None)?;
+        let (filling, filled) = self.fill(&live, None)?;
         bytes += filled;
         let mut hook = hook_commands(&live);
         let guard_only = Ruleset { table: t.clone(), sets: Vec::new(), maps: Vec::new(), chains: vec![guard] };
@@ -413,7 +420,7 @@ impl<N: Nft> Dataplane<N> {
         bytes += self.send(&hook)?;
         self.applied = Some((desired.clone(), naming));
         self.stale = false;
-        Ok((first.len() + hook.len(), bytes))
+        Ok((first.len() + hook.len(), bytes, filling + 2))
     }
 
     /// Sends only what changed since the last apply (nothing if nothing changed). Falls back
