@@ -284,7 +284,7 @@ def make_cluster_policy(i, rng, n_ns):
         if kind == 1:
             return {"pods": {"namespaceSelector": namespace_selector(rng), "podSelector": pod_peer(rng)}}
         if kind == 2:
-            return {"networks": [f"10.{rng.randrange(256)}.0.0/16", f"192.0.2.{4 * rng.randrange(64)}/30", f"fd00:{rng.randrange(65536):x}::/32"]}
+            return {"networks": [f"10.{rng.randrange(256)}.0.0/16", f"192.0.2.{4 * rng.randrange(64)}/30", f"2001:db8:{rng.randrange(256):x}::/48"]}
         return {"namespaces": namespace_selector(rng)}
 
     def rules(direction):

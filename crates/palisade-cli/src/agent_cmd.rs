@@ -39,6 +39,12 @@ pub struct AgentArgs {
     /// What denied packets get: `reject` (TCP reset, ICMP prohibited) or `drop`.
     #[arg(long, env = "PALISADE_DENY_ACTION", default_value = "reject", value_parser = ["reject", "drop"])]
     pub deny_action: String,
+
+    /// The packet-mark bits the agent owns (one run of contiguous bits; default as Calico's):
+    /// a remote address's class is kept there while a chain decides. Bits outside it
+    /// (kube-proxy's 0x4000 and 0x8000) are never changed.
+    #[arg(long, env = "PALISADE_MARK_MASK", default_value = "0xffff0000", value_parser = crate::dataplane_cmd::parse_mark_mask)]
+    pub mark_mask: u32,
     /// How rulesets reach the kernel: `auto` (libnftables in process when
     /// `libnftables.so.1` loads, else the `nft` binary), or the name or path of an `nft`
     /// binary to run per transaction.
@@ -63,7 +69,7 @@ pub fn run(args: &AgentArgs) -> Result<()> {
         resync: seconds(args.resync_seconds, "resync-seconds")?,
         min_sync_interval: Duration::from_millis(args.min_sync_interval_ms),
         api_grace: seconds(args.api_grace_seconds, "api-grace-seconds")?,
-        render: RenderOptions { deny_action: if args.deny_action == "drop" { DenyAction::Drop } else { DenyAction::Reject }, ..RenderOptions::default() },
+        render: RenderOptions { deny_action: if args.deny_action == "drop" { DenyAction::Drop } else { DenyAction::Reject }, mark_mask: args.mark_mask, ..RenderOptions::default() },
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     runtime.block_on(async {

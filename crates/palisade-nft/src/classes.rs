@@ -441,7 +441,10 @@ fn assign_ids(signatures: &[&Signature], voters: &[Vec<IpAddr>], previous: Optio
             None => unassigned.push(c),
         }
     }
-    // Fresh ids in signature order, so a first render numbers alike whatever the input order.
+    // Fresh ids in signature order: deterministic whatever the input order, and classes
+    // matched by the same first atoms (often one namespace's) get neighbouring ids, which
+    // tier maps keep as ranges. (Address order was tried: more elements on both CNP
+    // generators, 27k -> 48k and 6.5M -> 11.5M on node-1.)
     unassigned.sort_by(|&a, &b| signatures[a].cmp(signatures[b]));
     let quarantined = |id: &u32| previous.is_some_and(|p| p.freed.contains(id) || p.in_use.contains(id));
     let mut next = 1u32;
