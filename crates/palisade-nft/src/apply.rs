@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::culprit::{self, Culprit};
 use crate::diff::{Changes, incremental, incremental_streamed, replacement_changes};
 use crate::generation::{Generation, Naming, named};
-use crate::json::{create_unhooked, delete_commands, document, hook_commands, replace_commands};
+use crate::json::{create_unhooked, create_unhooked_except, delete_commands, document, hook_commands, replace_commands};
 use crate::ruleset::{Element, Ruleset, Value, VerdictMap};
 
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +65,11 @@ pub trait Nft {
     /// network namespace `apply` works in.
     fn netlink(&self, transaction: &[u8]) -> Result<(), ApplyError> {
         crate::netlink::transact(transaction)
+    }
+
+    /// The names of a table's chains and sets (maps included) in that namespace.
+    fn object_names(&self, table: &str) -> Result<(Vec<String>, Vec<String>), ApplyError> {
+        crate::netlink::object_names(table)
     }
 }
 
@@ -175,6 +180,19 @@ pub struct Dataplane<N: Nft> {
     stream_above: usize,
 }
 
+/// A chain netlink creates ([`crate::netlink::Batches::mark_chain`]): a regular chain whose
+/// one rule, without a comment, only sets mark bits. Returns the mask and value.
+fn mark_chain(chain: &crate::ruleset::Chain) -> Option<(u32, u32)> {
+    use crate::ruleset::{Rule, Statement};
+    match chain.rules.as_slice() {
+        [Rule { statements, comment: None }] if chain.base.is_none() => match statements.as_slice() {
+            [Statement::SetMark { mask, value }] => Some((*mask, *value)),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 /// Above this many elements a table's sets are filled over netlink (below, one JSON
 /// transaction is as fast and keeps a first apply to one commit).
 pub const STREAM_ABOVE: usize = 5_000;
@@ -203,9 +221,11 @@ impl<N: Nft> Dataplane<N> {
     }
 
     /// Puts the elements of the (kernel-named) sets and maps of `live` that `only` names (or
-    /// all) into them over netlink, a bounded transaction at a time. They must exist, empty,
-    /// and nothing may reference them yet. Returns transactions and bytes sent.
-    fn fill(&self, live: &Ruleset, only: Option<&[String]>) -> Result<(usize, usize), ApplyError> {
+    /// all) into them over netlink, a bounded transaction at a time, after creating the
+    /// chains [`mark_chain`] picks when `chains` (left out of the JSON: a table has one per
+    /// class, thousands). The sets must exist, empty, and nothing may reference them or the
+    /// chains yet. Returns transactions and bytes sent.
+    fn fill(&self, live: &Ruleset, only: Option<&[String]>, chains: bool) -> Result<(usize, usize), ApplyError> {
         let wanted = |name: &str| only.is_none_or(|names| names.iter().any(|n| n == name));
         let mut batches = crate::netlink::Batches::default();
         let (mut transactions, mut bytes) = (0, 0);
@@ -217,6 +237,16 @@ impl<N: Nft> Dataplane<N> {
             }
             Ok(())
         };
+        if chains {
+            for chain in &live.chains {
+                if let Some((mask, value)) = mark_chain(chain) {
+                    batches.mark_chain(&live.table, &chain.name, mask, value);
+                }
+            }
+            // Before the elements that jump to them.
+            batches.cut();
+            send(&mut batches)?;
+        }
         for set in live.sets.iter().filter(|s| wanted(&s.name) && !s.elements.is_empty()) {
             let target = crate::netlink::Target { table: &live.table, name: &set.name, key: &set.key, interval: set.interval };
             batches.add(&target, set.elements.iter().map(|e| (e, None)));
@@ -315,7 +345,10 @@ impl<N: Nft> Dataplane<N> {
                 // Build the new generation, hook it, unhook the old one, delete the rest of it.
                 let (unhook, delete) = delete_commands(&previous);
                 let streamed = self.streams(desired);
-                let steps = [create_unhooked(&next, !streamed), hook_commands(&next), unhook, delete];
+                let first = if streamed { create_unhooked_except(&next, false, |c| mark_chain(c).is_some()) } else { create_unhooked(&next, true) };
+                // A big old generation goes over netlink too, once nothing reaches it.
+                let delete = if streamed { Vec::new() } else { delete };
+                let steps = [first, hook_commands(&next), unhook, delete];
                 let count = steps.iter().map(Vec::len).sum();
                 transactions = steps.iter().filter(|c| !c.is_empty()).count();
                 let mut bytes = 0;
@@ -330,7 +363,7 @@ impl<N: Nft> Dataplane<N> {
                     }
                     // The new generation's sets, filled before its base chain can reach them.
                     if step == 0 && streamed {
-                        match self.fill(&next, None) {
+                        match self.fill(&next, None, true) {
                             Ok((t, b)) => {
                                 transactions += t;
                                 bytes += b;
@@ -339,6 +372,31 @@ impl<N: Nft> Dataplane<N> {
                                 result = Err(error);
                                 break;
                             }
+                        }
+                    }
+                }
+                // Objects of neither generation: an update prepared them and the process
+                // died before recording it. Nothing reaches them; they go now.
+                if result.is_ok() && self.nft.supports_netlink() {
+                    match self.delete_strays(&next, &previous) {
+                        Ok((t, b)) => {
+                            transactions += t;
+                            bytes += b;
+                        }
+                        Err(error) => tracing::warn!(%error, "deleting objects no generation holds failed; the next replace tries again"),
+                    }
+                }
+                if result.is_ok() && streamed {
+                    match self.delete_unreachable(&previous) {
+                        Ok((t, b)) => {
+                            transactions += t;
+                            bytes += b;
+                        }
+                        // The new generation is in force; what is left of the old one makes
+                        // the next replace recreate the table.
+                        Err(error) => {
+                            tracing::warn!(%error, "deleting the old generation failed; the next sync recreates the table");
+                            self.stale = true;
                         }
                     }
                 }
@@ -390,6 +448,66 @@ impl<N: Nft> Dataplane<N> {
         Ok((count, bytes, 1))
     }
 
+    /// Deletes every regular chain, map and set of a (kernel-named) generation nothing reaches
+    /// any more (its base chains are gone), over netlink: rules first (then nothing looks up
+    /// the sets and maps), maps (then no element jumps to a chain), chains, sets.
+    fn delete_unreachable(&self, generation: &Ruleset) -> Result<(usize, usize), ApplyError> {
+        let t = &generation.table;
+        let regular: Vec<&str> = generation.chains.iter().filter(|c| c.base.is_none()).map(|c| c.name.as_str()).collect();
+        let mut batches = crate::netlink::Batches::default();
+        let (mut transactions, mut bytes) = (0, 0);
+        let steps: [&dyn Fn(&mut crate::netlink::Batches); 4] =
+            [&|b| regular.iter().for_each(|c| b.flush_chain(t, c)), &|b| generation.maps.iter().for_each(|m| b.delete_set(t, &m.name)), &|b| regular.iter().for_each(|c| b.delete_chain(t, c)), &|b| {
+                generation.sets.iter().for_each(|s| b.delete_set(t, &s.name))
+            }];
+        for step in steps {
+            step(&mut batches);
+            batches.cut();
+            for transaction in batches.take() {
+                self.nft.netlink(&transaction)?;
+                transactions += 1;
+                bytes += transaction.len();
+            }
+        }
+        Ok((transactions, bytes))
+    }
+
+    /// Deletes the chains, sets and maps of the table that neither `next` (in force) nor
+    /// `previous` (being deleted) holds, read by name from the kernel: rules first, then sets
+    /// and maps, then chains.
+    fn delete_strays(&self, next: &Ruleset, previous: &Ruleset) -> Result<(usize, usize), ApplyError> {
+        let (chains, sets) = self.nft.object_names(&next.table)?;
+        let known: BTreeSet<&str> = next
+            .chains
+            .iter()
+            .chain(&previous.chains)
+            .map(|c| c.name.as_str())
+            .chain(next.sets.iter().chain(&previous.sets).map(|s| s.name.as_str()))
+            .chain(next.maps.iter().chain(&previous.maps).map(|m| m.name.as_str()))
+            .collect();
+        let stray_chains: Vec<&String> = chains.iter().filter(|c| !known.contains(c.as_str())).collect();
+        let stray_sets: Vec<&String> = sets.iter().filter(|s| !known.contains(s.as_str())).collect();
+        if stray_chains.is_empty() && stray_sets.is_empty() {
+            return Ok((0, 0));
+        }
+        tracing::info!(chains = stray_chains.len(), sets = stray_sets.len(), "deleting objects no generation holds (left by an interrupted update)");
+        let t = &next.table;
+        let mut batches = crate::netlink::Batches::default();
+        let (mut transactions, mut bytes) = (0, 0);
+        let steps: [&dyn Fn(&mut crate::netlink::Batches); 3] =
+            [&|b| stray_chains.iter().for_each(|c| b.flush_chain(t, c)), &|b| stray_sets.iter().for_each(|s| b.delete_set(t, s)), &|b| stray_chains.iter().for_each(|c| b.delete_chain(t, c))];
+        for step in steps {
+            step(&mut batches);
+            batches.cut();
+            for transaction in batches.take() {
+                self.nft.netlink(&transaction)?;
+                transactions += 1;
+                bytes += transaction.len();
+            }
+        }
+        Ok((transactions, bytes))
+    }
+
     /// A recreate too big for one JSON transaction: the table is deleted and created with
     /// every object but its base chain, and a guard base chain that lets established
     /// connections through and drops new ones (fail closed: the old table is gone, the new
@@ -404,7 +522,7 @@ impl<N: Nft> Dataplane<N> {
         };
         let t = &live.table;
         let mut first = replace_commands(&Ruleset { table: t.clone(), sets: Vec::new(), maps: Vec::new(), chains: Vec::new() });
-        first.extend(crate::json::create_unhooked(&live, false));
+        first.extend(create_unhooked_except(&live, false, |c| mark_chain(c).is_some()));
         first.push(crate::json::command("add", "chain", crate::json::chain(t, &guard)));
         first.extend(guard.rules.iter().map(|r| crate::json::command("add", "rule", crate::json::rule(t, &guard.name, r))));
         let mut bytes = match self.send(&first) {
@@ -412,7 +530,7 @@ impl<N: Nft> Dataplane<N> {
             Err(ApplyError::Rejected { stderr, .. }) => return Err(ApplyError::Rejected { stderr, at: culprit::find(&self.nft, &first, desired) }),
             Err(error) => return Err(error),
         };
-        let (filling, filled) = self.fill(&live, None)?;
+        let (filling, filled) = self.fill(&live, None, true)?;
         bytes += filled;
         let mut hook = hook_commands(&live);
         let guard_only = Ruleset { table: t.clone(), sets: Vec::new(), maps: Vec::new(), chains: vec![guard] };
@@ -460,7 +578,7 @@ impl<N: Nft> Dataplane<N> {
             }
             // The prepared sets' elements, before the switch makes them reachable.
             if step == 0 && !fill.is_empty() {
-                match self.fill(&next, Some(&fill)) {
+                match self.fill(&next, Some(&fill), false) {
                     Ok((t, b)) => {
                         transactions += t;
                         bytes += b;
@@ -565,6 +683,9 @@ fn tier_pairs_changed<'r>(old: &Ruleset, desired: &'r Ruleset) -> BTreeSet<&'r s
 /// Whether some element removed from an interval set or map covers a key some added element
 /// covers (for a map, an element whose verdict changed is removed and added again).
 fn moves_keys<E: Ord>(old: &[E], new: &[E], key: impl Fn(&E) -> &Element) -> bool {
+    if old == new {
+        return false;
+    }
     let (before, after): (BTreeSet<&E>, BTreeSet<&E>) = (old.iter().collect(), new.iter().collect());
     let removed: Vec<&E> = before.difference(&after).copied().collect();
     if removed.is_empty() {

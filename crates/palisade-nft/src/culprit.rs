@@ -94,7 +94,7 @@ mod tests {
     fn the_first_refused_command_is_found_and_named_after_its_policy() {
         let ruleset = Ruleset {
             table: "palisade".into(),
-            sets: vec![Set { name: "p_x_web_in4".into(), key: vec![KeyType::Ipv4], interval: true, elements: vec![] }],
+            sets: vec![Set { name: "p_x_web_in4".into(), key: vec![KeyType::Ipv4], interval: true, elements: Default::default() }],
             maps: vec![],
             chains: vec![Chain {
                 name: "in_1".into(),

@@ -46,12 +46,58 @@ impl std::fmt::Display for Changes {
     }
 }
 
-/// Counts what a full replacement of `old` (if any) by `new` changes.
+/// Counts what a full replacement of `old` (if any) by `new` changes: counting only, no
+/// commands built (a resync of a large table must not build its whole JSON to say so).
 pub fn replacement_changes(old: Option<&Ruleset>, new: &Ruleset) -> Changes {
-    match old {
-        Some(old) => incremental(old, new).changes,
-        None => Changes { sets_added: new.sets.len() + new.maps.len(), elements_added: new.element_count(), chains_added: new.chains.len(), ..Default::default() },
+    let Some(old) = old else {
+        return Changes { sets_added: new.sets.len() + new.maps.len(), elements_added: new.element_count(), chains_added: new.chains.len(), ..Default::default() };
+    };
+    let mut changes = Changes::default();
+    fn count<E: Ord>(before: &[E], after: &[E], changes: &mut Changes) {
+        if before != after {
+            let (b, a): (BTreeSet<_>, BTreeSet<_>) = (before.iter().collect(), after.iter().collect());
+            changes.elements_removed += b.difference(&a).count();
+            changes.elements_added += a.difference(&b).count();
+        }
     }
+    let old_sets: BTreeMap<&str, _> = old.sets.iter().map(|s| (s.name.as_str(), s)).collect();
+    for set in &new.sets {
+        match old_sets.get(set.name.as_str()) {
+            Some(before) => count(&before.elements, &set.elements, &mut changes),
+            None => {
+                changes.sets_added += 1;
+                changes.elements_added += set.elements.len();
+            }
+        }
+    }
+    let old_maps: BTreeMap<&str, _> = old.maps.iter().map(|m| (m.name.as_str(), m)).collect();
+    for map in &new.maps {
+        match old_maps.get(map.name.as_str()) {
+            Some(before) => count(&before.elements, &map.elements, &mut changes),
+            None => {
+                changes.sets_added += 1;
+                changes.elements_added += map.elements.len();
+            }
+        }
+    }
+    let new_names: BTreeSet<&str> = new.sets.iter().map(|s| s.name.as_str()).chain(new.maps.iter().map(|m| m.name.as_str())).collect();
+    for (name, elements) in old.sets.iter().map(|s| (s.name.as_str(), s.elements.len())).chain(old.maps.iter().map(|m| (m.name.as_str(), m.elements.len()))) {
+        if !new_names.contains(name) {
+            changes.sets_removed += 1;
+            changes.elements_removed += elements;
+        }
+    }
+    let old_chains: BTreeMap<&str, &Chain> = old.chains.iter().map(|c| (c.name.as_str(), c)).collect();
+    for chain in &new.chains {
+        match old_chains.get(chain.name.as_str()) {
+            Some(before) if before.rules != chain.rules || before.base != chain.base => changes.chains_changed += 1,
+            Some(_) => {}
+            None => changes.chains_added += 1,
+        }
+    }
+    let new_chains: BTreeSet<&str> = new.chains.iter().map(|c| c.name.as_str()).collect();
+    changes.chains_removed = old.chains.iter().filter(|c| !new_chains.contains(c.name.as_str())).count();
+    changes
 }
 
 /// An incremental update: three transactions, applied in order.
@@ -148,8 +194,12 @@ fn plan(old: &Ruleset, new: &Ruleset, with_elements: bool) -> Update {
         commands.push(json!({"flush": {"chain": {"family": "inet", "table": t, "name": name}}}));
     }
     // 3. Elements: removals first (a removed map element may jump to a chain being deleted).
+    // Unchanged lists (most, on an event) cost a comparison, not a set of their elements.
     for (name, old_map) in &old_maps {
         let Some(new_map) = new_maps.get(name) else { continue };
+        if old_map.elements == new_map.elements {
+            continue;
+        }
         let before: BTreeSet<_> = old_map.elements.iter().collect();
         let after: BTreeSet<_> = new_map.elements.iter().collect();
         let gone: Vec<_> = before.difference(&after).map(|e| (**e).clone()).collect();
@@ -163,6 +213,9 @@ fn plan(old: &Ruleset, new: &Ruleset, with_elements: bool) -> Update {
             continue;
         }
         let Some(new_set) = new_sets.get(name) else { continue };
+        if old_set.elements == new_set.elements {
+            continue;
+        }
         let before: BTreeSet<_> = old_set.elements.iter().collect();
         let after: BTreeSet<_> = new_set.elements.iter().collect();
         let gone: Vec<_> = before.difference(&after).map(|e| (**e).clone()).collect();
@@ -180,6 +233,7 @@ fn plan(old: &Ruleset, new: &Ruleset, with_elements: bool) -> Update {
     // 5. New elements of sets and maps that already existed (or were recreated).
     for (name, new_set) in &new_sets {
         let before: BTreeSet<_> = match old_sets.get(name) {
+            Some(old) if !recreated_sets.contains(name) && old.elements == new_set.elements => continue,
             Some(old) if !recreated_sets.contains(name) => old.elements.iter().collect(),
             Some(_) => BTreeSet::new(),
             None => continue,
@@ -192,6 +246,9 @@ fn plan(old: &Ruleset, new: &Ruleset, with_elements: bool) -> Update {
     }
     for (name, new_map) in &new_maps {
         let Some(old_map) = old_maps.get(name) else { continue };
+        if old_map.elements == new_map.elements {
+            continue;
+        }
         let before: BTreeSet<_> = old_map.elements.iter().collect();
         let fresh: Vec<_> = new_map.elements.iter().filter(|e| !before.contains(e)).cloned().collect();
         if !fresh.is_empty() {

@@ -88,7 +88,7 @@ pub fn named(ruleset: &Ruleset, naming: &Naming) -> Ruleset {
     }
     for map in &mut out.maps {
         map.name = set_name(&map.name);
-        for (_, verdict) in &mut map.elements {
+        for (_, verdict) in map.elements.make_mut() {
             let chain = verdict.chain_mut();
             *chain = rename(chain);
         }
@@ -118,7 +118,7 @@ mod tests {
     fn every_name_and_reference_gets_the_suffix() {
         let ruleset = Ruleset {
             table: "palisade".into(),
-            sets: vec![Set { name: "s".into(), key: vec![KeyType::Ipv4], interval: true, elements: vec![] }],
+            sets: vec![Set { name: "s".into(), key: vec![KeyType::Ipv4], interval: true, elements: Default::default() }],
             maps: vec![VerdictMap::by_address("m".into(), false, vec![("10.0.0.1".parse().unwrap(), "c".into())])],
             chains: vec![Chain {
                 name: "c".into(),

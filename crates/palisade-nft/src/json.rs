@@ -50,8 +50,14 @@ pub fn create_unhooked_commands(ruleset: &Ruleset) -> Vec<Json> {
 
 /// The same, with the sets and maps empty or with their elements.
 pub fn create_unhooked(ruleset: &Ruleset, with_elements: bool) -> Vec<Json> {
+    create_unhooked_except(ruleset, with_elements, |_| false)
+}
+
+/// The same, leaving out the chains `elsewhere` picks (made by other means, before the
+/// maps' elements that jump to them).
+pub fn create_unhooked_except(ruleset: &Ruleset, with_elements: bool, elsewhere: impl Fn(&Chain) -> bool) -> Vec<Json> {
     let t = &ruleset.table;
-    let regular: Vec<&Chain> = ruleset.chains.iter().filter(|c| c.base.is_none()).collect();
+    let regular: Vec<&Chain> = ruleset.chains.iter().filter(|c| c.base.is_none() && !elsewhere(c)).collect();
     let mut commands = Vec::new();
     commands.extend(ruleset.sets.iter().map(|s| command("add", "set", set(t, s, with_elements))));
     commands.extend(regular.iter().map(|c| command("add", "chain", chain(t, c))));

@@ -18,12 +18,13 @@
 
 use std::io;
 
-use netlink_packet_core::{DefaultNla, NLM_F_ACK, NLM_F_CREATE, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload};
+use netlink_packet_core::{DefaultNla, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_DUMP, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload};
 use netlink_packet_netfilter::nftables::{
-    DataAttribute, ListAttribute, NfTablesMessage, SetElementAttribute, SetElementFlags, SetElementList, SetElementMessage, Verdict as NlVerdict, VerdictAttribute,
+    Bitwise, ChainAttribute, ChainMessage, DataAttribute, Expressions, ListAttribute, Meta, MetaKey, NfTablesMessage, Register, RuleAttribute, RuleMessage, SetAttribute, SetElementAttribute,
+    SetElementFlags, SetElementList, SetElementMessage, SetMessage, Verdict as NlVerdict, VerdictAttribute,
 };
 use netlink_packet_netfilter::none::ControlMessage;
-use netlink_packet_netfilter::{NetfilterHeader, NetfilterMessage, NetfilterProtoFamily};
+use netlink_packet_netfilter::{NetfilterHeader, NetfilterMessage, NetfilterMessageInner, NetfilterProtoFamily};
 use netlink_sys::{Socket, protocols::NETLINK_NETFILTER};
 
 use crate::apply::ApplyError;
@@ -243,6 +244,63 @@ impl Batches {
         }
     }
 
+    /// Creates a regular chain whose one rule sets the bits under `mask` of the packet mark
+    /// to `value` (a class chain, of which a table has thousands: as nft sends `meta mark
+    /// set meta mark & ~mask | value`, meta load, bitwise, meta set).
+    pub fn mark_chain(&mut self, table: &str, chain: &str, mask: u32, value: u32) {
+        self.begin_if_needed();
+        let create = NfTablesMessage::NewChain(ChainMessage { attributes: vec![ChainAttribute::Table(table.to_string()), ChainAttribute::Name(chain.to_string())] });
+        self.push(create, NLM_F_REQUEST | NLM_F_CREATE | NLM_F_ACK, 0, NetfilterProtoFamily::Inet);
+        let expressions: Vec<ListAttribute<_>> = vec![
+            Expressions::Meta(vec![Meta::Key(MetaKey::Mark), Meta::DestinationRegister(Register::Reg1)]).into(),
+            Expressions::Bitwise(vec![
+                Bitwise::SourceRegister(Register::Reg1),
+                Bitwise::DestinationRegister(Register::Reg1),
+                // NFT_BITWISE_BOOL: (reg & mask) ^ xor, in host byte order as the mark is.
+                Bitwise::Op(0),
+                Bitwise::Length(4),
+                Bitwise::Mask(DataAttribute::Value((!mask).to_ne_bytes().to_vec())),
+                Bitwise::Xor(DataAttribute::Value(value.to_ne_bytes().to_vec())),
+            ])
+            .into(),
+            Expressions::Meta(vec![Meta::Key(MetaKey::Mark), Meta::SourceRegister(Register::Reg1)]).into(),
+        ];
+        let rule =
+            NfTablesMessage::NewRule(RuleMessage { attributes: vec![RuleAttribute::Table(table.to_string()), RuleAttribute::Chain(chain.to_string()), RuleAttribute::Expressions(expressions)] });
+        self.push(rule, NLM_F_REQUEST | NLM_F_CREATE | NLM_F_APPEND | NLM_F_ACK, 0, NetfilterProtoFamily::Inet);
+        self.messages += 2;
+        if self.current.len() >= TRANSACTION_BYTES {
+            self.cut();
+        }
+    }
+
+    /// Deletes the rules of a chain (`flush chain`).
+    pub fn flush_chain(&mut self, table: &str, chain: &str) {
+        let message = NfTablesMessage::DeleteRule(RuleMessage { attributes: vec![RuleAttribute::Table(table.to_string()), RuleAttribute::Chain(chain.to_string())] });
+        self.simple(message);
+    }
+
+    /// Deletes a chain (empty, and no map element jumping to it).
+    pub fn delete_chain(&mut self, table: &str, chain: &str) {
+        let message = NfTablesMessage::DeleteChain(ChainMessage { attributes: vec![ChainAttribute::Table(table.to_string()), ChainAttribute::Name(chain.to_string())] });
+        self.simple(message);
+    }
+
+    /// Deletes a set or map (no rule looking it up).
+    pub fn delete_set(&mut self, table: &str, name: &str) {
+        let message = NfTablesMessage::DeleteSet(SetMessage { attributes: vec![SetAttribute::Table(table.to_string()), SetAttribute::Name(name.to_string())] });
+        self.simple(message);
+    }
+
+    fn simple(&mut self, message: NfTablesMessage) {
+        self.begin_if_needed();
+        self.push(message, NLM_F_REQUEST | NLM_F_ACK, 0, NetfilterProtoFamily::Inet);
+        self.messages += 1;
+        if self.current.len() >= TRANSACTION_BYTES {
+            self.cut();
+        }
+    }
+
     /// Transactions complete so far (call [`Self::cut`] first for the last one).
     pub fn take(&mut self) -> Vec<Vec<u8>> {
         std::mem::take(&mut self.done)
@@ -294,6 +352,52 @@ pub fn transact(batch: &[u8]) -> Result<(), ApplyError> {
         }
     }
     if acked == expected { Ok(()) } else { Err(ApplyError::Netlink(format!("the kernel answered {acked} of {expected} messages"))) }
+}
+
+/// The names of the chains and of the sets and maps in a table, read from the kernel (a
+/// netlink dump; elements are not read). Used to find objects Palisade made but no longer
+/// knows of (an agent killed between preparing an update and recording it), not to decide
+/// what the table should hold.
+pub fn object_names(table: &str) -> Result<(Vec<String>, Vec<String>), ApplyError> {
+    let failed = |what: &str, e: io::Error| ApplyError::Netlink(format!("{what}: {e}"));
+    let mut socket = Socket::new(NETLINK_NETFILTER).map_err(|e| failed("opening a netfilter netlink socket", e))?;
+    socket.bind_auto().map_err(|e| failed("binding the netlink socket", e))?;
+    let mut names = (Vec::new(), Vec::new());
+    for chains in [true, false] {
+        let request = if chains {
+            NfTablesMessage::GetChain(ChainMessage { attributes: vec![ChainAttribute::Table(table.to_string())] })
+        } else {
+            NfTablesMessage::GetSet(SetMessage { attributes: vec![SetAttribute::Table(table.to_string())] })
+        };
+        let mut message = NetlinkMessage::from(NetfilterMessage::new(NetfilterHeader::new(NetfilterProtoFamily::Inet, 0, 0), request));
+        message.header.flags = NLM_F_REQUEST | NLM_F_DUMP;
+        message.header.sequence_number = 1;
+        message.finalize();
+        let mut buf = vec![0u8; message.buffer_len()];
+        message.serialize(&mut buf);
+        socket.send(&buf, 0).map_err(|e| failed("asking for the table's objects", e))?;
+        'answers: loop {
+            let (answer, _) = socket.recv_from_full().map_err(|e| failed("reading the table's objects", e))?;
+            let mut offset = 0;
+            while offset < answer.len() {
+                let message = NetlinkMessage::<NetfilterMessage>::deserialize(&answer[offset..]).map_err(|e| ApplyError::Netlink(format!("an answer the kernel sent could not be read: {e}")))?;
+                offset += (message.header.length as usize).max(1).next_multiple_of(4);
+                match message.payload {
+                    NetlinkPayload::Done(_) => break 'answers,
+                    // No such table: nothing in it.
+                    NetlinkPayload::Error(error) if error.code.is_some() => break 'answers,
+                    NetlinkPayload::InnerMessage(NetfilterMessage { inner: NetfilterMessageInner::NfTables(NfTablesMessage::NewChain(chain)), .. }) => {
+                        names.0.extend(chain.attributes.into_iter().filter_map(|a| if let ChainAttribute::Name(n) = a { Some(n) } else { None }));
+                    }
+                    NetlinkPayload::InnerMessage(NetfilterMessage { inner: NetfilterMessageInner::NfTables(NfTablesMessage::NewSet(set)), .. }) => {
+                        names.1.extend(set.attributes.into_iter().filter_map(|a| if let SetAttribute::Name(n) = a { Some(n) } else { None }));
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    Ok(names)
 }
 
 /// How many messages of a batch asked for an answer.

@@ -444,7 +444,7 @@ impl Objects {
         let boxes: Vec<Box3> = cells.iter().map(|&(p0, p1, lo, hi)| Box3 { addr: (0, 0), proto: (p0, p1), port: (lo, hi) }).collect();
         let elements: Vec<_> = disjoint(boxes).into_iter().map(|b| vec![Value::Proto(b.proto.0, b.proto.1), Value::Port(b.port.0, b.port.1)]).collect();
         let name = format!("svc_{:012x}", fnv(&format!("{elements:?}")) & 0xffff_ffff_ffff);
-        self.sets.entry(name.clone()).or_insert_with(|| Set { name: name.clone(), key: vec![KeyType::Proto, KeyType::Service], interval: true, elements });
+        self.sets.entry(name.clone()).or_insert_with(|| Set { name: name.clone(), key: vec![KeyType::Proto, KeyType::Service], interval: true, elements: elements.into() });
         name
     }
 

@@ -2,8 +2,68 @@
 //! `inet palisade` table; `text` and `json` serialize it, `diff` compares two of them.
 
 use std::net::IpAddr;
+use std::ops::Deref;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+
+/// A set's or map's elements, shared: the copies of a ruleset an update keeps (the applied
+/// one, the kernel-named ones) share them instead of copying hundreds of thousands of
+/// elements, and comparing two that are the same list is instant. Changed only as a whole
+/// (or through [`Elements::make_mut`], which copies if shared).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Elements<T>(Arc<Vec<T>>);
+
+impl<T> Clone for Elements<T> {
+    fn clone(&self) -> Self {
+        Self(Arc::clone(&self.0))
+    }
+}
+
+impl<T> Default for Elements<T> {
+    fn default() -> Self {
+        Self(Arc::new(Vec::new()))
+    }
+}
+
+impl<T> Deref for Elements<T> {
+    type Target = [T];
+
+    fn deref(&self) -> &[T] {
+        &self.0
+    }
+}
+
+impl<T> From<Vec<T>> for Elements<T> {
+    fn from(list: Vec<T>) -> Self {
+        Self(Arc::new(list))
+    }
+}
+
+impl<T> FromIterator<T> for Elements<T> {
+    fn from_iter<I: IntoIterator<Item = T>>(iter: I) -> Self {
+        Self(Arc::new(iter.into_iter().collect()))
+    }
+}
+
+impl<T: Clone> Elements<T> {
+    /// The list to change, copied first if another ruleset shares it.
+    pub fn make_mut(&mut self) -> &mut Vec<T> {
+        Arc::make_mut(&mut self.0)
+    }
+}
+
+impl<T: Serialize> Serialize for Elements<T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.as_slice().serialize(serializer)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Elements<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Vec::deserialize(deserializer).map(Self::from)
+    }
+}
 
 /// A key component of a set element or a lookup.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -51,7 +111,7 @@ pub struct Set {
     /// Ranges in any component need an interval set.
     pub interval: bool,
     /// Sorted and deduplicated.
-    pub elements: Vec<Element>,
+    pub elements: Elements<Element>,
 }
 
 /// Where a verdict map element sends the packet.
@@ -86,7 +146,7 @@ pub struct VerdictMap {
     /// Ranges in any key component need an interval map.
     pub interval: bool,
     /// Sorted by key; keys never overlap.
-    pub elements: Vec<(Element, Verdict)>,
+    pub elements: Elements<(Element, Verdict)>,
 }
 
 impl VerdictMap {

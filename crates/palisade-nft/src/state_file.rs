@@ -2,6 +2,10 @@
 //! from it (`Dataplane::resume`): its first replace is then blue/green next to the table it
 //! finds, instead of a delete-and-create in one transaction, whose set swap can reject one
 //! allowed connection. Palisade's own record, never read from the kernel.
+//!
+//! Sets are recorded without their elements: a resumed dataplane's first apply is a full
+//! replace, which needs the names of what it replaces, not their contents (and writing
+//! half a million elements after every sync cost more than the sync).
 
 use std::path::Path;
 
@@ -42,7 +46,11 @@ pub fn save(path: &Path, ruleset: &Ruleset, naming: &Naming, cleanup: &[serde_js
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let bytes = serde_json::to_vec(&Recording { naming, ruleset, cleanup }).map_err(std::io::Error::other)?;
+    let mut names_only = ruleset.clone();
+    for set in &mut names_only.sets {
+        set.elements = Default::default();
+    }
+    let bytes = serde_json::to_vec(&Recording { naming, ruleset: &names_only, cleanup }).map_err(std::io::Error::other)?;
     let temporary = path.with_extension("tmp");
     std::fs::write(&temporary, bytes)?;
     std::fs::rename(&temporary, path)

@@ -115,6 +115,25 @@ fn resync_repairs_changes_made_behind_palisades_back() {
     assert_eq!(dataplane.applied(), Some(&without_b));
 }
 
+#[test]
+fn a_replace_deletes_what_an_interrupted_update_left() {
+    if !require_privileges() {
+        return;
+    }
+    let bed = pods_testbed();
+    let web_policy = policy("web", "podSelector: {matchLabels: {app: web}}\ningress: [{from: [{podSelector: {matchLabels: {role: client}}}]}]");
+    let ruleset = rendered(&cluster(&(pods_yaml("role: client") + &web_policy)));
+    let mut dataplane = Dataplane::new(NodeNft(&bed));
+    dataplane.replace(&ruleset).expect("apply");
+    // What a prepare transaction makes before the process is killed, unrecorded: a set and
+    // a chain using it, of the generation in force.
+    let script = "add set inet palisade peer_0000deadbeef_a { type mark; elements = { 0x00070000 } }\nadd chain inet palisade in_0000deadbeef_a\nadd rule inet palisade in_0000deadbeef_a meta mark & 0xffff0000 == @peer_0000deadbeef_a return\n";
+    let output = bed.node.exec_with_input("nft", &["-f", "-"], script);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    dataplane.replace(&ruleset).expect("resync");
+    assert_eq!(normalize_listing(&bed.nft_list("palisade")), normalize_listing(&text::table(&dataplane.live().expect("applied"))), "the strays are gone");
+}
+
 /// The control of `two_hundred_updates_under_load_are_atomic`: the same load against a
 /// ruleset that never changes must see only the policy's answers (no timeouts or resets from
 /// the test bed itself at this rate), so that a violation there can only be an update's.

@@ -27,6 +27,10 @@ impl Nft for NodeNft<'_> {
     fn netlink(&self, transaction: &[u8]) -> Result<(), ApplyError> {
         NsNft(&self.0.node).netlink(transaction)
     }
+
+    fn object_names(&self, table: &str) -> Result<(Vec<String>, Vec<String>), ApplyError> {
+        NsNft(&self.0.node).object_names(table)
+    }
 }
 
 /// Applies through `nft -j -f -` in a network namespace.
@@ -56,6 +60,11 @@ impl Nft for NsNft<'_> {
     fn netlink(&self, transaction: &[u8]) -> Result<(), ApplyError> {
         let bytes = transaction.to_vec();
         self.0.enter(move || palisade_nft::netlink::transact(&bytes)).join().expect("the netlink thread")
+    }
+
+    fn object_names(&self, table: &str) -> Result<(Vec<String>, Vec<String>), ApplyError> {
+        let table = table.to_string();
+        self.0.enter(move || palisade_nft::netlink::object_names(&table)).join().expect("the netlink thread")
     }
 }
 
