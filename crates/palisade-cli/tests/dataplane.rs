@@ -61,7 +61,7 @@ fn apply_replaces_the_table_and_reports_what_changed() {
     assert!(first.status.success(), "{}", text(&first));
     let report = String::from_utf8_lossy(&first.stdout);
     assert!(report.starts_with("table inet palisade: replaced the table in "), "{report}");
-    assert!(report.contains("now 3 sets and maps"), "{report}");
+    assert!(report.contains("now 5 sets and maps"), "{report}");
     let listing = String::from_utf8_lossy(&ns.exec("nft", &["list", "table", "inet", "palisade"]).stdout).into_owned();
     assert!(listing.contains("chain forward_a {"), "{listing}");
 
