@@ -228,15 +228,7 @@ impl<N: Nft> Dataplane<N> {
     fn fill(&self, live: &Ruleset, only: Option<&[String]>, chains: bool) -> Result<(usize, usize), ApplyError> {
         let wanted = |name: &str| only.is_none_or(|names| names.iter().any(|n| n == name));
         let mut batches = crate::netlink::Batches::default();
-        let (mut transactions, mut bytes) = (0, 0);
-        let mut send = |batches: &mut crate::netlink::Batches| -> Result<(), ApplyError> {
-            for transaction in batches.take() {
-                self.nft.netlink(&transaction)?;
-                transactions += 1;
-                bytes += transaction.len();
-            }
-            Ok(())
-        };
+        let mut sent = (0, 0);
         if chains {
             for chain in &live.chains {
                 if let Some((mask, value)) = mark_chain(chain) {
@@ -244,22 +236,21 @@ impl<N: Nft> Dataplane<N> {
                 }
             }
             // Before the elements that jump to them.
-            batches.cut();
-            send(&mut batches)?;
+            self.send_batches(&mut batches, true, &mut sent)?;
         }
+        // Complete transactions go as each set is encoded: memory stays bounded.
         for set in live.sets.iter().filter(|s| wanted(&s.name) && !s.elements.is_empty()) {
             let target = crate::netlink::Target { table: &live.table, name: &set.name, key: &set.key, interval: set.interval };
             batches.add(&target, set.elements.iter().map(|e| (e, None)));
-            send(&mut batches)?;
+            self.send_batches(&mut batches, false, &mut sent)?;
         }
         for map in live.maps.iter().filter(|m| wanted(&m.name) && !m.elements.is_empty()) {
             let target = crate::netlink::Target { table: &live.table, name: &map.name, key: &map.key, interval: map.interval };
             batches.add(&target, map.elements.iter().map(|(e, v)| (e, Some(v))));
-            send(&mut batches)?;
+            self.send_batches(&mut batches, false, &mut sent)?;
         }
-        batches.cut();
-        send(&mut batches)?;
-        Ok((transactions, bytes))
+        self.send_batches(&mut batches, true, &mut sent)?;
+        Ok(sent)
     }
 
     /// Incremental updates return once the new state is in force (the switch transaction),
@@ -449,63 +440,55 @@ impl<N: Nft> Dataplane<N> {
     }
 
     /// Deletes every regular chain, map and set of a (kernel-named) generation nothing reaches
-    /// any more (its base chains are gone), over netlink: rules first (then nothing looks up
-    /// the sets and maps), maps (then no element jumps to a chain), chains, sets.
+    /// any more (its base chains are gone), over netlink.
     fn delete_unreachable(&self, generation: &Ruleset) -> Result<(usize, usize), ApplyError> {
-        let t = &generation.table;
-        let regular: Vec<&str> = generation.chains.iter().filter(|c| c.base.is_none()).map(|c| c.name.as_str()).collect();
-        let mut batches = crate::netlink::Batches::default();
-        let (mut transactions, mut bytes) = (0, 0);
-        let steps: [&dyn Fn(&mut crate::netlink::Batches); 4] =
-            [&|b| regular.iter().for_each(|c| b.flush_chain(t, c)), &|b| generation.maps.iter().for_each(|m| b.delete_set(t, &m.name)), &|b| regular.iter().for_each(|c| b.delete_chain(t, c)), &|b| {
-                generation.sets.iter().for_each(|s| b.delete_set(t, &s.name))
-            }];
-        for step in steps {
-            step(&mut batches);
-            batches.cut();
-            for transaction in batches.take() {
-                self.nft.netlink(&transaction)?;
-                transactions += 1;
-                bytes += transaction.len();
-            }
-        }
-        Ok((transactions, bytes))
+        let chains: Vec<&str> = generation.chains.iter().filter(|c| c.base.is_none()).map(|c| c.name.as_str()).collect();
+        let sets: Vec<&str> = generation.maps.iter().map(|m| m.name.as_str()).chain(generation.sets.iter().map(|s| s.name.as_str())).collect();
+        self.delete_over_netlink(&generation.table, &chains, &sets)
     }
 
     /// Deletes the chains, sets and maps of the table that neither `next` (in force) nor
-    /// `previous` (being deleted) holds, read by name from the kernel: rules first, then sets
-    /// and maps, then chains.
+    /// `previous` (being deleted) holds, read by name from the kernel.
     fn delete_strays(&self, next: &Ruleset, previous: &Ruleset) -> Result<(usize, usize), ApplyError> {
         let (chains, sets) = self.nft.object_names(&next.table)?;
-        let known: BTreeSet<&str> = next
-            .chains
-            .iter()
-            .chain(&previous.chains)
-            .map(|c| c.name.as_str())
-            .chain(next.sets.iter().chain(&previous.sets).map(|s| s.name.as_str()))
-            .chain(next.maps.iter().chain(&previous.maps).map(|m| m.name.as_str()))
-            .collect();
-        let stray_chains: Vec<&String> = chains.iter().filter(|c| !known.contains(c.as_str())).collect();
-        let stray_sets: Vec<&String> = sets.iter().filter(|s| !known.contains(s.as_str())).collect();
+        let known: BTreeSet<&str> =
+            [next, previous].into_iter().flat_map(|r| r.chains.iter().map(|c| c.name.as_str()).chain(r.sets.iter().map(|s| s.name.as_str())).chain(r.maps.iter().map(|m| m.name.as_str()))).collect();
+        let stray_chains: Vec<&str> = chains.iter().map(String::as_str).filter(|c| !known.contains(c)).collect();
+        let stray_sets: Vec<&str> = sets.iter().map(String::as_str).filter(|s| !known.contains(s)).collect();
         if stray_chains.is_empty() && stray_sets.is_empty() {
             return Ok((0, 0));
         }
         tracing::info!(chains = stray_chains.len(), sets = stray_sets.len(), "deleting objects no generation holds (left by an interrupted update)");
-        let t = &next.table;
+        self.delete_over_netlink(&next.table, &stray_chains, &stray_sets)
+    }
+
+    /// Deletes chains and sets (maps included) nothing reachable uses, in transactions of
+    /// bounded size: the chains' rules first (then nothing looks up the sets), the sets and
+    /// maps (then no element jumps to a chain), the chains.
+    fn delete_over_netlink(&self, table: &str, chains: &[&str], sets: &[&str]) -> Result<(usize, usize), ApplyError> {
         let mut batches = crate::netlink::Batches::default();
-        let (mut transactions, mut bytes) = (0, 0);
-        let steps: [&dyn Fn(&mut crate::netlink::Batches); 3] =
-            [&|b| stray_chains.iter().for_each(|c| b.flush_chain(t, c)), &|b| stray_sets.iter().for_each(|s| b.delete_set(t, s)), &|b| stray_chains.iter().for_each(|c| b.delete_chain(t, c))];
-        for step in steps {
-            step(&mut batches);
+        let mut sent = (0, 0);
+        chains.iter().for_each(|c| batches.flush_chain(table, c));
+        self.send_batches(&mut batches, true, &mut sent)?;
+        sets.iter().for_each(|s| batches.delete_set(table, s));
+        self.send_batches(&mut batches, true, &mut sent)?;
+        chains.iter().for_each(|c| batches.delete_chain(table, c));
+        self.send_batches(&mut batches, true, &mut sent)?;
+        Ok(sent)
+    }
+
+    /// Sends the complete transactions `batches` holds (and, with `close`, the one being
+    /// built), counting transactions and bytes into `sent`.
+    fn send_batches(&self, batches: &mut crate::netlink::Batches, close: bool, sent: &mut (usize, usize)) -> Result<(), ApplyError> {
+        if close {
             batches.cut();
-            for transaction in batches.take() {
-                self.nft.netlink(&transaction)?;
-                transactions += 1;
-                bytes += transaction.len();
-            }
         }
-        Ok((transactions, bytes))
+        for transaction in batches.take() {
+            self.nft.netlink(&transaction)?;
+            sent.0 += 1;
+            sent.1 += transaction.len();
+        }
+        Ok(())
     }
 
     /// A recreate too big for one JSON transaction: the table is deleted and created with
