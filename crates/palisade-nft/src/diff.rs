@@ -205,7 +205,7 @@ fn plan(old: &Ruleset, new: &Ruleset, with_elements: bool) -> Update {
         let gone: Vec<_> = before.difference(&after).map(|e| (**e).clone()).collect();
         if !gone.is_empty() {
             changes.elements_removed += gone.len();
-            commands.push(json::element_command("delete", t, name, json::map_elements(&gone)));
+            commands.push(json::element_command("delete", t, name, json::map_elements(&gone, old_map.interval)));
         }
     }
     for (name, old_set) in &old_sets {
@@ -221,7 +221,7 @@ fn plan(old: &Ruleset, new: &Ruleset, with_elements: bool) -> Update {
         let gone: Vec<_> = before.difference(&after).map(|e| (**e).clone()).collect();
         if !gone.is_empty() {
             changes.elements_removed += gone.len();
-            commands.push(json::element_command("delete", t, name, json::elements(&gone)));
+            commands.push(json::element_command("delete", t, name, json::elements(&gone, old_set.interval)));
         }
     }
     // 4. A set whose shape changed keeps its name: it is deleted and created within the
@@ -241,7 +241,7 @@ fn plan(old: &Ruleset, new: &Ruleset, with_elements: bool) -> Update {
         let fresh: Vec<_> = new_set.elements.iter().filter(|e| !before.contains(e)).cloned().collect();
         if !fresh.is_empty() {
             changes.elements_added += fresh.len();
-            commands.push(json::element_command("add", t, name, json::elements(&fresh)));
+            commands.push(json::element_command("add", t, name, json::elements(&fresh, new_set.interval)));
         }
     }
     for (name, new_map) in &new_maps {
@@ -253,7 +253,7 @@ fn plan(old: &Ruleset, new: &Ruleset, with_elements: bool) -> Update {
         let fresh: Vec<_> = new_map.elements.iter().filter(|e| !before.contains(e)).cloned().collect();
         if !fresh.is_empty() {
             changes.elements_added += fresh.len();
-            commands.push(json::element_command("add", t, name, json::map_elements(&fresh)));
+            commands.push(json::element_command("add", t, name, json::map_elements(&fresh, new_map.interval)));
         }
     }
     // 6. Rules of rewritten chains.

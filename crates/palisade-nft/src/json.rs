@@ -113,19 +113,31 @@ pub fn set(table: &str, s: &Set, with_elements: bool) -> Json {
         object["flags"] = json!(["interval"]);
     }
     if with_elements && !s.elements.is_empty() {
-        object["elem"] = elements(&s.elements);
+        object["elem"] = elements(&s.elements, s.interval);
     }
     object
 }
 
-pub fn elements(elements: &[Element]) -> Json {
-    Json::Array(elements.iter().map(element).collect())
+/// Elements of a set (`interval`: of an interval set, see [`element`]).
+pub fn elements(elements: &[Element], interval: bool) -> Json {
+    Json::Array(elements.iter().map(|e| element(e, interval)).collect())
 }
 
-fn element(e: &Element) -> Json {
+/// In a concatenation of an interval set, a mark is written as a range even when it is one
+/// value: nft 1.0.6 puts single marks there in host byte order when deleting them, where it
+/// stored them big-endian, so the deletion of `0x00070000 . tcp . 8080` fails ("No such
+/// file or directory") where that of `0x00070000-0x00070000 . tcp . 8080` succeeds.
+fn element(e: &Element, interval: bool) -> Json {
     match e.as_slice() {
         [one] => value(one),
-        many => Json::Object(serde_json::Map::from_iter([("concat".to_string(), Json::Array(many.iter().map(value).collect()))])),
+        many => Json::Object(serde_json::Map::from_iter([("concat".to_string(), Json::Array(many.iter().map(|v| concat_value(v, interval)).collect()))])),
+    }
+}
+
+fn concat_value(v: &Value, interval: bool) -> Json {
+    match v {
+        Value::Mark(lo, hi) if interval => json!({"range": [lo, hi]}),
+        _ => value(v),
     }
 }
 
@@ -154,13 +166,14 @@ pub fn map(table: &str, m: &VerdictMap, with_elements: bool) -> Json {
         object["flags"] = json!(["interval"]);
     }
     if with_elements && !m.elements.is_empty() {
-        object["elem"] = map_elements(&m.elements);
+        object["elem"] = map_elements(&m.elements, m.interval);
     }
     object
 }
 
-pub fn map_elements(elements: &[(Element, Verdict)]) -> Json {
-    Json::Array(elements.iter().map(|(key, verdict)| Json::Array(vec![element(key), verdict_json(verdict)])).collect())
+/// Elements of a verdict map (`interval`: of an interval map, see [`element`]).
+pub fn map_elements(elements: &[(Element, Verdict)], interval: bool) -> Json {
+    Json::Array(elements.iter().map(|(key, verdict)| Json::Array(vec![element(key, interval), verdict_json(verdict)])).collect())
 }
 
 fn verdict_json(verdict: &Verdict) -> Json {

@@ -185,15 +185,20 @@ fn encode<'e>(target: &Target<'_>, elements: impl Iterator<Item = (&'e Element, 
 pub struct Batches {
     current: Vec<u8>,
     messages: usize,
+    /// Where the last message of the transaction being built starts.
+    last: usize,
     seq: u32,
     done: Vec<Vec<u8>>,
 }
 
 impl Default for Batches {
     fn default() -> Self {
-        Self { current: Vec::new(), messages: 0, seq: 1, done: Vec::new() }
+        Self { current: Vec::new(), messages: 0, last: 0, seq: 1, done: Vec::new() }
     }
 }
+
+/// Messages per transaction at most: the kernel echoes an error for each failing one.
+const MESSAGES_PER_TRANSACTION: usize = 4096;
 
 impl Batches {
     fn push(&mut self, inner: impl Into<netlink_packet_netfilter::NetfilterMessageInner>, flags: u16, res_id: u16, family: NetfilterProtoFamily) {
@@ -205,6 +210,15 @@ impl Batches {
         let at = self.current.len();
         self.current.resize(at + message.buffer_len(), 0);
         message.serialize(&mut self.current[at..]);
+        self.last = at;
+    }
+
+    /// Counts a content message, closing the transaction once it is full.
+    fn added(&mut self, messages: usize) {
+        self.messages += messages;
+        if self.current.len() >= TRANSACTION_BYTES || self.messages >= MESSAGES_PER_TRANSACTION {
+            self.cut();
+        }
     }
 
     fn begin_if_needed(&mut self) {
@@ -218,6 +232,11 @@ impl Batches {
         if self.current.is_empty() {
             return;
         }
+        // One answer for the whole transaction, on its last message: the kernel runs the
+        // batch within `send` and reports each failing message on its own; an ack per
+        // message overflows the socket's receive buffer on a table of thousands of chains.
+        let flags = u16::from_ne_bytes(self.current[self.last + 6..self.last + 8].try_into().expect("two bytes")) | NLM_F_ACK;
+        self.current[self.last + 6..self.last + 8].copy_from_slice(&flags.to_ne_bytes());
         self.push(ControlMessage::BatchEnd, NLM_F_REQUEST, NFNL_SUBSYS_NFTABLES, NetfilterProtoFamily::Unspec);
         self.done.push(std::mem::take(&mut self.current));
         self.messages = 0;
@@ -236,11 +255,8 @@ impl Batches {
                     SetElementList::Elements(chunk.iter().map(|attributes| ListAttribute::Element(attributes.clone())).collect()),
                 ],
             });
-            self.push(message, NLM_F_REQUEST | NLM_F_CREATE | NLM_F_ACK, 0, NetfilterProtoFamily::Inet);
-            self.messages += 1;
-            if self.current.len() >= TRANSACTION_BYTES {
-                self.cut();
-            }
+            self.push(message, NLM_F_REQUEST | NLM_F_CREATE, 0, NetfilterProtoFamily::Inet);
+            self.added(1);
         }
     }
 
@@ -250,7 +266,7 @@ impl Batches {
     pub fn mark_chain(&mut self, table: &str, chain: &str, mask: u32, value: u32) {
         self.begin_if_needed();
         let create = NfTablesMessage::NewChain(ChainMessage { attributes: vec![ChainAttribute::Table(table.to_string()), ChainAttribute::Name(chain.to_string())] });
-        self.push(create, NLM_F_REQUEST | NLM_F_CREATE | NLM_F_ACK, 0, NetfilterProtoFamily::Inet);
+        self.push(create, NLM_F_REQUEST | NLM_F_CREATE, 0, NetfilterProtoFamily::Inet);
         let expressions: Vec<ListAttribute<_>> = vec![
             Expressions::Meta(vec![Meta::Key(MetaKey::Mark), Meta::DestinationRegister(Register::Reg1)]).into(),
             Expressions::Bitwise(vec![
@@ -267,11 +283,8 @@ impl Batches {
         ];
         let rule =
             NfTablesMessage::NewRule(RuleMessage { attributes: vec![RuleAttribute::Table(table.to_string()), RuleAttribute::Chain(chain.to_string()), RuleAttribute::Expressions(expressions)] });
-        self.push(rule, NLM_F_REQUEST | NLM_F_CREATE | NLM_F_APPEND | NLM_F_ACK, 0, NetfilterProtoFamily::Inet);
-        self.messages += 2;
-        if self.current.len() >= TRANSACTION_BYTES {
-            self.cut();
-        }
+        self.push(rule, NLM_F_REQUEST | NLM_F_CREATE | NLM_F_APPEND, 0, NetfilterProtoFamily::Inet);
+        self.added(2);
     }
 
     /// Deletes the rules of a chain (`flush chain`).
@@ -294,11 +307,8 @@ impl Batches {
 
     fn simple(&mut self, message: NfTablesMessage) {
         self.begin_if_needed();
-        self.push(message, NLM_F_REQUEST | NLM_F_ACK, 0, NetfilterProtoFamily::Inet);
-        self.messages += 1;
-        if self.current.len() >= TRANSACTION_BYTES {
-            self.cut();
-        }
+        self.push(message, NLM_F_REQUEST, 0, NetfilterProtoFamily::Inet);
+        self.added(1);
     }
 
     /// Transactions complete so far (call [`Self::cut`] first for the last one).

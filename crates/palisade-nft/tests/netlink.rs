@@ -64,6 +64,7 @@ fn table() -> Ruleset {
             elements: vec![
                 (vec![mark(0x10000, 0x30000), Value::Proto(6, 6), Value::Port(80, 80)], goto("c1")),
                 (vec![mark(0x50000, 0x50000), Value::Proto(0, 255), Value::Port(0, 65535)], goto("c2")),
+                (vec![mark(0x70000, 0x70000), Value::Proto(6, 6), Value::Port(8080, 8080)], goto("c1")),
             ]
             .into(),
         },
@@ -109,4 +110,42 @@ fn elements_sent_over_netlink_list_as_rendered() {
     }
     let listing = ns.exec("nft", &["list", "table", "inet", "palisade"]);
     assert_eq!(normalize_listing(&String::from_utf8_lossy(&listing.stdout)), normalize_listing(&text::table(&ruleset)));
+}
+
+/// What the netlink encoder put in, nft's own deletions take out, element by element (an
+/// incremental update deletes elements of sets it filled over netlink).
+#[test]
+fn elements_sent_over_netlink_are_deleted_by_nft() {
+    if !require_privileges() {
+        return;
+    }
+    use palisade_nft::apply::Nft;
+    let ns = NetNs::new("netlink");
+    let ruleset = table();
+    let mut commands = json::replace_commands(&Ruleset { table: ruleset.table.clone(), sets: vec![], maps: vec![], chains: vec![] });
+    commands.extend(json::create_unhooked(&ruleset, false));
+    NsNft(&ns).apply(&json::document(&commands)).expect("the empty sets");
+    let mut batches = netlink::Batches::default();
+    for set in &ruleset.sets {
+        batches.add(&netlink::Target { table: "palisade", name: &set.name, key: &set.key, interval: set.interval }, set.elements.iter().map(|e| (e, None)));
+    }
+    for map in &ruleset.maps {
+        batches.add(&netlink::Target { table: "palisade", name: &map.name, key: &map.key, interval: map.interval }, map.elements.iter().map(|(e, v)| (e, Some(v))));
+    }
+    batches.cut();
+    for transaction in batches.take() {
+        NsNft(&ns).netlink(&transaction).expect("the kernel takes the elements");
+    }
+    for set in &ruleset.sets {
+        for element in set.elements.iter() {
+            let command = json::element_command("delete", "palisade", &set.name, json::elements(std::slice::from_ref(element), set.interval));
+            NsNft(&ns).apply(&json::document(&[command])).unwrap_or_else(|e| panic!("{} {element:?}: {e}", set.name));
+        }
+    }
+    for map in &ruleset.maps {
+        for element in map.elements.iter() {
+            let command = json::element_command("delete", "palisade", &map.name, json::map_elements(std::slice::from_ref(element), map.interval));
+            NsNft(&ns).apply(&json::document(&[command])).unwrap_or_else(|e| panic!("{} {element:?}: {e}", map.name));
+        }
+    }
 }
