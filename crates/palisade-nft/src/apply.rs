@@ -539,14 +539,14 @@ impl<N: Nft> Dataplane<N> {
         let streamed = self.streams(desired);
         let next = named(desired, &next_naming);
         let update = if streamed { incremental_streamed(&named(old, naming), &next) } else { incremental(&named(old, naming), &next) };
-        let fill = update.fill.clone();
-        let count = update.prepare.len() + update.switch.len() + update.cleanup.len();
+        let crate::diff::Update { prepare, switch, cleanup, changes, fill } = update;
+        let count = prepare.len() + switch.len() + cleanup.len();
         let mut bytes = 0;
         let mut transactions = 0;
         // Prepare adds unreferenced objects, switch uses them, cleanup deletes what nothing
         // uses any more (see `diff::Update` for why these are three transactions).
-        let (cleanup, later) = if self.defer_cleanup { (Vec::new(), update.cleanup) } else { (update.cleanup, Vec::new()) };
-        for (step, commands) in [update.prepare, update.switch, cleanup].into_iter().enumerate() {
+        let (cleanup, later) = if self.defer_cleanup { (Vec::new(), cleanup) } else { (cleanup, Vec::new()) };
+        for (step, commands) in [prepare, switch, cleanup].into_iter().enumerate() {
             if !commands.is_empty() {
                 match self.send(&commands) {
                     Ok(n) => {
@@ -575,7 +575,7 @@ impl<N: Nft> Dataplane<N> {
         }
         self.pending_cleanup = later;
         self.applied = Some((desired.clone(), next_naming));
-        Ok(ApplyReport { kind: ApplyKind::Incremental, changes: update.changes, transactions, commands: count, bytes, duration: start.elapsed() })
+        Ok(ApplyReport { kind: ApplyKind::Incremental, changes, transactions, commands: count, bytes, duration: start.elapsed() })
     }
 }
 

@@ -166,6 +166,16 @@ pub(crate) struct Classes {
 }
 
 impl Classes {
+    /// The ids of the classes a boolean atom matches (none for an atom no rule asked).
+    pub fn matching(&self, atoms: &Atoms<'_>, atom: &Atom<'_>) -> &[u32] {
+        atoms.get(atom).map_or(&[], |i| &self.members[i as usize])
+    }
+
+    /// `(class, number)` for every class giving the named port a number.
+    pub fn numbered(&self, atoms: &Atoms<'_>, name: &str, protocol: Protocol) -> &[(u32, u16)] {
+        atoms.get(&Atom::NamedPort(name, protocol)).map_or(&[], |i| &self.ports[i as usize])
+    }
+
     /// Every class id the mark can hold, as one range: "any remote address".
     pub fn everything(&self) -> Range {
         (0, u128::from(self.bits.capacity()))

@@ -133,11 +133,7 @@ impl<'c, 'a> Tiers<'c, 'a> {
         }
         // Names are not addresses (refused before rendering; the engine matches none);
         // unknown peers make the rule fail closed: neither has an atom.
-        let ranges = match self.atoms.get(&Atom::Cluster(peer)) {
-            Some(atom) => merge(self.classes.members[atom as usize].iter().map(|&id| (u128::from(id), u128::from(id))).collect()),
-            None => Vec::new(),
-        };
-        let ranges = Rc::new(ranges);
+        let ranges = Rc::new(merge(self.classes.matching(self.atoms, &Atom::Cluster(peer)).iter().map(|&id| (u128::from(id), u128::from(id))).collect()));
         self.peers.insert(peer, ranges.clone());
         ranges
     }
@@ -174,9 +170,8 @@ impl<'c, 'a> Tiers<'c, 'a> {
                 // class.
                 for name in &named {
                     for protocol in PROTOCOLS {
-                        let Some(atom) = self.atoms.get(&Atom::NamedPort(name, protocol)) else { continue };
                         let p = protocol.number();
-                        for &(id, n) in &self.classes.ports[atom as usize] {
+                        for &(id, n) in self.classes.numbered(self.atoms, name, protocol) {
                             let id = u128::from(id);
                             if peers.iter().any(|&(lo, hi)| lo <= id && id <= hi) {
                                 boxes.push(Box3 { addr: (id, id), proto: (p, p), port: (n, n) });

@@ -317,12 +317,19 @@ impl Batches {
     }
 }
 
+/// A netfilter netlink socket of the calling thread's network namespace, bound.
+fn open_socket() -> Result<Socket, ApplyError> {
+    let failed = |what: &str, e: io::Error| ApplyError::Netlink(format!("{what}: {e}"));
+    let mut socket = Socket::new(NETLINK_NETFILTER).map_err(|e| failed("opening a netfilter netlink socket", e))?;
+    socket.bind_auto().map_err(|e| failed("binding the netlink socket", e))?;
+    Ok(socket)
+}
+
 /// Sends one transaction (begin, messages, end) on a netfilter netlink socket of the calling
 /// thread's network namespace and waits for the kernel's answer to each message.
 pub fn transact(batch: &[u8]) -> Result<(), ApplyError> {
     let failed = |what: &str, e: io::Error| ApplyError::Netlink(format!("{what}: {e}"));
-    let mut socket = Socket::new(NETLINK_NETFILTER).map_err(|e| failed("opening a netfilter netlink socket", e))?;
-    socket.bind_auto().map_err(|e| failed("binding the netlink socket", e))?;
+    let socket = open_socket()?;
     // Acks carry only headers (not the request back), and errors say why.
     socket.set_cap_ack(true).map_err(|e| failed("NETLINK_CAP_ACK", e))?;
     let _ = socket.set_ext_ack(true);
@@ -370,8 +377,7 @@ pub fn transact(batch: &[u8]) -> Result<(), ApplyError> {
 /// what the table should hold.
 pub fn object_names(table: &str) -> Result<(Vec<String>, Vec<String>), ApplyError> {
     let failed = |what: &str, e: io::Error| ApplyError::Netlink(format!("{what}: {e}"));
-    let mut socket = Socket::new(NETLINK_NETFILTER).map_err(|e| failed("opening a netfilter netlink socket", e))?;
-    socket.bind_auto().map_err(|e| failed("binding the netlink socket", e))?;
+    let socket = open_socket()?;
     let mut names = (Vec::new(), Vec::new());
     for chains in [true, false] {
         let request = if chains {

@@ -424,8 +424,7 @@ struct Objects {
 impl Objects {
     /// The set of classes an atom matches (`None`: it matches none).
     fn peer_set(&mut self, classes: &Classes, atoms: &Atoms<'_>, atom: Atom<'_>) -> Option<String> {
-        let index = atoms.get(&atom).expect("every rule's atoms were interned") as usize;
-        let members = &classes.members[index];
+        let members = classes.matching(atoms, &atom);
         if members.is_empty() {
             return None;
         }
@@ -454,8 +453,7 @@ impl Objects {
     fn named_set(&mut self, classes: &Classes, atoms: &Atoms<'_>, named: &[(&str, Protocol)]) -> Option<String> {
         let mut elements: BTreeSet<(u32, u8, u16)> = BTreeSet::new();
         for &(name, protocol) in named {
-            let index = atoms.get(&Atom::NamedPort(name, protocol)).expect("interned") as usize;
-            elements.extend(classes.ports[index].iter().map(|&(id, port)| (id, protocol.number(), port)));
+            elements.extend(classes.numbered(atoms, name, protocol).iter().map(|&(id, port)| (id, protocol.number(), port)));
         }
         if elements.is_empty() {
             return None;
