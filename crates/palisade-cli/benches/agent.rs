@@ -275,8 +275,12 @@ fn main() {
     let log = dir.path().join("agent.log");
     let palisade = std::path::Path::new(env!("CARGO_BIN_EXE_palisade"));
     let start = Instant::now();
+    // `AGENT_WRAPPER="heaptrack -o /tmp/agent"` runs the agent under a profiler (the memory
+    // and CPU figures are then the wrapper's).
+    let wrapper = std::env::var("AGENT_WRAPPER").unwrap_or_default();
     let agent = Command::new("ip")
         .args(["netns", "exec", &node.name])
+        .args(wrapper.split_whitespace())
         .arg(palisade)
         .args(["agent", "--node-name", "node-1", "--listen", "127.0.0.1:9099"])
         .arg("--kubeconfig")
@@ -413,5 +417,9 @@ fn main() {
     }
     println!("agent resident memory after the events: {} MiB (peak {} MiB)", proc_field(pid, "VmRSS:") / 1024, proc_field(pid, "VmHWM:") / 1024);
     drop(agent);
+    // `AGENT_LOG=path` keeps the agent's log (its debug lines time every sync).
+    if let Ok(keep) = std::env::var("AGENT_LOG") {
+        let _ = std::fs::copy(&log, keep);
+    }
     running.stop();
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::culprit::{self, Culprit};
 use crate::diff::{Changes, incremental, incremental_streamed, replacement_changes};
 use crate::generation::{Generation, Naming, named};
-use crate::json::{create_unhooked, create_unhooked_except, delete_commands, document, hook_commands, replace_commands};
+use crate::json::{create_unhooked, create_unhooked_except, delete_commands, document, hook_commands, replace_commands, unhooked_commands};
 use crate::ruleset::{Element, Ruleset, Value, VerdictMap};
 
 #[derive(Debug, thiserror::Error)]
@@ -178,6 +178,8 @@ pub struct Dataplane<N: Nft> {
     /// Tables of more elements than this get them over netlink, in transactions of bounded
     /// size (when the backend can): see [`crate::netlink`].
     stream_above: usize,
+    /// Commands per transaction when building objects nothing reaches yet.
+    chunk: usize,
 }
 
 /// A chain netlink creates ([`crate::netlink::Batches::mark_chain`]): a regular chain whose
@@ -197,22 +199,33 @@ fn mark_chain(chain: &crate::ruleset::Chain) -> Option<(u32, u32)> {
 /// transaction is as fast and keeps a first apply to one commit).
 pub const STREAM_ABOVE: usize = 5_000;
 
+/// Commands per transaction when building what nothing reaches yet (see
+/// [`Dataplane::send_unreachable`]).
+const UNREACHABLE_CHUNK: usize = 1_000;
+
 impl<N: Nft> Dataplane<N> {
     pub fn new(nft: N) -> Self {
-        Self { nft, applied: None, last_replace: None, pending_cleanup: Vec::new(), defer_cleanup: false, stale: false, stream_above: STREAM_ABOVE }
+        Self { nft, applied: None, last_replace: None, pending_cleanup: Vec::new(), defer_cleanup: false, stale: false, stream_above: STREAM_ABOVE, chunk: UNREACHABLE_CHUNK }
     }
 
     /// A dataplane that believes the kernel holds `applied` under `naming` (for example, as
     /// recorded by a previous process), plus objects `cleanup` deletes (sent before anything
     /// else). If it does not, the next replace recreates the table.
     pub fn resume(nft: N, applied: Ruleset, naming: Naming, cleanup: Vec<serde_json::Value>) -> Self {
-        Self { nft, applied: Some((applied, naming)), last_replace: None, pending_cleanup: cleanup, defer_cleanup: false, stale: false, stream_above: STREAM_ABOVE }
+        Self { nft, applied: Some((applied, naming)), last_replace: None, pending_cleanup: cleanup, defer_cleanup: false, stale: false, stream_above: STREAM_ABOVE, chunk: UNREACHABLE_CHUNK }
     }
 
     /// Fills sets over netlink for tables of more than `elements` elements (0: always, as
     /// tests do to exercise the path on small tables).
     pub fn stream_elements_above(mut self, elements: usize) -> Self {
         self.stream_above = elements;
+        self
+    }
+
+    /// Builds what nothing reaches yet in transactions of at most `commands` commands
+    /// (tests make them small, to exercise the path on small tables).
+    pub fn build_in_pieces_of(mut self, commands: usize) -> Self {
+        self.chunk = commands.max(1);
         self
     }
 
@@ -336,34 +349,33 @@ impl<N: Nft> Dataplane<N> {
                 // Build the new generation, hook it, unhook the old one, delete the rest of it.
                 let (unhook, delete) = delete_commands(&previous);
                 let streamed = self.streams(desired);
-                let first = if streamed { create_unhooked_except(&next, false, |c| mark_chain(c).is_some()) } else { create_unhooked(&next, true) };
+                let first = if streamed { Vec::new() } else { create_unhooked(&next, true) };
                 // A big old generation goes over netlink too, once nothing reaches it.
                 let delete = if streamed { Vec::new() } else { delete };
                 let steps = [first, hook_commands(&next), unhook, delete];
-                let count = steps.iter().map(Vec::len).sum();
+                let mut count = steps.iter().map(Vec::len).sum();
                 transactions = steps.iter().filter(|c| !c.is_empty()).count();
                 let mut bytes = 0;
-                let mut result = Ok(());
-                for (step, commands) in steps.into_iter().enumerate().filter(|(_, c)| !c.is_empty()) {
+                // A big new generation is built in pieces (nothing reaches it yet) and its
+                // sets filled before its base chain can reach them.
+                let mut result = if streamed {
+                    self.send_unreachable(unhooked_commands(&next, false, |c| mark_chain(c).is_some())).and_then(|(c, t, b)| {
+                        let (filling, filled) = self.fill(&next, None, true)?;
+                        count += c;
+                        transactions += t + filling;
+                        bytes += b + filled;
+                        Ok(())
+                    })
+                } else {
+                    Ok(())
+                };
+                for commands in steps.into_iter().filter(|c| !c.is_empty()) {
+                    if result.is_err() {
+                        break;
+                    }
                     match self.send(&commands) {
                         Ok(n) => bytes += n,
-                        Err(error) => {
-                            result = Err(error);
-                            break;
-                        }
-                    }
-                    // The new generation's sets, filled before its base chain can reach them.
-                    if step == 0 && streamed {
-                        match self.fill(&next, None, true) {
-                            Ok((t, b)) => {
-                                transactions += t;
-                                bytes += b;
-                            }
-                            Err(error) => {
-                                result = Err(error);
-                                break;
-                            }
-                        }
+                        Err(error) => result = Err(error),
                     }
                 }
                 // Objects of neither generation: an update prepared them and the process
@@ -505,14 +517,14 @@ impl<N: Nft> Dataplane<N> {
         };
         let t = &live.table;
         let mut first = replace_commands(&Ruleset { table: t.clone(), sets: Vec::new(), maps: Vec::new(), chains: Vec::new() });
-        first.extend(create_unhooked_except(&live, false, |c| mark_chain(c).is_some()));
         first.push(crate::json::command("add", "chain", crate::json::chain(t, &guard)));
         first.extend(guard.rules.iter().map(|r| crate::json::command("add", "rule", crate::json::rule(t, &guard.name, r))));
-        let mut bytes = match self.send(&first) {
-            Ok(bytes) => bytes,
-            Err(ApplyError::Rejected { stderr, .. }) => return Err(ApplyError::Rejected { stderr, at: culprit::find(&self.nft, &first, desired) }),
-            Err(error) => return Err(error),
-        };
+        let mut bytes = self.send(&first)?;
+        let (built, building, built_bytes) = self.send_unreachable(unhooked_commands(&live, false, |c| mark_chain(c).is_some())).map_err(|error| match error {
+            ApplyError::Rejected { stderr, at: None } => ApplyError::Rejected { at: culprit::find(&self.nft, &create_unhooked_except(&live, false, |c| mark_chain(c).is_some()), desired), stderr },
+            error => error,
+        })?;
+        bytes += built_bytes;
         let (filling, filled) = self.fill(&live, None, true)?;
         bytes += filled;
         let mut hook = hook_commands(&live);
@@ -521,7 +533,23 @@ impl<N: Nft> Dataplane<N> {
         bytes += self.send(&hook)?;
         self.applied = Some((desired.clone(), naming));
         self.stale = false;
-        Ok((first.len() + hook.len(), bytes, filling + 2))
+        Ok((first.len() + built + hook.len(), bytes, building + filling + 2))
+    }
+
+    /// Creates objects nothing reaches yet in transactions of at most [`UNREACHABLE_CHUNK`]
+    /// commands (see [`Dataplane::build_in_pieces_of`]), each built just before it is sent: libnftables' parse of a transaction
+    /// (about 6 KB of C heap per rule) and the JSON stay bounded whatever the table's size.
+    /// Returns commands, transactions and bytes sent.
+    fn send_unreachable(&self, commands: impl Iterator<Item = serde_json::Value>) -> Result<(usize, usize, usize), ApplyError> {
+        let mut sent = (0, 0, 0);
+        let mut commands = commands.peekable();
+        while commands.peek().is_some() {
+            let chunk: Vec<serde_json::Value> = commands.by_ref().take(self.chunk).collect();
+            sent.2 += self.send(&chunk)?;
+            sent.0 += chunk.len();
+            sent.1 += 1;
+        }
+        Ok(sent)
     }
 
     /// Sends only what changed since the last apply (nothing if nothing changed). Falls back

@@ -56,17 +56,21 @@ pub fn create_unhooked(ruleset: &Ruleset, with_elements: bool) -> Vec<Json> {
 /// The same, leaving out the chains `elsewhere` picks (made by other means, before the
 /// maps' elements that jump to them).
 pub fn create_unhooked_except(ruleset: &Ruleset, with_elements: bool, elsewhere: impl Fn(&Chain) -> bool) -> Vec<Json> {
+    unhooked_commands(ruleset, with_elements, elsewhere).collect()
+}
+
+/// [`create_unhooked_except`]'s commands one at a time, in an order each can be sent after
+/// the ones before it (sets, empty chains, maps, rules): a big table goes to the kernel in
+/// several transactions without its whole JSON in memory at once.
+pub fn unhooked_commands<'r>(ruleset: &'r Ruleset, with_elements: bool, elsewhere: impl Fn(&Chain) -> bool) -> impl Iterator<Item = Json> + 'r {
     let t = &ruleset.table;
     let regular: Vec<&Chain> = ruleset.chains.iter().filter(|c| c.base.is_none() && !elsewhere(c)).collect();
-    let mut commands = Vec::new();
-    commands.extend(ruleset.sets.iter().map(|s| command("add", "set", set(t, s, with_elements))));
-    commands.extend(regular.iter().map(|c| command("add", "chain", chain(t, c))));
+    let sets = ruleset.sets.iter().map(move |s| command("add", "set", set(t, s, with_elements)));
+    let chains = regular.clone().into_iter().map(move |c| command("add", "chain", chain(t, c)));
     // Maps after chains: their elements jump to chains.
-    commands.extend(ruleset.maps.iter().map(|m| command("add", "map", map(t, m, with_elements))));
-    for c in &regular {
-        commands.extend(c.rules.iter().map(|r| command("add", "rule", rule(t, &c.name, r))));
-    }
-    commands
+    let maps = ruleset.maps.iter().map(move |m| command("add", "map", map(t, m, with_elements)));
+    let rules = regular.into_iter().flat_map(move |c| c.rules.iter().map(move |r| command("add", "rule", rule(t, &c.name, r))));
+    sets.chain(chains).chain(maps).chain(rules)
 }
 
 /// Commands that create the base chains (hooked: packets enter them) with their rules.

@@ -95,6 +95,11 @@ impl Libnftables {
                 Err(ApplyError::rejected(message))
             };
             (self.ctx_free)(ctx);
+            // libnftables allocates with the C library's malloc (tens of MB for a big
+            // transaction's parse and cache) and glibc keeps freed memory mapped: given back
+            // now, the agent's resident memory returns to what Palisade itself holds.
+            #[cfg(target_env = "gnu")]
+            libc::malloc_trim(0);
             result
         }
     }

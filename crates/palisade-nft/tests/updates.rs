@@ -63,7 +63,7 @@ fn incremental_updates_leave_the_kernel_as_a_full_render_would() {
         ("a policy deleted", pods_yaml("role: client") + &db_policy),
         ("back to the start", pods_yaml("role: other") + &web_policy),
     ];
-    let mut dataplane = Dataplane::new(NodeNft(&bed)).stream_elements_above(0);
+    let mut dataplane = Dataplane::new(NodeNft(&bed)).stream_elements_above(0).build_in_pieces_of(5);
     for (i, (what, yaml)) in steps.iter().enumerate() {
         let ruleset = rendered(&cluster(yaml));
         let report = dataplane.update(&ruleset).unwrap_or_else(|e| panic!("{what}: {e}"));
@@ -94,7 +94,7 @@ fn resync_repairs_changes_made_behind_palisades_back() {
     let web_policy = policy("web", "podSelector: {matchLabels: {app: web}}\ningress: [{from: [{podSelector: {matchLabels: {role: client}}}]}]");
     let with_b = rendered(&cluster(&(pods_yaml("role: client") + &web_policy)));
     let without_b = rendered(&cluster(&(pods_yaml("role: other") + &web_policy)));
-    let mut dataplane = Dataplane::new(NodeNft(&bed)).stream_elements_above(0);
+    let mut dataplane = Dataplane::new(NodeNft(&bed)).stream_elements_above(0).build_in_pieces_of(5);
     dataplane.replace(&with_b).expect("apply");
 
     // Someone empties every chain. An incremental update cannot know; the periodic full
@@ -204,7 +204,7 @@ fn two_hundred_updates_under_load_are_atomic() {
             rendered(&cluster(&(pods_yaml("role: other") + &base + &second)))
         })
         .collect();
-    let mut dataplane = Dataplane::new(NodeNft(&bed)).stream_elements_above(0);
+    let mut dataplane = Dataplane::new(NodeNft(&bed)).stream_elements_above(0).build_in_pieces_of(5);
     dataplane.replace(&states[0]).expect("apply");
 
     let stop = Arc::new(AtomicBool::new(false));

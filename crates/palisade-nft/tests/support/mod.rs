@@ -96,8 +96,8 @@ impl Kernel {
         let ns = &self.namespaces[n];
         let mut loaded = self.loaded.borrow_mut();
         let mut dataplane = match loaded[n].take() {
-            Some((previous, naming)) => Dataplane::resume(NsNft(ns), previous, naming, Vec::new()).stream_elements_above(0),
-            None => Dataplane::new(NsNft(ns)).stream_elements_above(0),
+            Some((previous, naming)) => Dataplane::resume(NsNft(ns), previous, naming, Vec::new()).stream_elements_above(0).build_in_pieces_of(5),
+            None => Dataplane::new(NsNft(ns)).stream_elements_above(0).build_in_pieces_of(5),
         };
         let first = dataplane.applied().is_none();
         let report = dataplane.update(ruleset).map_err(|e| format!("the kernel refused the ruleset: {e}"))?;
