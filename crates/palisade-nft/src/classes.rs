@@ -21,12 +21,10 @@ use std::net::IpAddr;
 
 use palisade_model::cluster_policy::ClusterPeer;
 use palisade_model::{Cluster, NamespaceScope, Peer, Protocol};
-use palisade_policy::flow::namespace_labels;
-use palisade_policy::matching::{Remote, match_peer};
-use palisade_policy::tiers::peer_matches;
 use serde::{Deserialize, Serialize};
 
 use crate::intervals::{Range, everything, from_int, to_int};
+use crate::matches::{MatchCache, asks_pods};
 
 /// One question the node's rules ask of a remote address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -210,7 +208,7 @@ struct Exact {
 }
 
 /// Computes the classes `atoms` tell apart in `families` (false: IPv4, true: IPv6).
-pub(crate) fn compute(cluster: &Cluster, atoms: &Atoms<'_>, families: &[bool], bits: MarkBits, previous: Option<&ClassIds>) -> Result<Classes, TooManyClasses> {
+pub(crate) fn compute(cluster: &Cluster, atoms: &Atoms<'_>, families: &[bool], bits: MarkBits, previous: Option<&ClassIds>, cache: &mut MatchCache) -> Result<Classes, TooManyClasses> {
     // Exact addresses: every pod's and node's, in the families the node filters.
     let mut exact: Vec<Exact> = Vec::new();
     let mut at: HashMap<IpAddr, usize> = HashMap::new();
@@ -236,59 +234,20 @@ pub(crate) fn compute(cluster: &Cluster, atoms: &Atoms<'_>, families: &[bool], b
         }
     }
 
-    let mut by_namespace: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-    for (e, endpoint) in cluster.endpoints.iter().enumerate() {
-        by_namespace.entry(endpoint.namespace.as_str()).or_default().push(e);
+    // What pod atoms answer, per pod: remembered between renders (see `matches.rs`).
+    let pod_atoms: Vec<u32> = (0..atoms.list.len() as u32).filter(|&i| asks_pods(&atoms.list[i as usize])).collect();
+    let (rows, row_of) = cache.matches(cluster, &atoms.list, &pod_atoms);
+    for (e, &row) in row_of.iter().enumerate() {
+        for &x in &of_endpoint[e] {
+            exact[x].signature.extend_from_slice(&rows[row]);
+        }
     }
-    // Ranges of the atoms that match by address, per family: they cut the address space.
+    // Atoms that match by address: node addresses, and ranges that cut the address space
+    // (per family).
     let mut ranged: [Vec<(Range, u32)>; 2] = [Vec::new(), Vec::new()];
     for (i, atom) in atoms.list.iter().enumerate() {
         let i = i as u32;
-        let mark_endpoint = |e: usize, port: u16, exact: &mut Vec<Exact>| {
-            for &x in &of_endpoint[e] {
-                exact[x].signature.push((i, port));
-            }
-        };
         match *atom {
-            Atom::Peer(namespace, peer @ Peer::Pods { namespaces, .. }) => {
-                let scope: Vec<&str> = match namespaces {
-                    NamespaceScope::PolicyNamespace => vec![namespace],
-                    NamespaceScope::Selector(selector) => cluster.namespaces.values().filter(|ns| selector.matches(&ns.labels)).map(|ns| ns.name.as_str()).collect(),
-                };
-                for ns in scope {
-                    let labels = namespace_labels(cluster, ns);
-                    for &e in by_namespace.get(ns).into_iter().flatten() {
-                        let endpoint = &cluster.endpoints[e];
-                        // The engine decides, so rules and analysis agree on who a peer is.
-                        if match_peer(peer, namespace, &Remote::Pod { endpoint, namespace_labels: labels, ip: endpoint.ips.first().copied() }).is_ok() {
-                            mark_endpoint(e, 0, &mut exact);
-                        }
-                    }
-                }
-            }
-            // An ipBlock is looked up by address (its ranges are its set): classes are only
-            // what needs them, or every pod range a block cuts would split them.
-            Atom::Peer(_, Peer::IpBlock(_)) => unreachable!("ipBlocks are matched by address, not by class"),
-            Atom::Cluster(peer @ (ClusterPeer::Namespaces(_) | ClusterPeer::Pods(_))) => {
-                for (ns, endpoints) in &by_namespace {
-                    let labels = namespace_labels(cluster, ns);
-                    // Most namespaces fail the namespace part: skip their pods at once.
-                    let namespaces = match peer {
-                        ClusterPeer::Namespaces(selector) => selector,
-                        ClusterPeer::Pods(pods) => &pods.namespaces,
-                        _ => unreachable!(),
-                    };
-                    if !namespaces.matches(labels) {
-                        continue;
-                    }
-                    for &e in endpoints {
-                        let endpoint = &cluster.endpoints[e];
-                        if peer_matches(cluster, peer, &Remote::Pod { endpoint, namespace_labels: labels, ip: endpoint.ips.first().copied() }) {
-                            mark_endpoint(e, 0, &mut exact);
-                        }
-                    }
-                }
-            }
             Atom::Cluster(ClusterPeer::Nodes(selector)) => {
                 for node in cluster.nodes.iter().filter(|n| selector.matches(&n.labels)) {
                     for ip in &node.addresses {
@@ -303,14 +262,10 @@ pub(crate) fn compute(cluster: &Cluster, atoms: &Atoms<'_>, families: &[bool], b
                     ranged[usize::from(net.addr().is_ipv6())].push(((to_int(net.network()), to_int(net.broadcast())), i));
                 }
             }
-            Atom::Cluster(ClusterPeer::DomainNames(_) | ClusterPeer::Unknown) => {}
-            Atom::NamedPort(name, protocol) => {
-                for (e, endpoint) in cluster.endpoints.iter().enumerate() {
-                    if let Some(n) = endpoint.named_port(name, protocol) {
-                        mark_endpoint(e, n, &mut exact);
-                    }
-                }
-            }
+            // ipBlocks are looked up by address (their ranges are their sets): classes are
+            // only what needs them, or every pod range a block cuts would split them.
+            Atom::Peer(_, Peer::IpBlock(_)) => unreachable!("ipBlocks are matched by address, not by class"),
+            _ => {}
         }
     }
 
@@ -494,7 +449,7 @@ pub fn class_bound(cluster: &Cluster) -> ClassBound {
         }
     }
     // Every pod its own class can be more than a mark holds; this is arithmetic only.
-    let classes = compute(cluster, &atoms, &[false, true], MarkBits { mask: u32::MAX }, None).expect("a full mask holds every class");
+    let classes = compute(cluster, &atoms, &[false, true], MarkBits { mask: u32::MAX }, None, &mut MatchCache::default()).expect("a full mask holds every class");
     let mut per_class: HashMap<u32, usize> = HashMap::new();
     for list in &classes.exact {
         for (_, id) in list {

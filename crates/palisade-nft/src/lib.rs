@@ -12,12 +12,14 @@ pub mod disjoint;
 pub mod first_match;
 pub mod intervals;
 pub mod json;
+mod matches;
+pub use matches::MatchCache;
 pub mod render;
 pub mod ruleset;
 pub mod text;
 
 pub use classes::{ClassBound, ClassIds, MarkBits, class_bound};
-pub use render::{DenyAction, NodeState, NodeTable, RenderError, RenderOptions, render, try_render};
+pub use render::{DenyAction, NodeState, NodeTable, RenderError, RenderOptions, render, try_render, try_render_cached};
 pub use ruleset::Ruleset;
 pub mod apply;
 pub mod culprit;

@@ -20,7 +20,7 @@
 //! - Peers are decided by the engine's `match_peer`, so the rules and the analysis CLI can
 //!   never disagree on who a selector means.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
 use palisade_model::cluster_policy::{ClusterPeer, ClusterProtocol, Tier};
@@ -30,6 +30,7 @@ use crate::classes::{self, Atom, Atoms, ClassIds, Classes, MarkBits, TooManyClas
 use crate::cluster_tiers::Tiers;
 use crate::disjoint::{Box3, EVERY_SERVICE, disjoint};
 use crate::intervals::{Range, block_ranges, from_int};
+use crate::matches::MatchCache;
 use crate::ruleset::{BaseChain, Chain, Field, Hook, KeyType, Rule, Ruleset, Set, Statement, Value, Verdict, VerdictMap};
 
 /// What to do with a new connection no rule allows.
@@ -206,6 +207,12 @@ pub fn render(state: &NodeState<'_>) -> Ruleset {
 /// Renders the table for one node. `previous` (the ids the last render returned) keeps
 /// each class's id where its addresses stay, so an update changes only what moved.
 pub fn try_render(state: &NodeState<'_>, previous: Option<&ClassIds>) -> Result<NodeTable, RenderError> {
+    try_render_cached(state, previous, &mut MatchCache::default())
+}
+
+/// [`try_render`], asking only what `cache` (kept from the last renders of this node)
+/// does not know yet: the same table, at the cost of what changed.
+pub fn try_render_cached(state: &NodeState<'_>, previous: Option<&ClassIds>, cache: &mut MatchCache) -> Result<NodeTable, RenderError> {
     let cluster = state.cluster;
     let bits = MarkBits::new(state.options.mark_mask).map_err(RenderError::MarkMask)?;
     let local: Vec<usize> = state.local.iter().copied().filter(|&i| cluster.endpoints[i].selectable()).collect();
@@ -286,7 +293,7 @@ pub fn try_render(state: &NodeState<'_>, previous: Option<&ClassIds>) -> Result<
             }
         }
     }
-    let classes = if combos.is_empty() { None } else { Some(classes::compute(cluster, &atoms, &families, bits, previous)?) };
+    let classes = if combos.is_empty() { None } else { Some(classes::compute(cluster, &atoms, &families, bits, previous, cache)?) };
 
     let mut out = Objects::default();
     let mut chains: Vec<Chain> = Vec::new();
@@ -417,25 +424,33 @@ fn classify_objects(classes: &Classes, families: &[bool], directions: &BTreeSet<
 
 /// The shared sets rules look up, by name.
 #[derive(Default)]
-struct Objects {
+struct Objects<'c> {
     sets: BTreeMap<String, Set>,
+    /// Each atom's set name once decided (`None`: it matches no class): every chain of a
+    /// policy asks again, and naming an atom formats it.
+    peer_names: HashMap<Atom<'c>, Option<String>>,
+    /// Named-port sets by their sorted names (`None`: no class gives them a number).
+    named_names: HashMap<Vec<(&'c str, Protocol)>, Option<String>>,
 }
 
-impl Objects {
+impl<'c> Objects<'c> {
     /// The set of classes an atom matches (`None`: it matches none).
-    fn peer_set(&mut self, classes: &Classes, atoms: &Atoms<'_>, atom: Atom<'_>) -> Option<String> {
-        let members = classes.matching(atoms, &atom);
-        if members.is_empty() {
-            return None;
+    fn peer_set(&mut self, classes: &Classes, atoms: &Atoms<'_>, atom: Atom<'c>) -> Option<String> {
+        if let Some(known) = self.peer_names.get(&atom) {
+            return known.clone();
         }
-        let name = format!("peer_{:012x}", fnv(&atom.key()) & 0xffff_ffff_ffff);
-        self.sets.entry(name.clone()).or_insert_with(|| Set {
-            name: name.clone(),
-            key: vec![KeyType::Mark],
-            interval: false,
-            elements: members.iter().map(|&id| vec![Value::Mark(classes.bits.value(id), classes.bits.value(id))]).collect(),
-        });
-        Some(name)
+        let members = classes.matching(atoms, &atom);
+        let name = (!members.is_empty()).then(|| format!("peer_{:012x}", fnv(&atom.key()) & 0xffff_ffff_ffff));
+        if let Some(name) = &name {
+            self.sets.entry(name.clone()).or_insert_with(|| Set {
+                name: name.clone(),
+                key: vec![KeyType::Mark],
+                interval: false,
+                elements: members.iter().map(|&id| vec![Value::Mark(classes.bits.value(id), classes.bits.value(id))]).collect(),
+            });
+        }
+        self.peer_names.insert(atom, name.clone());
+        name
     }
 
     /// The set of (protocol, port range) cells a rule's numeric ports admit.
@@ -450,25 +465,28 @@ impl Objects {
     /// `(class, protocol, number)` for every class that gives one of `named` a number:
     /// egress named ports, resolved on the destination. Shared by every rule naming the
     /// same ports, whatever its peers (their own lookup comes first in the rule).
-    fn named_set(&mut self, classes: &Classes, atoms: &Atoms<'_>, named: &[(&str, Protocol)]) -> Option<String> {
-        let mut elements: BTreeSet<(u32, u8, u16)> = BTreeSet::new();
-        for &(name, protocol) in named {
-            elements.extend(classes.numbered(atoms, name, protocol).iter().map(|&(id, port)| (id, protocol.number(), port)));
-        }
-        if elements.is_empty() {
-            return None;
-        }
-        let mut key: Vec<(&str, Protocol)> = named.to_vec();
+    fn named_set(&mut self, classes: &Classes, atoms: &Atoms<'_>, named: &[(&'c str, Protocol)]) -> Option<String> {
+        let mut key: Vec<(&'c str, Protocol)> = named.to_vec();
         key.sort();
         key.dedup();
-        let name = format!("named_{:012x}", fnv(&format!("{key:?}")) & 0xffff_ffff_ffff);
-        self.sets.entry(name.clone()).or_insert_with(|| Set {
-            name: name.clone(),
-            key: vec![KeyType::Mark, KeyType::Proto, KeyType::Service],
-            interval: false,
-            elements: elements.into_iter().map(|(id, p, n)| vec![Value::Mark(classes.bits.value(id), classes.bits.value(id)), Value::Proto(p, p), Value::Port(n, n)]).collect(),
-        });
-        Some(name)
+        if let Some(known) = self.named_names.get(&key) {
+            return known.clone();
+        }
+        let mut elements: BTreeSet<(u32, u8, u16)> = BTreeSet::new();
+        for &(name, protocol) in &key {
+            elements.extend(classes.numbered(atoms, name, protocol).iter().map(|&(id, port)| (id, protocol.number(), port)));
+        }
+        let name = (!elements.is_empty()).then(|| format!("named_{:012x}", fnv(&format!("{key:?}")) & 0xffff_ffff_ffff));
+        if let Some(name) = &name {
+            self.sets.entry(name.clone()).or_insert_with(|| Set {
+                name: name.clone(),
+                key: vec![KeyType::Mark, KeyType::Proto, KeyType::Service],
+                interval: false,
+                elements: elements.into_iter().map(|(id, p, n)| vec![Value::Mark(classes.bits.value(id), classes.bits.value(id)), Value::Proto(p, p), Value::Port(n, n)]).collect(),
+            });
+        }
+        self.named_names.insert(key, name.clone());
+        name
     }
 
     /// An ipBlock's addresses in one family, as an interval set looked up by address
@@ -492,7 +510,7 @@ impl Objects {
     /// ports like `subject`: per rule and peer, the peer's lookup (its class set, or its
     /// addresses for an ipBlock) and the service lookup.
     #[allow(clippy::too_many_arguments)]
-    fn policy_rules(&mut self, cluster: &Cluster, atoms: &Atoms<'_>, classes: &Classes, families: &[bool], p: usize, direction: Direction, subject: &palisade_model::Endpoint) -> Vec<Rule> {
+    fn policy_rules(&mut self, cluster: &'c Cluster, atoms: &Atoms<'_>, classes: &Classes, families: &[bool], p: usize, direction: Direction, subject: &palisade_model::Endpoint) -> Vec<Rule> {
         let policy = &cluster.policies[p];
         let mark = Field::Mark(classes.bits.mask);
         let mut out = Vec::new();
@@ -500,7 +518,7 @@ impl Objects {
             let comment = Some(bounded(format!("{} {direction}[{k}]", policy.display_name())));
             let named_comment = Some(bounded(format!("{} {direction}[{k}] named ports", policy.display_name())));
             let mut cells: Vec<(u8, u8, u16, u16)> = Vec::new();
-            let mut named: Vec<(&str, Protocol)> = Vec::new();
+            let mut named: Vec<(&'c str, Protocol)> = Vec::new();
             for entry in &rule.ports {
                 let p = entry.protocol.number();
                 match &entry.port {
