@@ -190,21 +190,29 @@ struct Partition<'s> {
 
 impl<'s> Partition<'s> {
     fn add(&mut self, signature: &'s Signature, ip: IpAddr) -> usize {
+        self.add_all(signature, &[ip])
+    }
+
+    fn add_all(&mut self, signature: &'s Signature, ips: &[IpAddr]) -> usize {
         let next = self.signatures.len();
         let c = *self.class_of.entry(signature).or_insert(next);
         if c == next {
             self.signatures.push(signature);
             self.voters.push(Vec::new());
         }
-        self.voters[c].push(ip);
+        self.voters[c].extend_from_slice(ips);
         c
     }
 }
 
-/// A remote address the rules may see exactly: a pod's or a node's.
+/// A remote address the rules may see exactly: a pod's or a node's, and what makes its
+/// signature: the match rows of the pods having it (see `matches.rs`) and the node atoms
+/// matching it (its region's atoms are added last). Addresses of one recipe (the replicas
+/// of a workload, the pods of one profile) share one signature, computed once.
 struct Exact {
     ip: IpAddr,
-    signature: Signature,
+    rows: Vec<usize>,
+    nodes: Signature,
 }
 
 /// Computes the classes `atoms` tell apart in `families` (false: IPv4, true: IPv6).
@@ -215,7 +223,7 @@ pub(crate) fn compute(cluster: &Cluster, atoms: &Atoms<'_>, families: &[bool], b
     let mut of_endpoint: Vec<Vec<usize>> = vec![Vec::new(); cluster.endpoints.len()];
     let mut add = |ip: IpAddr, exact: &mut Vec<Exact>| -> usize {
         *at.entry(ip).or_insert_with(|| {
-            exact.push(Exact { ip, signature: Vec::new() });
+            exact.push(Exact { ip, rows: Vec::new(), nodes: Vec::new() });
             exact.len() - 1
         })
     };
@@ -239,7 +247,7 @@ pub(crate) fn compute(cluster: &Cluster, atoms: &Atoms<'_>, families: &[bool], b
     let (rows, row_of) = cache.matches(cluster, &atoms.list, &pod_atoms);
     for (e, &row) in row_of.iter().enumerate() {
         for &x in &of_endpoint[e] {
-            exact[x].signature.extend_from_slice(&rows[row]);
+            exact[x].rows.push(row);
         }
     }
     // Atoms that match by address: node addresses, and ranges that cut the address space
@@ -252,7 +260,7 @@ pub(crate) fn compute(cluster: &Cluster, atoms: &Atoms<'_>, families: &[bool], b
                 for node in cluster.nodes.iter().filter(|n| selector.matches(&n.labels)) {
                     for ip in &node.addresses {
                         if let Some(&x) = at.get(ip) {
-                            exact[x].signature.push((i, 0));
+                            exact[x].nodes.push((i, 0));
                         }
                     }
                 }
@@ -297,14 +305,27 @@ pub(crate) fn compute(cluster: &Cluster, atoms: &Atoms<'_>, families: &[bool], b
         }
         regions[f] = list;
     }
-    // An exact address is also in its region's ranges.
+    // Each distinct recipe's signature (an exact address is also in its region's ranges).
+    let mut recipe_of: HashMap<(&[usize], &Signature, (usize, usize)), usize> = HashMap::new();
+    let mut recipes: Vec<(Signature, (usize, usize), Vec<IpAddr>)> = Vec::new();
     for x in &mut exact {
-        let list = &regions[usize::from(x.ip.is_ipv6())];
+        x.rows.sort_unstable();
+        x.rows.dedup();
+    }
+    for x in &exact {
+        let f = usize::from(x.ip.is_ipv6());
         let addr = to_int(x.ip);
-        let k = list.partition_point(|((start, _), _)| *start <= addr) - 1;
-        x.signature.extend_from_slice(&list[k].1);
-        x.signature.sort_unstable();
-        x.signature.dedup();
+        let k = regions[f].partition_point(|((start, _), _)| *start <= addr) - 1;
+        let r = *recipe_of.entry((&x.rows, &x.nodes, (f, k))).or_insert_with(|| {
+            let mut signature: Signature = x.rows.iter().flat_map(|&row| rows[row].iter().copied()).collect();
+            signature.extend_from_slice(&x.nodes);
+            signature.extend_from_slice(&regions[f][k].1);
+            signature.sort_unstable();
+            signature.dedup();
+            recipes.push((signature, (f, k), Vec::new()));
+            recipes.len() - 1
+        });
+        recipes[r].2.push(x.ip);
     }
 
     // Classes: distinct signatures. Members, for keeping ids: exact addresses and region
@@ -317,12 +338,11 @@ pub(crate) fn compute(cluster: &Cluster, atoms: &Atoms<'_>, families: &[bool], b
             region_class[f].push(partition.add(signature, from_int(*lo, v6)));
         }
     }
-    let mut exact_class: Vec<Option<usize>> = Vec::with_capacity(exact.len());
-    for x in &exact {
-        let f = usize::from(x.ip.is_ipv6());
-        let addr = to_int(x.ip);
-        let k = regions[f].partition_point(|((start, _), _)| *start <= addr) - 1;
-        exact_class.push((regions[f][k].1 != x.signature).then(|| partition.add(&x.signature, x.ip)));
+    // Per recipe, its class when it differs from its region's (the address then needs an
+    // element of its own).
+    let mut recipe_class: Vec<Option<usize>> = Vec::with_capacity(recipes.len());
+    for (signature, (f, k), addresses) in &recipes {
+        recipe_class.push((regions[*f][*k].1 != *signature).then(|| partition.add_all(signature, addresses)));
     }
     let Partition { signatures, voters, .. } = partition;
 
@@ -352,9 +372,11 @@ pub(crate) fn compute(cluster: &Cluster, atoms: &Atoms<'_>, families: &[bool], b
     ports.iter_mut().for_each(|p| p.sort_unstable());
 
     let mut exact_out: [Vec<(IpAddr, u32)>; 2] = [Vec::new(), Vec::new()];
-    for (x, class) in exact.iter().zip(&exact_class) {
+    for ((_, _, addresses), class) in recipes.iter().zip(&recipe_class) {
         if let Some(c) = class {
-            exact_out[usize::from(x.ip.is_ipv6())].push((x.ip, ids[*c]));
+            for &ip in addresses {
+                exact_out[usize::from(ip.is_ipv6())].push((ip, ids[*c]));
+            }
         }
     }
     exact_out.iter_mut().for_each(|list| list.sort_unstable());
