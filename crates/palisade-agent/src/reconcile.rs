@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use palisade_model::Cluster;
-use palisade_nft::{ApplyError, ApplyReport, ClassIds, Dataplane, MatchCache, Nft, NodeState, RenderError, RenderOptions, try_render_cached};
+use palisade_nft::{ApplyError, ApplyReport, ClassIds, Dataplane, Nft, NodeState, RenderCache, RenderError, RenderOptions, try_render_cached};
 
 /// How often a full replace repairs the table even without changes (as Calico's and
 /// kube-proxy's periodic resyncs do).
@@ -89,7 +89,7 @@ pub struct Reconciler<N: Nft> {
     classes: Option<ClassIds>,
     /// What the policies' peers matched at the last renders, per pod profile: a render
     /// asks only about the pods and peers that changed.
-    matches: MatchCache,
+    matches: RenderCache,
 }
 
 impl<N: Nft> Reconciler<N> {
@@ -98,7 +98,7 @@ impl<N: Nft> Reconciler<N> {
     }
 
     fn with_dataplane(node: String, options: RenderOptions, dataplane: Dataplane<N>, state_file: Option<std::path::PathBuf>) -> Self {
-        Self { node, options, dataplane, resync_every: DEFAULT_RESYNC, apply_errors: BTreeMap::new(), state_file, classes: None, matches: MatchCache::default() }
+        Self { node, options, dataplane, resync_every: DEFAULT_RESYNC, apply_errors: BTreeMap::new(), state_file, classes: None, matches: RenderCache::default() }
     }
 
     /// Records every applied state in `path`, and resumes from the one there: a restarted

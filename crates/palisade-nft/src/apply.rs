@@ -736,7 +736,7 @@ mod tests {
     fn ruleset(elements: &[u16]) -> Ruleset {
         Ruleset {
             table: "palisade".into(),
-            sets: vec![Set { name: "s".into(), key: vec![KeyType::Service], interval: false, elements: elements.iter().map(|p| vec![crate::ruleset::Value::Port(*p, *p)]).collect() }],
+            sets: vec![Set { name: "s".into(), key: vec![KeyType::Service], interval: false, elements: elements.iter().map(|p| smallvec::smallvec![crate::ruleset::Value::Port(*p, *p)]).collect() }],
             maps: vec![],
             chains: vec![Chain { name: "forward".into(), base: Some(BaseChain { hook: Hook::Forward, priority: 0 }), rules: vec![] }],
         }
@@ -771,7 +771,7 @@ mod tests {
         let addr = |a: &str, b: &str| crate::ruleset::Value::Addr(a.parse().unwrap(), b.parse().unwrap());
         Ruleset {
             table: "palisade".into(),
-            sets: vec![Set { name: "p".into(), key: vec![KeyType::Ipv4], interval: true, elements: elements.iter().map(|(a, b)| vec![addr(a, b)]).collect() }],
+            sets: vec![Set { name: "p".into(), key: vec![KeyType::Ipv4], interval: true, elements: elements.iter().map(|(a, b)| smallvec::smallvec![addr(a, b)]).collect() }],
             maps: vec![],
             chains: vec![Chain {
                 name: "c".into(),
@@ -815,12 +815,12 @@ mod tests {
         let mut maps = Vec::new();
         let mut rules = Vec::new();
         if !by_port.is_empty() {
-            let elements = by_port.iter().map(|x| (vec![addr(*x), Value::Proto(6, 6), Value::Port(80, 80)], verdict(x))).collect();
+            let elements = by_port.iter().map(|x| (smallvec::smallvec![addr(*x), Value::Proto(6, 6), Value::Port(80, 80)], verdict(x))).collect();
             maps.push(crate::ruleset::VerdictMap { name: "t".into(), key: vec![KeyType::Ipv4, KeyType::Proto, KeyType::Service], interval: true, elements });
             rules.push(Rule { statements: vec![Statement::Vmap { fields: fields.clone(), map: "t".into() }], comment: None });
         }
         if !by_address.is_empty() {
-            let elements = by_address.iter().map(|x| (vec![addr(*x)], Verdict::Goto("r".into()))).collect();
+            let elements = by_address.iter().map(|x| (smallvec::smallvec![addr(*x)], Verdict::Goto("r".into()))).collect();
             maps.push(crate::ruleset::VerdictMap { name: "ta".into(), key: vec![KeyType::Ipv4], interval: true, elements });
             let mut statements = Vec::new();
             if by_port.iter().any(|x| passing.contains(x)) {

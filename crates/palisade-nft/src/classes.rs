@@ -24,7 +24,7 @@ use palisade_model::{Cluster, NamespaceScope, Peer, Protocol};
 use serde::{Deserialize, Serialize};
 
 use crate::intervals::{Range, everything, from_int, to_int};
-use crate::matches::{MatchCache, asks_pods};
+use crate::matches::{RenderCache, asks_pods};
 
 /// One question the node's rules ask of a remote address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -216,7 +216,7 @@ struct Exact {
 }
 
 /// Computes the classes `atoms` tell apart in `families` (false: IPv4, true: IPv6).
-pub(crate) fn compute(cluster: &Cluster, atoms: &Atoms<'_>, families: &[bool], bits: MarkBits, previous: Option<&ClassIds>, cache: &mut MatchCache) -> Result<Classes, TooManyClasses> {
+pub(crate) fn compute(cluster: &Cluster, atoms: &Atoms<'_>, families: &[bool], bits: MarkBits, previous: Option<&ClassIds>, cache: &mut RenderCache) -> Result<Classes, TooManyClasses> {
     // Exact addresses: every pod's and node's, in the families the node filters.
     let mut exact: Vec<Exact> = Vec::new();
     let mut at: HashMap<IpAddr, usize> = HashMap::new();
@@ -471,7 +471,7 @@ pub fn class_bound(cluster: &Cluster) -> ClassBound {
         }
     }
     // Every pod its own class can be more than a mark holds; this is arithmetic only.
-    let classes = compute(cluster, &atoms, &[false, true], MarkBits { mask: u32::MAX }, None, &mut MatchCache::default()).expect("a full mask holds every class");
+    let classes = compute(cluster, &atoms, &[false, true], MarkBits { mask: u32::MAX }, None, &mut RenderCache::default()).expect("a full mask holds every class");
     let mut per_class: HashMap<u32, usize> = HashMap::new();
     for list in &classes.exact {
         for (_, id) in list {

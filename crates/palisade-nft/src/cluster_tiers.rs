@@ -253,11 +253,14 @@ impl<'c, 'a> Tiers<'c, 'a> {
         let mut verdict = |tiers: &mut Self, rank: usize| verdicts.entry(rank).or_insert_with(|| tiers.rule_target(targets[rank].0, direction, targets[rank].1)).clone();
         let bits = self.classes.bits;
         if !by_port.is_empty() {
-            let elements = by_port.into_iter().map(|(b, rank)| (vec![mark_value(bits, b.addr), Value::Proto(b.proto.0, b.proto.1), Value::Port(b.port.0, b.port.1)], verdict(self, rank))).collect();
+            let elements = by_port
+                .into_iter()
+                .map(|(b, rank)| (smallvec::smallvec![mark_value(bits, b.addr), Value::Proto(b.proto.0, b.proto.1), Value::Port(b.port.0, b.port.1)], verdict(self, rank)))
+                .collect();
             self.maps.insert(name.clone(), VerdictMap { name: name.clone(), key: vec![KeyType::Mark, KeyType::Proto, KeyType::Service], interval: true, elements });
         }
         if !by_address.is_empty() {
-            let elements = by_address.into_iter().map(|(b, rank)| (vec![mark_value(bits, b.addr)], verdict(self, rank))).collect();
+            let elements = by_address.into_iter().map(|(b, rank)| (smallvec::smallvec![mark_value(bits, b.addr)], verdict(self, rank))).collect();
             self.maps.insert(address_name.clone(), VerdictMap { name: address_name.clone(), key: vec![KeyType::Mark], interval: true, elements });
         }
         self.built(name, address_name)

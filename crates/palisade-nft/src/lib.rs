@@ -13,7 +13,7 @@ pub mod first_match;
 pub mod intervals;
 pub mod json;
 mod matches;
-pub use matches::MatchCache;
+pub use matches::RenderCache;
 pub mod render;
 pub mod ruleset;
 pub mod text;

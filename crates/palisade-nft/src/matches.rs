@@ -24,6 +24,7 @@ use palisade_policy::matching::{Remote, match_peer};
 use palisade_policy::tiers::peer_matches;
 
 use crate::classes::Atom;
+use crate::ruleset::{Element, Elements, Ruleset, Verdict};
 
 /// The atoms whose answer depends on the pod's profile only (nodes and networks match by
 /// address and are not kept).
@@ -52,9 +53,15 @@ fn profile(cluster: &Cluster, endpoint: &Endpoint) -> Profile {
     (u128::from(halves[0]) << 64) | u128::from(halves[1])
 }
 
-/// Atom matches per pod profile, kept from one render to the next.
+/// What a node's renders keep for the next: the atoms each pod profile matched, and the
+/// element lists of the last table (a list that comes out the same is that one, shared,
+/// not a second copy: an update holds one table plus what changed, and comparing the two
+/// is instant).
 #[derive(Default)]
-pub struct MatchCache {
+pub struct RenderCache {
+    /// The last table's sets' and maps' elements, by name.
+    pub(crate) last_sets: HashMap<String, Elements<Element>>,
+    pub(crate) last_maps: HashMap<String, Elements<(Element, Verdict)>>,
     /// Atoms by [`Atom::key`], numbered for as long as the cache lives.
     keys: HashMap<String, u32>,
     /// The atoms every row has been asked (those of the last render).
@@ -64,7 +71,7 @@ pub struct MatchCache {
     rows: HashMap<Profile, Vec<(u32, u16)>>,
 }
 
-impl MatchCache {
+impl RenderCache {
     /// How many pod profiles are remembered.
     pub fn profiles(&self) -> usize {
         self.rows.len()
@@ -76,7 +83,7 @@ impl MatchCache {
     pub(crate) fn matches(&mut self, cluster: &Cluster, list: &[Atom<'_>], pod_atoms: &[u32]) -> (Vec<Vec<(u32, u16)>>, Vec<usize>) {
         // Numbers that kept growing as policies come and go are reset with the rows.
         if self.keys.len() > 2 * pod_atoms.len() + 1024 {
-            *self = Self::default();
+            (self.keys, self.asked, self.rows) = Default::default();
         }
         let number: Vec<u32> = pod_atoms
             .iter()
@@ -200,4 +207,27 @@ pub(crate) fn evaluate(cluster: &Cluster, list: &[Atom<'_>], atoms: &[u32], endp
         }
     }
     hits
+}
+
+impl RenderCache {
+    /// `fresh`, or the last table's list of that name if it is the same.
+    pub(crate) fn shared_set(&self, name: &str, fresh: Elements<Element>) -> Elements<Element> {
+        match self.last_sets.get(name) {
+            Some(last) if *last == fresh => last.clone(),
+            _ => fresh,
+        }
+    }
+
+    /// The same for a map, in place.
+    pub(crate) fn share_map(&self, name: &str, fresh: &mut Elements<(Element, Verdict)>) {
+        if let Some(last) = self.last_maps.get(name).filter(|last| **last == *fresh) {
+            *fresh = last.clone();
+        }
+    }
+
+    /// Remembers a rendered table's lists for the next render.
+    pub(crate) fn keep_lists(&mut self, ruleset: &Ruleset) {
+        self.last_sets = ruleset.sets.iter().map(|s| (s.name.clone(), s.elements.clone())).collect();
+        self.last_maps = ruleset.maps.iter().map(|m| (m.name.clone(), m.elements.clone())).collect();
+    }
 }

@@ -454,7 +454,7 @@ mod tests {
     fn single_field_ranges_are_start_and_end_elements_as_nft_sends_them() {
         let target = Target { table: "t", name: "s", key: &[KeyType::Ipv4], interval: true };
         // 10.0.0.0/8 and the adjacent 11.0.0.0-11.0.0.5: an end element between them too.
-        let elements = [vec![addr("10.0.0.0", "10.255.255.255")], vec![addr("11.0.0.0", "11.0.0.5")], vec![addr("200.0.0.0", "255.255.255.255")]];
+        let elements = [smallvec::smallvec![addr("10.0.0.0", "10.255.255.255")], smallvec::smallvec![addr("11.0.0.0", "11.0.0.5")], smallvec::smallvec![addr("200.0.0.0", "255.255.255.255")]];
         let encoded = encode(&target, elements.iter().map(|e| (e, None)));
         assert_eq!(keys(&encoded), vec![(vec![10, 0, 0, 0], false), (vec![11, 0, 0, 0], true), (vec![11, 0, 0, 0], false), (vec![11, 0, 0, 6], true), (vec![200, 0, 0, 0], false)]);
         // The last range runs to the top: no end element, the start says so.
@@ -465,9 +465,9 @@ mod tests {
     fn marks_are_host_order_in_hashes_and_big_endian_in_ranges() {
         let mark = Value::Mark(0x0005_0000, 0x0005_0000);
         let exact = Target { table: "t", name: "s", key: &[KeyType::Mark], interval: false };
-        assert_eq!(keys(&encode(&exact, std::iter::once((&vec![mark.clone()], None))))[0].0, 0x0005_0000u32.to_ne_bytes().to_vec());
+        assert_eq!(keys(&encode(&exact, std::iter::once((&smallvec::smallvec![mark.clone()], None))))[0].0, 0x0005_0000u32.to_ne_bytes().to_vec());
         let ranged = Target { table: "t", name: "m", key: &[KeyType::Mark, KeyType::Proto, KeyType::Service], interval: true };
-        let element = vec![Value::Mark(0x0005_0000, 0x0007_0000), Value::Proto(6, 6), Value::Port(80, 90)];
+        let element = smallvec::smallvec![Value::Mark(0x0005_0000, 0x0007_0000), Value::Proto(6, 6), Value::Port(80, 90)];
         let encoded = encode(&ranged, std::iter::once((&element, Some(&Verdict::Goto("c".into())))));
         assert_eq!(keys(&encoded)[0].0, vec![0, 5, 0, 0, 6, 0, 0, 0, 0, 80, 0, 0]);
         assert!(encoded[0].contains(&SetElementAttribute::KeyEnd(vec![DefaultNla::new(NFTA_DATA_VALUE, vec![0, 7, 0, 0, 6, 0, 0, 0, 0, 90, 0, 0])])));

@@ -30,8 +30,8 @@ use crate::classes::{self, Atom, Atoms, ClassIds, Classes, MarkBits, TooManyClas
 use crate::cluster_tiers::Tiers;
 use crate::disjoint::{Box3, EVERY_SERVICE, disjoint};
 use crate::intervals::{Range, block_ranges, from_int};
-use crate::matches::MatchCache;
-use crate::ruleset::{BaseChain, Chain, Field, Hook, KeyType, Rule, Ruleset, Set, Statement, Value, Verdict, VerdictMap};
+use crate::matches::RenderCache;
+use crate::ruleset::{BaseChain, Chain, Element, Elements, Field, Hook, KeyType, Rule, Ruleset, Set, Statement, Value, Verdict, VerdictMap};
 
 /// What to do with a new connection no rule allows.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -207,12 +207,12 @@ pub fn render(state: &NodeState<'_>) -> Ruleset {
 /// Renders the table for one node. `previous` (the ids the last render returned) keeps
 /// each class's id where its addresses stay, so an update changes only what moved.
 pub fn try_render(state: &NodeState<'_>, previous: Option<&ClassIds>) -> Result<NodeTable, RenderError> {
-    try_render_cached(state, previous, &mut MatchCache::default())
+    try_render_cached(state, previous, &mut RenderCache::default())
 }
 
 /// [`try_render`], asking only what `cache` (kept from the last renders of this node)
 /// does not know yet: the same table, at the cost of what changed.
-pub fn try_render_cached(state: &NodeState<'_>, previous: Option<&ClassIds>, cache: &mut MatchCache) -> Result<NodeTable, RenderError> {
+pub fn try_render_cached(state: &NodeState<'_>, previous: Option<&ClassIds>, cache: &mut RenderCache) -> Result<NodeTable, RenderError> {
     let cluster = state.cluster;
     let bits = MarkBits::new(state.options.mark_mask).map_err(RenderError::MarkMask)?;
     let local: Vec<usize> = state.local.iter().copied().filter(|&i| cluster.endpoints[i].selectable()).collect();
@@ -295,7 +295,7 @@ pub fn try_render_cached(state: &NodeState<'_>, previous: Option<&ClassIds>, cac
     }
     let classes = if combos.is_empty() { None } else { Some(classes::compute(cluster, &atoms, &families, bits, previous, cache)?) };
 
-    let mut out = Objects::default();
+    let mut out = Objects { last_sets: std::mem::take(&mut cache.last_sets), ..Objects::default() };
     let mut chains: Vec<Chain> = Vec::new();
     let mut dispatch: BTreeMap<(Direction, bool), Vec<(IpAddr, String)>> = BTreeMap::new();
     let mut tiers = classes.as_ref().map(|classes| Tiers::new(cluster, &atoms, classes, DENY_CHAIN));
@@ -385,7 +385,16 @@ pub fn try_render_cached(state: &NodeState<'_>, previous: Option<&ClassIds>, cac
     chains.insert(0, Chain { name: "forward".to_string(), base: Some(BaseChain { hook: Hook::Forward, priority: 0 }), rules: forward });
     sets.sort_by(|a, b| a.name.cmp(&b.name));
     maps.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(NodeTable { ruleset: Ruleset { table: state.options.table.clone(), sets, maps, chains }, classes: assignment })
+    cache.last_sets = std::mem::take(&mut out.last_sets);
+    for set in &mut sets {
+        set.elements = cache.shared_set(&set.name, std::mem::take(&mut set.elements));
+    }
+    for map in &mut maps {
+        cache.share_map(&map.name, &mut map.elements);
+    }
+    let ruleset = Ruleset { table: state.options.table.clone(), sets, maps, chains };
+    cache.keep_lists(&ruleset);
+    Ok(NodeTable { ruleset, classes: assignment })
 }
 
 /// The classify chains, the maps from addresses to classes, and a chain per class setting
@@ -411,10 +420,10 @@ fn classify_objects(classes: &Classes, families: &[bool], directions: &BTreeSet<
         let f = usize::from(v6);
         let key = vec![if v6 { KeyType::Ipv6 } else { KeyType::Ipv4 }];
         if !classes.exact[f].is_empty() {
-            let elements = classes.exact[f].iter().map(|&(ip, id)| (vec![Value::Addr(ip, ip)], Verdict::Goto(class_chain(id)))).collect();
+            let elements = classes.exact[f].iter().map(|&(ip, id)| (smallvec::smallvec![Value::Addr(ip, ip)], Verdict::Goto(class_chain(id)))).collect();
             maps.push(VerdictMap { name: format!("class_addr_v{}", family_suffix(v6)), key: key.clone(), interval: false, elements });
         }
-        let elements = classes.regions[f].iter().map(|&((lo, hi), id)| (vec![Value::Addr(from_int(lo, v6), from_int(hi, v6))], Verdict::Goto(class_chain(id)))).collect();
+        let elements = classes.regions[f].iter().map(|&((lo, hi), id)| (smallvec::smallvec![Value::Addr(from_int(lo, v6), from_int(hi, v6))], Verdict::Goto(class_chain(id)))).collect();
         maps.push(VerdictMap { name: format!("class_net_v{}", family_suffix(v6)), key, interval: true, elements });
     }
     for &id in &classes.ids {
@@ -426,6 +435,8 @@ fn classify_objects(classes: &Classes, families: &[bool], directions: &BTreeSet<
 #[derive(Default)]
 struct Objects<'c> {
     sets: BTreeMap<String, Set>,
+    /// The last render's peer set lists: an unchanged one is shared as it is made.
+    last_sets: HashMap<String, Elements<Element>>,
     /// Each atom's set name once decided (`None`: it matches no class): every chain of a
     /// policy asks again, and naming an atom formats it.
     peer_names: HashMap<Atom<'c>, Option<String>>,
@@ -442,11 +453,14 @@ impl<'c> Objects<'c> {
         let members = classes.matching(atoms, &atom);
         let name = (!members.is_empty()).then(|| format!("peer_{:012x}", fnv(&atom.key()) & 0xffff_ffff_ffff));
         if let Some(name) = &name {
-            self.sets.entry(name.clone()).or_insert_with(|| Set {
-                name: name.clone(),
-                key: vec![KeyType::Mark],
-                interval: false,
-                elements: members.iter().map(|&id| vec![Value::Mark(classes.bits.value(id), classes.bits.value(id))]).collect(),
+            let last = self.last_sets.get(name);
+            self.sets.entry(name.clone()).or_insert_with(|| {
+                let fresh: Elements<Element> = members.iter().map(|&id| smallvec::smallvec![Value::Mark(classes.bits.value(id), classes.bits.value(id))]).collect();
+                let elements = match last {
+                    Some(last) if *last == fresh => last.clone(),
+                    _ => fresh,
+                };
+                Set { name: name.clone(), key: vec![KeyType::Mark], interval: false, elements }
             });
         }
         self.peer_names.insert(atom, name.clone());
@@ -456,7 +470,7 @@ impl<'c> Objects<'c> {
     /// The set of (protocol, port range) cells a rule's numeric ports admit.
     fn service_set(&mut self, cells: &[(u8, u8, u16, u16)]) -> String {
         let boxes: Vec<Box3> = cells.iter().map(|&(p0, p1, lo, hi)| Box3 { addr: (0, 0), proto: (p0, p1), port: (lo, hi) }).collect();
-        let elements: Vec<_> = disjoint(boxes).into_iter().map(|b| vec![Value::Proto(b.proto.0, b.proto.1), Value::Port(b.port.0, b.port.1)]).collect();
+        let elements: Vec<_> = disjoint(boxes).into_iter().map(|b| smallvec::smallvec![Value::Proto(b.proto.0, b.proto.1), Value::Port(b.port.0, b.port.1)]).collect();
         let name = format!("svc_{:012x}", fnv(&format!("{elements:?}")) & 0xffff_ffff_ffff);
         self.sets.entry(name.clone()).or_insert_with(|| Set { name: name.clone(), key: vec![KeyType::Proto, KeyType::Service], interval: true, elements: elements.into() });
         name
@@ -482,7 +496,7 @@ impl<'c> Objects<'c> {
                 name: name.clone(),
                 key: vec![KeyType::Mark, KeyType::Proto, KeyType::Service],
                 interval: false,
-                elements: elements.into_iter().map(|(id, p, n)| vec![Value::Mark(classes.bits.value(id), classes.bits.value(id)), Value::Proto(p, p), Value::Port(n, n)]).collect(),
+                elements: elements.into_iter().map(|(id, p, n)| smallvec::smallvec![Value::Mark(classes.bits.value(id), classes.bits.value(id)), Value::Proto(p, p), Value::Port(n, n)]).collect(),
             });
         }
         self.named_names.insert(key, name.clone());
@@ -501,7 +515,7 @@ impl<'c> Objects<'c> {
             name: name.clone(),
             key: vec![if v6 { KeyType::Ipv6 } else { KeyType::Ipv4 }],
             interval: true,
-            elements: ranges.into_iter().map(|(lo, hi)| vec![Value::Addr(from_int(lo, v6), from_int(hi, v6))]).collect(),
+            elements: ranges.into_iter().map(|(lo, hi)| smallvec::smallvec![Value::Addr(from_int(lo, v6), from_int(hi, v6))]).collect(),
         });
         Some(name)
     }

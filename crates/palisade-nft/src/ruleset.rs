@@ -101,8 +101,10 @@ pub enum Value {
     Mark(u32, u32),
 }
 
-/// A set element: one value per key component.
-pub type Element = Vec<Value>;
+/// A set element: one value per key component. Most elements have one (a class, an
+/// address): kept inline, 48 bytes where a `Vec` took 24 plus a 48-byte allocation, which
+/// at half a million elements is the difference between a node table of 37 MB and 25 MB.
+pub type Element = smallvec::SmallVec<[Value; 1]>;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Set {
@@ -162,7 +164,7 @@ impl VerdictMap {
             name,
             key: vec![if v6 { KeyType::Ipv6 } else { KeyType::Ipv4 }],
             interval: false,
-            elements: elements.into_iter().map(|(ip, chain)| (vec![Value::Addr(ip, ip)], Verdict::Jump(chain))).collect(),
+            elements: elements.into_iter().map(|(ip, chain)| (smallvec::smallvec![Value::Addr(ip, ip)], Verdict::Jump(chain))).collect(),
         }
     }
 }

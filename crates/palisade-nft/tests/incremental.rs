@@ -1,4 +1,4 @@
-//! A render that reuses what the last renders asked ([`MatchCache`]) gives exactly the table
+//! A render that reuses what the last renders asked ([`RenderCache`]) gives exactly the table
 //! a fresh render gives, after any sequence of changes: pods relabelled, added, deleted or
 //! moved, namespaces relabelled or deleted, policies edited, added or deleted, on random
 //! clusters with ClusterNetworkPolicies, IPv4-only, IPv6-only and dual-stack pods, named
@@ -6,7 +6,7 @@
 
 use palisade_conformance::strategies::{cluster_with_tiers, labels, rules, selector};
 use palisade_model::{Cluster, Labels, Policy, Rule, Selector};
-use palisade_nft::{ClassIds, MatchCache, NodeState, RenderOptions, try_render, try_render_cached};
+use palisade_nft::{ClassIds, NodeState, RenderCache, RenderOptions, try_render, try_render_cached};
 use proptest::prelude::*;
 
 /// One change, applied to whatever the cluster holds at that index (modulo its size).
@@ -95,7 +95,7 @@ proptest! {
 
     #[test]
     fn a_cached_render_is_a_fresh_render(mut cluster in cluster_with_tiers(), changes in proptest::collection::vec(change(), 1..12)) {
-        let mut cache = MatchCache::default();
+        let mut cache = RenderCache::default();
         let mut classes: Option<ClassIds> = None;
         for (step, change) in std::iter::once(None).chain(changes.iter().map(Some)).enumerate() {
             if let Some(change) = change {

@@ -22,25 +22,30 @@ fn mark(lo: u32, hi: u32) -> Value {
 fn table() -> Ruleset {
     let goto = |c: &str| Verdict::Goto(c.to_string());
     let sets = vec![
-        Set { name: "marks".into(), key: vec![KeyType::Mark], interval: false, elements: vec![vec![mark(0x10000, 0x10000)], vec![mark(0x50000, 0x50000)]].into() },
+        Set { name: "marks".into(), key: vec![KeyType::Mark], interval: false, elements: vec![smallvec::smallvec![mark(0x10000, 0x10000)], smallvec::smallvec![mark(0x50000, 0x50000)]].into() },
         Set {
             name: "nets4".into(),
             key: vec![KeyType::Ipv4],
             interval: true,
-            elements: vec![vec![addr("10.0.0.0", "10.255.255.255")], vec![addr("192.168.1.1", "192.168.1.5")], vec![addr("200.0.0.0", "255.255.255.255")]].into(),
+            elements: vec![smallvec::smallvec![addr("10.0.0.0", "10.255.255.255")], smallvec::smallvec![addr("192.168.1.1", "192.168.1.5")], smallvec::smallvec![addr("200.0.0.0", "255.255.255.255")]]
+                .into(),
         },
-        Set { name: "nets6".into(), key: vec![KeyType::Ipv6], interval: true, elements: vec![vec![addr("fd00::", "fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff")]].into() },
+        Set { name: "nets6".into(), key: vec![KeyType::Ipv6], interval: true, elements: vec![smallvec::smallvec![addr("fd00::", "fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff")]].into() },
         Set {
             name: "named".into(),
             key: vec![KeyType::Mark, KeyType::Proto, KeyType::Service],
             interval: false,
-            elements: vec![vec![mark(0x10000, 0x10000), Value::Proto(6, 6), Value::Port(8080, 8080)], vec![mark(0x20000, 0x20000), Value::Proto(17, 17), Value::Port(53, 53)]].into(),
+            elements: vec![
+                smallvec::smallvec![mark(0x10000, 0x10000), Value::Proto(6, 6), Value::Port(8080, 8080)],
+                smallvec::smallvec![mark(0x20000, 0x20000), Value::Proto(17, 17), Value::Port(53, 53)],
+            ]
+            .into(),
         },
         Set {
             name: "svc".into(),
             key: vec![KeyType::Proto, KeyType::Service],
             interval: true,
-            elements: vec![vec![Value::Proto(6, 6), Value::Port(80, 90)], vec![Value::Proto(17, 17), Value::Port(0, 65535)]].into(),
+            elements: vec![smallvec::smallvec![Value::Proto(6, 6), Value::Port(80, 90)], smallvec::smallvec![Value::Proto(17, 17), Value::Port(0, 65535)]].into(),
         },
     ];
     let maps = vec![
@@ -48,23 +53,27 @@ fn table() -> Ruleset {
             name: "by_addr".into(),
             key: vec![KeyType::Ipv4],
             interval: false,
-            elements: vec![(vec![addr("10.0.0.1", "10.0.0.1")], goto("c1")), (vec![addr("10.0.0.2", "10.0.0.2")], Verdict::Jump("c2".into()))].into(),
+            elements: vec![(smallvec::smallvec![addr("10.0.0.1", "10.0.0.1")], goto("c1")), (smallvec::smallvec![addr("10.0.0.2", "10.0.0.2")], Verdict::Jump("c2".into()))].into(),
         },
         VerdictMap {
             name: "regions".into(),
             key: vec![KeyType::Ipv4],
             interval: true,
-            elements: vec![(vec![addr("0.0.0.0", "9.255.255.255")], goto("c1")), (vec![addr("10.0.0.0", "10.255.255.255")], goto("c2")), (vec![addr("11.0.0.0", "255.255.255.255")], goto("c1"))]
-                .into(),
+            elements: vec![
+                (smallvec::smallvec![addr("0.0.0.0", "9.255.255.255")], goto("c1")),
+                (smallvec::smallvec![addr("10.0.0.0", "10.255.255.255")], goto("c2")),
+                (smallvec::smallvec![addr("11.0.0.0", "255.255.255.255")], goto("c1")),
+            ]
+            .into(),
         },
         VerdictMap {
             name: "tier".into(),
             key: vec![KeyType::Mark, KeyType::Proto, KeyType::Service],
             interval: true,
             elements: vec![
-                (vec![mark(0x10000, 0x30000), Value::Proto(6, 6), Value::Port(80, 80)], goto("c1")),
-                (vec![mark(0x50000, 0x50000), Value::Proto(0, 255), Value::Port(0, 65535)], goto("c2")),
-                (vec![mark(0x70000, 0x70000), Value::Proto(6, 6), Value::Port(8080, 8080)], goto("c1")),
+                (smallvec::smallvec![mark(0x10000, 0x30000), Value::Proto(6, 6), Value::Port(80, 80)], goto("c1")),
+                (smallvec::smallvec![mark(0x50000, 0x50000), Value::Proto(0, 255), Value::Port(0, 65535)], goto("c2")),
+                (smallvec::smallvec![mark(0x70000, 0x70000), Value::Proto(6, 6), Value::Port(8080, 8080)], goto("c1")),
             ]
             .into(),
         },
@@ -72,7 +81,12 @@ fn table() -> Ruleset {
             name: "tier_a".into(),
             key: vec![KeyType::Mark],
             interval: true,
-            elements: vec![(vec![mark(0x0, 0x20000)], goto("c1")), (vec![mark(0x30000, 0x30000)], goto("c2")), (vec![mark(0x40000, 0xffff0000)], goto("c1"))].into(),
+            elements: vec![
+                (smallvec::smallvec![mark(0x0, 0x20000)], goto("c1")),
+                (smallvec::smallvec![mark(0x30000, 0x30000)], goto("c2")),
+                (smallvec::smallvec![mark(0x40000, 0xffff0000)], goto("c1")),
+            ]
+            .into(),
         },
     ];
     let chain = |name: &str| Chain { name: name.into(), base: None, rules: vec![Rule { statements: vec![Statement::Counter], comment: None }] };

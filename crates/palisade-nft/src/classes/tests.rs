@@ -26,7 +26,7 @@ fn classes_of(c: &Cluster, previous: Option<&ClassIds>, mask: u32) -> Result<Cla
     let mut atoms = Atoms::default();
     let Some(Peer::Pods { .. }) = c.policies[0].ingress.as_ref().unwrap()[0].peers.first() else { panic!("a pod peer") };
     atoms.intern(Atom::peer("a", &c.policies[0].ingress.as_ref().unwrap()[0].peers[0]));
-    compute(c, &atoms, &[false, true], MarkBits::new(mask).unwrap(), previous, &mut crate::matches::MatchCache::default())
+    compute(c, &atoms, &[false, true], MarkBits::new(mask).unwrap(), previous, &mut crate::matches::RenderCache::default())
 }
 
 fn class_of(classes: &Classes, ip: &str) -> u32 {
