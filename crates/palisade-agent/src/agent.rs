@@ -149,9 +149,21 @@ fn sync_loop<N: Nft>(shared: &Shared, mut reconciler: Reconciler<N>, min_interva
             Ok(rendered) => rendered,
             Err(error) => {
                 // Nothing reaches the kernel: the node keeps enforcing its last table, and
-                // says why (readiness, metric) until a change makes the table fit again.
-                shared.metrics.apply_errors.get_or_create(&ReasonLabel { reason: "render".to_string() }).inc();
+                // says why (readiness, metric, an Event on the Node) until a change makes
+                // the table fit again.
+                shared.metrics.apply_errors.get_or_create(&ReasonLabel { reason: error.reason().to_string() }).inc();
                 shared.lock().last_apply_error = Some(error.to_string());
+                let reason = match error {
+                    palisade_nft::RenderError::OverBudget { .. } => "TableOverBudget",
+                    _ => "TableNotRendered",
+                };
+                shared.warn_once(Report {
+                    kind: "Node",
+                    namespace: String::new(),
+                    name: reconciler.node().to_string(),
+                    reason,
+                    note: format!("{error}; this node keeps enforcing its previous table"),
+                });
                 last_sync = Some(Instant::now());
                 synced_version = Some(version);
                 continue;
@@ -234,13 +246,18 @@ fn sync_routes(wanted: &[palisade_net::NodeRoute]) -> Option<Vec<palisade_net::N
     }
 }
 
-/// Publishes the reports as Events (events.k8s.io/v1) on their NetworkPolicies.
+/// Publishes the reports as Events (events.k8s.io/v1) on their objects (policies, or this
+/// Node for a table it cannot build).
 async fn publish_events(client: kube::Client, shared: Arc<Shared>, node: String) {
     let recorder = Recorder::new(client, Reporter { controller: "palisade-agent".into(), instance: Some(node.clone()) });
     loop {
         shared.reports_ready.notified().await;
         for report in shared.take_reports() {
-            let api_version = if report.kind == "ClusterNetworkPolicy" { "policy.networking.k8s.io/v1beta1" } else { "networking.k8s.io/v1" };
+            let api_version = match report.kind {
+                "ClusterNetworkPolicy" => "policy.networking.k8s.io/v1beta1",
+                "Node" => "v1",
+                _ => "networking.k8s.io/v1",
+            };
             let reference = k8s_openapi::api::core::v1::ObjectReference {
                 api_version: Some(api_version.into()),
                 kind: Some(report.kind.into()),

@@ -68,7 +68,7 @@ impl SyncError {
     /// A short label for metrics.
     pub fn reason(&self) -> &'static str {
         match self {
-            SyncError::Render(_) => "render",
+            SyncError::Render(error) => error.reason(),
             SyncError::Apply(error) => error.reason(),
         }
     }
@@ -166,7 +166,7 @@ impl<N: Nft> Reconciler<N> {
         let local = local_endpoints(cluster, &self.node);
         let local_pods = local.len();
         let table = try_render_cached(&NodeState { cluster, local, options: self.options.clone() }, self.classes.as_ref(), &mut self.matches).inspect_err(|error| {
-            *self.apply_errors.entry("render").or_default() += 1;
+            *self.apply_errors.entry(error.reason()).or_default() += 1;
             tracing::error!(node = %self.node, %error, "this node's table cannot be rendered; the previous one stays in force");
         })?;
         Ok(Rendered { ruleset: table.ruleset, classes: table.classes, local_pods, render_time: start.elapsed() })
@@ -242,6 +242,24 @@ spec: {podSelector: {}}
         assert!(agent.reconcile(&cluster(PODS)).is_err());
         assert!(agent.reconcile(&cluster(PODS)).is_err());
         assert_eq!(agent.apply_errors().get("object_exists"), Some(&2));
+    }
+
+    #[test]
+    fn a_table_over_budget_is_not_sent_and_the_last_one_stays() {
+        let recorder = Recorder::default();
+        let first = cluster(PODS);
+        let elements = Reconciler::new("node-1", Recorder::default(), RenderOptions::default()).reconcile(&first).unwrap().elements;
+        let options = RenderOptions { max_elements: Some(elements), ..RenderOptions::default() };
+        let mut agent = Reconciler::new("node-1", recorder.clone(), options);
+        agent.reconcile(&first).expect("a table within its budget is applied");
+        let sent = recorder.0.borrow().len();
+        // A second local pod: its dispatch elements take the table over the budget.
+        let second = PODS.replace("name: b, namespace: default, labels: {app: b}}\nspec: {nodeName: node-2", "name: b, namespace: default, labels: {app: b}}\nspec: {nodeName: node-1");
+        let error = agent.reconcile(&cluster(&second)).unwrap_err();
+        assert!(matches!(error, SyncError::Render(RenderError::OverBudget { budget, .. }) if budget == elements), "{error}");
+        assert!(error.to_string().contains("--max-table-elements"), "{error}");
+        assert_eq!(recorder.0.borrow().len(), sent, "nothing reaches the kernel");
+        assert_eq!(agent.apply_errors().get("over_budget"), Some(&1));
     }
 
     #[test]

@@ -34,12 +34,13 @@ impl Kind {
 /// Something to report as an Event on a (Cluster)NetworkPolicy.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Report {
-    /// `NetworkPolicy` or `ClusterNetworkPolicy` (cluster-scoped: no namespace).
+    /// `NetworkPolicy`, `ClusterNetworkPolicy` or `Node` (cluster-scoped: no namespace).
     pub kind: &'static str,
     pub namespace: String,
     pub name: String,
     /// `PolicyRejected` (the agent cannot read it), `RulesetRejected` (the kernel refused
-    /// the node's ruleset while it held this policy) or `DomainNamesNotEnforced`.
+    /// the node's ruleset while it held this policy), `DomainNamesNotEnforced`, or on a
+    /// Node `TableOverBudget` / `TableNotRendered`.
     pub reason: &'static str,
     pub note: String,
 }
@@ -210,7 +211,7 @@ impl Shared {
             return Some(if missing.is_empty() { "waiting for the first full sync".to_string() } else { format!("waiting for the first list of {}", missing.join(", ")) });
         }
         if let Some(error) = &inner.last_apply_error {
-            return Some(format!("the kernel refused the last ruleset ({error}); the previous one stays enforced"));
+            return Some(format!("the last ruleset was not applied ({error}); the previous one stays enforced"));
         }
         None
     }

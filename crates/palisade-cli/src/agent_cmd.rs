@@ -45,6 +45,13 @@ pub struct AgentArgs {
     /// (kube-proxy's 0x4000 and 0x8000) are never changed.
     #[arg(long, env = "PALISADE_MARK_MASK", default_value = "0xffff0000", value_parser = crate::dataplane_cmd::parse_mark_mask)]
     pub mark_mask: u32,
+    /// The most set and map elements this node's table may hold (0: no limit). A change
+    /// that would need more is not applied: the node keeps enforcing its last table and
+    /// says why (readiness, an Event on the Node, `palisade_apply_errors{reason="over_budget"}`)
+    /// instead of outgrowing its memory limit. The default fits the 128 MiB the manifest
+    /// grants (BENCHMARKS.md, "A node's table at scale").
+    #[arg(long, env = "PALISADE_MAX_TABLE_ELEMENTS", default_value_t = 600_000)]
+    pub max_table_elements: usize,
     /// How rulesets reach the kernel: `auto` (libnftables in process when
     /// `libnftables.so.1` loads, else the `nft` binary), or the name or path of an `nft`
     /// binary to run per transaction.
@@ -69,7 +76,12 @@ pub fn run(args: &AgentArgs) -> Result<()> {
         resync: seconds(args.resync_seconds, "resync-seconds")?,
         min_sync_interval: Duration::from_millis(args.min_sync_interval_ms),
         api_grace: seconds(args.api_grace_seconds, "api-grace-seconds")?,
-        render: RenderOptions { deny_action: if args.deny_action == "drop" { DenyAction::Drop } else { DenyAction::Reject }, mark_mask: args.mark_mask, ..RenderOptions::default() },
+        render: RenderOptions {
+            deny_action: if args.deny_action == "drop" { DenyAction::Drop } else { DenyAction::Reject },
+            mark_mask: args.mark_mask,
+            max_elements: (args.max_table_elements > 0).then_some(args.max_table_elements),
+            ..RenderOptions::default()
+        },
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     runtime.block_on(async {

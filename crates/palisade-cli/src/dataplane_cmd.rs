@@ -49,6 +49,10 @@ pub struct NodeArgs {
     /// remote address is kept there while a chain decides.
     #[arg(long, default_value = "0xffff0000", value_parser = parse_mark_mask)]
     pub mark_mask: u32,
+
+    /// Refuse to build a table of more set and map elements than this (none by default).
+    #[arg(long)]
+    pub max_table_elements: Option<usize>,
 }
 
 /// A mark mask in hex (`0xffff0000`) or decimal, one run of contiguous bits.
@@ -109,7 +113,7 @@ fn desired(args: &NodeArgs, cluster: &Cluster) -> Result<Ruleset> {
         DenyArg::Reject => DenyAction::Reject,
         DenyArg::Drop => DenyAction::Drop,
     };
-    let options = RenderOptions { table: args.table.clone(), deny_action, mark_mask: args.mark_mask };
+    let options = RenderOptions { table: args.table.clone(), deny_action, mark_mask: args.mark_mask, max_elements: args.max_table_elements };
     Ok(try_render(&NodeState { cluster, local, options }, None)?.ruleset)
 }
 

@@ -447,7 +447,7 @@ fn a_ruleset_the_kernel_refuses_is_reported_on_its_policy() {
     let note = event["note"].as_str().unwrap();
     assert!(note.contains("of policy production/tamper") && note.contains("Operation not supported") && note.contains("keeps enforcing its previous ruleset"), "{note}");
     let why = node.ready().expect("unready while the kernel refuses");
-    assert!(why.contains("the kernel refused the last ruleset"), "{why}");
+    assert!(why.contains("the last ruleset was not applied"), "{why}");
     let (_, metrics) = node.get("/metrics").unwrap();
     assert!(metrics.contains("palisade_apply_errors_total{reason=\"rejected\"}"), "{metrics}");
     // The previous ruleset stays in the kernel: develop still reaches nginx.

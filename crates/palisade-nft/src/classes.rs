@@ -205,6 +205,10 @@ impl<'s> Partition<'s> {
     }
 }
 
+/// What an exact address's signature is made of: its match rows, its node atoms, its
+/// region (family, index).
+type Recipe<'x> = (&'x [usize], &'x Signature, (usize, usize));
+
 /// A remote address the rules may see exactly: a pod's or a node's, and what makes its
 /// signature: the match rows of the pods having it (see `matches.rs`) and the node atoms
 /// matching it (its region's atoms are added last). Addresses of one recipe (the replicas
@@ -306,7 +310,7 @@ pub(crate) fn compute(cluster: &Cluster, atoms: &Atoms<'_>, families: &[bool], b
         regions[f] = list;
     }
     // Each distinct recipe's signature (an exact address is also in its region's ranges).
-    let mut recipe_of: HashMap<(&[usize], &Signature, (usize, usize)), usize> = HashMap::new();
+    let mut recipe_of: HashMap<Recipe<'_>, usize> = HashMap::new();
     let mut recipes: Vec<(Signature, (usize, usize), Vec<IpAddr>)> = Vec::new();
     for x in &mut exact {
         x.rows.sort_unstable();

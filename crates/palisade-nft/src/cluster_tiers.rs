@@ -119,11 +119,13 @@ pub(crate) struct Tiers<'c, 'a> {
     peers: HashMap<&'c ClusterPeer, Rc<Vec<Range>>>,
     pub maps: BTreeMap<String, VerdictMap>,
     pub chains: BTreeMap<String, Chain>,
+    /// Elements in `maps` (the render checks its budget as they are built).
+    pub elements: usize,
 }
 
 impl<'c, 'a> Tiers<'c, 'a> {
     pub fn new(cluster: &'c Cluster, atoms: &'a Atoms<'c>, classes: &'a Classes, deny_chain: &'static str) -> Self {
-        Self { cluster, atoms, classes, deny_chain, peers: HashMap::new(), maps: BTreeMap::new(), chains: BTreeMap::new() }
+        Self { cluster, atoms, classes, deny_chain, peers: HashMap::new(), maps: BTreeMap::new(), chains: BTreeMap::new(), elements: 0 }
     }
 
     /// The classes a peer matches, as ranges of ids.
@@ -257,11 +259,15 @@ impl<'c, 'a> Tiers<'c, 'a> {
                 .into_iter()
                 .map(|(b, rank)| (smallvec::smallvec![mark_value(bits, b.addr), Value::Proto(b.proto.0, b.proto.1), Value::Port(b.port.0, b.port.1)], verdict(self, rank)))
                 .collect();
-            self.maps.insert(name.clone(), VerdictMap { name: name.clone(), key: vec![KeyType::Mark, KeyType::Proto, KeyType::Service], interval: true, elements });
+            let map = VerdictMap { name: name.clone(), key: vec![KeyType::Mark, KeyType::Proto, KeyType::Service], interval: true, elements };
+            self.elements += map.elements.len();
+            self.maps.insert(name.clone(), map);
         }
         if !by_address.is_empty() {
             let elements = by_address.into_iter().map(|(b, rank)| (smallvec::smallvec![mark_value(bits, b.addr)], verdict(self, rank))).collect();
-            self.maps.insert(address_name.clone(), VerdictMap { name: address_name.clone(), key: vec![KeyType::Mark], interval: true, elements });
+            let map = VerdictMap { name: address_name.clone(), key: vec![KeyType::Mark], interval: true, elements };
+            self.elements += map.elements.len();
+            self.maps.insert(address_name.clone(), map);
         }
         self.built(name, address_name)
     }

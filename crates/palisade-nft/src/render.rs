@@ -49,11 +49,16 @@ pub struct RenderOptions {
     /// The packet-mark bits Palisade owns (one run of contiguous bits): a remote address's
     /// class lives there between the lookups of one chain. Others' bits are never changed.
     pub mark_mask: u32,
+    /// The most set and map elements the table may hold (`None`: no limit). A table that
+    /// would hold more is not built to the end: the render stops as soon as it knows, with
+    /// [`RenderError::OverBudget`], and the node keeps its last table (an agent must not
+    /// grow past its memory limit and be killed, which would fail pods' CNI ADD).
+    pub max_elements: Option<usize>,
 }
 
 impl Default for RenderOptions {
     fn default() -> Self {
-        Self { table: "palisade".to_string(), deny_action: DenyAction::Reject, mark_mask: MarkBits::DEFAULT_MASK }
+        Self { table: "palisade".to_string(), deny_action: DenyAction::Reject, mark_mask: MarkBits::DEFAULT_MASK, max_elements: None }
     }
 }
 
@@ -72,6 +77,27 @@ pub enum RenderError {
     TooManyClasses(#[from] TooManyClasses),
     #[error("invalid mark mask: {0}")]
     MarkMask(String),
+    #[error("this node's table would hold more than {budget} set and map elements (at least {elements}; raise --max-table-elements, and the agent's memory limit with it)")]
+    OverBudget { elements: usize, budget: usize },
+}
+
+impl RenderError {
+    /// A short label for metrics and Events.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            RenderError::TooManyClasses(_) => "too_many_classes",
+            RenderError::MarkMask(_) => "mark_mask",
+            RenderError::OverBudget { .. } => "over_budget",
+        }
+    }
+}
+
+/// Fails as soon as `elements` passes the budget.
+fn within_budget(options: &RenderOptions, elements: usize) -> Result<(), RenderError> {
+    match options.max_elements {
+        Some(budget) if elements > budget => Err(RenderError::OverBudget { elements, budget }),
+        _ => Ok(()),
+    }
 }
 
 /// A rendered table and the class ids it used (give them to the next render).
@@ -294,10 +320,14 @@ pub fn try_render_cached(state: &NodeState<'_>, previous: Option<&ClassIds>, cac
         }
     }
     let classes = if combos.is_empty() { None } else { Some(classes::compute(cluster, &atoms, &families, bits, previous, cache)?) };
+    // Elements so far: the address -> class maps, then each combination's sets and maps.
+    let classified = classes.as_ref().map_or(0, |c| c.exact.iter().map(Vec::len).sum::<usize>() + c.regions.iter().map(Vec::len).sum::<usize>());
+    within_budget(&state.options, classified)?;
 
     let mut out = Objects { last_sets: std::mem::take(&mut cache.last_sets), ..Objects::default() };
     let mut chains: Vec<Chain> = Vec::new();
     let mut dispatch: BTreeMap<(Direction, bool), Vec<(IpAddr, String)>> = BTreeMap::new();
+    let mut dispatched = 0;
     let mut tiers = classes.as_ref().map(|classes| Tiers::new(cluster, &atoms, classes, DENY_CHAIN));
     for ((direction, group), pods) in &combos {
         let classes = classes.as_ref().expect("classes exist when a combination does");
@@ -345,10 +375,12 @@ pub fn try_render_cached(state: &NodeState<'_>, previous: Option<&ClassIds>, cac
             rules.push(Rule { statements: vec![Statement::Counter, Statement::Goto(DENY_CHAIN.to_string())], comment: denied });
         }
         chains.push(Chain { name: chain_name.clone(), base: None, rules });
+        within_budget(&state.options, classified + out.elements + tiers.elements + dispatched)?;
         for &i in pods {
             for &v6 in &families {
                 if let Some(ip) = cluster.endpoints[i].ip_of_family(v6) {
                     dispatch.entry((*direction, v6)).or_default().push((ip, chain_name.clone()));
+                    dispatched += 1;
                 }
             }
         }
@@ -393,6 +425,7 @@ pub fn try_render_cached(state: &NodeState<'_>, previous: Option<&ClassIds>, cac
         cache.share_map(&map.name, &mut map.elements);
     }
     let ruleset = Ruleset { table: state.options.table.clone(), sets, maps, chains };
+    within_budget(&state.options, ruleset.element_count())?;
     cache.keep_lists(&ruleset);
     Ok(NodeTable { ruleset, classes: assignment })
 }
@@ -442,9 +475,20 @@ struct Objects<'c> {
     peer_names: HashMap<Atom<'c>, Option<String>>,
     /// Named-port sets by their sorted names (`None`: no class gives them a number).
     named_names: HashMap<Vec<(&'c str, Protocol)>, Option<String>>,
+    /// Elements in `sets`.
+    elements: usize,
 }
 
 impl<'c> Objects<'c> {
+    /// Adds the set `make` builds unless one of that name exists.
+    fn insert_set(&mut self, name: &str, make: impl FnOnce() -> Set) {
+        if !self.sets.contains_key(name) {
+            let set = make();
+            self.elements += set.elements.len();
+            self.sets.insert(name.to_string(), set);
+        }
+    }
+
     /// The set of classes an atom matches (`None`: it matches none).
     fn peer_set(&mut self, classes: &Classes, atoms: &Atoms<'_>, atom: Atom<'c>) -> Option<String> {
         if let Some(known) = self.peer_names.get(&atom) {
@@ -453,11 +497,11 @@ impl<'c> Objects<'c> {
         let members = classes.matching(atoms, &atom);
         let name = (!members.is_empty()).then(|| format!("peer_{:012x}", fnv(&atom.key()) & 0xffff_ffff_ffff));
         if let Some(name) = &name {
-            let last = self.last_sets.get(name);
-            self.sets.entry(name.clone()).or_insert_with(|| {
+            let last = self.last_sets.get(name).cloned();
+            self.insert_set(name, || {
                 let fresh: Elements<Element> = members.iter().map(|&id| smallvec::smallvec![Value::Mark(classes.bits.value(id), classes.bits.value(id))]).collect();
                 let elements = match last {
-                    Some(last) if *last == fresh => last.clone(),
+                    Some(last) if last == fresh => last,
                     _ => fresh,
                 };
                 Set { name: name.clone(), key: vec![KeyType::Mark], interval: false, elements }
@@ -472,7 +516,7 @@ impl<'c> Objects<'c> {
         let boxes: Vec<Box3> = cells.iter().map(|&(p0, p1, lo, hi)| Box3 { addr: (0, 0), proto: (p0, p1), port: (lo, hi) }).collect();
         let elements: Vec<_> = disjoint(boxes).into_iter().map(|b| smallvec::smallvec![Value::Proto(b.proto.0, b.proto.1), Value::Port(b.port.0, b.port.1)]).collect();
         let name = format!("svc_{:012x}", fnv(&format!("{elements:?}")) & 0xffff_ffff_ffff);
-        self.sets.entry(name.clone()).or_insert_with(|| Set { name: name.clone(), key: vec![KeyType::Proto, KeyType::Service], interval: true, elements: elements.into() });
+        self.insert_set(&name, || Set { name: name.clone(), key: vec![KeyType::Proto, KeyType::Service], interval: true, elements: elements.into() });
         name
     }
 
@@ -492,7 +536,7 @@ impl<'c> Objects<'c> {
         }
         let name = (!elements.is_empty()).then(|| format!("named_{:012x}", fnv(&format!("{key:?}")) & 0xffff_ffff_ffff));
         if let Some(name) = &name {
-            self.sets.entry(name.clone()).or_insert_with(|| Set {
+            self.insert_set(&name, || Set {
                 name: name.clone(),
                 key: vec![KeyType::Mark, KeyType::Proto, KeyType::Service],
                 interval: false,
@@ -511,7 +555,7 @@ impl<'c> Objects<'c> {
             return None;
         }
         let name = format!("block_{:012x}_{}", fnv(&format!("{block:?}")) & 0xffff_ffff_ffff, family_suffix(v6));
-        self.sets.entry(name.clone()).or_insert_with(|| Set {
+        self.insert_set(&name, || Set {
             name: name.clone(),
             key: vec![if v6 { KeyType::Ipv6 } else { KeyType::Ipv4 }],
             interval: true,
