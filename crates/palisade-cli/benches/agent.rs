@@ -215,7 +215,11 @@ fn main() {
     let raw: Vec<String> = std::env::args().skip(1).collect();
     let generated = raw.iter().position(|a| a == "--from").map(|i| Generated::read(std::path::Path::new(&raw[i + 1])));
     let args: Vec<usize> = raw.iter().filter_map(|a| a.parse().ok()).collect();
-    let (pods, policy_count, events) = (args.first().copied().unwrap_or(10_000), args.get(1).copied().unwrap_or(1_000), args.get(2).copied().unwrap_or(50));
+    let (pods, policy_count, events) = match &generated {
+        // `--from DIR EVENTS`: the generator decided the cluster.
+        Some(_) => (0, 0, args.first().copied().unwrap_or(50)),
+        None => (args.first().copied().unwrap_or(10_000), args.get(1).copied().unwrap_or(1_000), args.get(2).copied().unwrap_or(50)),
+    };
     let cluster_policies = args.get(3).copied().unwrap_or(0);
     let namespace_count = (policy_count / 5).max(1);
     assert!(nix::unistd::geteuid().is_root(), "the agent benchmark needs root (network namespaces, nftables)");
