@@ -565,8 +565,11 @@ impl<N: Nft> Dataplane<N> {
         let start = Instant::now();
         let next_naming = versioned(old, desired, naming);
         let streamed = self.streams(desired);
-        let next = named(desired, &next_naming);
-        let update = if streamed { incremental_streamed(&named(old, naming), &next) } else { incremental(&named(old, naming), &next) };
+        // Only what differs is named and diffed: the rest yields no command.
+        let (before, after) = crate::diff::differing(old, desired, naming, &next_naming);
+        let next = named(&after, &next_naming);
+        let update = if streamed { incremental_streamed(&named(&before, naming), &next) } else { incremental(&named(&before, naming), &next) };
+        drop(before);
         let crate::diff::Update { prepare, switch, cleanup, changes, fill } = update;
         let count = prepare.len() + switch.len() + cleanup.len();
         let mut bytes = 0;

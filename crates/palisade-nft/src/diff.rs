@@ -6,8 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Value as Json, json};
 
+use crate::generation::Naming;
 use crate::json;
-use crate::ruleset::{Chain, Ruleset};
+use crate::ruleset::{Chain, Ruleset, Set, Statement, VerdictMap};
 
 /// What a transaction changes, for reports.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -288,4 +289,39 @@ fn plan(old: &Ruleset, new: &Ruleset, with_elements: bool) -> Update {
 
 fn references(chain: &Chain, sets: &BTreeSet<&str>) -> bool {
     chain.rules.iter().any(|r| r.statements.iter().any(|s| matches!(s, crate::ruleset::Statement::Lookup { set, .. } if sets.contains(set.as_str()))))
+}
+
+/// The objects of `old` and `new` an update from one to the other can touch: those not in
+/// both alike under the same kernel name (and the chains looking up a set or map whose
+/// kernel name or shape changes). The rest yield no command in [`incremental`]; leaving
+/// them out before naming spares copying every chain, rule and verdict-map element of both
+/// rulesets with their kernel names (about 10 MB each at 10,700 chains) on every event.
+pub fn differing(old: &Ruleset, new: &Ruleset, old_naming: &Naming, new_naming: &Naming) -> (Ruleset, Ruleset) {
+    if old_naming.generation != new_naming.generation {
+        return (old.clone(), new.clone());
+    }
+    let old_sets: BTreeMap<&str, &Set> = old.sets.iter().map(|s| (s.name.as_str(), s)).collect();
+    let new_sets: BTreeMap<&str, &Set> = new.sets.iter().map(|s| (s.name.as_str(), s)).collect();
+    let old_maps: BTreeMap<&str, &VerdictMap> = old.maps.iter().map(|m| (m.name.as_str(), m)).collect();
+    let new_maps: BTreeMap<&str, &VerdictMap> = new.maps.iter().map(|m| (m.name.as_str(), m)).collect();
+    // Sets and maps a rule may name differently or that are deleted and created again.
+    let renamed = |name: &str| old_naming.set_name(name) != new_naming.set_name(name);
+    let mut unstable: BTreeSet<&str> = old_sets.keys().chain(new_sets.keys()).chain(old_maps.keys()).chain(new_maps.keys()).copied().filter(|n| renamed(n)).collect();
+    unstable.extend(new_sets.iter().filter(|(n, s)| old_sets.get(*n).is_some_and(|o| o.key != s.key || o.interval != s.interval)).map(|(n, _)| *n));
+    let looks_up_unstable = |chain: &Chain| {
+        chain.rules.iter().flat_map(|r| &r.statements).any(|s| match s {
+            Statement::Lookup { set, .. } => unstable.contains(set.as_str()),
+            Statement::Vmap { map, .. } | Statement::Absent { map, .. } => unstable.contains(map.as_str()),
+            _ => false,
+        })
+    };
+    let old_chains: BTreeMap<&str, &Chain> = old.chains.iter().map(|c| (c.name.as_str(), c)).collect();
+    let new_chains: BTreeMap<&str, &Chain> = new.chains.iter().map(|c| (c.name.as_str(), c)).collect();
+    let part = |ruleset: &Ruleset, other_sets: &BTreeMap<&str, &Set>, other_maps: &BTreeMap<&str, &VerdictMap>, other_chains: &BTreeMap<&str, &Chain>| Ruleset {
+        table: ruleset.table.clone(),
+        sets: ruleset.sets.iter().filter(|s| other_sets.get(s.name.as_str()) != Some(s) || unstable.contains(s.name.as_str())).cloned().collect(),
+        maps: ruleset.maps.iter().filter(|m| other_maps.get(m.name.as_str()) != Some(m) || unstable.contains(m.name.as_str())).cloned().collect(),
+        chains: ruleset.chains.iter().filter(|c| other_chains.get(c.name.as_str()) != Some(c) || looks_up_unstable(c)).cloned().collect(),
+    };
+    (part(old, &new_sets, &new_maps, &new_chains), part(new, &old_sets, &old_maps, &old_chains))
 }

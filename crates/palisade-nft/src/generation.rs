@@ -69,7 +69,7 @@ impl Naming {
         Self { generation, versions: BTreeMap::new() }
     }
 
-    fn set_name(&self, name: &str) -> String {
+    pub(crate) fn set_name(&self, name: &str) -> String {
         match self.versions.get(name) {
             Some(v) => format!("{name}{}_v{v}", self.generation.suffix()),
             None => format!("{name}{}", self.generation.suffix()),

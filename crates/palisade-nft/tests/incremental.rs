@@ -1,12 +1,14 @@
 //! A render that reuses what the last renders asked ([`RenderCache`]) gives exactly the table
-//! a fresh render gives, after any sequence of changes: pods relabelled, added, deleted or
+//! a fresh render gives (and an update diffing only what differs sends the same commands), after any sequence of changes: pods relabelled, added, deleted or
 //! moved, namespaces relabelled or deleted, policies edited, added or deleted, on random
 //! clusters with ClusterNetworkPolicies, IPv4-only, IPv6-only and dual-stack pods, named
 //! ports, host-network pods and overlapping rules.
 
 use palisade_conformance::strategies::{cluster_with_tiers, labels, rules, selector};
 use palisade_model::{Cluster, Labels, Policy, Rule, Selector};
-use palisade_nft::{ClassIds, NodeState, RenderCache, RenderOptions, try_render, try_render_cached};
+use palisade_nft::diff::{differing, incremental};
+use palisade_nft::generation::{Generation, Naming, named};
+use palisade_nft::{ClassIds, NodeState, RenderCache, RenderOptions, Ruleset, try_render, try_render_cached};
 use proptest::prelude::*;
 
 /// One change, applied to whatever the cluster holds at that index (modulo its size).
@@ -97,6 +99,7 @@ proptest! {
     fn a_cached_render_is_a_fresh_render(mut cluster in cluster_with_tiers(), changes in proptest::collection::vec(change(), 1..12)) {
         let mut cache = RenderCache::default();
         let mut classes: Option<ClassIds> = None;
+        let mut last: Option<Ruleset> = None;
         for (step, change) in std::iter::once(None).chain(changes.iter().map(Some)).enumerate() {
             if let Some(change) = change {
                 apply(&mut cluster, change, step);
@@ -108,6 +111,15 @@ proptest! {
                 (Ok(fresh), Ok(cached)) => {
                     prop_assert_eq!(&fresh.ruleset, &cached.ruleset, "after {:?}", change);
                     prop_assert_eq!(&fresh.classes, &cached.classes);
+                    // An update diffs only what differs, and sends the same commands.
+                    if let Some(old) = &last {
+                        let naming = Naming::new(Generation::A);
+                        let whole = incremental(&named(old, &naming), &named(&fresh.ruleset, &naming));
+                        let (before, after) = differing(old, &fresh.ruleset, &naming, &naming);
+                        let part = incremental(&named(&before, &naming), &named(&after, &naming));
+                        prop_assert_eq!((&whole.prepare, &whole.switch, &whole.cleanup, &whole.changes), (&part.prepare, &part.switch, &part.cleanup, &part.changes));
+                    }
+                    last = Some(fresh.ruleset);
                     classes = Some(fresh.classes);
                 }
                 (fresh, cached) => prop_assert_eq!(fresh.err(), cached.err()),
