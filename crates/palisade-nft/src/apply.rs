@@ -615,14 +615,17 @@ impl<N: Nft> Dataplane<N> {
 /// that are gone are forgotten.
 fn versioned(old: &Ruleset, desired: &Ruleset, naming: &Naming) -> Naming {
     let mut next = Naming { generation: naming.generation, versions: Default::default() };
+    // By name: a linear search per set was a million comparisons at 1,000 sets.
+    let old_sets: BTreeMap<&str, &crate::ruleset::Set> = old.sets.iter().map(|s| (s.name.as_str(), s)).collect();
+    let old_maps: BTreeMap<&str, &VerdictMap> = old.maps.iter().map(|m| (m.name.as_str(), m)).collect();
     // Interval maps like interval sets: an element whose verdict changes is a key moving.
     let interval_objects = desired.sets.iter().filter(|s| s.interval).map(|set| {
-        let moved = old.sets.iter().find(|o| o.name == set.name).is_some_and(|o| o.interval && moves_keys(&o.elements, &set.elements, |e| e));
+        let moved = old_sets.get(set.name.as_str()).is_some_and(|o| o.interval && moves_keys(&o.elements, &set.elements, |e| e));
         (&set.name, moved)
     });
     let tier_pairs_changed = tier_pairs_changed(old, desired);
     let interval_maps = desired.maps.iter().filter(|m| m.interval).map(|map| {
-        let moved = old.maps.iter().find(|o| o.name == map.name).is_some_and(|o| o.interval && moves_keys(&o.elements, &map.elements, |(key, _)| key));
+        let moved = old_maps.get(map.name.as_str()).is_some_and(|o| o.interval && moves_keys(&o.elements, &map.elements, |(key, _)| key));
         (&map.name, moved || tier_pairs_changed.contains(map.name.as_str()))
     });
     for (name, moved) in interval_objects.chain(interval_maps) {
