@@ -54,40 +54,16 @@ pub fn replacement_changes(old: Option<&Ruleset>, new: &Ruleset) -> Changes {
         return Changes { sets_added: new.sets.len() + new.maps.len(), elements_added: new.element_count(), chains_added: new.chains.len(), ..Default::default() };
     };
     let mut changes = Changes::default();
-    fn count<E: Ord>(before: &[E], after: &[E], changes: &mut Changes) {
-        if before != after {
-            let (b, a): (BTreeSet<_>, BTreeSet<_>) = (before.iter().collect(), after.iter().collect());
-            changes.elements_removed += b.difference(&a).count();
-            changes.elements_added += a.difference(&b).count();
-        }
-    }
-    let old_sets: BTreeMap<&str, _> = old.sets.iter().map(|s| (s.name.as_str(), s)).collect();
-    for set in &new.sets {
-        match old_sets.get(set.name.as_str()) {
-            Some(before) => count(&before.elements, &set.elements, &mut changes),
-            None => {
-                changes.sets_added += 1;
-                changes.elements_added += set.elements.len();
-            }
-        }
-    }
-    let old_maps: BTreeMap<&str, _> = old.maps.iter().map(|m| (m.name.as_str(), m)).collect();
-    for map in &new.maps {
-        match old_maps.get(map.name.as_str()) {
-            Some(before) => count(&before.elements, &map.elements, &mut changes),
-            None => {
-                changes.sets_added += 1;
-                changes.elements_added += map.elements.len();
-            }
-        }
-    }
+    // Names of either kind: a list is removed when no set or map keeps its name.
     let new_names: BTreeSet<&str> = new.sets.iter().map(|s| s.name.as_str()).chain(new.maps.iter().map(|m| m.name.as_str())).collect();
-    for (name, elements) in old.sets.iter().map(|s| (s.name.as_str(), s.elements.len())).chain(old.maps.iter().map(|m| (m.name.as_str(), m.elements.len()))) {
-        if !new_names.contains(name) {
-            changes.sets_removed += 1;
-            changes.elements_removed += elements;
-        }
+    fn sets(r: &Ruleset) -> Vec<(&str, &[crate::ruleset::Element])> {
+        r.sets.iter().map(|s| (s.name.as_str(), &s.elements[..])).collect()
     }
+    fn maps(r: &Ruleset) -> Vec<(&str, &[(crate::ruleset::Element, crate::ruleset::Verdict)])> {
+        r.maps.iter().map(|m| (m.name.as_str(), &m.elements[..])).collect()
+    }
+    count_lists(&sets(old), &sets(new), &new_names, &mut changes);
+    count_lists(&maps(old), &maps(new), &new_names, &mut changes);
     let old_chains: BTreeMap<&str, &Chain> = old.chains.iter().map(|c| (c.name.as_str(), c)).collect();
     for chain in &new.chains {
         match old_chains.get(chain.name.as_str()) {
@@ -99,6 +75,30 @@ pub fn replacement_changes(old: Option<&Ruleset>, new: &Ruleset) -> Changes {
     let new_chains: BTreeSet<&str> = new.chains.iter().map(|c| c.name.as_str()).collect();
     changes.chains_removed = old.chains.iter().filter(|c| !new_chains.contains(c.name.as_str())).count();
     changes
+}
+
+/// Adds to `changes` what replacing one kind of lists (sets, or maps) by name does:
+/// lists added, removed (no set or map of `new_names` keeps the name) and their elements.
+fn count_lists<E: Ord>(old: &[(&str, &[E])], new: &[(&str, &[E])], new_names: &BTreeSet<&str>, changes: &mut Changes) {
+    let before: BTreeMap<&str, &[E]> = old.iter().copied().collect();
+    for &(name, after) in new {
+        match before.get(name) {
+            Some(&was) if was != after => {
+                let (b, a): (BTreeSet<_>, BTreeSet<_>) = (was.iter().collect(), after.iter().collect());
+                changes.elements_removed += b.difference(&a).count();
+                changes.elements_added += a.difference(&b).count();
+            }
+            Some(_) => {}
+            None => {
+                changes.sets_added += 1;
+                changes.elements_added += after.len();
+            }
+        }
+    }
+    for (_, was) in old.iter().filter(|(name, _)| !new_names.contains(name)) {
+        changes.sets_removed += 1;
+        changes.elements_removed += was.len();
+    }
 }
 
 /// An incremental update: three transactions, applied in order.
