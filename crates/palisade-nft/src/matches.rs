@@ -109,18 +109,26 @@ impl RenderCache {
         let fresh: Vec<u32> = pod_atoms.iter().zip(&number).filter(|(_, n)| !was_asked[**n as usize]).map(|(&i, _)| i).collect();
         let dropped = self.asked.iter().any(|&n| index_of[n as usize] == u32::MAX);
 
-        // One endpoint stands for each profile.
+        // Each endpoint's profile, numbered in order of first appearance; the first
+        // endpoint of each stands for it.
         let mut namespaces: HashMap<&str, [u64; 2]> = HashMap::new();
-        let profiles: Vec<Profile> = cluster.endpoints.iter().map(|e| profile(*namespaces.entry(e.namespace.as_str()).or_insert_with(|| namespace_part(cluster, &e.namespace)), e)).collect();
-        let mut first_of: HashMap<Profile, usize> = HashMap::new();
-        for (e, &p) in profiles.iter().enumerate() {
-            first_of.entry(p).or_insert(e);
-        }
-        let (mut unseen, mut seen): (Vec<usize>, Vec<usize>) = (Vec::new(), Vec::new());
-        for (&p, &e) in &first_of {
-            if self.rows.contains_key(&p) { seen.push(e) } else { unseen.push(e) }
-        }
-        self.rows.retain(|p, _| first_of.contains_key(p));
+        let mut number_of: HashMap<Profile, usize> = HashMap::new();
+        let (mut distinct, mut first): (Vec<Profile>, Vec<usize>) = (Vec::new(), Vec::new());
+        let of_endpoint: Vec<usize> = cluster
+            .endpoints
+            .iter()
+            .enumerate()
+            .map(|(e, endpoint)| {
+                let p = profile(*namespaces.entry(endpoint.namespace.as_str()).or_insert_with(|| namespace_part(cluster, &endpoint.namespace)), endpoint);
+                *number_of.entry(p).or_insert_with(|| {
+                    distinct.push(p);
+                    first.push(e);
+                    distinct.len() - 1
+                })
+            })
+            .collect();
+        let (seen, unseen): (Vec<usize>, Vec<usize>) = (0..distinct.len()).partition(|&d| self.rows.contains_key(&distinct[d]));
+        self.rows.retain(|p, _| number_of.contains_key(p));
         // Rows keep only the atoms still asked.
         if dropped {
             for row in self.rows.values_mut() {
@@ -128,27 +136,18 @@ impl RenderCache {
             }
         }
         let renumber = |hits: Vec<(u32, u16)>| -> Vec<(u32, u16)> { hits.into_iter().map(|(i, port)| (number[pod_atoms.binary_search(&i).expect("a pod atom")], port)).collect() };
-        for (k, hits) in evaluate(cluster, list, pod_atoms, &unseen).into_iter().enumerate() {
-            self.rows.insert(profiles[unseen[k]], renumber(hits));
+        let standing_for = |profiles: &[usize]| -> Vec<usize> { profiles.iter().map(|&d| first[d]).collect() };
+        for (k, hits) in evaluate(cluster, list, pod_atoms, &standing_for(&unseen)).into_iter().enumerate() {
+            self.rows.insert(distinct[unseen[k]], renumber(hits));
         }
         if !fresh.is_empty() {
-            for (k, hits) in evaluate(cluster, list, &fresh, &seen).into_iter().enumerate() {
-                let row = self.rows.get_mut(&profiles[seen[k]]).expect("a seen profile has a row");
+            for (k, hits) in evaluate(cluster, list, &fresh, &standing_for(&seen)).into_iter().enumerate() {
+                let row = self.rows.get_mut(&distinct[seen[k]]).expect("a seen profile has a row");
                 row.extend(renumber(hits));
             }
         }
         self.asked = number;
-        let mut order: HashMap<Profile, usize> = HashMap::new();
-        let mut rows: Vec<Vec<(u32, u16)>> = Vec::new();
-        let of_endpoint = profiles
-            .iter()
-            .map(|p| {
-                *order.entry(*p).or_insert_with(|| {
-                    rows.push(self.rows[p].iter().map(|&(n, port)| (index_of[n as usize], port)).collect());
-                    rows.len() - 1
-                })
-            })
-            .collect();
+        let rows = distinct.iter().map(|p| self.rows[p].iter().map(|&(n, port)| (index_of[n as usize], port)).collect()).collect();
         (rows, of_endpoint)
     }
 }
@@ -216,15 +215,8 @@ pub(crate) fn evaluate(cluster: &Cluster, list: &[Atom<'_>], atoms: &[u32], endp
 }
 
 impl RenderCache {
-    /// `fresh`, or the last table's list of that name if it is the same.
-    pub(crate) fn shared_set(&self, name: &str, fresh: Elements<Element>) -> Elements<Element> {
-        match self.last_sets.get(name) {
-            Some(last) if *last == fresh => last.clone(),
-            _ => fresh,
-        }
-    }
-
-    /// The same for a map, in place.
+    /// A map's `fresh` list becomes the last table's of that name if it is the same (sets
+    /// are shared as the render makes them).
     pub(crate) fn share_map(&self, name: &str, fresh: &mut Elements<(Element, Verdict)>) {
         if let Some(last) = self.last_maps.get(name).filter(|last| **last == *fresh) {
             *fresh = last.clone();

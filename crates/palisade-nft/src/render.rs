@@ -417,10 +417,6 @@ pub fn try_render_cached(state: &NodeState<'_>, previous: Option<&ClassIds>, cac
     chains.insert(0, Chain { name: "forward".to_string(), base: Some(BaseChain { hook: Hook::Forward, priority: 0 }), rules: forward });
     sets.sort_by(|a, b| a.name.cmp(&b.name));
     maps.sort_by(|a, b| a.name.cmp(&b.name));
-    cache.last_sets = std::mem::take(&mut out.last_sets);
-    for set in &mut sets {
-        set.elements = cache.shared_set(&set.name, std::mem::take(&mut set.elements));
-    }
     for map in &mut maps {
         cache.share_map(&map.name, &mut map.elements);
     }
@@ -468,7 +464,7 @@ fn classify_objects(classes: &Classes, families: &[bool], directions: &BTreeSet<
 #[derive(Default)]
 struct Objects<'c> {
     sets: BTreeMap<String, Set>,
-    /// The last render's peer set lists: an unchanged one is shared as it is made.
+    /// The last render's set lists: an unchanged one is shared as it is made.
     last_sets: HashMap<String, Elements<Element>>,
     /// Each atom's set name once decided (`None`: it matches no class): every chain of a
     /// policy asks again, and naming an atom formats it.
@@ -481,9 +477,13 @@ struct Objects<'c> {
 
 impl<'c> Objects<'c> {
     /// Adds the set `make` builds unless one of that name exists.
+    /// A list that comes out as the last render's is that one, shared (see `RenderCache`).
     fn insert_set(&mut self, name: &str, make: impl FnOnce() -> Set) {
         if !self.sets.contains_key(name) {
-            let set = make();
+            let mut set = make();
+            if let Some(last) = self.last_sets.get(name).filter(|last| **last == set.elements) {
+                set.elements = last.clone();
+            }
             self.elements += set.elements.len();
             self.sets.insert(name.to_string(), set);
         }
@@ -497,14 +497,11 @@ impl<'c> Objects<'c> {
         let members = classes.matching(atoms, &atom);
         let name = (!members.is_empty()).then(|| format!("peer_{:012x}", fnv(&atom.key()) & 0xffff_ffff_ffff));
         if let Some(name) = &name {
-            let last = self.last_sets.get(name).cloned();
-            self.insert_set(name, || {
-                let fresh: Elements<Element> = members.iter().map(|&id| smallvec::smallvec![Value::Mark(classes.bits.value(id), classes.bits.value(id))]).collect();
-                let elements = match last {
-                    Some(last) if last == fresh => last,
-                    _ => fresh,
-                };
-                Set { name: name.clone(), key: vec![KeyType::Mark], interval: false, elements }
+            self.insert_set(name, || Set {
+                name: name.clone(),
+                key: vec![KeyType::Mark],
+                interval: false,
+                elements: members.iter().map(|&id| smallvec::smallvec![Value::Mark(classes.bits.value(id), classes.bits.value(id))]).collect(),
             });
         }
         self.peer_names.insert(atom, name.clone());
@@ -536,7 +533,7 @@ impl<'c> Objects<'c> {
         }
         let name = (!elements.is_empty()).then(|| format!("named_{:012x}", fnv(&format!("{key:?}")) & 0xffff_ffff_ffff));
         if let Some(name) = &name {
-            self.insert_set(&name, || Set {
+            self.insert_set(name, || Set {
                 name: name.clone(),
                 key: vec![KeyType::Mark, KeyType::Proto, KeyType::Service],
                 interval: false,
