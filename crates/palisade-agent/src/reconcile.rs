@@ -87,9 +87,9 @@ pub struct Reconciler<N: Nft> {
     /// The class ids of the table the kernel holds: the next render keeps them where the
     /// addresses stay, so an update changes only what moved.
     classes: Option<ClassIds>,
-    /// What the policies' peers matched at the last renders, per pod profile: a render
-    /// asks only about the pods and peers that changed.
-    matches: RenderCache,
+    /// What the last renders learnt (the peers each pod profile matched, the last table's
+    /// element lists): a render asks only about the pods and peers that changed.
+    cache: RenderCache,
 }
 
 impl<N: Nft> Reconciler<N> {
@@ -98,7 +98,7 @@ impl<N: Nft> Reconciler<N> {
     }
 
     fn with_dataplane(node: String, options: RenderOptions, dataplane: Dataplane<N>, state_file: Option<std::path::PathBuf>) -> Self {
-        Self { node, options, dataplane, resync_every: DEFAULT_RESYNC, apply_errors: BTreeMap::new(), state_file, classes: None, matches: RenderCache::default() }
+        Self { node, options, dataplane, resync_every: DEFAULT_RESYNC, apply_errors: BTreeMap::new(), state_file, classes: None, cache: RenderCache::default() }
     }
 
     /// Records every applied state in `path`, and resumes from the one there: a restarted
@@ -165,7 +165,7 @@ impl<N: Nft> Reconciler<N> {
         let start = Instant::now();
         let local = local_endpoints(cluster, &self.node);
         let local_pods = local.len();
-        let table = try_render_cached(&NodeState { cluster, local, options: self.options.clone() }, self.classes.as_ref(), &mut self.matches).inspect_err(|error| {
+        let table = try_render_cached(&NodeState { cluster, local, options: self.options.clone() }, self.classes.as_ref(), &mut self.cache).inspect_err(|error| {
             *self.apply_errors.entry(error.reason()).or_default() += 1;
             tracing::error!(node = %self.node, %error, "this node's table cannot be rendered; the previous one stays in force");
         })?;
