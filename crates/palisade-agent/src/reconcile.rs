@@ -84,6 +84,8 @@ pub struct Reconciler<N: Nft> {
     apply_errors: BTreeMap<&'static str, u64>,
     /// Where what was applied is recorded, for a restarted agent to resume from.
     state_file: Option<std::path::PathBuf>,
+    /// Writes that record when it changes (objects come or go).
+    recorder: palisade_nft::state_file::Recorder,
     /// The class ids of the table the kernel holds: the next render keeps them where the
     /// addresses stay, so an update changes only what moved.
     classes: Option<ClassIds>,
@@ -98,7 +100,7 @@ impl<N: Nft> Reconciler<N> {
     }
 
     fn with_dataplane(node: String, options: RenderOptions, dataplane: Dataplane<N>, state_file: Option<std::path::PathBuf>) -> Self {
-        Self { node, options, dataplane, resync_every: DEFAULT_RESYNC, apply_errors: BTreeMap::new(), state_file, classes: None, cache: RenderCache::default() }
+        Self { node, options, dataplane, resync_every: DEFAULT_RESYNC, apply_errors: BTreeMap::new(), state_file, recorder: Default::default(), classes: None, cache: RenderCache::default() }
     }
 
     /// Records every applied state in `path`, and resumes from the one there: a restarted
@@ -129,9 +131,9 @@ impl<N: Nft> Reconciler<N> {
     }
 
     /// Records what the kernel holds (and the deletions still to send) for a restart.
-    fn record(&self) {
+    fn record(&mut self) {
         if let (Some(path), Some((applied, naming))) = (&self.state_file, self.dataplane.state())
-            && let Err(error) = palisade_nft::state_file::save(path, applied, naming, self.dataplane.pending_cleanup())
+            && let Err(error) = self.recorder.save(path, applied, naming, self.dataplane.pending_cleanup())
         {
             // The kernel has the ruleset; only a restart's first replace is less smooth.
             tracing::warn!(path = %path.display(), %error, "could not record the applied state");

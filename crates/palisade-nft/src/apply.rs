@@ -7,10 +7,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::culprit::{self, Culprit};
-use crate::diff::{Changes, incremental, incremental_streamed, replacement_changes};
+use crate::diff::{Changes, incremental, incremental_streamed, json_commands, replacement_changes};
 use crate::generation::{Generation, Naming, named};
 use crate::json::{create_unhooked, create_unhooked_except, delete_commands, document, hook_commands, replace_commands, unhooked_commands};
-use crate::ruleset::{Element, Ruleset, Value, VerdictMap};
+use crate::ruleset::{Element, Ruleset, Value, VerdictMap, mark_chain};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
@@ -182,19 +182,6 @@ pub struct Dataplane<N: Nft> {
     chunk: usize,
 }
 
-/// A chain netlink creates ([`crate::netlink::Batches::mark_chain`]): a regular chain whose
-/// one rule, without a comment, only sets mark bits. Returns the mask and value.
-fn mark_chain(chain: &crate::ruleset::Chain) -> Option<(u32, u32)> {
-    use crate::ruleset::{Rule, Statement};
-    match chain.rules.as_slice() {
-        [Rule { statements, comment: None }] if chain.base.is_none() => match statements.as_slice() {
-            [Statement::SetMark { mask, value }] => Some((*mask, *value)),
-            _ => None,
-        },
-        _ => None,
-    }
-}
-
 /// Above this many elements a table's sets are filled over netlink (below, one JSON
 /// transaction is as fast and keeps a first apply to one commit).
 pub const STREAM_ABOVE: usize = 5_000;
@@ -329,6 +316,18 @@ impl<N: Nft> Dataplane<N> {
     /// The table as the kernel holds it (with generation suffixes and set versions).
     pub fn live(&self) -> Option<Ruleset> {
         self.applied.as_ref().map(|(ruleset, naming)| named(ruleset, naming))
+    }
+
+    /// Sends one step of an update as one transaction: over netlink when every command can
+    /// go so (no nft cache listing of the table), else as nft JSON.
+    fn send_step(&self, table: &str, commands: &[crate::diff::Command]) -> Result<usize, ApplyError> {
+        if self.nft.supports_netlink()
+            && let Some(transaction) = crate::netlink::Batches::transaction(table, commands)
+        {
+            self.nft.netlink(&transaction)?;
+            return Ok(transaction.len());
+        }
+        self.send(&json_commands(table, commands))
     }
 
     fn send(&self, commands: &[serde_json::Value]) -> Result<usize, ApplyError> {
@@ -584,10 +583,10 @@ impl<N: Nft> Dataplane<N> {
         let mut transactions = 0;
         // Prepare adds unreferenced objects, switch uses them, cleanup deletes what nothing
         // uses any more (see `diff::Update` for why these are three transactions).
-        let (cleanup, later) = if self.defer_cleanup { (Vec::new(), cleanup) } else { (cleanup, Vec::new()) };
+        let (cleanup, later) = if self.defer_cleanup { (Vec::new(), json_commands(&next.table, &cleanup)) } else { (cleanup, Vec::new()) };
         for (step, commands) in [prepare, switch, cleanup].into_iter().enumerate() {
             if !commands.is_empty() {
-                match self.send(&commands) {
+                match self.send_step(&next.table, &commands) {
                     Ok(n) => {
                         bytes += n;
                         transactions += 1;
@@ -779,6 +778,43 @@ mod tests {
         assert!(sent[3]["nftables"].to_string().contains("forward_b"), "{}", sent[3]);
         assert!(sent[4]["nftables"].to_string().contains("\"delete\":{\"chain\":{\"family\":\"inet\",\"name\":\"forward_a\""), "{}", sent[4]);
         assert!(sent[5]["nftables"].to_string().contains("\"delete\":{\"set\":{\"family\":\"inet\",\"name\":\"s_a\""), "{}", sent[5]);
+    }
+
+    /// Records nft documents and netlink transactions apart.
+    #[derive(Default)]
+    struct Both {
+        json: RefCell<usize>,
+        netlink: RefCell<usize>,
+    }
+
+    impl Nft for &Both {
+        fn apply(&self, _: &str) -> Result<(), ApplyError> {
+            *self.json.borrow_mut() += 1;
+            Ok(())
+        }
+        fn supports_netlink(&self) -> bool {
+            true
+        }
+        fn netlink(&self, _: &[u8]) -> Result<(), ApplyError> {
+            *self.netlink.borrow_mut() += 1;
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn an_update_of_elements_only_goes_over_netlink_and_one_with_rules_through_nft() {
+        let both = Both::default();
+        let mut dataplane = Dataplane::new(&both);
+        dataplane.update(&ruleset(&[80])).unwrap();
+        let sent = |b: &Both| (*b.json.borrow(), *b.netlink.borrow());
+        assert_eq!(sent(&both), (1, 0), "a small first table: one nft transaction");
+        let report = dataplane.update(&ruleset(&[80, 443])).unwrap();
+        assert_eq!((report.kind, report.transactions), (ApplyKind::Incremental, 1));
+        assert_eq!(sent(&both), (1, 1), "an element added: netlink, no nft");
+        let mut with_rule = ruleset(&[443]);
+        with_rule.chains[0].rules.push(crate::ruleset::Rule { statements: vec![crate::ruleset::Statement::Drop], comment: None });
+        dataplane.update(&with_rule).unwrap();
+        assert_eq!(sent(&both), (2, 1), "a rule and an element removed: one nft transaction");
     }
 
     fn interval_ruleset(elements: &[(&str, &str)]) -> Ruleset {

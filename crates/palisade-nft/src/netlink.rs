@@ -189,11 +189,13 @@ pub struct Batches {
     last: usize,
     seq: u32,
     done: Vec<Vec<u8>>,
+    /// Never cut a transaction short (an update's step must be one).
+    whole: bool,
 }
 
 impl Default for Batches {
     fn default() -> Self {
-        Self { current: Vec::new(), messages: 0, last: 0, seq: 1, done: Vec::new() }
+        Self { current: Vec::new(), messages: 0, last: 0, seq: 1, done: Vec::new(), whole: false }
     }
 }
 
@@ -216,7 +218,7 @@ impl Batches {
     /// Counts a content message, closing the transaction once it is full.
     fn added(&mut self, messages: usize) {
         self.messages += messages;
-        if self.current.len() >= TRANSACTION_BYTES || self.messages >= MESSAGES_PER_TRANSACTION {
+        if !self.whole && self.current.len() >= TRANSACTION_BYTES || self.messages >= MESSAGES_PER_TRANSACTION {
             self.cut();
         }
     }
@@ -245,19 +247,69 @@ impl Batches {
     /// Adds `elements` to the target (which must hold none of them), cutting transactions
     /// as they fill.
     pub fn add<'e>(&mut self, target: &Target<'_>, elements: impl Iterator<Item = (&'e Element, Option<&'e Verdict>)>) {
+        self.elements(true, target, elements);
+    }
+
+    /// Removes `elements` (each as it was added) from the target.
+    pub fn remove<'e>(&mut self, target: &Target<'_>, elements: impl Iterator<Item = (&'e Element, Option<&'e Verdict>)>) {
+        self.elements(false, target, elements);
+    }
+
+    fn elements<'e>(&mut self, add: bool, target: &Target<'_>, elements: impl Iterator<Item = (&'e Element, Option<&'e Verdict>)>) {
         let encoded = encode(target, elements);
         for chunk in encoded.chunks(ELEMENTS_PER_MESSAGE) {
             self.begin_if_needed();
-            let message = NfTablesMessage::NewSetElement(SetElementMessage {
+            let message = SetElementMessage {
                 attributes: vec![
                     SetElementList::Table(target.table.to_string()),
                     SetElementList::Set(target.name.to_string()),
                     SetElementList::Elements(chunk.iter().map(|attributes| ListAttribute::Element(attributes.clone())).collect()),
                 ],
-            });
-            self.push(message, NLM_F_REQUEST | NLM_F_CREATE, 0, NetfilterProtoFamily::Inet);
+            };
+            if add {
+                self.push(NfTablesMessage::NewSetElement(message), NLM_F_REQUEST | NLM_F_CREATE, 0, NetfilterProtoFamily::Inet);
+            } else {
+                self.push(NfTablesMessage::DeleteSetElement(message), NLM_F_REQUEST, 0, NetfilterProtoFamily::Inet);
+            }
             self.added(1);
         }
+    }
+
+    /// Encodes an update's command, unless it must go through nft (returns false then).
+    pub fn command(&mut self, table: &str, command: &crate::diff::Command) -> bool {
+        use crate::diff::Command;
+        match command {
+            Command::Nft(_) => return false,
+            Command::SetElements { add, set, elements } => {
+                let target = Target { table, name: &set.name, key: &set.key, interval: set.interval };
+                self.elements(*add, &target, elements.iter().map(|e| (e, None)));
+            }
+            Command::MapElements { add, map, elements } => {
+                let target = Target { table, name: &map.name, key: &map.key, interval: map.interval };
+                self.elements(*add, &target, elements.iter().map(|(e, v)| (e, Some(v))));
+            }
+            Command::MarkChain { name, mask, value } => self.mark_chain(table, name, *mask, *value),
+            Command::Flush(chain) => self.flush_chain(table, chain),
+            Command::Delete(crate::diff::Object::Chain, name) => self.delete_chain(table, name),
+            // Maps are sets to the kernel.
+            Command::Delete(_, name) => self.delete_set(table, name),
+        }
+        true
+    }
+
+    /// A transaction of exactly `commands` (however big), or None when one of them must go
+    /// through nft.
+    pub fn transaction(table: &str, commands: &[crate::diff::Command]) -> Option<Vec<u8>> {
+        if !commands.iter().all(|c| c.netlink_ready()) {
+            return None;
+        }
+        let mut batches = Batches { whole: true, ..Batches::default() };
+        for command in commands {
+            batches.command(table, command);
+        }
+        batches.cut();
+        let mut done = batches.take();
+        (done.len() == 1).then(|| done.remove(0))
     }
 
     /// Creates a regular chain whose one rule sets the bits under `mask` of the packet mark
@@ -361,7 +413,7 @@ pub fn transact(batch: &[u8]) -> Result<(), ApplyError> {
                     None => acked += 1,
                     Some(code) => {
                         let errno = io::Error::from_raw_os_error(-code.get());
-                        return Err(ApplyError::rejected(format!("netlink: adding set elements: {errno}")));
+                        return Err(ApplyError::rejected(format!("netlink: the kernel refused the transaction: {errno}")));
                     }
                 }
             }

@@ -249,6 +249,19 @@ pub struct Chain {
     pub rules: Vec<Rule>,
 }
 
+/// A chain netlink creates ([`crate::netlink::Batches::mark_chain`]): a regular chain whose
+/// one rule, without a comment, only sets mark bits (a remote-address class). Returns the
+/// mask and value.
+pub fn mark_chain(chain: &Chain) -> Option<(u32, u32)> {
+    match chain.rules.as_slice() {
+        [Rule { statements, comment: None }] if chain.base.is_none() => match statements.as_slice() {
+            [Statement::SetMark { mask, value }] => Some((*mask, *value)),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 /// The whole table.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ruleset {

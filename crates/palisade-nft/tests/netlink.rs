@@ -163,3 +163,47 @@ fn elements_sent_over_netlink_are_deleted_by_nft() {
         }
     }
 }
+
+/// And the other way round: what nft put in, netlink deletions take out, one element at a
+/// time (an incremental update's element removals go over netlink), leaving exactly the
+/// other elements, for every kind of set, adjacent ranges and one reaching the top included.
+#[test]
+fn elements_deleted_over_netlink_leave_the_others() {
+    if !require_privileges() {
+        return;
+    }
+    use palisade_nft::apply::Nft;
+    use palisade_nft::ruleset::Elements;
+    let ns = NetNs::new("netlink");
+    let ruleset = table();
+    let load = |ruleset: &Ruleset| NsNft(&ns).apply(&json::document(&json::replace_commands(ruleset))).expect("the table");
+    let listed = || normalize_listing(&String::from_utf8_lossy(&ns.exec("nft", &["list", "table", "inet", "palisade"]).stdout));
+    for (s, set) in ruleset.sets.iter().enumerate() {
+        for (i, element) in set.elements.iter().enumerate() {
+            load(&ruleset);
+            let mut batches = netlink::Batches::default();
+            batches.remove(&netlink::Target { table: "palisade", name: &set.name, key: &set.key, interval: set.interval }, std::iter::once((element, None)));
+            batches.cut();
+            for transaction in batches.take() {
+                NsNft(&ns).netlink(&transaction).unwrap_or_else(|e| panic!("{} {element:?}: {e}", set.name));
+            }
+            let mut expected = ruleset.clone();
+            expected.sets[s].elements = Elements::from(set.elements.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, e)| e.clone()).collect::<Vec<_>>());
+            assert_eq!(listed(), normalize_listing(&text::table(&expected)), "{} without {element:?}", set.name);
+        }
+    }
+    for (m, map) in ruleset.maps.iter().enumerate() {
+        for (i, (element, verdict)) in map.elements.iter().enumerate() {
+            load(&ruleset);
+            let mut batches = netlink::Batches::default();
+            batches.remove(&netlink::Target { table: "palisade", name: &map.name, key: &map.key, interval: map.interval }, std::iter::once((element, Some(verdict))));
+            batches.cut();
+            for transaction in batches.take() {
+                NsNft(&ns).netlink(&transaction).unwrap_or_else(|e| panic!("{} {element:?}: {e}", map.name));
+            }
+            let mut expected = ruleset.clone();
+            expected.maps[m].elements = Elements::from(map.elements.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, e)| e.clone()).collect::<Vec<_>>());
+            assert_eq!(listed(), normalize_listing(&text::table(&expected)), "{} without {element:?}", map.name);
+        }
+    }
+}
