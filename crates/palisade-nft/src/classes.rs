@@ -16,7 +16,11 @@
 //! address in one generation and look up sets in the other; an id whose meaning never
 //! changes in place keeps that mix to "old or new" (see ARCHITECTURE.md, "Atomicity").
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::BTreeSet;
+
+// foldhash: std's SipHash was a tenth of an event's render (addresses, recipes and
+// signatures are hashed on every render).
+use foldhash::{HashMap, HashMapExt};
 use std::net::IpAddr;
 
 use palisade_model::cluster_policy::ClusterPeer;
@@ -86,7 +90,7 @@ type Signature = Vec<(u32, u16)>;
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClassIds {
     /// Exact (pod and node) addresses and the start of each region, with their class.
-    addresses: BTreeMap<IpAddr, u32>,
+    addresses: HashMap<IpAddr, u32>,
     /// Ids given up by the last render: not given to another class before the next one.
     freed: BTreeSet<u32>,
     in_use: BTreeSet<u32>,
@@ -395,7 +399,7 @@ pub(crate) fn compute(cluster: &Cluster, atoms: &Atoms<'_>, families: &[bool], b
     }
 
     let in_use: BTreeSet<u32> = ids.iter().copied().collect();
-    let mut addresses = BTreeMap::new();
+    let mut addresses = HashMap::with_capacity(voters.iter().map(Vec::len).sum());
     for (c, list) in voters.iter().enumerate() {
         addresses.extend(list.iter().map(|&ip| (ip, ids[c])));
     }

@@ -24,7 +24,9 @@
 //! that resolve a tier's names differently get chains of their own); for egress, every
 //! pod the rule's peers hold.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use foldhash::{HashMap, HashMapExt};
 use std::rc::Rc;
 
 use palisade_model::cluster_policy::{Action, ClusterPeer, ClusterPolicy, ClusterProtocol, Tier};

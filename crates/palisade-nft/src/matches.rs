@@ -13,7 +13,9 @@
 //! A profile is known by a 128-bit hash of what it is made of; a cached render is the same
 //! as a fresh one (the property test in `tests/incremental.rs` checks it).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use foldhash::{HashMap, HashMapExt};
 use std::hash::{BuildHasher, Hash, Hasher};
 
 use palisade_model::cluster_policy::ClusterPeer;

@@ -20,7 +20,9 @@
 //! - Peers are decided by the engine's `match_peer`, so the rules and the analysis CLI can
 //!   never disagree on who a selector means.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+
+use foldhash::HashMap;
 use std::net::IpAddr;
 
 use palisade_model::cluster_policy::{ClusterPeer, ClusterProtocol, Tier};
@@ -471,6 +473,12 @@ struct Objects<'c> {
     peer_names: HashMap<Atom<'c>, Option<String>>,
     /// Named-port sets by their sorted names (`None`: no class gives them a number).
     named_names: HashMap<Vec<(&'c str, Protocol)>, Option<String>>,
+    /// Service sets by their cells.
+    service_names: HashMap<Vec<(u8, u8, u16, u16)>, String>,
+    /// A policy's rules in one direction, by what the chain's pods give its ingress named
+    /// ports (the only thing they depend on): a policy isolating pods of many
+    /// combinations is rendered once per distinct answer, not once per chain.
+    policy_rules: HashMap<(usize, Direction, Vec<Option<u16>>), Vec<Rule>>,
     /// Elements in `sets`.
     elements: usize,
 }
@@ -510,10 +518,14 @@ impl<'c> Objects<'c> {
 
     /// The set of (protocol, port range) cells a rule's numeric ports admit.
     fn service_set(&mut self, cells: &[(u8, u8, u16, u16)]) -> String {
+        if let Some(known) = self.service_names.get(cells) {
+            return known.clone();
+        }
         let boxes: Vec<Box3> = cells.iter().map(|&(p0, p1, lo, hi)| Box3 { addr: (0, 0), proto: (p0, p1), port: (lo, hi) }).collect();
         let elements: Vec<_> = disjoint(boxes).into_iter().map(|b| smallvec::smallvec![Value::Proto(b.proto.0, b.proto.1), Value::Port(b.port.0, b.port.1)]).collect();
         let name = format!("svc_{:012x}", fnv(&format!("{elements:?}")) & 0xffff_ffff_ffff);
         self.insert_set(&name, || Set { name: name.clone(), key: vec![KeyType::Proto, KeyType::Service], interval: true, elements: elements.into() });
+        self.service_names.insert(cells.to_vec(), name.clone());
         name
     }
 
@@ -566,6 +578,23 @@ impl<'c> Objects<'c> {
     /// addresses for an ipBlock) and the service lookup.
     #[allow(clippy::too_many_arguments)]
     fn policy_rules(&mut self, cluster: &'c Cluster, atoms: &Atoms<'_>, classes: &Classes, families: &[bool], p: usize, direction: Direction, subject: &palisade_model::Endpoint) -> Vec<Rule> {
+        let policy = &cluster.policies[p];
+        let rules = policy.rules(direction).unwrap_or_default();
+        let named_ingress = rules.iter().flat_map(|r| &r.ports).filter_map(|entry| match &entry.port {
+            PortSpec::Named(name) if direction == Direction::Ingress => Some(subject.named_port(name, entry.protocol)),
+            _ => None,
+        });
+        let key = (p, direction, named_ingress.collect());
+        if let Some(known) = self.policy_rules.get(&key) {
+            return known.clone();
+        }
+        let out = self.render_policy_rules(cluster, atoms, classes, families, p, direction, subject);
+        self.policy_rules.insert(key, out.clone());
+        out
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn render_policy_rules(&mut self, cluster: &'c Cluster, atoms: &Atoms<'_>, classes: &Classes, families: &[bool], p: usize, direction: Direction, subject: &palisade_model::Endpoint) -> Vec<Rule> {
         let policy = &cluster.policies[p];
         let mark = Field::Mark(classes.bits.mask);
         let mut out = Vec::new();
