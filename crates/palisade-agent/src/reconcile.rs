@@ -177,7 +177,8 @@ impl<N: Nft> Reconciler<N> {
     /// Brings the kernel to a rendered ruleset.
     pub fn apply(&mut self, rendered: Rendered) -> Result<ReconcileReport, ApplyError> {
         let Rendered { ruleset, classes, local_pods, render_time } = rendered;
-        let apply = self.dataplane.sync(&ruleset, Instant::now(), self.resync_every).inspect_err(|error| {
+        let (rules, elements) = (ruleset.rule_count(), ruleset.element_count());
+        let apply = self.dataplane.sync_owned(ruleset, Instant::now(), self.resync_every).inspect_err(|error| {
             *self.apply_errors.entry(error.reason()).or_default() += 1;
             tracing::error!(node = %self.node, %error, "the kernel refused this node's ruleset; the previous one stays in force");
         })?;
@@ -186,7 +187,7 @@ impl<N: Nft> Reconciler<N> {
         tracing::debug!(node = %self.node, %apply, "reconciled");
         self.record();
         let record_time = applied_at.elapsed();
-        Ok(ReconcileReport { node: self.node.clone(), local_pods, render_time, rules: ruleset.rule_count(), elements: ruleset.element_count(), apply, applied_at, record_time })
+        Ok(ReconcileReport { node: self.node.clone(), local_pods, render_time, rules, elements, apply, applied_at, record_time })
     }
 }
 

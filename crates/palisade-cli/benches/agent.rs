@@ -293,7 +293,7 @@ fn main() {
         .arg(dir.path().join("agent.sock"))
         .arg("--state-file")
         .arg(dir.path().join("agent-state.json"))
-        .env("RUST_LOG", "palisade_agent=debug")
+        .env("RUST_LOG", "palisade_agent=debug,palisade_nft=debug")
         .env("NO_COLOR", "1")
         // As deploy/palisade.yaml runs it: freed memory goes back to the kernel at once.
         .env("MIMALLOC_PURGE_DELAY", "0")

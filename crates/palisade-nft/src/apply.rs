@@ -1,6 +1,7 @@
 //! Applying rulesets: every change is one `nft -j -f -` transaction, so the kernel holds
 //! either the old or the new table, never a mix and never an empty table.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -287,8 +288,18 @@ impl<N: Nft> Dataplane<N> {
     /// older than `resync_every` (or there was none), which repairs anything changed behind
     /// Palisade's back. `now` is passed in so callers (and tests) control the clock.
     pub fn sync(&mut self, desired: &Ruleset, now: Instant, resync_every: Duration) -> Result<ApplyReport, ApplyError> {
+        self.sync_cow(Cow::Borrowed(desired), now, resync_every)
+    }
+
+    /// [`Self::sync`], keeping `desired` as the applied state without a copy (a big table's
+    /// chains and rules are about 10 MB to copy on every event).
+    pub fn sync_owned(&mut self, desired: Ruleset, now: Instant, resync_every: Duration) -> Result<ApplyReport, ApplyError> {
+        self.sync_cow(Cow::Owned(desired), now, resync_every)
+    }
+
+    fn sync_cow(&mut self, desired: Cow<'_, Ruleset>, now: Instant, resync_every: Duration) -> Result<ApplyReport, ApplyError> {
         let due = self.last_replace.is_none_or(|at| now.saturating_duration_since(at) >= resync_every);
-        let report = if due { self.replace(desired)? } else { self.update(desired)? };
+        let report = if due { self.replace_cow(desired)? } else { self.update_cow(desired)? };
         if report.kind == ApplyKind::Full {
             self.last_replace = Some(now);
         }
@@ -298,9 +309,9 @@ impl<N: Nft> Dataplane<N> {
     /// Remembers what the kernel now holds. The last state goes first: a clone of a big
     /// table's chains and rules (about 10 MB at 10,700 chains) is not made while the one it
     /// replaces is still held.
-    fn took(&mut self, desired: &Ruleset, naming: Naming) {
+    fn took(&mut self, desired: Cow<'_, Ruleset>, naming: Naming) {
         self.applied = None;
-        self.applied = Some((desired.clone(), naming));
+        self.applied = Some((desired.into_owned(), naming));
     }
 
     /// What to record to `resume` later.
@@ -342,20 +353,24 @@ impl<N: Nft> Dataplane<N> {
     /// previous state, or when the kernel no longer holds what Palisade applied, the table is
     /// deleted and created again in one transaction.
     pub fn replace(&mut self, desired: &Ruleset) -> Result<ApplyReport, ApplyError> {
+        self.replace_cow(Cow::Borrowed(desired))
+    }
+
+    fn replace_cow(&mut self, desired: Cow<'_, Ruleset>) -> Result<ApplyReport, ApplyError> {
         let start = Instant::now();
         // Objects a refused cleanup left are unknown to a blue/green replace: recreate.
         let _ = self.finish();
         let clean = !self.stale;
-        let changes = replacement_changes(self.applied(), desired);
+        let changes = replacement_changes(self.applied(), &desired);
         let mut transactions;
         let (commands, bytes) = match &self.applied {
             Some((old, naming)) if old.table == desired.table && clean => {
                 let next_naming = Naming::new(naming.generation.other());
-                let next = named(desired, &next_naming);
+                let next = named(&desired, &next_naming);
                 let previous = named(old, naming);
                 // Build the new generation, hook it, unhook the old one, delete the rest of it.
                 let (unhook, delete) = delete_commands(&previous);
-                let streamed = self.streams(desired);
+                let streamed = self.streams(&desired);
                 let first = if streamed { Vec::new() } else { create_unhooked(&next, true) };
                 // A big old generation goes over netlink too, once nothing reaches it.
                 let delete = if streamed { Vec::new() } else { delete };
@@ -437,10 +452,10 @@ impl<N: Nft> Dataplane<N> {
     /// connection the new table allows may still be rejected once (see
     /// [`crate::generation`]).
     /// Returns commands, bytes and transactions sent.
-    fn recreate(&mut self, desired: &Ruleset) -> Result<(usize, usize, usize), ApplyError> {
+    fn recreate(&mut self, desired: Cow<'_, Ruleset>) -> Result<(usize, usize, usize), ApplyError> {
         let naming = Naming::new(Generation::A);
-        let live = named(desired, &naming);
-        if self.streams(desired) {
+        let live = named(&desired, &naming);
+        if self.streams(&desired) {
             return self.recreate_streamed(desired, live, naming);
         }
         let commands = replace_commands(&live);
@@ -449,7 +464,7 @@ impl<N: Nft> Dataplane<N> {
             Ok(bytes) => bytes,
             // The last resort failed: find what the kernel refused, so the error names it.
             Err(ApplyError::Rejected { stderr, .. }) => {
-                return Err(ApplyError::Rejected { stderr, at: culprit::find(&self.nft, &commands, desired) });
+                return Err(ApplyError::Rejected { stderr, at: culprit::find(&self.nft, &commands, &desired) });
             }
             Err(error) => return Err(error),
         };
@@ -515,7 +530,7 @@ impl<N: Nft> Dataplane<N> {
     /// connections through and drops new ones (fail closed: the old table is gone, the new
     /// one not filled yet); the sets are filled over netlink; then the base chain replaces
     /// the guard in one transaction.
-    fn recreate_streamed(&mut self, desired: &Ruleset, live: Ruleset, naming: Naming) -> Result<(usize, usize, usize), ApplyError> {
+    fn recreate_streamed(&mut self, desired: Cow<'_, Ruleset>, live: Ruleset, naming: Naming) -> Result<(usize, usize, usize), ApplyError> {
         use crate::ruleset::{BaseChain, Chain, Hook, Rule, Statement};
         let guard = Chain {
             name: format!("guard{}", naming.generation.suffix()),
@@ -528,7 +543,7 @@ impl<N: Nft> Dataplane<N> {
         first.extend(guard.rules.iter().map(|r| crate::json::command("add", "rule", crate::json::rule(t, &guard.name, r))));
         let mut bytes = self.send(&first)?;
         let (built, building, built_bytes) = self.send_unreachable(unhooked_commands(&live, false, |c| mark_chain(c).is_some())).map_err(|error| match error {
-            ApplyError::Rejected { stderr, at: None } => ApplyError::Rejected { at: culprit::find(&self.nft, &create_unhooked_except(&live, false, |c| mark_chain(c).is_some()), desired), stderr },
+            ApplyError::Rejected { stderr, at: None } => ApplyError::Rejected { at: culprit::find(&self.nft, &create_unhooked_except(&live, false, |c| mark_chain(c).is_some()), &desired), stderr },
             error => error,
         })?;
         bytes += built_bytes;
@@ -563,20 +578,29 @@ impl<N: Nft> Dataplane<N> {
     /// to a full replace when there is no previous state, the table name changed, or the
     /// incremental transaction is rejected (the table was changed behind Palisade's back).
     pub fn update(&mut self, desired: &Ruleset) -> Result<ApplyReport, ApplyError> {
+        self.update_cow(Cow::Borrowed(desired))
+    }
+
+    fn update_cow(&mut self, desired: Cow<'_, Ruleset>) -> Result<ApplyReport, ApplyError> {
         if self.finish().is_err() || self.stale {
-            return self.replace(desired);
+            return self.replace_cow(desired);
         }
         let Some((old, naming)) = self.applied.as_ref().filter(|(old, _)| old.table == desired.table) else {
-            return self.replace(desired);
+            return self.replace_cow(desired);
         };
         let start = Instant::now();
-        let next_naming = versioned(old, desired, naming);
-        let streamed = self.streams(desired);
+        let next_naming = versioned(old, &desired, naming);
+        let streamed = self.streams(&desired);
+        let versioned_at = start.elapsed();
         // Only what differs is named and diffed: the rest yields no command.
-        let (before, after) = crate::diff::differing(old, desired, naming, &next_naming);
+        let (before, after) = crate::diff::differing(old, &desired, naming, &next_naming);
+        let differing_at = start.elapsed();
         let next = named(&after, &next_naming);
-        let update = if streamed { incremental_streamed(&named(&before, naming), &next) } else { incremental(&named(&before, naming), &next) };
-        drop(before);
+        let previous = named(&before, naming);
+        let named_at = start.elapsed();
+        let update = if streamed { incremental_streamed(&previous, &next) } else { incremental(&previous, &next) };
+        drop((before, previous));
+        let planned_at = start.elapsed();
         let crate::diff::Update { prepare, switch, cleanup, changes, fill } = update;
         let count = prepare.len() + switch.len() + cleanup.len();
         let mut bytes = 0;
@@ -593,7 +617,7 @@ impl<N: Nft> Dataplane<N> {
                     }
                     Err(error) => {
                         tracing::warn!(%error, "incremental update rejected; replacing the whole table");
-                        return self.replace(desired);
+                        return self.replace_cow(desired);
                     }
                 }
             }
@@ -606,13 +630,24 @@ impl<N: Nft> Dataplane<N> {
                     }
                     Err(error) => {
                         tracing::warn!(%error, "filling the prepared sets failed; replacing the whole table");
-                        return self.replace(desired);
+                        return self.replace_cow(desired);
                     }
                 }
             }
         }
         self.pending_cleanup = later;
+        let sent_at = start.elapsed();
         self.took(desired, next_naming);
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        tracing::debug!(
+            versioned_ms = ms(versioned_at),
+            differing_ms = ms(differing_at - versioned_at),
+            named_ms = ms(named_at - differing_at),
+            planned_ms = ms(planned_at - named_at),
+            objects = after.sets.len() + after.maps.len(),
+            sent_ms = ms(sent_at - planned_at),
+            "update timings"
+        );
         Ok(ApplyReport { kind: ApplyKind::Incremental, changes, transactions, commands: count, bytes, duration: start.elapsed() })
     }
 }
