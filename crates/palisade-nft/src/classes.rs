@@ -414,24 +414,33 @@ fn assign_ids(signatures: &[&Signature], voters: &[Vec<IpAddr>], previous: Optio
     let mut order: Vec<usize> = (0..signatures.len()).collect();
     order.sort_by(|&a, &b| voters[b].len().cmp(&voters[a].len()).then_with(|| signatures[a].cmp(signatures[b])));
     let mut ids = vec![0u32; signatures.len()];
-    let mut taken: BTreeSet<u32> = BTreeSet::new();
+    // Ids are small (under the mark's capacity): a flag per id, not a search tree.
+    let mut taken: Vec<bool> = Vec::new();
+    let is_taken = |taken: &[bool], id: u32| taken.get(id as usize).copied().unwrap_or(false);
+    let take = |taken: &mut Vec<bool>, id: u32| {
+        if taken.len() <= id as usize {
+            taken.resize(id as usize + 1, false);
+        }
+        taken[id as usize] = true;
+    };
     let mut unassigned = Vec::new();
+    // One list reused for every class's votes (most classes have a voter or two; a hash
+    // map per class was 10,000 allocations per render on the per-pod cluster).
+    let mut votes: Vec<u32> = Vec::new();
     for &c in &order {
         let kept = previous.and_then(|p| {
-            let mut votes: HashMap<u32, usize> = HashMap::new();
-            for ip in &voters[c] {
-                if let Some(&id) = p.addresses.get(ip) {
-                    *votes.entry(id).or_default() += 1;
-                }
-            }
-            let mut ranked: Vec<(u32, usize)> = votes.into_iter().collect();
+            votes.clear();
+            votes.extend(voters[c].iter().filter_map(|ip| p.addresses.get(ip).copied()));
+            votes.sort_unstable();
+            // (id, count), most votes first, then the smallest id.
+            let mut ranked: Vec<(u32, usize)> = votes.chunk_by(|a, b| a == b).map(|run| (run[0], run.len())).collect();
             ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-            ranked.into_iter().map(|(id, _)| id).find(|id| !taken.contains(id))
+            ranked.into_iter().map(|(id, _)| id).find(|&id| !is_taken(&taken, id))
         });
         match kept {
             Some(id) => {
                 ids[c] = id;
-                taken.insert(id);
+                take(&mut taken, id);
             }
             None => unassigned.push(c),
         }
@@ -444,11 +453,11 @@ fn assign_ids(signatures: &[&Signature], voters: &[Vec<IpAddr>], previous: Optio
     let quarantined = |id: &u32| previous.is_some_and(|p| p.freed.contains(id) || p.in_use.contains(id));
     let mut next = 1u32;
     for c in unassigned {
-        while taken.contains(&next) || quarantined(&next) {
+        while is_taken(&taken, next) || quarantined(&next) {
             next += 1;
         }
         ids[c] = next;
-        taken.insert(next);
+        take(&mut taken, next);
     }
     ids
 }

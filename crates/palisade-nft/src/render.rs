@@ -462,6 +462,10 @@ fn classify_objects(classes: &Classes, families: &[bool], directions: &BTreeSet<
     }
 }
 
+/// A policy, a direction, and the numbers a chain's pods give the policy's ingress named
+/// ports, in order.
+type PolicyRulesKey = (usize, Direction, Vec<Option<u16>>);
+
 /// The shared sets rules look up, by name.
 #[derive(Default)]
 struct Objects<'c> {
@@ -478,7 +482,7 @@ struct Objects<'c> {
     /// A policy's rules in one direction, by what the chain's pods give its ingress named
     /// ports (the only thing they depend on): a policy isolating pods of many
     /// combinations is rendered once per distinct answer, not once per chain.
-    policy_rules: HashMap<(usize, Direction, Vec<Option<u16>>), Vec<Rule>>,
+    policy_rules: HashMap<PolicyRulesKey, Vec<Rule>>,
     /// Elements in `sets`.
     elements: usize,
 }

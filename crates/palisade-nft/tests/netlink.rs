@@ -176,34 +176,35 @@ fn elements_deleted_over_netlink_leave_the_others() {
     use palisade_nft::ruleset::Elements;
     let ns = NetNs::new("netlink");
     let ruleset = table();
-    let load = |ruleset: &Ruleset| NsNft(&ns).apply(&json::document(&json::replace_commands(ruleset))).expect("the table");
-    let listed = || normalize_listing(&String::from_utf8_lossy(&ns.exec("nft", &["list", "table", "inet", "palisade"]).stdout));
+    // Loads the whole table, deletes one element over netlink, compares the listing.
+    let check = |what: &str, target: netlink::Target<'_>, element: (&palisade_nft::ruleset::Element, Option<&Verdict>), expected: Ruleset| {
+        NsNft(&ns).apply(&json::document(&json::replace_commands(&ruleset))).expect("the table");
+        let mut batches = netlink::Batches::default();
+        batches.remove(&target, std::iter::once(element));
+        batches.cut();
+        for transaction in batches.take() {
+            NsNft(&ns).netlink(&transaction).unwrap_or_else(|e| panic!("{what}: {e}"));
+        }
+        let listed = normalize_listing(&String::from_utf8_lossy(&ns.exec("nft", &["list", "table", "inet", "palisade"]).stdout));
+        assert_eq!(listed, normalize_listing(&text::table(&expected)), "{what}");
+    };
+    fn without<T: Clone>(list: &[T], i: usize) -> Elements<T> {
+        list.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, e)| e.clone()).collect()
+    }
     for (s, set) in ruleset.sets.iter().enumerate() {
         for (i, element) in set.elements.iter().enumerate() {
-            load(&ruleset);
-            let mut batches = netlink::Batches::default();
-            batches.remove(&netlink::Target { table: "palisade", name: &set.name, key: &set.key, interval: set.interval }, std::iter::once((element, None)));
-            batches.cut();
-            for transaction in batches.take() {
-                NsNft(&ns).netlink(&transaction).unwrap_or_else(|e| panic!("{} {element:?}: {e}", set.name));
-            }
             let mut expected = ruleset.clone();
-            expected.sets[s].elements = Elements::from(set.elements.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, e)| e.clone()).collect::<Vec<_>>());
-            assert_eq!(listed(), normalize_listing(&text::table(&expected)), "{} without {element:?}", set.name);
+            expected.sets[s].elements = without(&set.elements, i);
+            let target = netlink::Target { table: "palisade", name: &set.name, key: &set.key, interval: set.interval };
+            check(&format!("{} without {element:?}", set.name), target, (element, None), expected);
         }
     }
     for (m, map) in ruleset.maps.iter().enumerate() {
         for (i, (element, verdict)) in map.elements.iter().enumerate() {
-            load(&ruleset);
-            let mut batches = netlink::Batches::default();
-            batches.remove(&netlink::Target { table: "palisade", name: &map.name, key: &map.key, interval: map.interval }, std::iter::once((element, Some(verdict))));
-            batches.cut();
-            for transaction in batches.take() {
-                NsNft(&ns).netlink(&transaction).unwrap_or_else(|e| panic!("{} {element:?}: {e}", map.name));
-            }
             let mut expected = ruleset.clone();
-            expected.maps[m].elements = Elements::from(map.elements.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, e)| e.clone()).collect::<Vec<_>>());
-            assert_eq!(listed(), normalize_listing(&text::table(&expected)), "{} without {element:?}", map.name);
+            expected.maps[m].elements = without(&map.elements, i);
+            let target = netlink::Target { table: "palisade", name: &map.name, key: &map.key, interval: map.interval };
+            check(&format!("{} without {element:?}", map.name), target, (element, Some(verdict)), expected);
         }
     }
 }
