@@ -17,12 +17,11 @@
 //! changes in place keeps that mix to "old or new" (see ARCHITECTURE.md, "Atomicity").
 
 use std::collections::BTreeSet;
+use std::net::IpAddr;
 
 // foldhash: std's SipHash was a tenth of an event's render (addresses, recipes and
 // signatures are hashed on every render).
 use foldhash::{HashMap, HashMapExt};
-use std::net::IpAddr;
-
 use palisade_model::cluster_policy::ClusterPeer;
 use palisade_model::{Cluster, NamespaceScope, Peer, Protocol};
 use serde::{Deserialize, Serialize};

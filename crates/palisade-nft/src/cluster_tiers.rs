@@ -25,10 +25,9 @@
 //! pod the rule's peers hold.
 
 use std::collections::BTreeMap;
-
-use foldhash::{HashMap, HashMapExt};
 use std::rc::Rc;
 
+use foldhash::{HashMap, HashMapExt};
 use palisade_model::cluster_policy::{Action, ClusterPeer, ClusterPolicy, ClusterProtocol, Tier};
 use palisade_model::{Cluster, Direction, Endpoint, Protocol};
 use palisade_policy::tiers::selection;

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use foldhash::HashMap;
 
-use serde_json::{Value as Json, json};
+use serde_json::Value as Json;
 
 use crate::generation::Naming;
 use crate::json;
@@ -150,37 +150,29 @@ impl Object {
 }
 
 impl Command {
-    /// The command as nft JSON.
-    pub fn json(&self, table: &str) -> Json {
+    /// Appends the command as nft JSON (a class chain is two commands: the chain, its rule).
+    fn push_json(&self, table: &str, out: &mut Vec<Json>) {
         let verb = |add: bool| if add { "add" } else { "delete" };
         match self {
-            Command::Nft(json) => json.clone(),
-            Command::SetElements { add, set, elements } => json::element_command(verb(*add), table, &set.name, json::elements(elements, set.interval)),
-            Command::MapElements { add, map, elements } => json::element_command(verb(*add), table, &map.name, json::map_elements(elements, map.interval)),
+            Command::Nft(json) => out.push(json.clone()),
+            Command::SetElements { add, set, elements } => out.push(json::element_command(verb(*add), table, &set.name, json::elements(elements, set.interval))),
+            Command::MapElements { add, map, elements } => out.push(json::element_command(verb(*add), table, &map.name, json::map_elements(elements, map.interval))),
             Command::MarkChain { name, mask, value } => {
-                let chain = Chain { name: name.clone(), base: None, rules: vec![crate::ruleset::Rule { statements: vec![Statement::SetMark { mask: *mask, value: *value }], comment: None }] };
-                // Created with its rule: two commands in one.
-                json!([json::command("add", "chain", json::chain(table, &chain)), json::command("add", "rule", json::rule(table, name, &chain.rules[0]))])
+                let rule = crate::ruleset::Rule { statements: vec![Statement::SetMark { mask: *mask, value: *value }], comment: None };
+                out.push(json::command("add", "chain", json::chain(table, &Chain { name: name.clone(), base: None, rules: Vec::new() })));
+                out.push(json::command("add", "rule", json::rule(table, name, &rule)));
             }
-            Command::Flush(chain) => json!({"flush": {"chain": {"family": "inet", "table": table, "name": chain}}}),
-            Command::Delete(object, name) => json!({"delete": {object.word(): {"family": "inet", "table": table, "name": name}}}),
+            Command::Flush(chain) => out.push(json::by_name("flush", "chain", table, chain)),
+            Command::Delete(object, name) => out.push(json::by_name("delete", object.word(), table, name)),
         }
-    }
-
-    /// Whether the command goes over netlink when its transaction does.
-    pub fn netlink_ready(&self) -> bool {
-        !matches!(self, Command::Nft(_))
     }
 }
 
-/// Commands as nft JSON, in order (a class chain is two).
+/// Commands as nft JSON, in order.
 pub fn json_commands(table: &str, commands: &[Command]) -> Vec<Json> {
     let mut out = Vec::with_capacity(commands.len());
     for command in commands {
-        match command.json(table) {
-            Json::Array(several) => out.extend(several),
-            one => out.push(one),
-        }
+        command.push_json(table, &mut out);
     }
     out
 }

@@ -27,19 +27,20 @@ pub fn create_commands(ruleset: &Ruleset) -> Vec<Json> {
 /// chains (no new packet enters the old rules), then everything else.
 pub fn delete_commands(ruleset: &Ruleset) -> (Vec<Json>, Vec<Json>) {
     let t = &ruleset.table;
-    let unhook = ruleset
-        .chains
-        .iter()
-        .filter(|c| c.base.is_some())
-        .flat_map(|c| [json!({"flush": {"chain": {"family": "inet", "table": t, "name": c.name}}}), json!({"delete": {"chain": {"family": "inet", "table": t, "name": c.name}}})])
-        .collect();
+    let unhook = ruleset.chains.iter().filter(|c| c.base.is_some()).flat_map(|c| [by_name("flush", "chain", t, &c.name), by_name("delete", "chain", t, &c.name)]).collect();
     let regular: Vec<&Chain> = ruleset.chains.iter().filter(|c| c.base.is_none()).collect();
     let mut commands = Vec::new();
-    commands.extend(regular.iter().map(|c| json!({"flush": {"chain": {"family": "inet", "table": t, "name": c.name}}})));
-    commands.extend(ruleset.maps.iter().map(|m| json!({"delete": {"map": {"family": "inet", "table": t, "name": m.name}}})));
-    commands.extend(regular.iter().map(|c| json!({"delete": {"chain": {"family": "inet", "table": t, "name": c.name}}})));
-    commands.extend(ruleset.sets.iter().map(|s| json!({"delete": {"set": {"family": "inet", "table": t, "name": s.name}}})));
+    commands.extend(regular.iter().map(|c| by_name("flush", "chain", t, &c.name)));
+    commands.extend(ruleset.maps.iter().map(|m| by_name("delete", "map", t, &m.name)));
+    commands.extend(regular.iter().map(|c| by_name("delete", "chain", t, &c.name)));
+    commands.extend(ruleset.sets.iter().map(|s| by_name("delete", "set", t, &s.name)));
     (unhook, commands)
+}
+
+/// `{verb: {kind: {family, table, name}}}`: a command on an object named in the table
+/// (flush a chain, delete a chain, set or map).
+pub fn by_name(verb: &str, kind: &str, table: &str, name: &str) -> Json {
+    command(verb, kind, json!({"family": "inet", "table": table, "name": name}))
 }
 
 /// Commands that create every object of the ruleset nothing can reach yet: sets with their

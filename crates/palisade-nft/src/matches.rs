@@ -14,10 +14,9 @@
 //! as a fresh one (the property test in `tests/incremental.rs` checks it).
 
 use std::collections::BTreeMap;
-
-use foldhash::{HashMap, HashMapExt};
 use std::hash::{BuildHasher, Hash, Hasher};
 
+use foldhash::{HashMap, HashMapExt};
 use palisade_model::cluster_policy::ClusterPeer;
 use palisade_model::{Cluster, Endpoint, NamespaceScope, Peer};
 use palisade_policy::flow::namespace_labels;

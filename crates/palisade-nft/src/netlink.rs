@@ -300,12 +300,11 @@ impl Batches {
     /// A transaction of exactly `commands` (however big), or None when one of them must go
     /// through nft.
     pub fn transaction(table: &str, commands: &[crate::diff::Command]) -> Option<Vec<u8>> {
-        if !commands.iter().all(|c| c.netlink_ready()) {
-            return None;
-        }
         let mut batches = Batches { whole: true, ..Batches::default() };
         for command in commands {
-            batches.command(table, command);
+            if !batches.command(table, command) {
+                return None;
+            }
         }
         batches.cut();
         let mut done = batches.take();

@@ -21,10 +21,9 @@
 //!   never disagree on who a selector means.
 
 use std::collections::{BTreeMap, BTreeSet};
-
-use foldhash::HashMap;
 use std::net::IpAddr;
 
+use foldhash::HashMap;
 use palisade_model::cluster_policy::{ClusterPeer, ClusterProtocol, Tier};
 use palisade_model::{Cluster, Direction, Peer, PortSpec, Protocol};
 
